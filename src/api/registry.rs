@@ -1,0 +1,579 @@
+//! The `Registry` custom resource: a zot registry the operator deploys, or an external registry
+//! that is only a retention target.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{SecretKeyRef, SecretRef, GO_DURATION_PATTERN};
+
+/// A zot OCI registry deployed and configured by the operator (managed mode, the default), or an
+/// existing OCI registry declared as a retention target (external mode, `spec.external`).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "registry-operator.dev",
+    version = "v1alpha1",
+    kind = "Registry",
+    plural = "registries",
+    singular = "registry",
+    shortname = "reg",
+    category = "registry-operator",
+    namespaced,
+    status = "RegistryStatus",
+    printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url","description":"Where the registry answers"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version","description":"Registry version as reported or deployed"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("!has(self.spec.external) || (!has(self.spec.version) && !has(self.spec.image) && !has(self.spec.replicas) && !has(self.spec.storage) && !has(self.spec.gc) && !has(self.spec.dedupe) && !has(self.spec.untagged) && !has(self.spec.referrers) && !has(self.spec.auth) && !has(self.spec.tls) && !has(self.spec.sync) && !has(self.spec.extensions) && !has(self.spec.service) && !has(self.spec.resources) && !has(self.spec.nodeSelector) && !has(self.spec.tolerations) && !has(self.spec.affinity) && !has(self.spec.log) && !has(self.spec.config))").message("spec.external declares a registry the operator does not deploy: only external and aliases may be set with it"),
+    validation = Rule::new("has(self.spec.external) || has(self.spec.version)").message("a managed registry needs spec.version (the zot release to deploy, e.g. v2.1.20)"),
+    validation = Rule::new("!has(self.spec.replicas) || self.spec.replicas <= 1 || (has(self.spec.storage) && has(self.spec.storage.s3) && has(self.spec.storage.s3.cache))").message("replicas > 1 needs shared storage: set storage.s3 with storage.s3.cache (redis or dynamodb)"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrySpec {
+    /// Declares an existing registry (any OCI Distribution API registry) that the operator does
+    /// not deploy. It is a target for retention policies and health checks only. When set, only
+    /// `aliases` may be set beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalRegistry>,
+
+    /// zot release to deploy, e.g. `v2.1.20`. It selects the image tag and which config keys
+    /// are rendered: zot refuses to start on keys it does not know, so a feature the release
+    /// lacks is reported as InvalidSpec rather than rendered. Required for managed registries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+$"))]
+    pub version: Option<String>,
+
+    /// Container image override. Defaults to `ghcr.io/project-zot/zot:<version>`. The image
+    /// must still run the zot release named by `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+
+    /// Number of zot pods. More than one requires `storage.s3` with a `cache` and is rendered
+    /// as zot's scale-out cluster. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 32))]
+    pub replicas: Option<i32>,
+
+    /// Where zot keeps images: a PersistentVolumeClaim per pod (default), or an S3 bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+
+    /// zot's garbage collection, which frees blobs no manifest references anymore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc: Option<GcSpec>,
+
+    /// Store each blob once across repositories (hard links on a volume, placeholders on S3).
+    /// zot's default is on; with S3 it needs `storage.s3.cache`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe: Option<bool>,
+
+    /// How zot's garbage collection treats manifests that lost their last tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untagged: Option<UntaggedSpec>,
+
+    /// How zot's garbage collection treats referrers (signatures, SBOMs) whose subject is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrers: Option<ReferrersSpec>,
+
+    /// Authentication (htpasswd) and per-repository access control.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+
+    /// Serve HTTPS with the certificate in this Secret (type kubernetes.io/tls: `tls.crt`,
+    /// `tls.key`, optional `ca.crt` to verify client certificates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<SecretRef>,
+
+    /// Mirror repositories from upstream registries, periodically or on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncSpec>,
+
+    /// zot extensions: search, UI, metrics, scrub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<ExtensionsSpec>,
+
+    /// The Service in front of zot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSpec>,
+
+    /// Compute resources of the zot container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Node labels the zot pods must run on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+
+    /// Tolerations of the zot pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+
+    /// Affinity rules of the zot pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// zot's log settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogSpec>,
+
+    /// Other host names (`host` or `host:port`) this registry answers to, such as an ingress
+    /// host or a node-port address. Pod images on any of them count as in use for retention.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+
+    /// Raw zot configuration merged over the rendered one, last. Every key is still checked
+    /// against the keys the chosen zot version accepts, so an unknown key is reported as
+    /// InvalidSpec instead of crashing zot. An escape hatch: prefer the typed fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown_object")]
+    pub config: Option<serde_json::Value>,
+}
+
+/// An OCI registry the operator does not deploy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalRegistry {
+    /// Base URL of the registry, e.g. `https://registry.example.com` (the part before `/v2/`).
+    #[schemars(regex(pattern = r"^https?://[^\s/]+(/[^\s]*)?$"))]
+    pub url: String,
+    /// Secret with credentials: type `kubernetes.io/dockerconfigjson` (the entry for the
+    /// registry's host is used) or `kubernetes.io/basic-auth` (`username`, `password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+    /// Secret holding the PEM CA bundle that signs the registry's certificate (key `ca.crt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// Skip TLS certificate verification. Only for test registries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_tls_verify: Option<bool>,
+}
+
+/// Storage of a managed registry.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.s3) || !has(self.size)",
+    "message": "storage.size sizes the per-pod volume; with storage.s3 the images live in the bucket, so leave size unset"
+}]))]
+pub struct StorageSpec {
+    /// Size of each pod's PersistentVolumeClaim, e.g. `50Gi`. Default `10Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"))]
+    pub size: Option<String>,
+    /// StorageClass of the PersistentVolumeClaim. Default: the cluster's default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// Keep images in an S3 (or S3-compatible) bucket instead of a volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Storage>,
+}
+
+/// An S3 bucket as zot's storage driver.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Storage {
+    /// Bucket name.
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    /// Bucket region, e.g. `us-east-1`.
+    pub region: String,
+    /// Endpoint of an S3-compatible service (MinIO, Ceph); empty for AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Key prefix inside the bucket. Default `/zot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_directory: Option<String>,
+    /// Secret with `accessKey` and `secretKey` (exposed to zot as AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY). Unset: the pod's own identity (IRSA, instance profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+    /// Remote cache for dedupe and zot's metadata database; required with dedupe or
+    /// replicas > 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
+}
+
+/// zot's remote cache / metadata database. Set exactly one of `redis` and `dynamodb`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.redis) != has(self.dynamodb)",
+    "message": "set exactly one of cache.redis and cache.dynamodb"
+}]))]
+pub struct CacheSpec {
+    /// A Redis server, e.g. `redis://redis.zot.svc:6379/0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisCache>,
+    /// DynamoDB tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamodb: Option<DynamoDbCache>,
+}
+
+/// Redis as zot's cache.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisCache {
+    /// Redis URL, `redis://` or `rediss://`.
+    #[schemars(regex(pattern = r"^rediss?://"))]
+    pub url: String,
+    /// Prefix of every key zot writes. Default `zot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+}
+
+/// DynamoDB as zot's cache. Table names default to `<registry name>-<purpose>`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DynamoDbCache {
+    /// AWS region of the tables.
+    pub region: String,
+    /// Endpoint override (local DynamoDB); empty for AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Prefix of the table names; default: the Registry's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_prefix: Option<String>,
+}
+
+/// Garbage collection settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GcSpec {
+    /// Run garbage collection. Default true. Without it zot never frees disk space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Pause between the end of one sweep and the start of the next (Go duration). zot's
+    /// default `1h`; `0s` runs one sweep at startup only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub interval: Option<String>,
+    /// Minimum age of an unreferenced blob or stale upload before it is deleted (Go duration).
+    /// zot's default `1h`. Keep it above your longest push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub delay: Option<String>,
+    /// UTC window `HH:MM-HH:MM` in which a sweep may start (zot v2.1.19 and later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub time_window: Option<String>,
+}
+
+/// Cleanup of untagged manifests by zot's garbage collection.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UntaggedSpec {
+    /// Delete manifests that no tag and no index references. zot's default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete: Option<bool>,
+    /// Minimum age of an untagged manifest before deletion (Go duration). Default: `gc.delay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub delay: Option<String>,
+}
+
+/// Cleanup of referrers by zot's garbage collection.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferrersSpec {
+    /// Delete signatures, SBOMs and other referrers whose subject image is gone. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_orphans: Option<bool>,
+}
+
+/// Authentication and authorization of a managed registry.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Secret with a bcrypt htpasswd file (`htpasswd -B`). Default key `htpasswd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub htpasswd_secret_ref: Option<SecretKeyRef>,
+    /// Realm announced in Basic authentication challenges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// Seconds to wait after a failed login, slowing password guessing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 60))]
+    pub fail_delay_seconds: Option<i32>,
+    /// Per-repository access control. Needs htpasswd unless every rule is anonymous-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control: Option<AccessControlSpec>,
+}
+
+/// zot's access control.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessControlSpec {
+    /// Rules per repository glob (`team-a/**`); the most specific glob wins in zot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<RepositoryAccess>,
+    /// Users with every action on every repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_users: Vec<String>,
+    /// Users who may read `/metrics`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics_users: Vec<String>,
+}
+
+/// Access rules for repositories matching one glob.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryAccess {
+    /// Repository glob (`*` one path segment, `**` any depth).
+    #[schemars(length(min = 1))]
+    pub pattern: String,
+    /// Users and the actions they may take.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<AccessPolicy>,
+    /// Actions of any authenticated user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_policy: Vec<AccessAction>,
+    /// Actions of anonymous clients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous_policy: Vec<AccessAction>,
+}
+
+/// Actions granted to a set of users.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessPolicy {
+    /// User names from the htpasswd file.
+    #[schemars(length(min = 1))]
+    pub users: Vec<String>,
+    /// Granted actions.
+    #[schemars(length(min = 1))]
+    pub actions: Vec<AccessAction>,
+}
+
+/// An action in zot's access control.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessAction {
+    /// Pull.
+    Read,
+    /// Push to a new tag or repository.
+    Create,
+    /// Overwrite an existing tag.
+    Update,
+    /// Delete manifests and tags (retention needs it).
+    Delete,
+}
+
+/// Mirroring from upstream registries (zot's sync extension).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncSpec {
+    /// Upstream registries to mirror.
+    #[schemars(length(min = 1))]
+    pub registries: Vec<SyncRegistry>,
+    /// Secret with zot's sync credentials file (JSON `{"host": {"username", "password"}}`).
+    /// Default key `credentials.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretKeyRef>,
+}
+
+/// One upstream registry to mirror.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "(has(self.onDemand) && self.onDemand) || (has(self.pollInterval) && size(self.content) > 0)",
+    "message": "a sync registry must be onDemand, or periodic with pollInterval and at least one content entry"
+}]))]
+pub struct SyncRegistry {
+    /// Upstream URLs, tried in order.
+    #[schemars(length(min = 1))]
+    pub urls: Vec<String>,
+    /// Pull from upstream when a client asks for an image zot lacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_demand: Option<bool>,
+    /// Period of the periodic sync (Go duration). Periodic sync needs `content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub poll_interval: Option<String>,
+    /// Verify the upstream's TLS certificate. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
+    /// What to mirror; empty with onDemand mirrors whatever is asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<SyncContent>,
+    /// Retries of a failed sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_retries: Option<i32>,
+    /// Pause between retries (Go duration); required with maxRetries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub retry_delay: Option<String>,
+    /// Mirror only signed images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_signed: Option<bool>,
+}
+
+/// A set of upstream repositories to mirror.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncContent {
+    /// Repository glob upstream, e.g. `library/**`.
+    #[schemars(length(min = 1))]
+    pub prefix: String,
+    /// Tags to mirror (regular expression); default all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_regex: Option<String>,
+    /// Tags never to mirror (regular expression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_tags_regex: Option<String>,
+    /// Mirror only tags that are semantic versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semver: Option<bool>,
+    /// Local repository prefix to store the mirror under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// Drop the upstream prefix from the local name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_prefix: Option<bool>,
+}
+
+/// zot extensions.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.ui) || !self.ui || (has(self.search) && self.search)",
+    "message": "the UI needs the search extension: set extensions.search: true"
+}]))]
+pub struct ExtensionsSpec {
+    /// Search API (GraphQL); also gives retention per-tag push and pull times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<bool>,
+    /// Web UI; needs search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<bool>,
+    /// Prometheus metrics on `/metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<bool>,
+    /// Periodic read-only integrity check of stored images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrub: Option<ScrubSpec>,
+}
+
+/// zot's scrub extension.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrubSpec {
+    /// Period of the check (Go duration), at least `2h`. Default `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub interval: Option<String>,
+}
+
+/// The Service in front of zot.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Service type. Default ClusterIP.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<ServiceType>,
+    /// Service port. Default 5000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+    /// Extra annotations on the Service (load balancer settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// Kubernetes Service types supported for the registry Service.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ServiceType {
+    /// Reachable inside the cluster only.
+    #[default]
+    ClusterIP,
+    /// Also on a port of every node.
+    NodePort,
+    /// Through a cloud load balancer.
+    LoadBalancer,
+}
+
+/// zot's log settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogSpec {
+    /// Log level. Default info.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LogLevel>,
+}
+
+/// zot log levels.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Everything.
+    Debug,
+    /// Normal operation.
+    #[default]
+    Info,
+    /// Problems only.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+/// Observed state of a Registry.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// kstatus conditions: `Ready` always; `Reconciling` and `Stalled` when true.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// URL clients inside the cluster use (Service DNS name), or the external URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Registry version as the registry reports it (zot's mgmt endpoint), else the deployed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// SHA-256 of the rendered zot config; the pods carry it as an annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// zot pods that are ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Result of the latest `GET /v2/` check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<RegistryHealth>,
+}
+
+/// Result of a registry health check.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryHealth {
+    /// `GET /v2/` answered 200 or 401.
+    pub healthy: bool,
+    /// Round-trip time of the check in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<i64>,
+    /// When the check ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked: Option<Time>,
+    /// What failed, when unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
+impl RegistrySpec {
+    /// Whether the operator deploys this registry.
+    pub fn is_managed(&self) -> bool {
+        self.external.is_none()
+    }
+}

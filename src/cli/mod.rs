@@ -1,0 +1,41 @@
+//! Command-line entry points. Each command group lives in its own file; this module only parses
+//! and dispatches. Exit codes: 0 success, 1 failure while working, 2 invalid input.
+
+mod crd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for invalid input (bad YAML, unknown field, rule violated).
+pub const EXIT_INVALID: u8 = 2;
+/// Exit code for failures while working (registry unreachable, I/O).
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Deploys zot registries and enforces tag retention on OCI registries.
+#[derive(Parser, Debug)]
+#[command(name = "registry-operator", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write the CustomResourceDefinitions generated from the API types.
+    Crd(crd::CrdArgs),
+    /// Print the version of this build.
+    Version,
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Crd(args) => crd::run(&args),
+        Command::Version => {
+            println!("registry-operator {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}
