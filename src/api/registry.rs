@@ -349,7 +349,9 @@ pub struct AccessPolicy {
 }
 
 /// An action in zot's access control.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AccessAction {
     /// Pull.
@@ -367,7 +369,7 @@ pub enum AccessAction {
 #[serde(rename_all = "camelCase")]
 pub struct SyncSpec {
     /// Upstream registries to mirror.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 32))]
     pub registries: Vec<SyncRegistry>,
     /// Secret with zot's sync credentials file (JSON `{"host": {"username", "password"}}`).
     /// Default key `credentials.json`.
@@ -379,12 +381,12 @@ pub struct SyncSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "(has(self.onDemand) && self.onDemand) || (has(self.pollInterval) && size(self.content) > 0)",
+    "rule": "(has(self.onDemand) && self.onDemand) || (has(self.pollInterval) && has(self.content) && size(self.content) > 0)",
     "message": "a sync registry must be onDemand, or periodic with pollInterval and at least one content entry"
 }]))]
 pub struct SyncRegistry {
     /// Upstream URLs, tried in order.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 8))]
     pub urls: Vec<String>,
     /// Pull from upstream when a client asks for an image zot lacks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -398,6 +400,7 @@ pub struct SyncRegistry {
     pub tls_verify: Option<bool>,
     /// What to mirror; empty with onDemand mirrors whatever is asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub content: Vec<SyncContent>,
     /// Retries of a failed sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]

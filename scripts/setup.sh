@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need on a fresh Debian machine, idempotently:
+#   - Debian packages: docker-registry (CNCF distribution, the real registry the tests run),
+#     apache2-utils (htpasswd for bcrypt auth tests)
+#   - a Python venv with kubernetes-validate (offline schema validation of rendered objects)
+# Nothing is downloaded when everything is already present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOOLS=${REGISTRY_OPERATOR_TOOLS:-$PWD/.tools}
+mkdir -p "$TOOLS/bin"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  # Installing docker-registry would start its system service on :5000; keep services down.
+  added_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod +x /usr/sbin/policy-rc.d
+    added_policy=1
+  fi
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -n "$added_policy" ] && as_root rm -f /usr/sbin/policy-rc.d
+fi
+
+KV_VERSION=1.37.0
+if [ ! -x "$TOOLS/venv/bin/kubernetes-validate" ]; then
+  echo "setup: creating $TOOLS/venv with kubernetes-validate==$KV_VERSION" >&2
+  rm -rf "$TOOLS/venv"
+  python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$KV_VERSION" >&2
+fi
+ln -sf "$TOOLS/venv/bin/kubernetes-validate" "$TOOLS/bin/kubernetes-validate"
+
+if [ -x scripts/install-tools.sh ]; then
+  scripts/install-tools.sh "$TOOLS/bin"
+fi
+echo "setup: ok ($TOOLS/bin)" >&2
