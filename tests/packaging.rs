@@ -1,0 +1,399 @@
+//! The ways platform teams install the operator — Helm chart, kustomize tree, samples, the
+//! Argo CD health check — render offline and validate against Kubernetes schemas.
+//!
+//! Needs `helm`, `kubectl` and `kubernetes-validate` from `scripts/setup.sh` (in `.tools/bin`).
+
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+/// Kubernetes version the rendered objects are validated against (the chart's minimum is 1.30).
+const KUBE_VERSION: &str = "1.33.0";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tool(name: &str) -> PathBuf {
+    let path = root().join(".tools/bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/setup.sh first",
+        path.display()
+    );
+    path
+}
+
+fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn docs(yaml: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+fn helm_template(extra: &[&str]) -> String {
+    let mut cmd = Command::new(tool("helm"));
+    cmd.args([
+        "template",
+        "ro",
+        "charts/registry-operator",
+        "--namespace",
+        "registry-operator",
+        "--include-crds",
+    ])
+    .args(extra)
+    .current_dir(root());
+    let (ok, out, err) = run(&mut cmd);
+    assert!(ok, "helm template {extra:?} failed:\n{err}");
+    out
+}
+
+/// Validates built-in objects with kubernetes-validate (strict: unknown fields fail) and
+/// custom resources / CRDs with the project's own schema checks.
+fn validate_offline(label: &str, yaml: &str) {
+    let objects = docs(yaml);
+    assert!(!objects.is_empty(), "{label}: nothing rendered");
+    let dir = tempfile::tempdir().unwrap();
+    let mut builtin = String::new();
+    for o in &objects {
+        let api = o["apiVersion"].as_str().unwrap_or_default();
+        if api.starts_with("registry-operator.dev/") || api.starts_with("monitoring.coreos.com/") {
+            continue; // validated against their CRDs below / not ours to validate
+        }
+        if o["kind"] == "CustomResourceDefinition" {
+            let problems = schema::structural_problems(schema::crd_schema(o));
+            assert!(
+                problems.is_empty(),
+                "{label}: CRD {} not structural: {problems:#?}",
+                o["metadata"]["name"]
+            );
+        }
+        builtin.push_str("---\n");
+        builtin.push_str(&serde_yaml::to_string(o).unwrap());
+    }
+    let file = dir.path().join("objects.yaml");
+    std::fs::write(&file, builtin).unwrap();
+    let (ok, out, err) = run(Command::new(tool("kubernetes-validate"))
+        .args(["-k", KUBE_VERSION, "--strict", "--quiet"])
+        .arg(&file));
+    assert!(
+        ok && !out.contains("ERROR") && !err.contains("ERROR"),
+        "{label}: schema validation failed:\n{out}\n{err}"
+    );
+}
+
+#[test]
+fn helm_lint_passes_in_strict_mode() {
+    let (ok, out, err) = run(Command::new(tool("helm"))
+        .args(["lint", "--strict", "charts/registry-operator"])
+        .current_dir(root()));
+    assert!(ok, "helm lint failed:\n{out}\n{err}");
+}
+
+#[test]
+fn the_chart_with_default_values_renders_valid_objects() {
+    let out = helm_template(&[]);
+    validate_offline("chart (defaults)", &out);
+    let kinds: Vec<String> = docs(&out)
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap().to_string())
+        .collect();
+    for want in [
+        "CustomResourceDefinition",
+        "Deployment",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Service",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == want),
+            "no {want} rendered: {kinds:?}"
+        );
+    }
+    assert!(
+        !kinds
+            .iter()
+            .any(|k| k == "ServiceMonitor" || k == "NetworkPolicy"),
+        "optional objects are off by default"
+    );
+}
+
+#[test]
+fn the_chart_with_every_option_on_renders_valid_objects() {
+    let out = helm_template(&[
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        "networkPolicy.metricsFromNamespaceLabels.monitoring=enabled",
+        "--set",
+        "watchNamespaces={team-a,team-b}",
+        "--set",
+        "replicaCount=2",
+        "--set",
+        "logging.format=text",
+        "--set",
+        "imagePullSecrets[0].name=pull",
+        "--set",
+        "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/x",
+    ]);
+    validate_offline("chart (all options)", &out);
+    let objects = docs(&out);
+    let deploy = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let args: Vec<&str> = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.contains(&"--watch-namespace=team-a") && args.contains(&"--watch-namespace=team-b"),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"--log-format=text") && args.contains(&"--leader-elect"),
+        "{args:?}"
+    );
+    assert!(objects.iter().any(|o| o["kind"] == "ServiceMonitor"));
+    assert!(objects.iter().any(|o| o["kind"] == "NetworkPolicy"));
+}
+
+#[test]
+fn the_chart_rejects_values_outside_its_schema() {
+    for bad in [
+        ["--set", "logging.format=xml"],
+        ["--set", "replicaCount=-1"],
+        ["--set", "bogus=1"],
+    ] {
+        let mut cmd = Command::new(tool("helm"));
+        cmd.args(["template", "ro", "charts/registry-operator"])
+            .args(bad)
+            .current_dir(root());
+        let (ok, _, err) = run(&mut cmd);
+        assert!(!ok, "helm accepted {bad:?}");
+        assert!(
+            err.contains("values don't meet the specifications") || err.contains("at '/"),
+            "{bad:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_operator_pod_meets_the_restricted_pod_security_standard() {
+    for (label, yaml) in [
+        ("chart", helm_template(&[])),
+        ("kustomize", kustomize("config/default")),
+    ] {
+        let objects = docs(&yaml);
+        let deploy = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+        let pod = &deploy["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{label}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{label}"
+        );
+        for c in pod["containers"].as_array().unwrap() {
+            let sc = &c["securityContext"];
+            assert_eq!(sc["allowPrivilegeEscalation"], false, "{label}");
+            assert_eq!(sc["readOnlyRootFilesystem"], true, "{label}");
+            assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{label}");
+            assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz", "{label}");
+            assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz", "{label}");
+        }
+    }
+}
+
+fn kustomize(dir: &str) -> String {
+    let (ok, out, err) = run(Command::new(tool("kubectl"))
+        .args(["kustomize", dir])
+        .current_dir(root()));
+    assert!(ok, "kubectl kustomize {dir} failed:\n{err}");
+    out
+}
+
+#[test]
+fn the_kustomize_tree_renders_valid_objects() {
+    let out = kustomize("config/default");
+    validate_offline("config/default", &out);
+    let objects = docs(&out);
+    assert_eq!(
+        objects
+            .iter()
+            .filter(|o| o["kind"] == "CustomResourceDefinition")
+            .count(),
+        3
+    );
+    for o in objects
+        .iter()
+        .filter(|o| o["metadata"]["namespace"].is_string())
+    {
+        assert_eq!(
+            o["metadata"]["namespace"], "registry-operator-system",
+            "{}",
+            o["metadata"]["name"]
+        );
+    }
+}
+
+#[test]
+fn the_kustomize_samples_are_valid_custom_resources() {
+    let crds: Vec<Value> = docs(&kustomize("config/crd"));
+    let samples = docs(&kustomize("config/samples"));
+    assert!(samples.len() >= 4);
+    for s in &samples {
+        let crd = crds
+            .iter()
+            .find(|c| c["spec"]["names"]["kind"] == s["kind"])
+            .expect("CRD for sample");
+        let problems = schema::all_problems(schema::crd_schema(crd), s);
+        assert!(
+            problems.is_empty(),
+            "{}: {problems:#?}",
+            s["metadata"]["name"]
+        );
+    }
+}
+
+fn cluster_role_rules(objects: &[Value], name_suffix: &str) -> Value {
+    objects
+        .iter()
+        .find(|o| {
+            o["kind"] == "ClusterRole"
+                && o["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(name_suffix)
+        })
+        .unwrap_or_else(|| panic!("no ClusterRole *{name_suffix}"))["rules"]
+        .clone()
+}
+
+#[test]
+fn the_chart_and_kustomize_grant_the_operator_the_same_rules() {
+    let chart = cluster_role_rules(&docs(&helm_template(&[])), "ro-registry-operator");
+    let kustomize = cluster_role_rules(&docs(&kustomize("config/default")), "manager-role");
+    assert_eq!(chart, kustomize);
+    // Nothing writes Secrets or deletes what users own.
+    for rule in chart.as_array().unwrap() {
+        let resources = rule["resources"].as_array().unwrap();
+        let verbs = rule["verbs"].as_array().unwrap();
+        if resources
+            .iter()
+            .any(|r| r == "secrets" || r == "pods" || r == "namespaces")
+        {
+            assert!(
+                verbs
+                    .iter()
+                    .all(|v| ["get", "list", "watch"].contains(&v.as_str().unwrap())),
+                "{rule}"
+            );
+        }
+        assert!(!verbs.iter().any(|v| v == "*"), "wildcard verb in {rule}");
+        assert!(
+            !resources.iter().any(|r| r == "*"),
+            "wildcard resource in {rule}"
+        );
+    }
+}
+
+/// Runs the Argo CD health script (Lua 5.1, like Argo CD's gopher-lua) on one object.
+fn argocd_health(object: &Value) -> (String, String) {
+    let cm =
+        docs(&std::fs::read_to_string(root().join("docs/gitops/argocd-cm-health.yaml")).unwrap())
+            .remove(0);
+    let script = cm["data"]["resource.customizations.health.registry-operator.dev_*"]
+        .as_str()
+        .unwrap();
+    let lua = mlua::Lua::new();
+    use mlua::LuaSerdeExt;
+    let obj = lua.to_value(object).unwrap();
+    lua.globals().set("obj", obj).unwrap();
+    let hs: mlua::Table = lua.load(script).eval().unwrap();
+    (
+        hs.get::<String>("status").unwrap(),
+        hs.get::<String>("message").unwrap(),
+    )
+}
+
+fn with_status(generation: i64, spec: Value, status: Value) -> Value {
+    json!({"apiVersion": "registry-operator.dev/v1alpha1", "kind": "RetentionPolicy",
+           "metadata": {"name": "p", "generation": generation}, "spec": spec, "status": status})
+}
+
+fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": message,
+           "lastTransitionTime": "2026-11-23T03:00:00Z", "observedGeneration": 2})
+}
+
+#[test]
+fn argocd_reports_healthy_progressing_degraded_and_suspended_from_the_conditions() {
+    let spec = json!({"mode": "Plan"});
+    let healthy = with_status(
+        2,
+        spec.clone(),
+        json!({"observedGeneration": 2, "conditions": [cond("Ready", "True", "Succeeded", "planned 40 deletions")]}),
+    );
+    assert_eq!(
+        argocd_health(&healthy),
+        ("Healthy".into(), "Succeeded: planned 40 deletions".into())
+    );
+
+    let stalled = with_status(
+        2,
+        spec.clone(),
+        json!({"observedGeneration": 2, "conditions": [
+        cond("Ready", "False", "BlastRadiusExceeded", "plan deletes 900 tags, limit 500"),
+        cond("Stalled", "True", "BlastRadiusExceeded", "plan deletes 900 tags, limit 500")]}),
+    );
+    let (status, message) = argocd_health(&stalled);
+    assert_eq!(status, "Degraded");
+    assert!(
+        message.contains("BlastRadiusExceeded") && message.contains("limit 500"),
+        "{message}"
+    );
+
+    let reconciling = with_status(
+        2,
+        spec.clone(),
+        json!({"observedGeneration": 2, "conditions": [
+        cond("Ready", "False", "Reconciling", "applying"), cond("Reconciling", "True", "Progressing", "waiting for 1/3 replicas")]}),
+    );
+    assert_eq!(argocd_health(&reconciling).0, "Progressing");
+
+    let behind = with_status(
+        3,
+        spec.clone(),
+        json!({"observedGeneration": 2, "conditions": [cond("Ready", "True", "Succeeded", "ok")]}),
+    );
+    let (status, message) = argocd_health(&behind);
+    assert_eq!(status, "Progressing");
+    assert!(message.contains("generation 3"), "{message}");
+
+    let fresh = json!({"apiVersion": "registry-operator.dev/v1alpha1", "kind": "Registry", "metadata": {"name": "r", "generation": 1}, "spec": {}});
+    assert_eq!(argocd_health(&fresh).0, "Progressing");
+
+    let suspended = with_status(
+        2,
+        json!({"mode": "Enforce", "suspend": true}),
+        json!({"observedGeneration": 2, "conditions": [cond("Ready", "True", "Succeeded", "ok")]}),
+    );
+    assert_eq!(argocd_health(&suspended).0, "Suspended");
+}
