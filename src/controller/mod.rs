@@ -1,0 +1,5 @@
+//! The operator: reconcilers that wire the renderer, the registry client and the retention
+//! engine to the cluster, plus the pure pieces they share (conditions, schedules).
+
+pub mod conditions;
+pub mod schedule;
