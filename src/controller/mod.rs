@@ -2,4 +2,8 @@
 //! engine to the cluster, plus the pure pieces they share (conditions, schedules).
 
 pub mod conditions;
+pub mod http;
+pub mod metrics;
 pub mod schedule;
+pub mod selector;
+pub mod trigger;

@@ -1,0 +1,157 @@
+//! Prometheus metrics of the operator. Label values come from small fixed sets (controller
+//! names, PascalCase reasons, modes, outcomes, HTTP status classes), so cardinality stays bounded
+//! however many objects the operator watches.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels naming a controller.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    /// `registry`, `retentionpolicy` or `clusterretentionpolicy`.
+    pub controller: &'static str,
+}
+
+/// Labels of a failed reconcile.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// The controller.
+    pub controller: &'static str,
+    /// PascalCase reason of the error.
+    pub reason: String,
+}
+
+/// Labels of a retention run.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    /// The controller (policy kind).
+    pub controller: &'static str,
+    /// `Plan` or `Enforce`.
+    pub mode: String,
+    /// `Succeeded`, `PartiallyFailed`, `Blocked`, `Failed`.
+    pub outcome: String,
+}
+
+/// Labels of a registry request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// HTTP method.
+    pub method: String,
+    /// Status class: `2xx`, `4xx`, `5xx`, or `error` when no response came.
+    pub code: String,
+}
+
+/// Every metric the operator exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Reconciles started.
+    pub reconciles: Family<ControllerLabels, Counter>,
+    /// Reconciles that failed, by reason.
+    pub failures: Family<FailureLabels, Counter>,
+    /// Reconcile durations.
+    pub durations: Family<ControllerLabels, Histogram>,
+    /// Retention runs, by mode and outcome.
+    pub runs: Family<RunLabels, Counter>,
+    /// Tags deleted by retention.
+    pub tags_deleted: Family<ControllerLabels, Counter>,
+    /// Requests sent to registries, by method and status class.
+    pub registry_requests: Family<RequestLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric under the `registry_operator` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("registry_operator");
+        let reconciles = Family::<ControllerLabels, Counter>::default();
+        let failures = Family::<FailureLabels, Counter>::default();
+        let durations = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        let runs = Family::<RunLabels, Counter>::default();
+        let tags_deleted = Family::<ControllerLabels, Counter>::default();
+        let registry_requests = Family::<RequestLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles started", reconciles.clone());
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that failed, by reason",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of reconciles",
+            durations.clone(),
+        );
+        registry.register(
+            "retention_runs",
+            "Retention runs by mode and outcome",
+            runs.clone(),
+        );
+        registry.register(
+            "retention_tags_deleted",
+            "Tags deleted by retention",
+            tags_deleted.clone(),
+        );
+        registry.register(
+            "registry_requests",
+            "Requests sent to registries",
+            registry_requests.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            reconciles,
+            failures,
+            durations,
+            runs,
+            tags_deleted,
+            registry_requests,
+        }
+    }
+
+    /// The metrics in Prometheus' text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_appear_in_the_exposition_with_their_labels() {
+        let m = Metrics::new();
+        m.reconciles
+            .get_or_create(&ControllerLabels {
+                controller: "registry",
+            })
+            .inc();
+        m.failures
+            .get_or_create(&FailureLabels {
+                controller: "registry",
+                reason: "InvalidSpec".into(),
+            })
+            .inc();
+        let text = m.encode();
+        assert!(
+            text.contains("registry_operator_reconciles_total{controller=\"registry\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("registry_operator_reconcile_failures_total{controller=\"registry\",reason=\"InvalidSpec\"} 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

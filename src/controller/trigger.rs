@@ -1,0 +1,168 @@
+//! Whether a retention policy should run now, and when to look again. Pure: the reconciler
+//! passes the policy's state and the clock.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::schedule::Schedule;
+
+/// Annotation whose new value requests one run.
+pub const RUN_REQUESTED_AT: &str = "registry-operator.dev/run-requested-at";
+
+/// Why a run starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// Never ran at this generation: the policy is new or its spec changed.
+    SpecChanged,
+    /// The run-requested-at annotation has a value not acted upon yet.
+    Requested(String),
+    /// The schedule is due.
+    Scheduled,
+}
+
+/// What the reconciler knows about a policy when deciding.
+#[derive(Debug, Clone)]
+pub struct PolicyState<'a> {
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// Generation of the last completed run (the status' `observedGeneration`).
+    pub last_run_generation: Option<i64>,
+    /// Start of the last run.
+    pub last_run_start: Option<Timestamp>,
+    /// Current value of the run-requested-at annotation.
+    pub requested: Option<&'a str>,
+    /// The value acted upon last (status `lastRunRequest`).
+    pub last_request: Option<&'a str>,
+    /// Parsed schedule, if any.
+    pub schedule: Option<&'a Schedule>,
+    /// `spec.suspend`.
+    pub suspended: bool,
+}
+
+/// Decides whether to run now. Requested runs and spec changes run even when suspended;
+/// scheduled runs do not.
+pub fn due(state: &PolicyState<'_>, now: Timestamp) -> Option<Trigger> {
+    if let Some(value) = state.requested {
+        if state.last_request != Some(value) {
+            return Some(Trigger::Requested(value.to_string()));
+        }
+    }
+    if state.last_run_start.is_none() || state.generation != state.last_run_generation {
+        return Some(Trigger::SpecChanged);
+    }
+    if state.suspended {
+        return None;
+    }
+    let next = next_run(state)?;
+    (next <= now).then_some(Trigger::Scheduled)
+}
+
+/// When the next scheduled run is due (None without a schedule or while suspended).
+pub fn next_run(state: &PolicyState<'_>) -> Option<Timestamp> {
+    if state.suspended {
+        return None;
+    }
+    let schedule = state.schedule?;
+    let last = state.last_run_start?;
+    schedule.next_after(last)
+}
+
+/// How long to wait before reconciling again: until the next run, capped so a clock jump or a
+/// missed watch event is noticed within `cap`.
+pub fn requeue_after(
+    state: &PolicyState<'_>,
+    now: Timestamp,
+    cap: SignedDuration,
+) -> SignedDuration {
+    match next_run(state) {
+        Some(next) => {
+            let wait = now.duration_until(next);
+            wait.clamp(SignedDuration::from_secs(1), cap)
+        }
+        None => cap,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn base<'a>(schedule: Option<&'a Schedule>) -> PolicyState<'a> {
+        PolicyState {
+            generation: Some(2),
+            last_run_generation: Some(2),
+            last_run_start: Some(ts("2026-11-23T03:00:00Z")),
+            requested: None,
+            last_request: None,
+            schedule,
+            suspended: false,
+        }
+    }
+
+    #[test]
+    fn a_new_or_changed_policy_runs_at_once() {
+        let mut s = base(None);
+        s.last_run_start = None;
+        assert_eq!(
+            due(&s, ts("2026-11-23T03:00:00Z")),
+            Some(Trigger::SpecChanged)
+        );
+        let mut s = base(None);
+        s.generation = Some(3);
+        assert_eq!(
+            due(&s, ts("2026-11-23T03:00:01Z")),
+            Some(Trigger::SpecChanged)
+        );
+    }
+
+    #[test]
+    fn a_new_annotation_value_requests_exactly_one_run() {
+        let mut s = base(None);
+        s.requested = Some("2026-11-23T04:00");
+        assert_eq!(
+            due(&s, ts("2026-11-23T04:00:00Z")),
+            Some(Trigger::Requested("2026-11-23T04:00".into()))
+        );
+        s.last_request = Some("2026-11-23T04:00");
+        assert_eq!(due(&s, ts("2026-11-23T04:00:05Z")), None);
+    }
+
+    #[test]
+    fn a_schedule_is_due_at_its_time_and_not_before() {
+        let every = Schedule::parse("@every 6h").unwrap();
+        let s = base(Some(&every));
+        assert_eq!(due(&s, ts("2026-11-23T08:59:59Z")), None);
+        assert_eq!(
+            due(&s, ts("2026-11-23T09:00:00Z")),
+            Some(Trigger::Scheduled)
+        );
+        assert_eq!(
+            requeue_after(
+                &s,
+                ts("2026-11-23T08:00:00Z"),
+                SignedDuration::from_hours(24)
+            ),
+            SignedDuration::from_hours(1)
+        );
+        assert_eq!(
+            requeue_after(&s, ts("2026-11-23T08:00:00Z"), SignedDuration::from_mins(5)),
+            SignedDuration::from_mins(5)
+        );
+    }
+
+    #[test]
+    fn a_suspended_policy_skips_its_schedule_but_honours_requests() {
+        let every = Schedule::parse("@every 6h").unwrap();
+        let mut s = base(Some(&every));
+        s.suspended = true;
+        assert_eq!(due(&s, ts("2026-11-24T09:00:00Z")), None);
+        s.requested = Some("now");
+        assert!(matches!(
+            due(&s, ts("2026-11-24T09:00:00Z")),
+            Some(Trigger::Requested(_))
+        ));
+    }
+}
