@@ -4,6 +4,7 @@
 pub mod conditions;
 pub mod http;
 pub mod metrics;
+pub mod runtime;
 pub mod schedule;
 pub mod selector;
 pub mod trigger;

@@ -1,0 +1,131 @@
+//! Process-level plumbing of `registry-operator run`: logging, the CRD check, leader election.
+
+use kube::api::{Api, ListParams};
+use kube::Client;
+use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
+use tokio::sync::watch;
+
+use crate::api::{ClusterRetentionPolicy, Registry, RetentionPolicy};
+
+/// Errors that stop the operator from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The custom resource definitions are not installed.
+    #[error("CRD {0} is not installed in the cluster; install it with `kubectl apply -f crds/` (or the Helm chart) and restart")]
+    CrdMissing(String),
+    /// The API server could not be reached or refused the operator.
+    #[error("talking to the Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Leader election failed.
+    #[error("leader election: {0}")]
+    LeaderElection(String),
+    /// The HTTP endpoint could not be bound.
+    #[error("serving metrics and health on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl RuntimeError {
+    /// PascalCase reason for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RuntimeError::CrdMissing(_) => "CrdMissing",
+            RuntimeError::Kube(_) => "KubeApiError",
+            RuntimeError::LeaderElection(_) => "LeaderElectionFailed",
+            RuntimeError::Listen { .. } => "ListenFailed",
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line, for log pipelines.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Installs the global tracing subscriber. `level` is a filter such as `info` or
+/// `info,registry_operator=debug`; `RUST_LOG` overrides it.
+pub fn init_tracing(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Fails with a clear message unless all three CRDs are served.
+pub async fn check_crds(client: &Client) -> Result<(), RuntimeError> {
+    let probe = ListParams::default().limit(1);
+    let missing = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 404);
+    if let Err(e) = Api::<Registry>::all(client.clone())
+        .list_metadata(&probe)
+        .await
+    {
+        return Err(if missing(&e) {
+            RuntimeError::CrdMissing("registries.registry-operator.dev".into())
+        } else {
+            e.into()
+        });
+    }
+    if let Err(e) = Api::<RetentionPolicy>::all(client.clone())
+        .list_metadata(&probe)
+        .await
+    {
+        return Err(if missing(&e) {
+            RuntimeError::CrdMissing("retentionpolicies.registry-operator.dev".into())
+        } else {
+            e.into()
+        });
+    }
+    if let Err(e) = Api::<ClusterRetentionPolicy>::all(client.clone())
+        .list_metadata(&probe)
+        .await
+    {
+        return Err(if missing(&e) {
+            RuntimeError::CrdMissing("clusterretentionpolicies.registry-operator.dev".into())
+        } else {
+            e.into()
+        });
+    }
+    Ok(())
+}
+
+/// Where the leader-election Lease lives and who this replica is.
+#[derive(Debug, Clone)]
+pub struct LeaderElection {
+    /// Namespace of the Lease.
+    pub namespace: String,
+    /// Name of the Lease.
+    pub lease: String,
+    /// This replica's identity (the pod name).
+    pub identity: String,
+}
+
+/// Starts competing for the Lease; the receiver turns `true` while this replica leads.
+pub async fn elect(
+    client: Client,
+    le: &LeaderElection,
+) -> Result<watch::Receiver<bool>, RuntimeError> {
+    let manager = LeaseManagerBuilder::new(client, &le.lease)
+        .with_namespace(&le.namespace)
+        .with_identity(&le.identity)
+        .with_parameters(
+            LeaseParams::new(&le.identity, 15, 5).with_field_manager("registry-operator-leader"),
+        )
+        .build()
+        .await
+        .map_err(|e| RuntimeError::LeaderElection(e.to_string()))?;
+    let (rx, _task) = manager.watch().await;
+    Ok(rx)
+}
