@@ -2,6 +2,8 @@
 //! and dispatches. Exit codes: 0 success, 1 failure while working, 2 invalid input.
 
 mod crd;
+pub mod render;
+mod strict;
 
 use std::process::ExitCode;
 
@@ -25,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Write the CustomResourceDefinitions generated from the API types.
     Crd(crd::CrdArgs),
+    /// Print the zot config and the Kubernetes objects a Registry manifest would produce.
+    Render(render::RenderArgs),
     /// Print the version of this build.
     Version,
 }
@@ -33,6 +37,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Crd(args) => crd::run(&args),
+        Command::Render(args) => render::run(&args),
         Command::Version => {
             println!("registry-operator {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -1,6 +1,7 @@
 //! The operator: reconcilers that wire the renderer, the registry client and the retention
-//! engine to the cluster, plus the pure pieces they share (conditions, schedules).
+//! engine to the cluster, plus the pure pieces they share (builders, conditions, schedules).
 
+pub mod builders;
 pub mod conditions;
 pub mod http;
 pub mod metrics;
@@ -8,3 +9,4 @@ pub mod runtime;
 pub mod schedule;
 pub mod selector;
 pub mod trigger;
+pub mod zot_input;

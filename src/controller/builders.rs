@@ -1,0 +1,557 @@
+//! Pure builders of the Kubernetes objects a managed `Registry` owns: the ConfigMap with
+//! `config.json`, the StatefulSet running zot, the client Service and the headless Service that
+//! gives each pod a stable DNS name. Same input, same objects; no client, no clock.
+//!
+//! Owner references are added by the controller when it applies these objects.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::zot_input::{self, DEFAULT_STORAGE_SIZE};
+use crate::api::registry::{RegistrySpec, ServiceType};
+use crate::zot::input::{paths, ZOT_PORT};
+use crate::zot::{render, RenderErrors, RenderedConfig, ZotVersion};
+
+/// Pod annotation carrying the SHA-256 of `config.json`; a change rolls the pods, because zot
+/// does not reload a ConfigMap volume.
+pub const CONFIG_HASH_ANNOTATION: &str = "registry-operator.dev/config-hash";
+/// Key of the config file in the ConfigMap.
+pub const CONFIG_KEY: &str = "config.json";
+/// Default image repository; the tag is the zot release.
+pub const DEFAULT_IMAGE_REPOSITORY: &str = "ghcr.io/project-zot/zot";
+/// Default Service port.
+pub const DEFAULT_SERVICE_PORT: i32 = 5000;
+/// The user and group zot runs as (the image defines none, so it would otherwise run as root).
+pub const ZOT_UID: i64 = 10001;
+/// Name of the container port zot listens on.
+pub const PORT_NAME: &str = "zot";
+/// Period of the startup probe in seconds.
+pub const STARTUP_PERIOD_SECONDS: i32 = 10;
+/// Failures the startup probe tolerates: with the period, a 30-minute budget for zot's
+/// startup walk over large storage (the port opens only after it).
+pub const STARTUP_FAILURE_THRESHOLD: i32 = 180;
+
+/// Default key of the htpasswd file in its Secret.
+pub const DEFAULT_HTPASSWD_KEY: &str = "htpasswd";
+/// Default key of the sync credentials file in its Secret.
+pub const DEFAULT_SYNC_CREDENTIALS_KEY: &str = "credentials.json";
+/// Keys of the S3 credentials Secret.
+pub const S3_ACCESS_KEY: &str = "accessKey";
+/// Keys of the S3 credentials Secret.
+pub const S3_SECRET_KEY: &str = "secretKey";
+
+/// What the builders need to know about the Registry.
+#[derive(Clone, Copy, Debug)]
+pub struct RegistryRef<'a> {
+    /// `metadata.name`.
+    pub name: &'a str,
+    /// `metadata.namespace`.
+    pub namespace: &'a str,
+    /// The spec.
+    pub spec: &'a RegistrySpec,
+}
+
+/// The objects a managed Registry owns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegistryObjects {
+    /// `<name>-config` with `config.json`.
+    pub config_map: ConfigMap,
+    /// `<name>`: the zot pods.
+    pub stateful_set: StatefulSet,
+    /// `<name>`: where clients connect.
+    pub service: Service,
+    /// `<name>-headless`: stable pod DNS names for the StatefulSet and zot's cluster members.
+    pub headless_service: Service,
+}
+
+impl RegistryObjects {
+    /// The objects in apply order, as JSON documents with `apiVersion` and `kind`.
+    pub fn to_values(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+        Ok(vec![
+            serde_json::to_value(&self.config_map)?,
+            serde_json::to_value(&self.headless_service)?,
+            serde_json::to_value(&self.service)?,
+            serde_json::to_value(&self.stateful_set)?,
+        ])
+    }
+}
+
+/// The rendered config and the objects of one Registry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredRegistry {
+    /// The zot release deployed.
+    pub version: ZotVersion,
+    /// The rendered `config.json` and its hash.
+    pub config: RenderedConfig,
+    /// The Kubernetes objects.
+    pub objects: RegistryObjects,
+}
+
+/// Validates a Registry, renders its zot config and builds its objects; every problem found
+/// (spec, version gates, zot's verify rules) is returned together.
+pub fn desired_registry(
+    registry: RegistryRef<'_>,
+    version_override: Option<&str>,
+) -> Result<DesiredRegistry, RenderErrors> {
+    let version = zot_input::resolve_version(registry.spec, version_override);
+    let (input, mut errors) =
+        zot_input::render_input(registry.name, registry.namespace, registry.spec);
+    let version = match version {
+        Ok(v) => v,
+        Err(e) => {
+            errors.extend(e);
+            return Err(errors);
+        }
+    };
+    let rendered = render(&input, version);
+    let rendered = match rendered {
+        Ok(r) if errors.is_empty() => r,
+        Ok(_) => return Err(errors),
+        Err(e) => {
+            errors.extend(e);
+            return Err(errors);
+        }
+    };
+    let objects = build_objects(registry, version, &rendered);
+    Ok(DesiredRegistry {
+        version,
+        config: rendered,
+        objects,
+    })
+}
+
+/// Labels on every object; `version` is the zot release.
+pub fn labels(name: &str, version: ZotVersion) -> BTreeMap<String, String> {
+    let mut l = selector_labels(name);
+    l.insert("app.kubernetes.io/component".into(), "registry".into());
+    l.insert(
+        "app.kubernetes.io/managed-by".into(),
+        "registry-operator".into(),
+    );
+    l.insert("app.kubernetes.io/version".into(), version.to_string());
+    l
+}
+
+/// The subset of [`labels`] that selects the pods; stable across upgrades, since a
+/// StatefulSet's selector cannot change.
+pub fn selector_labels(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/instance".to_string(), name.to_string()),
+        ("app.kubernetes.io/name".to_string(), "zot".to_string()),
+    ])
+}
+
+/// Name of the ConfigMap.
+pub fn config_map_name(name: &str) -> String {
+    format!("{name}-config")
+}
+
+/// Name of the headless Service.
+pub fn headless_service_name(name: &str) -> String {
+    format!("{name}-headless")
+}
+
+/// The container image: `spec.image`, else the official image tagged with the release.
+pub fn image(spec: &RegistrySpec, version: ZotVersion) -> String {
+    spec.image
+        .clone()
+        .unwrap_or_else(|| format!("{DEFAULT_IMAGE_REPOSITORY}:{version}"))
+}
+
+fn meta(registry: RegistryRef<'_>, name: String, version: ZotVersion) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(registry.namespace.to_string()),
+        labels: Some(labels(registry.name, version)),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Builds every object of a managed Registry from its rendered config.
+pub fn build_objects(
+    registry: RegistryRef<'_>,
+    version: ZotVersion,
+    config: &RenderedConfig,
+) -> RegistryObjects {
+    RegistryObjects {
+        config_map: config_map(registry, version, config),
+        stateful_set: stateful_set(registry, version, config),
+        service: service(registry, version),
+        headless_service: headless_service(registry, version),
+    }
+}
+
+/// The ConfigMap holding `config.json`.
+pub fn config_map(
+    registry: RegistryRef<'_>,
+    version: ZotVersion,
+    config: &RenderedConfig,
+) -> ConfigMap {
+    ConfigMap {
+        metadata: meta(registry, config_map_name(registry.name), version),
+        data: Some(BTreeMap::from([(
+            CONFIG_KEY.to_string(),
+            config.json.clone(),
+        )])),
+        ..ConfigMap::default()
+    }
+}
+
+fn uses_tls(spec: &RegistrySpec) -> bool {
+    spec.tls.is_some()
+}
+
+fn service_port(spec: &RegistrySpec, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some("registry".to_string()),
+        port,
+        target_port: Some(IntOrString::String(PORT_NAME.to_string())),
+        protocol: Some("TCP".to_string()),
+        app_protocol: Some(if uses_tls(spec) { "https" } else { "http" }.to_string()),
+        ..ServicePort::default()
+    }
+}
+
+/// The Service clients use: `<name>.<namespace>.svc:<port>`.
+pub fn service(registry: RegistryRef<'_>, version: ZotVersion) -> Service {
+    let svc = registry.spec.service.clone().unwrap_or_default();
+    let type_ = match svc.type_.unwrap_or_default() {
+        ServiceType::ClusterIP => "ClusterIP",
+        ServiceType::NodePort => "NodePort",
+        ServiceType::LoadBalancer => "LoadBalancer",
+    };
+    let mut metadata = meta(registry, registry.name.to_string(), version);
+    metadata.annotations = svc.annotations.filter(|a| !a.is_empty());
+    Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            type_: Some(type_.to_string()),
+            selector: Some(selector_labels(registry.name)),
+            ports: Some(vec![service_port(
+                registry.spec,
+                svc.port.unwrap_or(DEFAULT_SERVICE_PORT),
+            )]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+/// The headless Service: the StatefulSet's `serviceName`, and the DNS zone of zot's cluster
+/// members. It publishes pods before they are ready, because each zot member resolves every
+/// other member at startup.
+pub fn headless_service(registry: RegistryRef<'_>, version: ZotVersion) -> Service {
+    Service {
+        metadata: meta(registry, headless_service_name(registry.name), version),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_string()),
+            cluster_ip: Some("None".to_string()),
+            publish_not_ready_addresses: Some(true),
+            selector: Some(selector_labels(registry.name)),
+            ports: Some(vec![service_port(registry.spec, i32::from(ZOT_PORT))]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+fn probe(path: &str, scheme: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String(PORT_NAME.to_string()),
+            scheme: Some(scheme.to_string()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        success_threshold: Some(1),
+        ..Probe::default()
+    }
+}
+
+fn secret_volume(name: &str, secret: &str, items: Option<Vec<KeyToPath>>) -> Volume {
+    Volume {
+        name: name.to_string(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.to_string()),
+            items,
+            default_mode: Some(0o440),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}
+
+fn secret_env(var: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: var.to_string(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key: key.to_string(),
+                ..SecretKeySelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+/// The StatefulSet running zot.
+pub fn stateful_set(
+    registry: RegistryRef<'_>,
+    version: ZotVersion,
+    config: &RenderedConfig,
+) -> StatefulSet {
+    let spec = registry.spec;
+    let name = registry.name;
+    let s3 = spec.storage.as_ref().and_then(|s| s.s3.as_ref());
+    let scheme = if uses_tls(spec) { "HTTPS" } else { "HTTP" };
+
+    let mut volumes = vec![
+        Volume {
+            name: "config".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map_name(name),
+                items: Some(vec![KeyToPath {
+                    key: CONFIG_KEY.to_string(),
+                    path: CONFIG_KEY.to_string(),
+                    ..KeyToPath::default()
+                }]),
+                default_mode: Some(0o444),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".to_string(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    let mut mounts = vec![
+        mount("config", paths::CONFIG_DIR, true),
+        mount("data", paths::ROOT_DIRECTORY, false),
+        mount("tmp", "/tmp", false),
+    ];
+    if s3.is_some() {
+        // Images live in the bucket; the local root only holds scratch files (sync staging).
+        volumes.push(Volume {
+            name: "data".to_string(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        });
+    }
+    if let Some(htpasswd) = spec
+        .auth
+        .as_ref()
+        .and_then(|a| a.htpasswd_secret_ref.as_ref())
+    {
+        volumes.push(secret_volume(
+            "htpasswd",
+            &htpasswd.name,
+            Some(vec![KeyToPath {
+                key: htpasswd
+                    .key
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_HTPASSWD_KEY.to_string()),
+                path: "htpasswd".to_string(),
+                ..KeyToPath::default()
+            }]),
+        ));
+        mounts.push(mount("htpasswd", paths::HTPASSWD_DIR, true));
+    }
+    if let Some(tls) = &spec.tls {
+        volumes.push(secret_volume(
+            "tls",
+            &tls.name,
+            Some(
+                ["tls.crt", "tls.key"]
+                    .map(|k| KeyToPath {
+                        key: k.to_string(),
+                        path: k.to_string(),
+                        ..KeyToPath::default()
+                    })
+                    .to_vec(),
+            ),
+        ));
+        mounts.push(mount("tls", paths::TLS_DIR, true));
+    }
+    if let Some(creds) = spec
+        .sync
+        .as_ref()
+        .and_then(|s| s.credentials_secret_ref.as_ref())
+    {
+        volumes.push(secret_volume(
+            "sync-credentials",
+            &creds.name,
+            Some(vec![KeyToPath {
+                key: creds
+                    .key
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_SYNC_CREDENTIALS_KEY.to_string()),
+                path: "credentials.json".to_string(),
+                ..KeyToPath::default()
+            }]),
+        ));
+        mounts.push(mount("sync-credentials", paths::SYNC_CREDENTIALS_DIR, true));
+    }
+
+    let env: Vec<EnvVar> = s3
+        .and_then(|s| s.credentials_secret_ref.as_ref())
+        .map(|secret| {
+            vec![
+                secret_env("AWS_ACCESS_KEY_ID", &secret.name, S3_ACCESS_KEY),
+                secret_env("AWS_SECRET_ACCESS_KEY", &secret.name, S3_SECRET_KEY),
+            ]
+        })
+        .unwrap_or_default();
+
+    let container = Container {
+        name: "zot".to_string(),
+        image: Some(image(spec, version)),
+        image_pull_policy: Some("IfNotPresent".to_string()),
+        args: Some(vec!["serve".to_string(), paths::CONFIG_FILE.to_string()]),
+        ports: Some(vec![ContainerPort {
+            name: Some(PORT_NAME.to_string()),
+            container_port: i32::from(ZOT_PORT),
+            protocol: Some("TCP".to_string()),
+            ..ContainerPort::default()
+        }]),
+        env: (!env.is_empty()).then_some(env),
+        resources: spec.resources.clone(),
+        volume_mounts: Some(mounts),
+        startup_probe: Some(probe(
+            "/startupz",
+            scheme,
+            STARTUP_PERIOD_SECONDS,
+            STARTUP_FAILURE_THRESHOLD,
+        )),
+        liveness_probe: Some(probe("/livez", scheme, 20, 3)),
+        readiness_probe: Some(probe("/readyz", scheme, 10, 3)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(ZOT_UID),
+            run_as_group: Some(ZOT_UID),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_string()]),
+                ..Capabilities::default()
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_string(),
+                ..SeccompProfile::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+
+    let pod = PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(name, version)),
+            annotations: Some(BTreeMap::from([(
+                CONFIG_HASH_ANNOTATION.to_string(),
+                config.hash.clone(),
+            )])),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(ZOT_UID),
+                run_as_group: Some(ZOT_UID),
+                fs_group: Some(ZOT_UID),
+                // Chown a large volume only when its root is not already ours.
+                fs_group_change_policy: Some("OnRootMismatch".to_string()),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".to_string(),
+                    ..SeccompProfile::default()
+                }),
+                ..PodSecurityContext::default()
+            }),
+            termination_grace_period_seconds: Some(60),
+            containers: vec![container],
+            volumes: Some(volumes),
+            node_selector: spec.node_selector.clone().filter(|n| !n.is_empty()),
+            tolerations: spec.tolerations.clone().filter(|t| !t.is_empty()),
+            affinity: spec.affinity.clone(),
+            ..PodSpec::default()
+        }),
+    };
+
+    let volume_claim_templates = s3.is_none().then(|| {
+        let storage = spec.storage.clone().unwrap_or_default();
+        vec![PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some("data".to_string()),
+                labels: Some(selector_labels(name)),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".to_string()]),
+                storage_class_name: storage.storage_class_name,
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([(
+                        "storage".to_string(),
+                        Quantity(
+                            storage
+                                .size
+                                .unwrap_or_else(|| DEFAULT_STORAGE_SIZE.to_string()),
+                        ),
+                    )])),
+                    ..VolumeResourceRequirements::default()
+                }),
+                ..PersistentVolumeClaimSpec::default()
+            }),
+            ..PersistentVolumeClaim::default()
+        }]
+    });
+
+    StatefulSet {
+        metadata: meta(registry, name.to_string(), version),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(zot_input::replicas(spec)),
+            service_name: Some(headless_service_name(name)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(name)),
+                ..LabelSelector::default()
+            },
+            // zot cluster members resolve each other at startup: start them all at once.
+            pod_management_policy: Some("Parallel".to_string()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("RollingUpdate".to_string()),
+                ..StatefulSetUpdateStrategy::default()
+            }),
+            template: pod,
+            volume_claim_templates,
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}
