@@ -1,0 +1,498 @@
+//! Credentials and authentication challenges.
+//!
+//! - [`Credentials`]: anonymous or basic (user/password). Bearer tokens are obtained by the
+//!   client itself from the realm a `WWW-Authenticate: Bearer` challenge names.
+//! - [`DockerConfig`]: the `auths` map of `$DOCKER_CONFIG/config.json` /
+//!   `~/.docker/config.json` (as every registry tool reads it), including the base64 `auth`
+//!   field, and the legacy `.dockercfg` shape.
+//! - [`credentials_from_secret_data`]: credentials from the data of a Kubernetes Secret of type
+//!   `kubernetes.io/dockerconfigjson`, `kubernetes.io/dockercfg` or `kubernetes.io/basic-auth`,
+//!   taken as plain bytes so that this module knows nothing of Kubernetes.
+//! - [`parse_challenges`]: the `WWW-Authenticate` header grammar of RFC 9110 §11.6.1.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use super::error::{OciError, Result};
+
+/// Who the client is towards a registry.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum Credentials {
+    /// No credentials; bearer tokens are still requested anonymously when challenged.
+    #[default]
+    Anonymous,
+    /// User name and password (or a robot token used as password), sent as HTTP Basic to the
+    /// registry or to its token realm.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password; never printed by `Debug`.
+        password: String,
+    },
+}
+
+impl Credentials {
+    /// Basic credentials.
+    pub fn basic(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials::Basic {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The `Authorization: Basic …` header value, if these are basic credentials.
+    pub(crate) fn basic_header(&self) -> Option<String> {
+        match self {
+            Credentials::Anonymous => None,
+            Credentials::Basic { username, password } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+            )),
+        }
+    }
+
+    /// The user name, if any (safe to log).
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            Credentials::Anonymous => None,
+            Credentials::Basic { username, .. } => Some(username),
+        }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Anonymous => f.write_str("Anonymous"),
+            Credentials::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"***")
+                .finish(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// The `auths` section of a docker `config.json` (or a legacy `.dockercfg` map).
+#[derive(Debug, Clone, Default)]
+pub struct DockerConfig {
+    auths: BTreeMap<String, AuthEntry>,
+}
+
+/// Reduces a docker config key (`https://reg.io/v1/`, `reg.io:5000`) to `host[:port]`, and
+/// Docker Hub's aliases to `docker.io`.
+pub fn normalize_registry_host(key: &str) -> String {
+    let s = key.trim();
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    let host = s.split('/').next().unwrap_or("").to_ascii_lowercase();
+    match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".to_string()
+        }
+        _ => host,
+    }
+}
+
+impl DockerConfig {
+    /// Parses `config.json` bytes (`{"auths": {...}}`) or a legacy `.dockercfg` map
+    /// (`{"host": {"auth": ...}}`).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let v: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| OciError::InvalidCredentials {
+                message: format!("docker config is not JSON: {e}"),
+            })?;
+        let map = match v.get("auths") {
+            Some(a) => a.clone(),
+            None if v.is_object() => v,
+            None => serde_json::Value::Null,
+        };
+        if map.is_null() {
+            return Ok(DockerConfig::default());
+        }
+        let raw: BTreeMap<String, AuthEntry> =
+            serde_json::from_value(map).map_err(|e| OciError::InvalidCredentials {
+                message: format!("docker config `auths` is malformed: {e}"),
+            })?;
+        let mut auths = BTreeMap::new();
+        for (k, e) in raw {
+            auths.entry(normalize_registry_host(&k)).or_insert(e);
+        }
+        Ok(DockerConfig { auths })
+    }
+
+    /// Where docker looks for its config: `$DOCKER_CONFIG/config.json`, else
+    /// `$HOME/.docker/config.json`.
+    pub fn default_path() -> Option<PathBuf> {
+        if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
+            return Some(PathBuf::from(d).join("config.json"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json"))
+    }
+
+    /// Loads the default docker config; `Ok(None)` when there is none.
+    pub fn load_default() -> Result<Option<Self>> {
+        let Some(path) = Self::default_path() else {
+            return Ok(None);
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => Self::from_slice(&bytes).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(OciError::InvalidCredentials {
+                message: format!("reading {}: {e}", path.display()),
+            }),
+        }
+    }
+
+    /// The credentials stored for `registry` (`host[:port]`, any docker key spelling).
+    /// `Ok(None)` when there is no entry; an error when the entry is malformed.
+    pub fn credentials_for(&self, registry: &str) -> Result<Option<Credentials>> {
+        let Some(e) = self.auths.get(&normalize_registry_host(registry)) else {
+            return Ok(None);
+        };
+        if let (Some(u), Some(p)) = (&e.username, &e.password) {
+            if !u.is_empty() {
+                return Ok(Some(Credentials::basic(u, p)));
+            }
+        }
+        let Some(auth) = e.auth.as_deref().filter(|a| !a.is_empty()) else {
+            return Ok(None);
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .map_err(|_| OciError::InvalidCredentials {
+                message: format!("the `auth` field for {registry} is not base64"),
+            })?;
+        let text = String::from_utf8(decoded).map_err(|_| OciError::InvalidCredentials {
+            message: format!("the `auth` field for {registry} is not UTF-8"),
+        })?;
+        let Some((u, p)) = text.split_once(':') else {
+            return Err(OciError::InvalidCredentials {
+                message: format!("the `auth` field for {registry} is not `user:password`"),
+            });
+        };
+        Ok(Some(Credentials::basic(u, p)))
+    }
+
+    /// The registries this config has entries for (normalised hosts).
+    pub fn registries(&self) -> impl Iterator<Item = &str> {
+        self.auths.keys().map(String::as_str)
+    }
+}
+
+/// Builds credentials from the `data` of a Kubernetes Secret (values already base64-decoded,
+/// as the API client returns them), for the registry `registry_host`.
+///
+/// - `kubernetes.io/dockerconfigjson`: key `.dockerconfigjson`, the entry for the host;
+/// - `kubernetes.io/dockercfg`: key `.dockercfg`;
+/// - `kubernetes.io/basic-auth` (or any type with `username` and `password` keys): those keys.
+///
+/// A docker config without an entry for the host yields [`Credentials::Anonymous`]; a Secret
+/// with none of these keys is an error.
+pub fn credentials_from_secret_data(
+    secret_type: Option<&str>,
+    data: &BTreeMap<String, Vec<u8>>,
+    registry_host: &str,
+) -> Result<Credentials> {
+    let docker_key = match secret_type {
+        Some("kubernetes.io/dockercfg") => Some(".dockercfg"),
+        Some("kubernetes.io/dockerconfigjson") => Some(".dockerconfigjson"),
+        _ if data.contains_key(".dockerconfigjson") => Some(".dockerconfigjson"),
+        _ if data.contains_key(".dockercfg") => Some(".dockercfg"),
+        _ => None,
+    };
+    if let Some(key) = docker_key {
+        let bytes = data.get(key).ok_or_else(|| OciError::InvalidCredentials {
+            message: format!("Secret has no key {key}"),
+        })?;
+        let cfg = DockerConfig::from_slice(bytes)?;
+        return Ok(cfg
+            .credentials_for(registry_host)?
+            .unwrap_or(Credentials::Anonymous));
+    }
+    let text =
+        |k: &str| -> Result<Option<String>> {
+            match data.get(k) {
+                None => Ok(None),
+                Some(b) => String::from_utf8(b.clone()).map(Some).map_err(|_| {
+                    OciError::InvalidCredentials {
+                        message: format!("Secret key {k} is not UTF-8"),
+                    }
+                }),
+            }
+        };
+    match (text("username")?, text("password")?) {
+        (Some(u), Some(p)) => Ok(Credentials::basic(
+            u.trim_end_matches('\n'),
+            p.trim_end_matches('\n'),
+        )),
+        _ => Err(OciError::InvalidCredentials {
+            message: "Secret has neither .dockerconfigjson nor username/password".to_string(),
+        }),
+    }
+}
+
+/// One challenge of a `WWW-Authenticate` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// Auth scheme, lower-cased (`basic`, `bearer`).
+    pub scheme: String,
+    /// Parameters with lower-cased names (`realm`, `service`, `scope`, `error`).
+    pub params: BTreeMap<String, String>,
+}
+
+impl Challenge {
+    /// A parameter by (lower-case) name.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+}
+
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+/// Parses a `WWW-Authenticate` header into its challenges (RFC 9110 §11.6.1): auth schemes
+/// followed by comma-separated `name=value` parameters, values as tokens or quoted strings.
+/// Token68 credentials (`Negotiate abc==`) are accepted and ignored.
+pub fn parse_challenges(header: &str) -> std::result::Result<Vec<Challenge>, String> {
+    let chars: Vec<char> = header.chars().collect();
+    let n = chars.len();
+    let mut i = 0;
+    let mut out: Vec<Challenge> = Vec::new();
+    let skip_ws = |i: &mut usize| {
+        while *i < n && (chars[*i] == ' ' || chars[*i] == '\t') {
+            *i += 1;
+        }
+    };
+    let read_token = |i: &mut usize| -> String {
+        let s = *i;
+        while *i < n && is_tchar(chars[*i]) {
+            *i += 1;
+        }
+        chars[s..*i].iter().collect()
+    };
+    loop {
+        skip_ws(&mut i);
+        while i < n && chars[i] == ',' {
+            i += 1;
+            skip_ws(&mut i);
+        }
+        if i >= n {
+            break;
+        }
+        let scheme = read_token(&mut i);
+        if scheme.is_empty() {
+            return Err(format!("expected an auth scheme at position {i}"));
+        }
+        let mut ch = Challenge {
+            scheme: scheme.to_ascii_lowercase(),
+            params: BTreeMap::new(),
+        };
+        // parameters
+        loop {
+            skip_ws(&mut i);
+            if i >= n {
+                break;
+            }
+            let save = i;
+            let name = read_token(&mut i);
+            skip_ws(&mut i);
+            if name.is_empty() {
+                if chars[i] == ',' {
+                    i += 1;
+                    continue;
+                }
+                return Err(format!("unexpected {:?} at position {i}", chars[i]));
+            }
+            if i >= n || chars[i] != '=' {
+                // a new challenge (scheme) starts here
+                i = save;
+                break;
+            }
+            i += 1; // '='
+                    // token68 ends with '='s: "abc==" -> name "abc", then more '='
+            if i < n && chars[i] == '=' {
+                while i < n && chars[i] == '=' {
+                    i += 1;
+                }
+                skip_ws(&mut i);
+                if i < n && chars[i] == ',' {
+                    i += 1;
+                }
+                continue;
+            }
+            skip_ws(&mut i);
+            let value = if i < n && chars[i] == '"' {
+                i += 1;
+                let mut v = String::new();
+                let mut closed = false;
+                while i < n {
+                    match chars[i] {
+                        '\\' if i + 1 < n => {
+                            v.push(chars[i + 1]);
+                            i += 2;
+                        }
+                        '"' => {
+                            closed = true;
+                            i += 1;
+                            break;
+                        }
+                        c => {
+                            v.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+                if !closed {
+                    return Err("unterminated quoted string".to_string());
+                }
+                v
+            } else {
+                let v = read_token(&mut i);
+                if v.is_empty() {
+                    return Err(format!("parameter {name} has no value"));
+                }
+                v
+            };
+            ch.params.insert(name.to_ascii_lowercase(), value);
+            skip_ws(&mut i);
+            if i < n {
+                if chars[i] == ',' {
+                    i += 1;
+                } else {
+                    return Err(format!("expected ',' at position {i}"));
+                }
+            }
+        }
+        out.push(ch);
+    }
+    if out.is_empty() {
+        return Err("no challenge".to_string());
+    }
+    Ok(out)
+}
+
+/// A bearer token endpoint's answer (Docker token spec; `access_token` is the OAuth2 name).
+#[derive(Debug, Deserialize)]
+pub(crate) struct TokenResponse {
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn bearer_challenge_with_quoted_scope_is_parsed() {
+        let c = parse_challenges(
+            r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].scheme, "bearer");
+        assert_eq!(c[0].param("realm"), Some("https://auth.example.com/token"));
+        assert_eq!(c[0].param("scope"), Some("repository:a/b:pull,push"));
+    }
+
+    #[test]
+    fn several_challenges_in_one_header_are_all_returned() {
+        let c =
+            parse_challenges(r#"Basic realm="x", Bearer realm="https://t/", service=reg"#).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].scheme, "bearer");
+        assert_eq!(c[1].param("service"), Some("reg"));
+        let c = parse_challenges("Negotiate abc==, Basic realm=\"r\"").unwrap();
+        assert_eq!(c.last().map(|c| c.scheme.as_str()), Some("basic"));
+    }
+
+    #[test]
+    fn malformed_challenges_are_errors() {
+        for bad in [
+            "",
+            "   ",
+            r#"Bearer realm="open"#,
+            "Bearer realm=",
+            "=x",
+            r#"Bearer realm="a" x"#,
+        ] {
+            assert!(parse_challenges(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn docker_config_auth_field_is_decoded_per_host() {
+        let auth = base64::engine::general_purpose::STANDARD.encode("bob:pa:ss");
+        let cfg = format!(
+            r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}},"reg.io:5000":{{"username":"u","password":"p"}}}}}}"#
+        );
+        let cfg = DockerConfig::from_slice(cfg.as_bytes()).unwrap();
+        assert_eq!(
+            cfg.credentials_for("docker.io").unwrap(),
+            Some(Credentials::basic("bob", "pa:ss"))
+        );
+        assert_eq!(
+            cfg.credentials_for("http://reg.io:5000").unwrap(),
+            Some(Credentials::basic("u", "p"))
+        );
+        assert_eq!(cfg.credentials_for("other.io").unwrap(), None);
+        let bad = DockerConfig::from_slice(br#"{"auths":{"r.io":{"auth":"!!!"}}}"#).unwrap();
+        assert_eq!(
+            bad.credentials_for("r.io").unwrap_err().reason(),
+            "InvalidCredentials"
+        );
+        assert!(DockerConfig::from_slice(b"garbage").is_err());
+    }
+
+    #[test]
+    fn secret_data_of_each_type_gives_credentials() {
+        let mut data = BTreeMap::new();
+        data.insert(
+            ".dockerconfigjson".to_string(),
+            br#"{"auths":{"reg.io":{"username":"a","password":"b"}}}"#.to_vec(),
+        );
+        let c =
+            credentials_from_secret_data(Some("kubernetes.io/dockerconfigjson"), &data, "reg.io")
+                .unwrap();
+        assert_eq!(c, Credentials::basic("a", "b"));
+        let c = credentials_from_secret_data(None, &data, "other.io").unwrap();
+        assert_eq!(c, Credentials::Anonymous);
+        let mut basic = BTreeMap::new();
+        basic.insert("username".to_string(), b"robot".to_vec());
+        basic.insert("password".to_string(), b"tok".to_vec());
+        let c =
+            credentials_from_secret_data(Some("kubernetes.io/basic-auth"), &basic, "x").unwrap();
+        assert_eq!(c, Credentials::basic("robot", "tok"));
+        assert!(credentials_from_secret_data(Some("Opaque"), &BTreeMap::new(), "x").is_err());
+        assert!(!format!("{c:?}").contains("tok"));
+    }
+
+    proptest! {
+        #[test]
+        fn challenge_parser_never_panics(s in "\\PC{0,200}") {
+            let _ = parse_challenges(&s);
+        }
+    }
+}

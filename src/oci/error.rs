@@ -1,0 +1,365 @@
+//! The one error type of the registry client.
+//!
+//! Every variant names what failed and where: the (redacted) URL or the repository. `reason()`
+//! gives the PascalCase string used for conditions, events and metric labels.
+
+use std::fmt;
+
+/// Everything the registry client can fail with.
+///
+/// URLs inside the variants are always redacted (no credentials, no signed query values).
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    /// A repository name, tag, digest or image reference does not follow the distribution
+    /// spec's grammar.
+    #[error("invalid {kind} {input:?}: {message}")]
+    InvalidReference {
+        /// What was being parsed: `repository`, `tag`, `digest`, `reference`.
+        kind: &'static str,
+        /// The offending input (truncated to 256 characters).
+        input: String,
+        /// Why it is invalid.
+        message: String,
+    },
+
+    /// The registry base URL or the client options cannot be used.
+    #[error("invalid client configuration: {message}")]
+    InvalidConfig {
+        /// What is wrong.
+        message: String,
+    },
+
+    /// Credentials could not be read (docker config, Secret data).
+    #[error("invalid credentials: {message}")]
+    InvalidCredentials {
+        /// What is wrong (never contains the secret itself).
+        message: String,
+    },
+
+    /// The registry could not be reached (connect, TLS, timeout, reset), after retries.
+    #[error("{op} {url}: registry unreachable after {attempts} attempt(s): {message}")]
+    Unreachable {
+        /// The operation (`HeadManifest`, `Catalog`, ...).
+        op: Operation,
+        /// The redacted URL.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last transport error.
+        message: String,
+    },
+
+    /// The registry kept answering 5xx, 408 or 429 until the retries ran out.
+    #[error(
+        "{op} {url}: registry answered {status} after {attempts} attempt(s){}",
+        fmt_code(code)
+    )]
+    ServerError {
+        /// The operation.
+        op: Operation,
+        /// The redacted URL.
+        url: String,
+        /// The last status code.
+        status: u16,
+        /// The distribution error code of the last answer, if any.
+        code: Option<String>,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+
+    /// 401: credentials missing or rejected.
+    #[error("{op} {url}: unauthorized (401){}", fmt_code(code))]
+    Unauthorized {
+        /// The operation.
+        op: Operation,
+        /// The redacted URL.
+        url: String,
+        /// The distribution error code, if any.
+        code: Option<String>,
+    },
+
+    /// 403: authenticated but not allowed.
+    #[error("{op} {url}: forbidden (403){}", fmt_code(code))]
+    Forbidden {
+        /// The operation.
+        op: Operation,
+        /// The redacted URL.
+        url: String,
+        /// The distribution error code, if any.
+        code: Option<String>,
+    },
+
+    /// 404 where the thing is required to exist (an unknown repository when listing tags, a
+    /// manifest that must be read).
+    #[error("{op} {url}: not found{}", fmt_code(code))]
+    NotFound {
+        /// The operation.
+        op: Operation,
+        /// The redacted URL.
+        url: String,
+        /// The distribution error code (`NAME_UNKNOWN`, `MANIFEST_UNKNOWN`, ...), if any.
+        code: Option<String>,
+    },
+
+    /// The registry does not allow deleting this manifest by digest (deletion disabled, or the
+    /// manifest is still referenced by an index).
+    #[error(
+        "delete {url}: registry does not allow this delete ({status}){}",
+        fmt_code(code)
+    )]
+    DeleteNotAllowed {
+        /// The redacted URL.
+        url: String,
+        /// The status code (405, 400, 409, ...).
+        status: u16,
+        /// The distribution error code, if any.
+        code: Option<String>,
+    },
+
+    /// The registry cannot delete a tag on its own (distribution answers `400 DIGEST_INVALID`);
+    /// the caller may fall back to deleting by digest.
+    #[error(
+        "delete {url}: registry does not support deleting a tag ({status}){}",
+        fmt_code(code)
+    )]
+    TagDeleteUnsupported {
+        /// The redacted URL.
+        url: String,
+        /// The status code (400 or 405).
+        status: u16,
+        /// The distribution error code, if any.
+        code: Option<String>,
+    },
+
+    /// Any other unexpected status.
+    #[error("{op} {url}: unexpected status {status}{}", fmt_code(code))]
+    UnexpectedStatus {
+        /// The operation.
+        op: Operation,
+        /// The redacted URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The distribution error code, if any.
+        code: Option<String>,
+    },
+
+    /// A response body was larger than the configured cap.
+    #[error("{op} {url}: response body exceeds {limit} bytes")]
+    BodyTooLarge {
+        /// The operation.
+        op: Operation,
+        /// The redacted URL.
+        url: String,
+        /// The cap in bytes.
+        limit: u64,
+    },
+
+    /// A response body or header could not be understood.
+    #[error("{op} {url}: invalid response: {message}")]
+    InvalidResponse {
+        /// The operation.
+        op: Operation,
+        /// The redacted URL.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+
+    /// A `Link` header that is not `<url>; rel="next"`, points to another host, or loops.
+    #[error("{op} {url}: invalid Link header: {message}")]
+    InvalidLink {
+        /// The operation.
+        op: Operation,
+        /// The redacted URL of the page that carried it.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+
+    /// A `WWW-Authenticate` header that cannot be parsed or used.
+    #[error("{url}: invalid WWW-Authenticate challenge: {message}")]
+    InvalidChallenge {
+        /// The redacted URL that answered with it.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+
+    /// The bearer token endpoint failed or answered without a token.
+    #[error("token request to {realm} failed: {message}")]
+    TokenRequest {
+        /// The redacted realm URL.
+        realm: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The content did not hash to the digest it was requested by.
+    #[error("{url}: content digest {actual} does not match {expected}")]
+    DigestMismatch {
+        /// The redacted URL.
+        url: String,
+        /// The digest asked for.
+        expected: String,
+        /// The digest of the received bytes.
+        actual: String,
+    },
+
+    /// A paginated listing could not be completed; the partial result is discarded.
+    #[error("{op} {url}: listing incomplete: {message}")]
+    IncompleteListing {
+        /// The operation.
+        op: Operation,
+        /// The redacted URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+
+    /// The registry lacks a capability this call needs (e.g. zot's search extension).
+    #[error("{url}: registry does not support {what}")]
+    Unsupported {
+        /// The redacted base URL.
+        url: String,
+        /// The missing capability.
+        what: &'static str,
+    },
+}
+
+fn fmt_code(code: &Option<String>) -> String {
+    match code {
+        Some(c) => format!(" [{c}]"),
+        None => String::new(),
+    }
+}
+
+impl OciError {
+    /// The PascalCase reason for conditions, events and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OciError::InvalidReference { .. } => "InvalidReference",
+            OciError::InvalidConfig { .. } => "InvalidClientConfig",
+            OciError::InvalidCredentials { .. } => "InvalidCredentials",
+            OciError::Unreachable { .. } => "RegistryUnreachable",
+            OciError::ServerError { status: 429, .. } => "RateLimited",
+            OciError::ServerError { .. } => "RegistryServerError",
+            OciError::Unauthorized { .. } => "Unauthorized",
+            OciError::Forbidden { .. } => "Forbidden",
+            OciError::NotFound { .. } => "NotFound",
+            OciError::DeleteNotAllowed { .. } => "DeleteNotAllowed",
+            OciError::TagDeleteUnsupported { .. } => "TagDeleteUnsupported",
+            OciError::UnexpectedStatus { .. } => "UnexpectedStatus",
+            OciError::BodyTooLarge { .. } => "BodyTooLarge",
+            OciError::InvalidResponse { .. } => "InvalidResponse",
+            OciError::InvalidLink { .. } => "InvalidLinkHeader",
+            OciError::InvalidChallenge { .. } => "InvalidAuthChallenge",
+            OciError::TokenRequest { .. } => "TokenRequestFailed",
+            OciError::DigestMismatch { .. } => "DigestMismatch",
+            OciError::IncompleteListing { .. } => "IncompleteListing",
+            OciError::Unsupported { .. } => "Unsupported",
+        }
+    }
+
+    /// True for failures that may go away by themselves (network, 5xx, 429): the caller should
+    /// retry later. False for answers that will not change without a change of input or config.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            OciError::Unreachable { .. }
+                | OciError::ServerError { .. }
+                | OciError::IncompleteListing { .. }
+        )
+    }
+
+    pub(crate) fn invalid(kind: &'static str, input: &str, message: impl Into<String>) -> Self {
+        let mut input = input.to_string();
+        if input.len() > 256 {
+            let mut cut = 256;
+            while !input.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            input.truncate(cut);
+            input.push('…');
+        }
+        OciError::InvalidReference {
+            kind,
+            input,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the client was doing; used to count requests and label errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    /// `GET /v2/` (health and auth discovery).
+    Ping,
+    /// `GET /v2/_catalog`.
+    Catalog,
+    /// `GET /v2/<name>/tags/list`.
+    Tags,
+    /// `HEAD /v2/<name>/manifests/<ref>`.
+    HeadManifest,
+    /// `GET /v2/<name>/manifests/<ref>`.
+    GetManifest,
+    /// `GET /v2/<name>/blobs/<digest>`.
+    GetBlob,
+    /// `GET /v2/<name>/referrers/<digest>`.
+    Referrers,
+    /// `DELETE /v2/<name>/manifests/<ref>`.
+    DeleteManifest,
+    /// Bearer token request to the realm.
+    Token,
+    /// zot extension discovery (`/v2/_zot/ext/mgmt`, `/v2/_oci/ext/discover`).
+    Capabilities,
+    /// zot search GraphQL (`/v2/_zot/ext/search`).
+    Search,
+}
+
+impl Operation {
+    /// All operations, in a stable order.
+    pub const ALL: [Operation; 11] = [
+        Operation::Ping,
+        Operation::Catalog,
+        Operation::Tags,
+        Operation::HeadManifest,
+        Operation::GetManifest,
+        Operation::GetBlob,
+        Operation::Referrers,
+        Operation::DeleteManifest,
+        Operation::Token,
+        Operation::Capabilities,
+        Operation::Search,
+    ];
+
+    /// PascalCase name, also used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Ping => "Ping",
+            Operation::Catalog => "Catalog",
+            Operation::Tags => "Tags",
+            Operation::HeadManifest => "HeadManifest",
+            Operation::GetManifest => "GetManifest",
+            Operation::GetBlob => "GetBlob",
+            Operation::Referrers => "Referrers",
+            Operation::DeleteManifest => "DeleteManifest",
+            Operation::Token => "Token",
+            Operation::Capabilities => "Capabilities",
+            Operation::Search => "Search",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Result alias of the registry client.
+pub type Result<T, E = OciError> = std::result::Result<T, E>;

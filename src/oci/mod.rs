@@ -1,0 +1,29 @@
+//! The OCI Distribution API client: the operator's hands on registries.
+//!
+//! It knows the Distribution API (and zot's extensions to it) and nothing of policies or
+//! Kubernetes. Entry point: [`RegistryClient`], one per registry, cheap to clone.
+//!
+//! - [`reference`]: repository/tag/digest grammar and full image references;
+//! - [`auth`]: credentials (user/password, docker config, Secret data) and challenges;
+//! - [`transport`]: options, retry policy, `Link` / `Retry-After` parsing, request counters;
+//! - [`manifest`]: manifests and indexes parsed with `oci-spec`;
+//! - [`redact`]: URL redaction for errors and logs;
+//! - [`error`]: the one error type, with `reason()`.
+
+pub mod auth;
+mod client;
+pub mod error;
+pub mod manifest;
+pub mod redact;
+pub mod reference;
+pub mod transport;
+
+pub use auth::{credentials_from_secret_data, Credentials, DockerConfig};
+pub use client::{
+    Capabilities, DeleteOutcome, Health, Referrers, ReferrersSource, RegistryClient, TagCheck,
+    TagStats, ZotInfo,
+};
+pub use error::{OciError, Operation, Result};
+pub use manifest::{media_types, Manifest, ManifestContent, ManifestHead};
+pub use reference::ImageReference;
+pub use transport::{ClientOptions, RequestStats, RetryPolicy};
