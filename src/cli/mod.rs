@@ -3,6 +3,7 @@
 
 mod crd;
 pub mod render;
+mod run;
 mod strict;
 
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ pub enum Command {
     Crd(crd::CrdArgs),
     /// Print the zot config and the Kubernetes objects a Registry manifest would produce.
     Render(render::RenderArgs),
+    /// Run the operator (in-cluster config or KUBECONFIG) until SIGTERM.
+    Run(run::RunArgs),
     /// Print the version of this build.
     Version,
 }
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Crd(args) => crd::run(&args),
         Command::Render(args) => render::run(&args),
+        Command::Run(args) => run::run(args),
         Command::Version => {
             println!("registry-operator {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

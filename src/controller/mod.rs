@@ -3,10 +3,15 @@
 
 pub mod builders;
 pub mod conditions;
+pub mod context;
+pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod operator;
+pub mod registry;
 pub mod runtime;
 pub mod schedule;
 pub mod selector;
+pub mod target;
 pub mod trigger;
 pub mod zot_input;

@@ -1,0 +1,90 @@
+//! `registry-operator run`: the operator itself.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::controller::context::Settings;
+use crate::controller::operator::{self, OperatorConfig};
+use crate::controller::runtime::{init_tracing, LeaderElection, LogFormat};
+
+/// Arguments of `registry-operator run`. Uses in-cluster config, or `KUBECONFIG`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(
+        long,
+        default_value = "0.0.0.0:8080",
+        env = "REGISTRY_OPERATOR_HTTP_LISTEN"
+    )]
+    pub http_listen: SocketAddr,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `info,registry_operator=debug` (RUST_LOG overrides).
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+    /// Compete for a Lease so only one replica reconciles.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease (default: the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "registry-operator")]
+    pub leader_election_lease: String,
+    /// Identity in the Lease (default: the pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Watch only these namespaces (repeatable); default: the whole cluster.
+    #[arg(long = "watch-namespace")]
+    pub watch_namespaces: Vec<String>,
+    /// Seconds between health checks of each Registry.
+    #[arg(long, default_value_t = 60)]
+    pub health_interval_seconds: u64,
+}
+
+/// Runs the operator until SIGTERM.
+pub fn run(args: RunArgs) -> ExitCode {
+    init_tracing(args.log_format, &args.log_level);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(super::EXIT_FAILURE);
+        }
+    };
+    runtime.block_on(async move {
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "no Kubernetes configuration (in-cluster or KUBECONFIG)");
+                return ExitCode::from(super::EXIT_FAILURE);
+            }
+        };
+        let leader_election = if args.leader_elect {
+            let identity = args.identity.clone().unwrap_or_else(|| format!("registry-operator-{}", std::process::id()));
+            Some(LeaderElection {
+                namespace: args.leader_election_namespace.clone().unwrap_or_else(|| "default".into()),
+                lease: args.leader_election_lease.clone(),
+                identity,
+            })
+        } else {
+            None
+        };
+        let settings = Settings {
+            health_interval: std::time::Duration::from_secs(args.health_interval_seconds.max(5)),
+            ..Settings::default()
+        };
+        let config = OperatorConfig { http_listen: args.http_listen, leader_election, watch_namespaces: args.watch_namespaces, settings };
+        let (shutdown, _tx) = operator::shutdown_signal();
+        match operator::run(client, config, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(reason = e.reason(), error = %e, "operator stopped");
+                ExitCode::from(super::EXIT_FAILURE)
+            }
+        }
+    })
+}

@@ -1,0 +1,84 @@
+//! What every reconciler shares: the Kubernetes client, metrics, settings, per-object backoff.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::Client;
+
+use super::metrics::Metrics;
+use crate::oci::ClientOptions;
+
+/// Field manager of every server-side apply and status patch the operator sends.
+pub const FIELD_MANAGER: &str = "registry-operator";
+
+/// Settings of the reconcilers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often a Registry's `/v2/` is checked.
+    pub health_interval: Duration,
+    /// First retry delay after a transient error; doubles per failure.
+    pub backoff_base: Duration,
+    /// Longest retry delay after transient errors.
+    pub backoff_max: Duration,
+    /// Longest wait between two looks at a retention policy (catches clock jumps).
+    pub policy_resync: Duration,
+    /// Options of the registry clients.
+    pub registry_client: ClientOptions,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            health_interval: Duration::from_secs(60),
+            backoff_base: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(300),
+            policy_resync: Duration::from_secs(600),
+            registry_client: ClientOptions::default(),
+        }
+    }
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    /// Kubernetes API client.
+    pub client: Client,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Settings.
+    pub settings: Settings,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context with the given client, metrics and settings.
+    pub fn new(client: Client, metrics: Metrics, settings: Settings) -> Self {
+        Context {
+            client,
+            metrics,
+            settings,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records a transient failure of `key` and returns how long to wait before retrying:
+    /// base × 2^(failures-1), capped.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        let factor = 1u32
+            .checked_shl(n.saturating_sub(1).min(16))
+            .unwrap_or(u32::MAX);
+        self.settings
+            .backoff_base
+            .saturating_mul(factor)
+            .min(self.settings.backoff_max)
+    }
+
+    /// Forgets the failures of `key` after a success.
+    pub fn reset_backoff(&self, key: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.remove(key);
+    }
+}

@@ -1,0 +1,70 @@
+//! Errors of the reconcilers, each with the PascalCase reason used in conditions, events and
+//! metric labels, and whether waiting helps (transient) or a person must act (permanent).
+
+use crate::oci::OciError;
+
+/// What went wrong while reconciling one object.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The spec is invalid; retrying will not help until it changes.
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// A referenced Secret does not exist (yet).
+    #[error("Secret {namespace}/{name} not found")]
+    SecretNotFound {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// A referenced Secret lacks a key or holds something unusable.
+    #[error("Secret {namespace}/{name}: {message}")]
+    SecretInvalid {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A referenced Registry does not exist.
+    #[error("Registry {namespace}/{name} not found")]
+    RegistryNotFound {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// The registry could not be reached or answered with an error.
+    #[error("registry: {0}")]
+    Registry(#[from] OciError),
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// An object could not be serialised.
+    #[error("serialising: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+impl ControllerError {
+    /// PascalCase reason for conditions, events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ControllerError::InvalidSpec(_) => "InvalidSpec",
+            ControllerError::SecretNotFound { .. } => "SecretNotFound",
+            ControllerError::SecretInvalid { .. } => "SecretInvalid",
+            ControllerError::RegistryNotFound { .. } => "RegistryNotFound",
+            ControllerError::Registry(_) => "RegistryUnreachable",
+            ControllerError::Kube(_) => "KubeApiError",
+            ControllerError::Serialize(_) => "InternalError",
+        }
+    }
+
+    /// Whether only a change by a person can fix it (the object is Stalled).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ControllerError::InvalidSpec(_) | ControllerError::SecretInvalid { .. }
+        )
+    }
+}

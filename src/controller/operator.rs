@@ -1,0 +1,115 @@
+//! `registry-operator run`: checks the cluster, serves health and metrics, waits for leadership,
+//! runs the controllers, and stops cleanly on SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use kube::Client;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use super::context::{Context, Settings};
+use super::http::{serve, Readiness};
+use super::metrics::Metrics;
+use super::runtime::{check_crds, elect, LeaderElection, RuntimeError};
+
+/// How the operator runs.
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub http_listen: SocketAddr,
+    /// Leader election, when several replicas run.
+    pub leader_election: Option<LeaderElection>,
+    /// Namespaces to watch; empty = all.
+    pub watch_namespaces: Vec<String>,
+    /// Reconciler settings.
+    pub settings: Settings,
+}
+
+/// A future that resolves once shutdown was requested; cheap to clone.
+pub type ShutdownSignal = Shared<BoxFuture<'static, ()>>;
+
+/// A shutdown signal fired by SIGTERM or SIGINT, and a sender to fire it by hand.
+pub fn shutdown_signal() -> (ShutdownSignal, watch::Sender<bool>) {
+    let (tx, mut rx) = watch::channel(false);
+    let signal = async move {
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => futures::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = futures::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
+            _ = term => info!("SIGTERM received, shutting down"),
+            _ = rx.wait_for(|v| *v) => {}
+        }
+    }
+    .boxed()
+    .shared();
+    (signal, tx)
+}
+
+/// Runs the operator against `client` until `shutdown` fires.
+pub async fn run(
+    client: Client,
+    config: OperatorConfig,
+    shutdown: ShutdownSignal,
+) -> Result<(), RuntimeError> {
+    check_crds(&client).await?;
+    let metrics = Metrics::new();
+    let readiness = Readiness::default();
+    let (addr, server) = serve(config.http_listen, metrics.clone(), readiness.clone())
+        .await
+        .map_err(|source| RuntimeError::Listen {
+            addr: config.http_listen,
+            source,
+        })?;
+    info!(%addr, "serving /metrics, /healthz and /readyz");
+    // A standby replica is ready: it answers and will take over when elected.
+    readiness.set(true);
+
+    if let Some(le) = &config.leader_election {
+        let mut leader = elect(client.clone(), le).await?;
+        info!(lease = %le.lease, identity = %le.identity, "waiting for leadership");
+        tokio::select! {
+            r = leader.wait_for(|l| *l) => { r.map_err(|e| RuntimeError::LeaderElection(e.to_string()))?; }
+            _ = shutdown.clone() => { server.abort(); return Ok(()); }
+        }
+        info!("elected leader");
+        // Losing the Lease ends the process: a new leader must not race a stale one.
+        let lost = async move {
+            let _ = leader.wait_for(|l| !*l).await;
+            error!("lost leadership, exiting");
+            std::process::exit(1);
+        };
+        tokio::spawn(lost);
+    }
+
+    let ctx = Arc::new(Context::new(client, metrics, config.settings.clone()));
+    let namespaces: Vec<Option<String>> = if config.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.watch_namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut tasks = Vec::new();
+    for ns in namespaces {
+        tasks.push(tokio::spawn(super::registry::run(
+            ctx.clone(),
+            ns.clone(),
+            shutdown.clone(),
+        )));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    server.abort();
+    info!("stopped");
+    Ok(())
+}

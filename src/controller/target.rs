@@ -1,0 +1,215 @@
+//! How the operator reaches a Registry: its URL, credentials, TLS trust, and every host name Pods
+//! may use to pull from it (for in-use protection).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+
+use super::builders::DEFAULT_SERVICE_PORT;
+use super::error::ControllerError;
+use crate::api::Registry;
+use crate::oci::{credentials_from_secret_data, ClientOptions, Credentials, RegistryClient};
+
+/// Key of the CA bundle in `caSecretRef` when none is named.
+pub const DEFAULT_CA_KEY: &str = "ca.crt";
+
+/// A resolved registry endpoint.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Base URL (before `/v2/`).
+    pub url: String,
+    /// Credentials the operator uses.
+    pub credentials: Credentials,
+    /// Client options (TLS trust included).
+    pub options: ClientOptions,
+    /// Host names (`host` or `host:port`, lower case) Pods may pull from this registry with.
+    pub hosts: Vec<String>,
+}
+
+impl Target {
+    /// A client for this target.
+    pub fn client(&self) -> Result<RegistryClient, ControllerError> {
+        Ok(RegistryClient::new(
+            &self.url,
+            self.credentials.clone(),
+            self.options.clone(),
+        )?)
+    }
+}
+
+/// The in-cluster URL of a managed Registry's Service.
+pub fn managed_url(registry: &Registry) -> String {
+    let name = registry.name_any();
+    let ns = registry.namespace().unwrap_or_default();
+    let port = service_port(registry);
+    let scheme = if registry.spec.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{name}.{ns}.svc.cluster.local:{port}")
+}
+
+fn service_port(registry: &Registry) -> i32 {
+    registry
+        .spec
+        .service
+        .as_ref()
+        .and_then(|s| s.port)
+        .unwrap_or(DEFAULT_SERVICE_PORT)
+}
+
+/// Every host name of a Registry: Service DNS forms for managed ones, the URL's host for
+/// external ones, plus `spec.aliases`.
+pub fn hosts(registry: &Registry) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(ext) = &registry.spec.external {
+        if let Ok(url) = url::Url::parse(&ext.url) {
+            if let Some(host) = url.host_str() {
+                out.push(match url.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host.to_string(),
+                });
+            }
+        }
+    } else {
+        let name = registry.name_any();
+        let ns = registry.namespace().unwrap_or_default();
+        let port = service_port(registry);
+        for host in [
+            format!("{name}.{ns}.svc.cluster.local"),
+            format!("{name}.{ns}.svc"),
+            format!("{name}.{ns}"),
+        ] {
+            out.push(format!("{host}:{port}"));
+        }
+    }
+    out.extend(registry.spec.aliases.iter().cloned());
+    let mut out: Vec<String> = out.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+async fn secret_data(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(Option<String>, BTreeMap<String, Vec<u8>>), ControllerError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = api
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| ControllerError::SecretNotFound {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })?;
+    let data = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    Ok((secret.type_, data))
+}
+
+/// Resolves how to reach `registry`, reading the Secrets it references.
+pub async fn resolve(
+    client: &Client,
+    registry: &Registry,
+    base: &ClientOptions,
+) -> Result<Target, ControllerError> {
+    let namespace = registry.namespace().unwrap_or_default();
+    let mut options = base.clone();
+    let hosts = hosts(registry);
+    let Some(ext) = &registry.spec.external else {
+        return Ok(Target {
+            url: managed_url(registry),
+            credentials: Credentials::Anonymous,
+            options,
+            hosts,
+        });
+    };
+    let host = hosts.first().cloned().unwrap_or_default();
+    let credentials = match &ext.credentials_secret_ref {
+        None => Credentials::Anonymous,
+        Some(r) => {
+            let (type_, data) = secret_data(client, &namespace, &r.name).await?;
+            credentials_from_secret_data(type_.as_deref(), &data, &host).map_err(|e| {
+                ControllerError::SecretInvalid {
+                    namespace: namespace.clone(),
+                    name: r.name.clone(),
+                    message: e.to_string(),
+                }
+            })?
+        }
+    };
+    if let Some(r) = &ext.ca_secret_ref {
+        let key = r.key.as_deref().unwrap_or(DEFAULT_CA_KEY);
+        let (_, data) = secret_data(client, &namespace, &r.name).await?;
+        let pem = data
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ControllerError::SecretInvalid {
+                namespace: namespace.clone(),
+                name: r.name.clone(),
+                message: format!("no key {key:?} with a PEM CA bundle"),
+            })?;
+        options.ca_pem = Some(pem);
+    }
+    options.insecure_skip_tls_verify = ext.insecure_skip_tls_verify.unwrap_or(false);
+    Ok(Target {
+        url: ext.url.clone(),
+        credentials,
+        options,
+        hosts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::registry::{ExternalRegistry, RegistrySpec};
+
+    fn registry(spec: RegistrySpec) -> Registry {
+        let mut r = Registry::new("main", spec);
+        r.metadata.namespace = Some("platform".into());
+        r
+    }
+
+    #[test]
+    fn a_managed_registry_answers_to_its_service_dns_names_and_aliases() {
+        let r = registry(RegistrySpec {
+            version: Some("v2.1.20".into()),
+            aliases: vec!["Registry.Example.com".into()],
+            ..Default::default()
+        });
+        assert_eq!(
+            hosts(&r),
+            vec![
+                "main.platform.svc.cluster.local:5000",
+                "main.platform.svc:5000",
+                "main.platform:5000",
+                "registry.example.com",
+            ]
+        );
+        assert_eq!(
+            managed_url(&r),
+            "http://main.platform.svc.cluster.local:5000"
+        );
+    }
+
+    #[test]
+    fn an_external_registry_answers_to_its_url_host() {
+        let r = registry(RegistrySpec {
+            external: Some(ExternalRegistry {
+                url: "https://harbor.example.com:8443".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(hosts(&r), vec!["harbor.example.com:8443"]);
+    }
+}
