@@ -6,6 +6,7 @@ pub mod conditions;
 pub mod context;
 pub mod error;
 pub mod http;
+pub mod inuse;
 pub mod metrics;
 pub mod operator;
 pub mod registry;
