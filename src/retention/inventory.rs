@@ -247,9 +247,22 @@ impl RepositoryBuilder {
     }
 
     /// Records that `referrer` refers to `subject`.
+    /// A manifest has one subject: a second, different one means the listing contradicts
+    /// itself, and the repository becomes incomplete (the smaller digest is kept, so the
+    /// result does not depend on listing order).
     pub fn subject(&mut self, referrer: &str, subject: &str) {
         let subject = self.id(subject);
-        self.manifest(referrer).subject = Some(subject);
+        let id = self.id(referrer);
+        match self.repo.manifests[id.index()].subject {
+            Some(current) if current != subject => {
+                self.incomplete(&format!("{referrer} was listed with two subjects"));
+                let digest = |id: ManifestId| &self.repo.manifests[id.index()].digest;
+                if digest(subject) < digest(current) {
+                    self.repo.manifests[id.index()].subject = Some(subject);
+                }
+            }
+            _ => self.repo.manifests[id.index()].subject = Some(subject),
+        }
     }
 
     /// Adds (or, listed again, updates) a tag pointing at `digest`. A tag listed twice with
@@ -258,10 +271,16 @@ impl RepositoryBuilder {
         let manifest = self.id(digest);
         let subject = referrer_tag_subject(name).map(|s| self.id(&s));
         if let Some(&i) = self.tag_index.get(name) {
-            if self.repo.tags[i].manifest != manifest {
+            let listed = self.repo.tags[i].manifest;
+            if listed != manifest {
                 self.incomplete(&format!(
                     "tag {name} was listed twice with different digests"
                 ));
+                // Keep the smaller digest, so the result does not depend on listing order.
+                let digest = |id: ManifestId| &self.repo.manifests[id.index()].digest;
+                if digest(manifest) < digest(listed) {
+                    self.repo.tags[i].manifest = manifest;
+                }
             }
             return &mut self.repo.tags[i];
         }

@@ -274,10 +274,15 @@ pub fn plan(
 ) -> Plan {
     let mut ctx = Ctx {
         policy,
-        others: others
-            .iter()
-            .filter(|o| o.name() != policy.name() && !o.entries.is_empty())
-            .collect(),
+        others: {
+            // By name, so the policy a veto names does not depend on the order given.
+            let mut o: Vec<&Policy> = others
+                .iter()
+                .filter(|o| o.name() != policy.name() && !o.entries.is_empty())
+                .collect();
+            o.sort_by(|a, b| a.name().cmp(b.name()));
+            o
+        },
         caps: inventory.capabilities,
         in_use: &protections.in_use,
         now,
@@ -795,7 +800,13 @@ fn plan_repository(
         tag_count[id] += 1;
         if let Some(s) = t.subject {
             referrer[id] = true;
-            subject_of[id].get_or_insert(s);
+            // A manifest's own subject wins; else the first subject by digest its tags name.
+            if repo.manifests[id].subject.is_none() {
+                let slot = &mut subject_of[id];
+                if slot.is_none_or(|cur| man(s).digest < man(cur).digest) {
+                    *slot = Some(s);
+                }
+            }
         } else if decisions[i].as_ref().is_some_and(Decision::is_delete) {
             delete_count[id] += 1;
         }
@@ -815,11 +826,20 @@ fn plan_repository(
         for &c in &repo.manifests[p].children {
             if going[c.index()] {
                 going[c.index()] = false;
-                blocked_by.insert(c, ManifestId(p as u32));
                 if !repo.manifests[c.index()].children.is_empty() {
                     stack.push(c.index());
                 }
             }
+            // Name the staying parent first by digest, whatever the listing order.
+            let parent = ManifestId(p as u32);
+            blocked_by
+                .entry(c)
+                .and_modify(|b| {
+                    if man(parent).digest < man(*b).digest {
+                        *b = parent;
+                    }
+                })
+                .or_insert(parent);
         }
     }
 
@@ -941,12 +961,12 @@ fn plan_repository(
                 },
             ));
         } else {
-            let reason = match (blocked_by.get(&t.manifest), staying[id]) {
-                (Some(p), _) => ProtectReason::IndexChild {
-                    index: digest_of(repo, *p),
-                },
-                (None, Some(s)) => ProtectReason::SharedImage {
+            let reason = match (staying[id], blocked_by.get(&t.manifest)) {
+                (Some(s), _) => ProtectReason::SharedImage {
                     with_tag: repo.tags[s].name.clone(),
+                },
+                (None, Some(p)) => ProtectReason::IndexChild {
+                    index: digest_of(repo, *p),
                 },
                 (None, None) => ProtectReason::SharedImage {
                     with_tag: Arc::from("another reference"),
