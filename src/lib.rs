@@ -5,4 +5,5 @@ pub mod cli;
 pub mod controller;
 pub mod duration;
 pub mod oci;
+pub mod retention;
 pub mod zot;

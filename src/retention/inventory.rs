@@ -1,0 +1,371 @@
+//! The inventory: what one registry holds in the repositories a run looks at, as plain data.
+//!
+//! The inventory builder (registry-facing, elsewhere) fills it from the registry client; tests
+//! and benchmarks build synthetic ones. Names and digests are `Arc<str>` so that the plan can
+//! refer to them without copying, and manifests are interned per repository: a tag points at
+//! a [`ManifestId`], an index at its children's ids, a referrer at its subject's id.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+/// What the registry can do and tell, which changes how a plan is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// A tag can be deleted on its own, leaving its image and other tags in place (zot).
+    /// When false (CNCF distribution), only whole manifests can be deleted by digest, which
+    /// removes every tag on them.
+    pub delete_by_tag: bool,
+    /// The registry reports when each tag was last pulled (zot's search extension); without
+    /// it `pulledWithin` cannot be judged.
+    pub pull_stats: bool,
+}
+
+/// A content digest (`sha256:<hex>`), cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(Arc<str>);
+
+impl Digest {
+    /// Wraps a digest string as the registry reported it.
+    pub fn new(digest: &str) -> Self {
+        Digest(Arc::from(digest))
+    }
+
+    /// The digest as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The algorithm and first 12 hex digits (`sha256:0123456789ab`), for tables and reasons.
+    pub fn short(&self) -> &str {
+        let end = self.0.find(':').map_or(12, |i| i + 13);
+        self.0.get(..end).unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Digest {
+    fn from(s: &str) -> Self {
+        Digest::new(s)
+    }
+}
+
+/// Index of a manifest in its repository's [`Repository::manifests`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ManifestId(pub u32);
+
+impl ManifestId {
+    /// The index into [`Repository::manifests`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Everything known about one registry for one run.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// What the registry supports.
+    pub capabilities: Capabilities,
+    /// The repositories listed, in any order. Out-of-scope repositories may be present; the
+    /// planner ignores them.
+    pub repositories: Vec<Repository>,
+}
+
+/// Whether a repository was listed completely.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Completeness {
+    /// Every tag, manifest and referrer was listed.
+    #[default]
+    Complete,
+    /// Something failed (a page of tags, a manifest, the referrers); nothing in the
+    /// repository is deleted this run.
+    Incomplete {
+        /// What failed, for people (`tags/list page 3: 503 Service Unavailable`).
+        reason: Arc<str>,
+    },
+}
+
+/// One repository: its tags and the manifests they and their indexes point at.
+#[derive(Debug, Clone, Default)]
+pub struct Repository {
+    /// Repository name (`team-a/web`).
+    pub name: Arc<str>,
+    /// Whether the listing is complete.
+    pub completeness: Completeness,
+    /// The tags, each name at most once, in any order.
+    pub tags: Vec<Tag>,
+    /// Every manifest known: tagged ones, index children, referrers, untagged ones.
+    pub manifests: Vec<Manifest>,
+}
+
+/// One tag.
+#[derive(Debug, Clone)]
+pub struct Tag {
+    /// Tag name.
+    pub name: Arc<str>,
+    /// The manifest the tag resolved to when listed.
+    pub manifest: ManifestId,
+    /// When the tag was pushed (zot's search API), if known. When unknown, the manifest's
+    /// `created` time stands in.
+    pub pushed: Option<Timestamp>,
+    /// When the tag was last pulled, if the registry keeps pull statistics and it was pulled.
+    pub last_pulled: Option<Timestamp>,
+    /// Set when the tag is a referrer tag rather than an image people chose to tag: a
+    /// `sha256-<hex>` tag of the referrers tag schema (possibly with a `.sig`/`.att`/`.sbom`
+    /// suffix, as cosign writes), or a tag on a manifest with a `subject`. Such tags follow
+    /// their subject instead of being judged by keep entries.
+    pub subject: Option<ManifestId>,
+}
+
+/// One manifest or index.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its media type, if fetched.
+    pub media_type: Option<Arc<str>>,
+    /// Its `artifactType` (or config media type for artifacts), if any.
+    pub artifact_type: Option<Arc<str>>,
+    /// Total size in bytes (manifest, config and layers), if known.
+    pub size: Option<u64>,
+    /// The image config's `created` time or the `org.opencontainers.image.created` annotation.
+    pub created: Option<Timestamp>,
+    /// For an index: the manifests it lists.
+    pub children: Vec<ManifestId>,
+    /// For a referrer (signature, SBOM, attestation): the manifest it refers to.
+    pub subject: Option<ManifestId>,
+}
+
+impl Manifest {
+    /// A manifest about which only the digest is known.
+    pub fn new(digest: Digest) -> Self {
+        Manifest {
+            digest,
+            media_type: None,
+            artifact_type: None,
+            size: None,
+            created: None,
+            children: Vec::new(),
+            subject: None,
+        }
+    }
+}
+
+impl Repository {
+    /// The manifest behind an id of this repository.
+    pub fn manifest(&self, id: ManifestId) -> Option<&Manifest> {
+        self.manifests.get(id.index())
+    }
+
+    /// Whether the repository was listed completely.
+    pub fn is_complete(&self) -> bool {
+        matches!(self.completeness, Completeness::Complete)
+    }
+}
+
+/// The subject digest a referrer tag names: `sha256-<64 hex>` optionally followed by `.` and a
+/// suffix (`.sig`, `.att`, `.sbom`), as the referrers tag schema and cosign write them.
+pub fn referrer_tag_subject(tag: &str) -> Option<String> {
+    let hex = tag.strip_prefix("sha256-")?;
+    let (hex, suffix) = match hex.find('.') {
+        Some(i) => (&hex[..i], Some(&hex[i + 1..])),
+        None => (hex, None),
+    };
+    let valid_hex = hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !valid_hex || suffix.is_some_and(str::is_empty) {
+        return None;
+    }
+    Some(format!("sha256:{hex}"))
+}
+
+/// Builds a [`Repository`], interning digests and resolving referrer tags.
+#[derive(Debug, Default)]
+pub struct RepositoryBuilder {
+    repo: Repository,
+    ids: HashMap<Arc<str>, ManifestId>,
+    tag_index: HashMap<Arc<str>, usize>,
+}
+
+impl RepositoryBuilder {
+    /// Starts an empty, complete repository.
+    pub fn new(name: &str) -> Self {
+        RepositoryBuilder {
+            repo: Repository {
+                name: Arc::from(name),
+                ..Repository::default()
+            },
+            ..RepositoryBuilder::default()
+        }
+    }
+
+    /// Starts an empty repository with room for `tags` tags and `manifests` manifests.
+    pub fn with_capacity(name: &str, tags: usize, manifests: usize) -> Self {
+        let mut b = RepositoryBuilder::new(name);
+        b.repo.tags.reserve(tags);
+        b.repo.manifests.reserve(manifests);
+        b.ids.reserve(manifests);
+        b.tag_index.reserve(tags);
+        b
+    }
+
+    /// The id of a digest, adding a manifest that knows only its digest if it is new.
+    pub fn id(&mut self, digest: &str) -> ManifestId {
+        if let Some(id) = self.ids.get(digest) {
+            return *id;
+        }
+        let id = ManifestId(self.repo.manifests.len() as u32);
+        let digest = Digest::new(digest);
+        self.ids.insert(digest.0.clone(), id);
+        self.repo.manifests.push(Manifest::new(digest));
+        id
+    }
+
+    /// The manifest of a digest, added if new, to fill in what is known about it.
+    pub fn manifest(&mut self, digest: &str) -> &mut Manifest {
+        let id = self.id(digest);
+        &mut self.repo.manifests[id.index()]
+    }
+
+    /// Records that `index` lists `child`.
+    pub fn child(&mut self, index: &str, child: &str) {
+        let child = self.id(child);
+        let index = self.id(index);
+        let children = &mut self.repo.manifests[index.index()].children;
+        if !children.contains(&child) {
+            children.push(child);
+        }
+    }
+
+    /// Records that `referrer` refers to `subject`.
+    /// A manifest has one subject: a second, different one means the listing contradicts
+    /// itself, and the repository becomes incomplete (the smaller digest is kept, so the
+    /// result does not depend on listing order).
+    pub fn subject(&mut self, referrer: &str, subject: &str) {
+        let subject = self.id(subject);
+        let id = self.id(referrer);
+        match self.repo.manifests[id.index()].subject {
+            Some(current) if current != subject => {
+                self.incomplete(&format!("{referrer} was listed with two subjects"));
+                let digest = |id: ManifestId| &self.repo.manifests[id.index()].digest;
+                if digest(subject) < digest(current) {
+                    self.repo.manifests[id.index()].subject = Some(subject);
+                }
+            }
+            _ => self.repo.manifests[id.index()].subject = Some(subject),
+        }
+    }
+
+    /// Adds (or, listed again, updates) a tag pointing at `digest`. A tag listed twice with
+    /// different digests makes the repository incomplete: the listing contradicts itself.
+    pub fn tag(&mut self, name: &str, digest: &str) -> &mut Tag {
+        let manifest = self.id(digest);
+        let subject = referrer_tag_subject(name).map(|s| self.id(&s));
+        if let Some(&i) = self.tag_index.get(name) {
+            let listed = self.repo.tags[i].manifest;
+            if listed != manifest {
+                self.incomplete(&format!(
+                    "tag {name} was listed twice with different digests"
+                ));
+                // Keep the smaller digest, so the result does not depend on listing order.
+                let digest = |id: ManifestId| &self.repo.manifests[id.index()].digest;
+                if digest(manifest) < digest(listed) {
+                    self.repo.tags[i].manifest = manifest;
+                }
+            }
+            return &mut self.repo.tags[i];
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.tag_index.insert(name.clone(), self.repo.tags.len());
+        self.repo.tags.push(Tag {
+            name,
+            manifest,
+            pushed: None,
+            last_pulled: None,
+            subject,
+        });
+        let last = self.repo.tags.len() - 1;
+        &mut self.repo.tags[last]
+    }
+
+    /// Marks the repository incomplete (the first reason given is kept).
+    pub fn incomplete(&mut self, reason: &str) {
+        if self.repo.is_complete() {
+            self.repo.completeness = Completeness::Incomplete {
+                reason: Arc::from(reason),
+            };
+        }
+    }
+
+    /// Finishes the repository: a tag on a manifest with a subject becomes a referrer tag.
+    pub fn build(mut self) -> Repository {
+        for tag in &mut self.repo.tags {
+            if tag.subject.is_none() {
+                tag.subject = self.repo.manifests[tag.manifest.index()].subject;
+            }
+        }
+        self.repo
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn referrer_tags_name_their_subject() {
+        let want = Some(format!("sha256:{HEX}"));
+        assert_eq!(referrer_tag_subject(&format!("sha256-{HEX}")), want);
+        assert_eq!(referrer_tag_subject(&format!("sha256-{HEX}.sig")), want);
+        assert_eq!(referrer_tag_subject(&format!("sha256-{HEX}.")), None);
+        assert_eq!(referrer_tag_subject("sha256-abc"), None);
+        assert_eq!(referrer_tag_subject("v1.2.3"), None);
+    }
+
+    #[test]
+    fn the_builder_interns_digests_and_resolves_referrer_tags() {
+        let mut b = RepositoryBuilder::new("team-a/web");
+        b.tag("v1", "sha256:aa");
+        b.tag("latest", "sha256:aa");
+        b.tag(&format!("sha256-{HEX}.sig"), "sha256:sig");
+        b.subject("sha256:sbom", "sha256:aa");
+        b.tag("sbom", "sha256:sbom");
+        let repo = b.build();
+        assert_eq!(repo.tags[0].manifest, repo.tags[1].manifest);
+        let sig_subject = repo.tags[2].subject.and_then(|id| repo.manifest(id));
+        assert_eq!(
+            sig_subject.map(|m| m.digest.as_str().to_owned()),
+            Some(format!("sha256:{HEX}"))
+        );
+        assert_eq!(repo.tags[3].subject, Some(repo.tags[0].manifest));
+        assert!(repo.is_complete());
+    }
+
+    #[test]
+    fn a_tag_listed_twice_with_different_digests_makes_the_repository_incomplete() {
+        let mut b = RepositoryBuilder::new("r");
+        b.tag("v1", "sha256:aa");
+        b.tag("v1", "sha256:bb");
+        assert!(!b.build().is_complete());
+    }
+
+    #[test]
+    fn short_digests_keep_the_algorithm_and_twelve_hex_digits() {
+        assert_eq!(
+            Digest::new(&format!("sha256:{HEX}")).short(),
+            "sha256:0123456789ab"
+        );
+        assert_eq!(Digest::new("sha256:aa").short(), "sha256:aa");
+    }
+}

@@ -1,0 +1,1065 @@
+//! The planner: policy + inventory + protections + `now` → a [`Plan`]. Pure and
+//! deterministic: the same inputs in any listing order give the same plan.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::decision::{
+    Action, Decision, DeleteReason, KeepReason, ProtectReason, ReferrerKept, SemverLine,
+};
+use super::inventory::{Capabilities, Completeness, Digest, Inventory, ManifestId, Repository};
+use super::policy::{Entry, Limits, Policy};
+use crate::api::retention::PolicyMode;
+
+/// References the cluster runs, per repository of the registry being planned: by tag and by
+/// digest (`status.containerStatuses[].imageID`). Host names are already resolved to this
+/// registry by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct InUse {
+    tags: HashMap<Arc<str>, HashMap<Arc<str>, Arc<str>>>,
+    digests: HashMap<Arc<str>, HashMap<Arc<str>, Arc<str>>>,
+}
+
+impl InUse {
+    /// No references.
+    pub fn new() -> Self {
+        InUse::default()
+    }
+
+    /// Records that `by` (`Pod team-a/web-7f9`) runs `repository:tag`. When several users
+    /// run it, reasons name the first by name.
+    pub fn add_tag(&mut self, repository: &str, tag: &str, by: &str) {
+        add(&mut self.tags, repository, tag, by);
+    }
+
+    /// Records that `by` runs `repository@digest` (an index or a platform manifest).
+    pub fn add_digest(&mut self, repository: &str, digest: &str, by: &str) {
+        add(&mut self.digests, repository, digest, by);
+    }
+
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.digests.is_empty()
+    }
+}
+
+fn add(
+    map: &mut HashMap<Arc<str>, HashMap<Arc<str>, Arc<str>>>,
+    repository: &str,
+    key: &str,
+    by: &str,
+) {
+    let users = match map.get_mut(repository) {
+        Some(users) => users,
+        None => map.entry(Arc::from(repository)).or_default(),
+    };
+    match users.get_mut(key) {
+        Some(current) if by < &**current => *current = Arc::from(by),
+        Some(_) => {}
+        None => {
+            users.insert(Arc::from(key), Arc::from(by));
+        }
+    }
+}
+
+/// What must never be deleted, supplied as data.
+#[derive(Debug, Clone, Default)]
+pub struct Protections {
+    /// Images the cluster runs.
+    pub in_use: InUse,
+}
+
+/// The decision for one tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagDecision {
+    /// Tag name.
+    pub tag: Arc<str>,
+    /// The digest the tag pointed at when listed.
+    pub digest: Digest,
+    /// What happens to it, and why.
+    pub decision: Decision,
+}
+
+/// The plan for one in-scope repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryPlan {
+    /// Repository name.
+    pub name: Arc<str>,
+    /// Set when the listing was incomplete: every tag is then protected.
+    pub incomplete: Option<Arc<str>>,
+    /// Every tag's decision, by tag name.
+    pub tags: Vec<TagDecision>,
+}
+
+/// One change to make to the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mutation {
+    /// Delete one tag; its image stays (for other tags or index parents). Only planned on
+    /// registries that can delete tags on their own. The executor re-resolves the tag first
+    /// and skips it unless it still points at `digest`.
+    DeleteTag {
+        /// Repository.
+        repository: Arc<str>,
+        /// Tag.
+        tag: Arc<str>,
+        /// The digest it must still point at.
+        digest: Digest,
+    },
+    /// Delete a manifest by digest, with every tag on it (all of which the plan deletes).
+    /// The executor re-resolves each tag first and skips the whole deletion if one now
+    /// points elsewhere.
+    DeleteManifest {
+        /// Repository.
+        repository: Arc<str>,
+        /// The manifest.
+        digest: Digest,
+        /// The tags pointing at it when listed (possibly none, for untagged referrers).
+        tags: Vec<Arc<str>>,
+        /// For a referrer: its subject, deleted earlier in the plan. Skip this deletion if
+        /// the subject's deletion did not happen.
+        subject: Option<Digest>,
+    },
+}
+
+impl Mutation {
+    /// The repository the mutation touches.
+    pub fn repository(&self) -> &str {
+        match self {
+            Mutation::DeleteTag { repository, .. }
+            | Mutation::DeleteManifest { repository, .. } => repository,
+        }
+    }
+
+    /// The digest the mutation removes (a manifest) or un-tags (a tag).
+    pub fn digest(&self) -> &Digest {
+        match self {
+            Mutation::DeleteTag { digest, .. } | Mutation::DeleteManifest { digest, .. } => digest,
+        }
+    }
+}
+
+/// Counts over the in-scope repositories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// In-scope repositories.
+    pub repositories: u64,
+    /// Tags in them.
+    pub tags: u64,
+    /// Tags kept by keep entries.
+    pub kept: u64,
+    /// Tags kept by protections.
+    pub protected: u64,
+    /// Tags deleted (Enforce) or that would be (Plan).
+    pub deletions: u64,
+    /// Manifests deleted by digest (or that would be).
+    pub manifest_deletions: u64,
+    /// Repositories whose listing was incomplete.
+    pub errors: u64,
+    /// Sum of the known sizes of the manifests deleted by digest; `None` when none is known.
+    pub reclaimable_bytes: Option<u64>,
+}
+
+/// A limit the plan breaches; nothing may be deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitBreach {
+    /// More tag deletions than `limits.maxDeletionsPerRun`.
+    #[error("the plan deletes {planned} tags, more than limits.maxDeletionsPerRun ({limit})")]
+    MaxDeletionsPerRun {
+        /// Tag deletions planned.
+        planned: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// More tag deletions than `limits.maxDeletionPercent` of the tags in scope.
+    #[error("the plan deletes {planned} of {in_scope} tags in scope, more than limits.maxDeletionPercent ({percent}%)")]
+    MaxDeletionPercent {
+        /// Tag deletions planned.
+        planned: u64,
+        /// Tags in scope.
+        in_scope: u64,
+        /// The limit.
+        percent: u8,
+    },
+}
+
+impl LimitBreach {
+    /// The condition reason (`Stalled=True`).
+    pub fn reason(&self) -> &'static str {
+        "BlastRadiusExceeded"
+    }
+
+    /// The policy field whose limit was breached.
+    pub fn field(&self) -> &'static str {
+        match self {
+            LimitBreach::MaxDeletionsPerRun { .. } => "limits.maxDeletionsPerRun",
+            LimitBreach::MaxDeletionPercent { .. } => "limits.maxDeletionPercent",
+        }
+    }
+}
+
+/// Checks `deletions` tag deletions out of `in_scope` tags against the limits. The count
+/// limit is checked first. Exactly at a limit passes.
+pub fn check_limits(limits: Limits, deletions: u64, in_scope: u64) -> Result<(), LimitBreach> {
+    if deletions > limits.max_deletions_per_run {
+        return Err(LimitBreach::MaxDeletionsPerRun {
+            planned: deletions,
+            limit: limits.max_deletions_per_run,
+        });
+    }
+    if let Some(percent) = limits.max_deletion_percent {
+        if u128::from(deletions) * 100 > u128::from(percent) * u128::from(in_scope) {
+            return Err(LimitBreach::MaxDeletionPercent {
+                planned: deletions,
+                in_scope,
+                percent,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The outcome of planning one policy against one registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The policy's name.
+    pub policy: Arc<str>,
+    /// The policy's mode. In `Plan` mode `mutations` is empty.
+    pub mode: PolicyMode,
+    /// The time the plan was computed for.
+    pub now: Timestamp,
+    /// The policy's blast-radius limits.
+    pub limits: Limits,
+    /// Every in-scope repository, by name.
+    pub repositories: Vec<RepositoryPlan>,
+    /// What to change, in execution order: per repository, tag deletions, then index and
+    /// manifest deletions, then referrers after their subjects. Empty in `Plan` mode.
+    pub mutations: Vec<Mutation>,
+    /// Counts over the in-scope repositories.
+    pub counts: Counts,
+    /// Repositories in the inventory outside the policy's scope (untouched).
+    pub out_of_scope_repositories: u64,
+    /// Things people should know about the plan (unsupported criteria, …).
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// Checks the plan's deletions against the policy's limits. Runs in both modes, so a
+    /// `Plan`-mode policy shows whether enforcing it would be blocked.
+    pub fn check_blast_radius(&self) -> Result<(), LimitBreach> {
+        check_limits(self.limits, self.counts.deletions, self.counts.tags)
+    }
+
+    /// Every tag decision with its repository.
+    pub fn decisions(&self) -> impl Iterator<Item = (&RepositoryPlan, &TagDecision)> {
+        self.repositories
+            .iter()
+            .flat_map(|r| r.tags.iter().map(move |t| (r, t)))
+    }
+}
+
+/// Plans `policy` against `inventory`.
+///
+/// `others` are the other policies that apply to the same registry (namespaced or cluster,
+/// any mode): their keep entries veto this policy's deletions in the repositories they
+/// cover. A policy in `others` with the same name as `policy` is ignored.
+pub fn plan(
+    policy: &Policy,
+    others: &[Policy],
+    inventory: &Inventory,
+    protections: &Protections,
+    now: Timestamp,
+) -> Plan {
+    let mut ctx = Ctx {
+        policy,
+        others: {
+            // By name, so the policy a veto names does not depend on the order given.
+            let mut o: Vec<&Policy> = others
+                .iter()
+                .filter(|o| o.name() != policy.name() && !o.entries.is_empty())
+                .collect();
+            o.sort_by(|a, b| a.name().cmp(b.name()));
+            o
+        },
+        caps: inventory.capabilities,
+        in_use: &protections.in_use,
+        now,
+        unsupported: vec![0; policy.entries.len()],
+    };
+    let mut groups: BTreeMap<&str, Vec<&Repository>> = BTreeMap::new();
+    let mut out_of_scope = 0;
+    for repo in &inventory.repositories {
+        if policy.in_scope(&repo.name) {
+            groups.entry(&repo.name).or_default().push(repo);
+        } else {
+            out_of_scope += 1;
+        }
+    }
+    let mut counts = Counts::default();
+    let mut repositories = Vec::with_capacity(groups.len());
+    let mut mutations = Vec::new();
+    let mut reclaimable: Option<u64> = None;
+    for (_, group) in groups {
+        let mut out = RepoOut::default();
+        let repo_plan = match group.as_slice() {
+            [repo] => match (&repo.completeness, consistency(repo)) {
+                (Completeness::Incomplete { reason }, _) => incomplete(&group, reason.clone()),
+                (Completeness::Complete, Err(why)) => incomplete(&group, Arc::from(why)),
+                (Completeness::Complete, Ok(())) => plan_repository(&mut ctx, repo, &mut out)
+                    .unwrap_or_else(|why| {
+                        out = RepoOut::default();
+                        incomplete(&group, Arc::from(why))
+                    }),
+            },
+            _ => incomplete(
+                &group,
+                Arc::from(format!("the repository was listed {} times", group.len())),
+            ),
+        };
+        counts.repositories += 1;
+        counts.errors += u64::from(repo_plan.incomplete.is_some());
+        for t in &repo_plan.tags {
+            counts.tags += 1;
+            match t.decision.action() {
+                Action::Keep => counts.kept += 1,
+                Action::Protect => counts.protected += 1,
+                Action::Delete => counts.deletions += 1,
+            }
+        }
+        counts.manifest_deletions += out.manifest_deletions;
+        if let Some(bytes) = out.reclaimable {
+            reclaimable = Some(reclaimable.unwrap_or(0).saturating_add(bytes));
+        }
+        if policy.mode() == PolicyMode::Enforce {
+            out.mutations
+                .sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            mutations.extend(out.mutations.into_iter().map(|(_, m)| m));
+        }
+        repositories.push(repo_plan);
+    }
+    counts.reclaimable_bytes = reclaimable;
+    let notes = ctx
+        .unsupported
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(e, n)| {
+            format!(
+                "keep[{e}]: pulledWithin needs pull statistics, which this registry does not keep; the {n} tags the entry selects are kept"
+            )
+        })
+        .collect();
+    Plan {
+        policy: policy.name_arc(),
+        mode: policy.mode(),
+        now,
+        limits: policy.limits(),
+        repositories,
+        mutations,
+        counts,
+        out_of_scope_repositories: out_of_scope,
+        notes,
+    }
+}
+
+struct Ctx<'a> {
+    policy: &'a Policy,
+    others: Vec<&'a Policy>,
+    caps: Capabilities,
+    in_use: &'a InUse,
+    now: Timestamp,
+    unsupported: Vec<u64>,
+}
+
+/// Per-repository results besides the decisions. Mutations carry a sort key: phase, then a
+/// name.
+#[derive(Default)]
+struct RepoOut {
+    mutations: Vec<((u32, Arc<str>), Mutation)>,
+    manifest_deletions: u64,
+    reclaimable: Option<u64>,
+}
+
+/// Ids out of range make the inventory unusable for this repository: fail closed.
+fn consistency(repo: &Repository) -> Result<(), &'static str> {
+    let m = repo.manifests.len();
+    let ok = |id: ManifestId| id.index() < m;
+    let tags_ok = repo
+        .tags
+        .iter()
+        .all(|t| ok(t.manifest) && t.subject.is_none_or(ok));
+    let manifests_ok = repo
+        .manifests
+        .iter()
+        .all(|x| x.children.iter().all(|c| ok(*c)) && x.subject.is_none_or(ok));
+    if tags_ok && manifests_ok {
+        Ok(())
+    } else {
+        Err("the inventory refers to manifests it does not list")
+    }
+}
+
+fn digest_of(repo: &Repository, id: ManifestId) -> Digest {
+    repo.manifest(id)
+        .map_or_else(|| Digest::new("unknown"), |m| m.digest.clone())
+}
+
+fn incomplete(group: &[&Repository], reason: Arc<str>) -> RepositoryPlan {
+    let mut tags: Vec<TagDecision> = group
+        .iter()
+        .flat_map(|repo| {
+            let reason = reason.clone();
+            repo.tags.iter().map(move |t| TagDecision {
+                tag: t.name.clone(),
+                digest: digest_of(repo, t.manifest),
+                decision: Decision::Protect(ProtectReason::IncompleteRepository {
+                    reason: reason.clone(),
+                }),
+            })
+        })
+        .collect();
+    tags.sort_by(|a, b| a.tag.cmp(&b.tag).then_with(|| a.digest.cmp(&b.digest)));
+    RepositoryPlan {
+        name: group
+            .first()
+            .map_or_else(|| Arc::from(""), |r| r.name.clone()),
+        incomplete: Some(reason),
+        tags,
+    }
+}
+
+/// What keep entries decide for each tag of a repository.
+struct Keeps {
+    /// The first entry (and criterion) that keeps each tag.
+    kept: Vec<Option<KeepReason>>,
+    /// Bit `e` set: entry `e` selects the tag.
+    selected: Vec<u64>,
+}
+
+fn parse_version(tag: &str) -> Option<semver::Version> {
+    semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()
+}
+
+/// Evaluates a policy's keep entries over a complete repository. Referrer tags are never
+/// selected: they follow their subject.
+fn evaluate_keeps(
+    policy: &Policy,
+    repo: &Repository,
+    ages: &[Option<SignedDuration>],
+    caps: Capabilities,
+    now: Timestamp,
+    mut unsupported: Option<&mut [u64]>,
+) -> Keeps {
+    let n = repo.tags.len();
+    let mut kept: Vec<Option<KeepReason>> = vec![None; n];
+    let mut selected = vec![0u64; n];
+    let mut sel: Vec<usize> = Vec::with_capacity(n);
+    for (e, entry) in policy.entries.iter().enumerate() {
+        let num = u8::try_from(e + 1).unwrap_or(u8::MAX);
+        sel.clear();
+        for (i, t) in repo.tags.iter().enumerate() {
+            if t.subject.is_none() && entry.selector.matches(&t.name) {
+                sel.push(i);
+                selected[i] |= 1 << e;
+            }
+        }
+        if sel.is_empty() {
+            continue;
+        }
+        if !entry.has_criteria() {
+            for &i in &sel {
+                kept[i].get_or_insert(KeepReason::Selected { entry: num });
+            }
+            continue;
+        }
+        if let Some(of) = entry.most_recent {
+            most_recent(repo, ages, &sel, num, of, &mut kept);
+        }
+        if let Some(within) = entry.pushed_within {
+            for &i in &sel {
+                if let Some(age) = ages[i].filter(|a| *a <= within) {
+                    kept[i].get_or_insert(KeepReason::PushedWithin {
+                        entry: num,
+                        age,
+                        within,
+                    });
+                }
+            }
+        }
+        if let Some(within) = entry.pulled_within {
+            if caps.pull_stats {
+                for &i in &sel {
+                    let ago = repo.tags[i].last_pulled.map(|p| now.duration_since(p));
+                    if let Some(ago) = ago.filter(|a| *a <= within) {
+                        kept[i].get_or_insert(KeepReason::PulledWithin {
+                            entry: num,
+                            ago,
+                            within,
+                        });
+                    }
+                }
+            } else {
+                if let Some(u) = unsupported.as_deref_mut().and_then(|u| u.get_mut(e)) {
+                    *u += sel.len() as u64;
+                }
+                for &i in &sel {
+                    kept[i].get_or_insert(KeepReason::PullStatsUnavailable { entry: num });
+                }
+            }
+        }
+        if entry.semver.is_some() {
+            semver_keeps(repo, entry, &sel, num, &mut kept);
+        }
+    }
+    Keeps { kept, selected }
+}
+
+/// `mostRecent`: ranks the images carrying a selected tag by their newest selected tag's
+/// push time (ties: the greater tag name counts as newer) and keeps the selected tags of
+/// the first `of`. Images whose every selected tag has an unknown age are not ranked (such
+/// tags are protected anyway) and so do not take a place.
+fn most_recent(
+    repo: &Repository,
+    ages: &[Option<SignedDuration>],
+    sel: &[usize],
+    entry: u8,
+    of: u32,
+    kept: &mut [Option<KeepReason>],
+) {
+    let mut best: HashMap<ManifestId, usize> = HashMap::with_capacity(sel.len());
+    let newer = |a: usize, b: usize| -> bool {
+        // Is tag a newer than tag b? Smaller age is newer; equal ages: greater name.
+        match (ages[a], ages[b]) {
+            (Some(x), Some(y)) if x != y => x < y,
+            _ => repo.tags[a].name > repo.tags[b].name,
+        }
+    };
+    for &i in sel {
+        if ages[i].is_none() {
+            continue;
+        }
+        let id = repo.tags[i].manifest;
+        match best.get_mut(&id) {
+            Some(b) if newer(i, *b) => *b = i,
+            Some(_) => {}
+            None => {
+                best.insert(id, i);
+            }
+        }
+    }
+    let mut images: Vec<(ManifestId, usize)> = best.into_iter().collect();
+    let take = (of as usize).min(images.len());
+    let cmp = |a: &(ManifestId, usize), b: &(ManifestId, usize)| {
+        let (x, y) = (a.1, b.1);
+        ages[x]
+            .cmp(&ages[y])
+            .then_with(|| repo.tags[y].name.cmp(&repo.tags[x].name))
+    };
+    if take < images.len() && take > 0 {
+        images.select_nth_unstable_by(take - 1, cmp);
+    }
+    images.truncate(take);
+    images.sort_unstable_by(cmp);
+    let rank: HashMap<ManifestId, u32> = images
+        .iter()
+        .enumerate()
+        .map(|(r, (id, _))| (*id, r as u32 + 1))
+        .collect();
+    for &i in sel {
+        if let Some(&r) = rank.get(&repo.tags[i].manifest) {
+            kept[i].get_or_insert(KeepReason::MostRecent { entry, rank: r, of });
+        }
+    }
+}
+
+/// `semver`: among the selected tags that parse as versions (optional `v` prefix;
+/// pre-releases only when included), keeps the tags of the `N` highest distinct versions
+/// of each major (`latestPerMajor`) and of each major.minor line (`latestPerMinor`).
+fn semver_keeps(
+    repo: &Repository,
+    entry: &Entry,
+    sel: &[usize],
+    num: u8,
+    kept: &mut [Option<KeepReason>],
+) {
+    let Some(rule) = entry.semver else { return };
+    let mut versions: Vec<(semver::Version, usize)> = sel
+        .iter()
+        .filter_map(|&i| parse_version(&repo.tags[i].name).map(|v| (v, i)))
+        .filter(|(v, _)| rule.prereleases || v.pre.is_empty())
+        .collect();
+    if versions.is_empty() {
+        return;
+    }
+    type LineOf = fn(&semver::Version) -> SemverLine;
+    let lines: [(Option<u32>, LineOf); 2] = [
+        (rule.per_major, |v| SemverLine::Major(v.major)),
+        (rule.per_minor, |v| SemverLine::Minor(v.major, v.minor)),
+    ];
+    for (of, line_of) in lines {
+        let Some(of) = of else { continue };
+        let key = |v: &semver::Version| match line_of(v) {
+            SemverLine::Major(m) => (m, 0),
+            SemverLine::Minor(m, n) => (m, n),
+        };
+        // By line, then highest version first; tag name breaks ties between `v1.0.0` and
+        // `1.0.0` so the order does not depend on listing order.
+        versions.sort_by(|a, b| {
+            key(&a.0)
+                .cmp(&key(&b.0))
+                .then_with(|| b.0.cmp(&a.0))
+                .then_with(|| repo.tags[a.1].name.cmp(&repo.tags[b.1].name))
+        });
+        let mut rank = 0u32;
+        let mut prev: Option<(&semver::Version, (u64, u64))> = None;
+        for (v, i) in &versions {
+            match prev {
+                Some((pv, pk)) if pk == key(v) => {
+                    if pv != v {
+                        rank += 1;
+                    }
+                }
+                _ => rank = 1,
+            }
+            prev = Some((v, key(v)));
+            if rank <= of {
+                kept[*i].get_or_insert(KeepReason::Semver {
+                    entry: num,
+                    rank,
+                    of,
+                    line: line_of(v),
+                });
+            }
+        }
+    }
+}
+
+/// Finds who runs this manifest, or an index child of it, by digest. The first user by
+/// name, for determinism.
+fn digest_user(
+    repo: &Repository,
+    users: &HashMap<Arc<str>, Arc<str>>,
+    id: ManifestId,
+) -> Option<(Arc<str>, Digest)> {
+    let mut found: Option<(Arc<str>, Digest)> = None;
+    let mut stack = vec![id];
+    let mut seen = Vec::new();
+    while let Some(id) = stack.pop() {
+        if seen.contains(&id) {
+            continue;
+        }
+        seen.push(id);
+        let Some(m) = repo.manifest(id) else { continue };
+        if let Some(by) = users.get(m.digest.as_str()) {
+            let better = found.as_ref().is_none_or(|(b, d)| (by, &m.digest) < (b, d));
+            if better {
+                found = Some((by.clone(), m.digest.clone()));
+            }
+        }
+        stack.extend(m.children.iter().copied());
+    }
+    found
+}
+
+/// Plans one complete, consistent repository. Fails (and the repository is then treated as
+/// incomplete) when a tag name is listed twice.
+fn plan_repository(
+    ctx: &mut Ctx<'_>,
+    repo: &Repository,
+    out: &mut RepoOut,
+) -> Result<RepositoryPlan, &'static str> {
+    let policy = ctx.policy;
+    let now = ctx.now;
+    let n = repo.tags.len();
+    let m = repo.manifests.len();
+    let man = |id: ManifestId| &repo.manifests[id.index()];
+    let ages: Vec<Option<SignedDuration>> = repo
+        .tags
+        .iter()
+        .map(|t| {
+            t.pushed
+                .or(man(t.manifest).created)
+                .map(|p| now.duration_since(p))
+        })
+        .collect();
+
+    // 1. Keep entries of this policy.
+    let keeps = if policy.deletes_anything() {
+        Some(evaluate_keeps(
+            policy,
+            repo,
+            &ages,
+            ctx.caps,
+            now,
+            Some(&mut ctx.unsupported),
+        ))
+    } else {
+        None
+    };
+
+    // 2. Decisions of the tags people chose (referrer tags follow their subject, below).
+    let tag_users = if policy.in_use {
+        ctx.in_use.tags.get(&*repo.name)
+    } else {
+        None
+    };
+    let digest_users = if policy.in_use {
+        ctx.in_use.digests.get(&*repo.name)
+    } else {
+        None
+    };
+    let mut digest_user_cache: HashMap<ManifestId, Option<(Arc<str>, Digest)>> = HashMap::new();
+    let mut other_keeps: Vec<Option<Keeps>> = Vec::new();
+    let mut decisions: Vec<Option<Decision>> = vec![None; n];
+    for (i, t) in repo.tags.iter().enumerate() {
+        if t.subject.is_some() {
+            continue;
+        }
+        let Some(keeps) = &keeps else {
+            decisions[i] = Some(Decision::Keep(KeepReason::NoKeepEntries));
+            continue;
+        };
+        if let Some(k) = keeps.kept[i] {
+            decisions[i] = Some(Decision::Keep(k));
+            continue;
+        }
+        // Protections, most telling first.
+        if let Some(by) = tag_users.and_then(|u| u.get(&*t.name)) {
+            decisions[i] = Some(Decision::Protect(ProtectReason::InUse {
+                by: by.clone(),
+                digest: None,
+            }));
+            continue;
+        }
+        if let Some(users) = digest_users {
+            let found = digest_user_cache
+                .entry(t.manifest)
+                .or_insert_with(|| digest_user(repo, users, t.manifest));
+            if let Some((by, d)) = found {
+                decisions[i] = Some(Decision::Protect(ProtectReason::InUse {
+                    by: by.clone(),
+                    digest: Some(d.clone()),
+                }));
+                continue;
+            }
+        }
+        if !ctx.others.is_empty() && other_keeps.is_empty() {
+            other_keeps = ctx
+                .others
+                .iter()
+                .map(|o| {
+                    o.in_scope(&repo.name)
+                        .then(|| evaluate_keeps(o, repo, &ages, ctx.caps, now, None))
+                })
+                .collect();
+        }
+        let veto = ctx.others.iter().zip(&other_keeps).find_map(|(o, k)| {
+            k.as_ref()
+                .and_then(|k| k.kept[i])
+                .map(|reason| ProtectReason::OtherPolicy {
+                    policy: o.name_arc(),
+                    reason,
+                })
+        });
+        if let Some(veto) = veto {
+            decisions[i] = Some(Decision::Protect(veto));
+            continue;
+        }
+        let Some(age) = ages[i] else {
+            decisions[i] = Some(Decision::Protect(ProtectReason::UnknownAge));
+            continue;
+        };
+        if age < policy.min_age {
+            decisions[i] = Some(Decision::Protect(ProtectReason::TooYoung {
+                age,
+                min_age: policy.min_age,
+            }));
+            continue;
+        }
+        decisions[i] = Some(Decision::Delete(if policy.purge {
+            DeleteReason::Purge { age }
+        } else {
+            DeleteReason::NotKept {
+                age,
+                selected_by: keeps.selected[i],
+                misses: policy.misses.clone(),
+            }
+        }));
+    }
+
+    // 3. Which manifests go entirely: every tag on them goes.
+    let mut tag_count = vec![0u32; m];
+    let mut delete_count = vec![0u32; m];
+    let mut referrer = vec![false; m];
+    let mut subject_of: Vec<Option<ManifestId>> =
+        repo.manifests.iter().map(|x| x.subject).collect();
+    for (i, t) in repo.tags.iter().enumerate() {
+        let id = t.manifest.index();
+        tag_count[id] += 1;
+        if let Some(s) = t.subject {
+            referrer[id] = true;
+            // A manifest's own subject wins; else the first subject by digest its tags name.
+            if repo.manifests[id].subject.is_none() {
+                let slot = &mut subject_of[id];
+                if slot.is_none_or(|cur| man(s).digest < man(cur).digest) {
+                    *slot = Some(s);
+                }
+            }
+        } else if decisions[i].as_ref().is_some_and(Decision::is_delete) {
+            delete_count[id] += 1;
+        }
+    }
+    for (id, x) in repo.manifests.iter().enumerate() {
+        referrer[id] |= x.subject.is_some();
+    }
+    let mut going: Vec<bool> = (0..m)
+        .map(|id| !referrer[id] && tag_count[id] > 0 && delete_count[id] == tag_count[id])
+        .collect();
+    // An index that stays keeps its children (and theirs).
+    let mut blocked_by: HashMap<ManifestId, ManifestId> = HashMap::new();
+    let mut stack: Vec<usize> = (0..m)
+        .filter(|&p| !going[p] && !repo.manifests[p].children.is_empty())
+        .collect();
+    while let Some(p) = stack.pop() {
+        for &c in &repo.manifests[p].children {
+            if going[c.index()] {
+                going[c.index()] = false;
+                if !repo.manifests[c.index()].children.is_empty() {
+                    stack.push(c.index());
+                }
+            }
+            // Name the staying parent first by digest, whatever the listing order.
+            let parent = ManifestId(p as u32);
+            blocked_by
+                .entry(c)
+                .and_modify(|b| {
+                    if man(parent).digest < man(*b).digest {
+                        *b = parent;
+                    }
+                })
+                .or_insert(parent);
+        }
+    }
+
+    // 4. Referrers of manifests that go, when asked (purge implies it), cascading.
+    let delete_referrers = policy.delete_referrers || policy.purge;
+    let mut round = vec![0u32; m];
+    let referrers: Vec<usize> = (0..m).filter(|&id| referrer[id]).collect();
+    if delete_referrers && !referrers.is_empty() {
+        let mut parents: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (p, x) in repo.manifests.iter().enumerate() {
+            for c in &x.children {
+                if referrer[c.index()] {
+                    parents.entry(c.index()).or_default().push(p);
+                }
+            }
+        }
+        // A referrer may go only if every tag on it is a referrer tag old enough to go, it
+        // was not created within the grace period, and nothing runs it.
+        let mut deletable: Vec<bool> = (0..m)
+            .map(|id| {
+                referrer[id]
+                    && repo.manifests[id]
+                        .created
+                        .is_none_or(|c| now.duration_since(c) >= policy.min_age)
+            })
+            .collect();
+        for (i, t) in repo.tags.iter().enumerate() {
+            let ok = t.subject.is_some() && ages[i].is_none_or(|a| a >= policy.min_age);
+            deletable[t.manifest.index()] &= ok;
+        }
+        if let Some(users) = digest_users {
+            for &id in &referrers {
+                if deletable[id] && digest_user(repo, users, ManifestId(id as u32)).is_some() {
+                    deletable[id] = false;
+                }
+            }
+        }
+        let mut r = 1;
+        loop {
+            let mut added = Vec::new();
+            for &id in &referrers {
+                if going[id] || !deletable[id] {
+                    continue;
+                }
+                let subject_goes = subject_of[id].is_some_and(|s| going[s.index()]);
+                let parents_go = parents
+                    .get(&id)
+                    .is_none_or(|ps| ps.iter().all(|&p| going[p]));
+                if subject_goes && parents_go {
+                    added.push(id);
+                }
+            }
+            if added.is_empty() {
+                break;
+            }
+            for id in added {
+                going[id] = true;
+                round[id] = r;
+            }
+            r += 1;
+        }
+    }
+
+    // 5. Referrer tags follow their manifest; deletions the registry cannot carry out
+    //    alone become protections.
+    let mut staying: Vec<Option<usize>> = vec![None; m];
+    for (i, t) in repo.tags.iter().enumerate() {
+        if t.subject.is_none() && !decisions[i].as_ref().is_some_and(Decision::is_delete) {
+            let slot = &mut staying[t.manifest.index()];
+            if slot.is_none_or(|s| t.name < repo.tags[s].name) {
+                *slot = Some(i);
+            }
+        }
+    }
+    for (i, t) in repo.tags.iter().enumerate() {
+        let id = t.manifest.index();
+        if t.subject.is_some() {
+            let subject = subject_of[id].or(t.subject).map(|s| digest_of(repo, s));
+            let subject = subject.unwrap_or_else(|| Digest::new("unknown"));
+            let subject_goes = subject_of[id].is_some_and(|s| going[s.index()]);
+            decisions[i] = Some(if going[id] {
+                Decision::Delete(DeleteReason::Referrer { subject })
+            } else if !subject_goes {
+                Decision::Protect(ProtectReason::Referrer {
+                    subject,
+                    why: ReferrerKept::SubjectStays,
+                })
+            } else if !delete_referrers {
+                Decision::Protect(ProtectReason::Referrer {
+                    subject,
+                    why: ReferrerKept::DeleteReferrersOff,
+                })
+            } else if let Some(age) = ages[i].filter(|a| *a < policy.min_age) {
+                Decision::Protect(ProtectReason::TooYoung {
+                    age,
+                    min_age: policy.min_age,
+                })
+            } else {
+                Decision::Protect(ProtectReason::Referrer {
+                    subject,
+                    why: ReferrerKept::StillNeeded,
+                })
+            });
+            continue;
+        }
+        let Some(Decision::Delete(_)) = decisions[i] else {
+            continue;
+        };
+        if going[id] {
+            continue;
+        }
+        if ctx.caps.delete_by_tag {
+            out.mutations.push((
+                (0, t.name.clone()),
+                Mutation::DeleteTag {
+                    repository: repo.name.clone(),
+                    tag: t.name.clone(),
+                    digest: man(t.manifest).digest.clone(),
+                },
+            ));
+        } else {
+            let reason = match (staying[id], blocked_by.get(&t.manifest)) {
+                (Some(s), _) => ProtectReason::SharedImage {
+                    with_tag: repo.tags[s].name.clone(),
+                },
+                (None, Some(p)) => ProtectReason::IndexChild {
+                    index: digest_of(repo, *p),
+                },
+                (None, None) => ProtectReason::SharedImage {
+                    with_tag: Arc::from("another reference"),
+                },
+            };
+            decisions[i] = Some(Decision::Protect(reason));
+        }
+    }
+
+    // 6. Manifest deletions.
+    let mut tags_on: HashMap<usize, Vec<Arc<str>>> = HashMap::new();
+    for t in &repo.tags {
+        if going[t.manifest.index()] {
+            tags_on
+                .entry(t.manifest.index())
+                .or_default()
+                .push(t.name.clone());
+        }
+    }
+    for (id, x) in repo.manifests.iter().enumerate() {
+        if !going[id] {
+            continue;
+        }
+        out.manifest_deletions += 1;
+        if let Some(size) = x.size {
+            out.reclaimable = Some(out.reclaimable.unwrap_or(0).saturating_add(size));
+        }
+        let mut tags = tags_on.remove(&id).unwrap_or_default();
+        tags.sort();
+        let phase = if referrer[id] {
+            2 + round[id]
+        } else if x.children.is_empty() {
+            2
+        } else {
+            1
+        };
+        out.mutations.push((
+            (phase, Arc::from(x.digest.as_str())),
+            Mutation::DeleteManifest {
+                repository: repo.name.clone(),
+                digest: x.digest.clone(),
+                tags,
+                subject: referrer[id]
+                    .then(|| subject_of[id].map(|s| digest_of(repo, s)))
+                    .flatten(),
+            },
+        ));
+    }
+
+    let mut tags: Vec<TagDecision> = repo
+        .tags
+        .iter()
+        .zip(decisions)
+        .map(|(t, d)| TagDecision {
+            tag: t.name.clone(),
+            digest: man(t.manifest).digest.clone(),
+            decision: d.unwrap_or(Decision::Protect(ProtectReason::UnknownAge)),
+        })
+        .collect();
+    tags.sort_unstable_by(|a, b| a.tag.cmp(&b.tag));
+    if tags.windows(2).any(|w| w[0].tag == w[1].tag) {
+        return Err("a tag is listed twice");
+    }
+    Ok(RepositoryPlan {
+        name: repo.name.clone(),
+        incomplete: None,
+        tags,
+    })
+}
+
+impl fmt::Display for Mutation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mutation::DeleteTag {
+                repository,
+                tag,
+                digest,
+            } => write!(f, "delete tag {repository}:{tag} ({})", digest.short()),
+            Mutation::DeleteManifest {
+                repository,
+                digest,
+                tags,
+                subject,
+            } => {
+                write!(f, "delete manifest {repository}@{digest}")?;
+                if !tags.is_empty() {
+                    write!(f, " with tags {}", tags.join(", "))?;
+                }
+                if let Some(s) = subject {
+                    write!(f, " (referrer of {})", s.short())?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
