@@ -703,6 +703,7 @@ fn watch(shared: Arc<Shared>, t: Target, q: HashMap<String, String>) -> Response
         };
         let mut changes = shared.changes.subscribe();
         let mut shutdown = shared.shutdown.subscribe();
+        let mut epoch = shared.watch_epoch.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         // Where to start: after `requested`, or (no version / "0" / streaming list) from a
         // synthetic ADDED of every current object.
@@ -801,6 +802,7 @@ fn watch(shared: Arc<Shared>, t: Target, q: HashMap<String, String>) -> Response
             tokio::select! {
                 r = changes.changed() => if r.is_err() { return },
                 _ = shutdown.changed() => return,
+                _ = epoch.changed() => return,
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = tokio::time::sleep(bookmark_every) => {},
                 _ = tx.closed() => return,

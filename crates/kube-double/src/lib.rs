@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     /// Bumped after every committed change; watch streams wait on it.
     changes: tokio::sync::watch::Sender<u64>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Bumped to end every open watch stream.
+    watch_epoch: tokio::sync::watch::Sender<u64>,
     bookmark_interval: Duration,
     addr: SocketAddr,
 }
@@ -185,6 +187,7 @@ impl TestApiServer {
             log: Mutex::new(Vec::new()),
             changes: tokio::sync::watch::channel(0).0,
             shutdown: tokio::sync::watch::channel(false).0,
+            watch_epoch: tokio::sync::watch::channel(0).0,
             bookmark_interval: opts.bookmark_interval,
             addr,
         });
@@ -270,6 +273,13 @@ impl TestApiServer {
     /// their reflectors must relist, as after an etcd compaction.
     pub fn compact(&self) {
         self.shared.lock().compact();
+    }
+
+    /// End every open watch stream, as an apiserver restart or an idle-timeout would. Clients
+    /// re-watch from the last version they saw; combined with [`Self::compact`] this makes
+    /// them get 410 Gone and relist.
+    pub fn expire_watches(&self) {
+        self.shared.watch_epoch.send_modify(|e| *e += 1);
     }
 
     /// Change how many changes are retained for watches.
