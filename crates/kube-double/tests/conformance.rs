@@ -577,7 +577,7 @@ async fn a_reflector_relists_after_410_and_keeps_up() {
             serde_json::from_value(json!({"metadata": {"name": format!("s{i}")}})).unwrap();
         secrets.create(&PostParams::default(), &s).await.unwrap();
     }
-    while reader.state().len() < 1 {
+    while reader.state().is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // ...then compaction plus a dropped connection makes its resume version too old.
