@@ -220,7 +220,13 @@ impl TestApiServer {
     }
 
     /// A kube-rs client for this server (default namespace `default`).
+    ///
+    /// If no process-wide rustls crypto provider is installed yet (and the build enables more
+    /// than one, as the root crate's does), this installs rustls' `ring` provider first.
     pub fn client(&self) -> kube::Client {
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let url = self
             .url()
             .parse()
