@@ -1,0 +1,199 @@
+//! Runs the real operator (its controllers, through `controller::operator::run`) against the
+//! Kubernetes API test double, with the project's CRDs installed.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, PostParams};
+use kube_double::{RequestRecord, TestApiServer};
+use registry_operator::controller::context::Settings;
+use registry_operator::controller::operator::{self, OperatorConfig};
+use serde::de::DeserializeOwned;
+
+/// User-Agent of the operator's requests in the request log.
+pub const OPERATOR_AGENT: &str = "registry-operator-under-test";
+
+/// A test double with the CRDs installed and the operator running against it.
+pub struct Harness {
+    pub server: TestApiServer,
+    pub client: kube::Client,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    /// Starts with default settings (fast health checks and backoff).
+    pub async fn start() -> Self {
+        Self::start_with(Settings {
+            health_interval: Duration::from_secs(2),
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(2),
+            ..Settings::default()
+        })
+        .await
+    }
+
+    /// Starts with the given settings.
+    pub async fn start_with(settings: Settings) -> Self {
+        let server = TestApiServer::start().await.expect("test apiserver starts");
+        let client = server.client();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for (_, crd) in registry_operator::api::crds() {
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .expect("CRD installs");
+        }
+        let config = OperatorConfig {
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            leader_election: None,
+            watch_namespaces: Vec::new(),
+            settings,
+        };
+        let (shutdown, stop) = operator::shutdown_signal();
+        // The operator gets its own client, marked by its User-Agent, so its requests can be
+        // told apart from the test's in the request log.
+        let mut op_config = kube::Config::new(server.url().parse().unwrap());
+        op_config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(OPERATOR_AGENT),
+        ));
+        let c = kube::Client::try_from(op_config).expect("operator client");
+        let task = tokio::spawn(async move {
+            operator::run(c, config, shutdown)
+                .await
+                .expect("operator runs");
+        });
+        Harness {
+            server,
+            client,
+            stop,
+            task,
+        }
+    }
+
+    /// Every request the API server received so far.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.server.requests()
+    }
+
+    /// The requests the operator (not the test) sent.
+    pub fn operator_requests(&self) -> Vec<RequestRecord> {
+        self.server
+            .requests()
+            .into_iter()
+            .filter(|r| r.user_agent.contains(OPERATOR_AGENT))
+            .collect()
+    }
+
+    /// Writes (create, update, patch, delete) sent so far.
+    pub fn writes(&self) -> usize {
+        self.server
+            .requests()
+            .iter()
+            .filter(|r| r.is_write())
+            .count()
+    }
+
+    /// Stops the operator gracefully.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+/// Polls `probe` every 50 ms until it yields a value; panics after 20 s naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The condition of `type_` in an object's status.
+pub fn condition<K: serde::Serialize>(object: &K, type_: &str) -> Option<Condition> {
+    let v = serde_json::to_value(object).ok()?;
+    let conditions = v.pointer("/status/conditions")?.as_array()?.clone();
+    conditions
+        .into_iter()
+        .filter_map(|c| serde_json::from_value::<Condition>(c).ok())
+        .find(|c| c.type_ == type_)
+}
+
+/// Deserialises a fixture.
+pub fn object<K: DeserializeOwned>(v: serde_json::Value) -> K {
+    serde_json::from_value(v).expect("fixture")
+}
+
+/// The rules of the operator's ClusterRole in config/rbac/role.yaml, as (group, resource, verb).
+pub fn granted_rules() -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/rbac/role.yaml"
+    ))
+    .unwrap();
+    let role: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    let mut out = Vec::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for g in rule["apiGroups"].as_array().unwrap() {
+            for r in rule["resources"].as_array().unwrap() {
+                for v in rule["verbs"].as_array().unwrap() {
+                    out.push((
+                        g.as_str().unwrap().to_string(),
+                        r.as_str().unwrap().to_string(),
+                        v.as_str().unwrap().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The operator's requests that its ClusterRole does not grant, as `verb group/resource`.
+pub fn ungranted(requests: &[RequestRecord]) -> Vec<String> {
+    let rules = granted_rules();
+    let mut out: Vec<String> = requests
+        .iter()
+        .filter(|r| {
+            let resource = if r.subresource.is_empty() {
+                r.resource.clone()
+            } else {
+                format!("{}/{}", r.resource, r.subresource)
+            };
+            !rules
+                .iter()
+                .any(|(g, res, v)| *g == r.group && *res == resource && *v == r.verb)
+        })
+        .map(|r| {
+            format!(
+                "{} {}/{}{}",
+                r.verb,
+                r.group,
+                r.resource,
+                if r.subresource.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{}", r.subresource)
+                }
+            )
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}

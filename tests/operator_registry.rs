@@ -1,0 +1,240 @@
+//! The operator's Registry controller against the Kubernetes API test double: a managed
+//! Registry becomes a ConfigMap, Services and a StatefulSet owned by it; a spec change rolls the
+//! config hash; an invalid spec stalls with the renderer's message and deploys nothing; a
+//! converged Registry causes no further writes.
+
+mod operator;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use registry_operator::api::Registry;
+use registry_operator::controller::builders::CONFIG_HASH_ANNOTATION;
+use serde_json::json;
+
+use operator::{condition, wait_for, Harness};
+
+fn managed(name: &str, spec: serde_json::Value) -> Registry {
+    serde_json::from_value(json!({
+        "apiVersion": "registry-operator.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn config_hash(sts: &StatefulSet) -> String {
+    sts.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap()[CONFIG_HASH_ANNOTATION]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_registry_gets_its_workload_with_owner_references_and_rolls_on_config_change() {
+    let h = Harness::start().await;
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "main-htpasswd"},
+                "stringData": {"htpasswd": "admin:$2y$05$abcdefghijklmnopqrstuv"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    regs.create(
+        &PostParams::default(),
+        &managed(
+            "main",
+            json!({
+                "version": "v2.1.20", "gc": {"interval": "1h", "delay": "2h"}, "dedupe": true,
+                "auth": {"htpasswdSecretRef": {"name": "main-htpasswd"}},
+            }),
+        ),
+    )
+    .await
+    .unwrap();
+
+    let sts_api: Api<StatefulSet> = Api::namespaced(h.client.clone(), "default");
+    let sts = wait_for("the StatefulSet", || async {
+        sts_api.get_opt("main").await.unwrap()
+    })
+    .await;
+    let cm: Api<ConfigMap> = Api::namespaced(h.client.clone(), "default");
+    let svc: Api<Service> = Api::namespaced(h.client.clone(), "default");
+    let reg = regs.get("main").await.unwrap();
+    let uid = reg.uid().unwrap();
+    let config_maps = cm.list(&Default::default()).await.unwrap();
+    let config_map = config_maps
+        .items
+        .iter()
+        .find(|c| {
+            c.data
+                .as_ref()
+                .is_some_and(|d| d.contains_key("config.json"))
+        })
+        .expect("config ConfigMap");
+    let config: serde_json::Value =
+        serde_json::from_str(&config_map.data.as_ref().unwrap()["config.json"]).unwrap();
+    assert_eq!(config["storage"]["gcInterval"], "1h");
+    assert_eq!(config["storage"]["gcDelay"], "2h");
+    assert_eq!(config["storage"]["dedupe"], true);
+    for owners in [
+        sts.owner_references().to_vec(),
+        config_map.owner_references().to_vec(),
+        svc.get("main").await.unwrap().owner_references().to_vec(),
+    ] {
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].uid, uid);
+        assert_eq!(owners[0].controller, Some(true));
+    }
+
+    // No pods run in the double, so the rollout never completes: the status says so.
+    let reg = wait_for("a Reconciling status", || async {
+        let r = regs.get("main").await.unwrap();
+        condition(&r, "Reconciling")
+            .filter(|c| c.status == "True")
+            .map(|_| r)
+    })
+    .await;
+    let status = reg.status.unwrap();
+    assert_eq!(
+        status.url.as_deref(),
+        Some("http://main.default.svc.cluster.local:5000")
+    );
+    assert_eq!(
+        status.config_hash.as_deref(),
+        Some(config_hash(&sts).as_str())
+    );
+    assert_eq!(condition_reason(&regs, "Ready").await, "RollingOut");
+
+    // A config change rolls the pods through the hash annotation.
+    let before = config_hash(&sts);
+    regs.patch(
+        "main",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"gc": {"interval": "30m"}}})),
+    )
+    .await
+    .unwrap();
+    let after = wait_for("a new config hash", || async {
+        let s = sts_api.get("main").await.unwrap();
+        Some(config_hash(&s)).filter(|h| *h != before)
+    })
+    .await;
+    assert_ne!(after, before);
+    h.stop().await;
+}
+
+async fn condition_reason(regs: &Api<Registry>, type_: &str) -> String {
+    let r = regs.get("main").await.unwrap();
+    condition(&r, type_).map(|c| c.reason).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_spec_stalls_with_the_renderers_message_and_deploys_nothing() {
+    let h = Harness::start().await;
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    // Valid for the API server, but gcTimeWindow needs zot v2.1.19.
+    regs.create(
+        &PostParams::default(),
+        &managed(
+            "old",
+            json!({"version": "v2.1.18", "gc": {"timeWindow": "01:00-05:00"}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let stalled = wait_for("Stalled=True", || async {
+        let r = regs.get("old").await.unwrap();
+        condition(&r, "Stalled").filter(|c| c.status == "True")
+    })
+    .await;
+    assert_eq!(stalled.reason, "InvalidSpec");
+    assert!(stalled.message.contains("v2.1.19"), "{}", stalled.message);
+    let sts_api: Api<StatefulSet> = Api::namespaced(h.client.clone(), "default");
+    let cm: Api<ConfigMap> = Api::namespaced(h.client.clone(), "default");
+    assert!(
+        sts_api
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "no workload for an invalid spec"
+    );
+    assert!(
+        cm.list(&Default::default()).await.unwrap().items.is_empty(),
+        "no config for an invalid spec"
+    );
+    let events = h
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "events" && r.verb == "create")
+        .count();
+    assert!(events >= 1, "an InvalidSpec event is published");
+
+    // Fixing the spec un-stalls it.
+    regs.patch(
+        "old",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"version": "v2.1.20"}})),
+    )
+    .await
+    .unwrap();
+    wait_for("the StatefulSet after the fix", || async {
+        sts_api.get_opt("old").await.unwrap()
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converged_registry_causes_no_further_writes() {
+    let h = Harness::start().await;
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    regs.create(
+        &PostParams::default(),
+        &managed("quiet", json!({"version": "v2.1.20"})),
+    )
+    .await
+    .unwrap();
+    wait_for("status", || async {
+        regs.get("quiet").await.unwrap().status
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = h.writes();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = h.writes();
+    assert_eq!(
+        after,
+        before,
+        "writes after convergence: {:#?}",
+        &h.requests()[..]
+    );
+    let missing = operator::ungranted(&h.operator_requests());
+    assert!(
+        missing.is_empty(),
+        "the operator called what config/rbac/role.yaml does not grant: {missing:#?}"
+    );
+    assert!(h
+        .operator_requests()
+        .iter()
+        .any(|r| r.resource == "statefulsets" && r.verb == "patch"));
+    h.stop().await;
+}
