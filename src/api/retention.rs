@@ -314,6 +314,9 @@ pub struct RunSummary {
     /// A sentence about the run for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The policy's `metadata.generation` the run used; a newer generation triggers a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
 }
 
 /// How a run ended.

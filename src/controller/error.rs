@@ -38,6 +38,14 @@ pub enum ControllerError {
     /// The registry could not be reached or answered with an error.
     #[error("registry: {0}")]
     Registry(#[from] OciError),
+    /// A retention run could not plan (the registry could not be inventoried).
+    #[error("{message}")]
+    Run {
+        /// PascalCase reason from the engine.
+        reason: &'static str,
+        /// What failed.
+        message: String,
+    },
     /// The Kubernetes API failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -55,6 +63,7 @@ impl ControllerError {
             ControllerError::SecretInvalid { .. } => "SecretInvalid",
             ControllerError::RegistryNotFound { .. } => "RegistryNotFound",
             ControllerError::Registry(_) => "RegistryUnreachable",
+            ControllerError::Run { reason, .. } => reason,
             ControllerError::Kube(_) => "KubeApiError",
             ControllerError::Serialize(_) => "InternalError",
         }
