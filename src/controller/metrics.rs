@@ -37,13 +37,12 @@ pub struct RunLabels {
     pub outcome: String,
 }
 
-/// Labels of a registry request.
+/// Labels of registry requests.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// HTTP method.
-    pub method: String,
-    /// Status class: `2xx`, `4xx`, `5xx`, or `error` when no response came.
-    pub code: String,
+    /// What the request was for: `Ping`, `Catalog`, `Tags`, `HeadManifest`, `DeleteManifest`, …
+    /// (a fixed set; retries count as requests).
+    pub operation: String,
 }
 
 /// Every metric the operator exports.
@@ -60,7 +59,7 @@ pub struct Metrics {
     pub runs: Family<RunLabels, Counter>,
     /// Tags deleted by retention.
     pub tags_deleted: Family<ControllerLabels, Counter>,
-    /// Requests sent to registries, by method and status class.
+    /// Requests sent to registries, by operation.
     pub registry_requests: Family<RequestLabels, Counter>,
 }
 
@@ -116,6 +115,20 @@ impl Metrics {
             runs,
             tags_deleted,
             registry_requests,
+        }
+    }
+
+    /// Adds a registry client's request counts (as returned by its `stats()`, usually the
+    /// difference over one run) to `registry_requests`.
+    pub fn count_requests(&self, stats: &crate::oci::RequestStats) {
+        for (op, n) in &stats.by_operation {
+            if *n > 0 {
+                self.registry_requests
+                    .get_or_create(&RequestLabels {
+                        operation: op.as_str().to_string(),
+                    })
+                    .inc_by(*n);
+            }
         }
     }
 

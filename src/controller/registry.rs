@@ -224,12 +224,18 @@ async fn check_health(
     let outcome = async {
         let t = target::resolve(&ctx.client, registry, &ctx.settings.registry_client).await?;
         let client = t.client()?;
-        let health = client.check().await?;
-        let version = match client.capabilities().await {
-            Ok(caps) => caps.zot.and_then(|z| z.release),
+        let health = client.check().await;
+        let version = match &health {
+            Ok(_) => client
+                .capabilities()
+                .await
+                .ok()
+                .and_then(|caps| caps.zot)
+                .and_then(|z| z.release),
             Err(_) => None,
         };
-        Ok::<_, ControllerError>((health, version))
+        ctx.metrics.count_requests(&client.stats());
+        Ok::<_, ControllerError>((health?, version))
     }
     .await;
     match outcome {
