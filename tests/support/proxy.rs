@@ -78,6 +78,18 @@ struct State {
     rules: Vec<FaultRule>,
     by_method: BTreeMap<String, u64>,
     faulted: u64,
+    in_flight: u64,
+    max_in_flight: u64,
+}
+
+/// Decrements the in-flight count when a request is done (also when its task is dropped).
+struct InFlight(Arc<Mutex<State>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut s = self.0.lock().unwrap();
+        s.in_flight = s.in_flight.saturating_sub(1);
+    }
 }
 
 /// The running proxy; stops on drop.
@@ -101,9 +113,12 @@ impl FaultProxy {
             let http = http.clone();
             let upstream = upstream.clone();
             async move {
+                let _guard = InFlight(st.clone());
                 let fault = {
                     let mut s = st.lock().unwrap();
                     *s.by_method.entry(req.method.clone()).or_default() += 1;
+                    s.in_flight += 1;
+                    s.max_in_flight = s.max_in_flight.max(s.in_flight);
                     let f = s.rules.iter_mut().find(|r| r.matches(&req)).map(|r| {
                         r.times = r.times.saturating_sub(1);
                         r.fault.clone()
@@ -169,11 +184,17 @@ impl FaultProxy {
         self.state.lock().unwrap().faulted
     }
 
+    /// Most requests that were in flight at the same time.
+    pub fn max_in_flight(&self) -> u64 {
+        self.state.lock().unwrap().max_in_flight
+    }
+
     /// Zeroes the counters.
     pub fn reset_counts(&self) {
         let mut s = self.state.lock().unwrap();
         s.by_method.clear();
         s.faulted = 0;
+        s.max_in_flight = 0;
     }
 }
 
