@@ -12,6 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+/// Marker header: send the body without `Content-Length`, ended by closing the connection
+/// (how a server streams a body of unknown size over HTTP/1.1).
+pub const CLOSE_DELIMITED: &str = "x-test-close-delimited";
+
 /// A received request.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -220,8 +224,17 @@ where
             Reply::Send(r) => {
                 let mut out = format!("HTTP/1.1 {} X\r\n", r.status);
                 let has_len = r.headers.iter().any(|(k, _)| k == "content-length");
-                for (k, v) in &r.headers {
+                // a body delimited by closing the connection (no Content-Length)
+                let close_delimited = r.headers.iter().any(|(k, _)| k == CLOSE_DELIMITED);
+                for (k, v) in r.headers.iter().filter(|(k, _)| k != CLOSE_DELIMITED) {
                     out.push_str(&format!("{k}: {v}\r\n"));
+                }
+                if close_delimited {
+                    out.push_str("connection: close\r\n\r\n");
+                    let mut bytes = out.into_bytes();
+                    bytes.extend_from_slice(&r.body);
+                    stream.write_all(&bytes).await?;
+                    return Ok(());
                 }
                 if !has_len {
                     out.push_str(&format!("content-length: {}\r\n", r.body.len()));
