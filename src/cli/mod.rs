@@ -2,6 +2,7 @@
 //! and dispatches. Exit codes: 0 success, 1 failure while working, 2 invalid input.
 
 mod crd;
+mod registry;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Write the CustomResourceDefinitions generated from the API types.
     Crd(crd::CrdArgs),
+    /// Talk to an OCI registry: `check` its health, `ls` repositories and tags.
+    Registry(registry::RegistryArgs),
     /// Print the version of this build.
     Version,
 }
@@ -33,6 +36,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Crd(args) => crd::run(&args),
+        Command::Registry(args) => registry::run(args),
         Command::Version => {
             println!("registry-operator {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
