@@ -389,3 +389,34 @@ async fn basic_auth_works_with_the_right_password_and_is_refused_with_a_wrong_on
     let from_secret = RegistryClient::new(&reg.url, creds, ClientOptions::default()).unwrap();
     assert_eq!(from_secret.tags("private/app").await.unwrap(), vec!["v1"]);
 }
+
+#[tokio::test]
+async fn tls_registries_are_trusted_through_a_custom_ca_or_an_explicit_skip() {
+    let reg = TestRegistry::start_with(RegistryOptions {
+        tls: true,
+        ..Default::default()
+    });
+    assert!(reg.url.starts_with("https://"));
+    let with_ca = client(
+        &reg.url,
+        ClientOptions {
+            ca_pem: reg.ca_pem.clone(),
+            ..ClientOptions::default()
+        },
+    );
+    assert_eq!(with_ca.check().await.unwrap().status, 200);
+    assert!(with_ca.catalog().await.unwrap().is_empty());
+
+    let untrusted = client(&reg.url, ClientOptions::default());
+    let e = untrusted.check().await.unwrap_err();
+    assert_eq!(e.reason(), "RegistryUnreachable", "{e}");
+
+    let skip = client(
+        &reg.url,
+        ClientOptions {
+            insecure_skip_tls_verify: true,
+            ..ClientOptions::default()
+        },
+    );
+    assert_eq!(skip.check().await.unwrap().status, 200);
+}

@@ -43,6 +43,15 @@ pub struct RegistryClient {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("base_url", &self.inner.base_redacted)
+            .field("credentials", &self.inner.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     http: reqwest::Client,
     base: Url,
@@ -355,6 +364,13 @@ impl RegistryClient {
         self.inner.counters.reset();
     }
 
+    /// Forgets cached config `created` times and bearer tokens (capabilities stay cached).
+    /// A long-lived client can call this between runs to bound its memory.
+    pub fn clear_caches(&self) {
+        lock(&self.inner.created_cache).clear();
+        lock(&self.inner.auth).tokens.clear();
+    }
+
     fn url(&self, path: &str) -> Result<Url> {
         self.inner
             .base
@@ -416,7 +432,7 @@ impl RegistryClient {
         if let Some(h) = self.inner.credentials.basic_header() {
             rb = rb.header(AUTHORIZATION, h);
         }
-        self.inner.counters.count(Operation::Token, false);
+        self.inner.counters.count(Operation::Token);
         tracing::debug!(url = %redact_url(&url), "requesting bearer token");
         let resp = rb.send().await.map_err(|e| err(transport_message(&e)))?;
         let status = resp.status();
@@ -504,10 +520,6 @@ impl RegistryClient {
                 message: "client is shut down".to_string(),
             })?;
         let policy = &inner.options.retry;
-        let mutating = matches!(
-            req.method,
-            Method::DELETE | Method::PUT | Method::POST | Method::PATCH
-        );
         let redacted = || redact_url(&req.url);
         let mut attempts: u32 = 0;
         let mut retries: u32 = 0;
@@ -524,7 +536,7 @@ impl RegistryClient {
             if let Some((body, ct)) = &req.body {
                 rb = rb.header(CONTENT_TYPE, *ct).body(body.clone());
             }
-            inner.counters.count(req.op, mutating);
+            inner.counters.count(req.op);
             if retries > 0 {
                 inner.counters.retry();
             }

@@ -25,6 +25,9 @@ pub struct RegistryOptions {
     pub auth: Option<(String, String)>,
     /// Turn deletion off (`storage.delete.enabled: false`).
     pub deletes_disabled: bool,
+    /// Serve HTTPS with a certificate for `127.0.0.1` signed by a fresh test CA (made with the
+    /// `openssl` CLI); the CA's PEM is in [`TestRegistry::ca_pem`].
+    pub tls: bool,
 }
 
 /// A running `docker-registry serve`, stopped on drop.
@@ -35,6 +38,8 @@ pub struct TestRegistry {
     pub port: u16,
     /// The credentials it requires, if any.
     pub auth: Option<(String, String)>,
+    /// PEM of the CA that signed its certificate (TLS registries only).
+    pub ca_pem: Option<Vec<u8>>,
     child: Child,
     dir: tempfile::TempDir,
 }
@@ -74,6 +79,72 @@ fn probe(port: u16) -> Option<u16> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl not runnable ({e})"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and a server certificate for `127.0.0.1` signed by it: (ca.crt, srv.crt, srv.key).
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n).display().to_string();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    let (ca_key, ca_crt) = (p("ca.key"), p("ca.crt"));
+    a.extend([
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca_crt,
+        "-subj",
+        "/CN=registry-operator test CA",
+        "-days",
+        "2",
+    ]);
+    openssl(&a);
+    let (key, csr, crt, ext) = (p("srv.key"), p("srv.csr"), p("srv.crt"), p("srv.ext"));
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"]);
+    openssl(&a);
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext file");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_crt,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &crt,
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+    ]);
+    (dir.join("ca.crt"), dir.join("srv.crt"), dir.join("srv.key"))
+}
+
 impl TestRegistry {
     /// Starts an anonymous registry with deletion enabled.
     pub fn start() -> TestRegistry {
@@ -106,12 +177,23 @@ impl TestRegistry {
         let port = free_port();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+        let mut ca_pem = None;
+        let mut tls = String::new();
+        if opts.tls {
+            let (ca, cert, key) = make_certs(dir.path());
+            tls = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            );
+            ca_pem = Some(std::fs::read(ca).map_err(|e| e.to_string())?);
+        }
         let mut config = format!(
             "version: 0.1\n\
              log:\n  level: error\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: {del}\n  \
              cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: test-only-not-a-secret\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: test-only-not-a-secret\n{tls}\
              health:\n  storagedriver:\n    enabled: false\n",
             data = data.display(),
             del = !opts.deletes_disabled,
@@ -149,10 +231,12 @@ impl TestRegistry {
                     binary()
                 )
             });
+        let scheme = if opts.tls { "https" } else { "http" };
         let mut reg = TestRegistry {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             port,
             auth: opts.auth.clone(),
+            ca_pem,
             child,
             dir,
         };
@@ -161,7 +245,12 @@ impl TestRegistry {
             if let Ok(Some(_)) = reg.child.try_wait() {
                 break; // exited: port taken or bad config
             }
-            if let Some(200 | 401) = probe(port) {
+            if opts.tls {
+                // the plain-HTTP probe cannot speak TLS: a listening port is enough
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Ok(reg);
+                }
+            } else if let Some(200 | 401) = probe(port) {
                 return Ok(reg);
             }
             std::thread::sleep(Duration::from_millis(50));
