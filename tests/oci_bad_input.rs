@@ -185,6 +185,19 @@ async fn relative_and_absolute_next_links_on_the_same_host_are_followed() {
     })
     .await;
     assert_eq!(client(&s2.url).catalog().await.unwrap(), vec!["a", "z"]);
+    // an empty final page linking to itself ends the listing
+    let s3 = serve(|r: Request| async move {
+        if r.query("last").is_some() {
+            return Response::json(200, &serde_json::json!({"repositories": []}))
+                .header("link", r#"</v2/_catalog?n=1000&last=a>; rel="next""#)
+                .into();
+        }
+        Response::json(200, &serde_json::json!({"repositories": ["a"]}))
+            .header("link", r#"</v2/_catalog?n=1000&last=a>; rel="next""#)
+            .into()
+    })
+    .await;
+    assert_eq!(client(&s3.url).catalog().await.unwrap(), vec!["a"]);
 }
 
 #[tokio::test]

@@ -47,13 +47,15 @@ async fn catalog_follows_link_pages_until_every_repository_is_listed() {
 }
 
 #[tokio::test]
-async fn catalog_with_the_server_default_page_size_still_sees_every_repository() {
-    // distribution answers 100 repositories per page when asked for more than it allows
+async fn a_page_size_the_registry_refuses_falls_back_to_its_own_and_still_lists_everything() {
+    // distribution refuses n > 1000 (400 PAGINATION_NUMBER_INVALID) and pages by 100 without n
     let reg = TestRegistry::start();
     Seeder::new(&reg.url, None).seed_fleet(105, 1, 8).await;
-    let c = client(&reg.url, small_pages(100));
+    let c = client(&reg.url, small_pages(5000));
     assert_eq!(c.catalog().await.unwrap().len(), 105);
-    assert_eq!(c.stats().get(Operation::Catalog), 2);
+    assert_eq!(c.stats().get(Operation::Catalog), 1 + 2);
+    let repo = support::seed::fleet_repo_name(0);
+    assert_eq!(c.tags(&repo).await.unwrap(), vec!["v1.0.0"]);
 }
 
 #[tokio::test]

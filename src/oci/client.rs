@@ -684,6 +684,7 @@ impl RegistryClient {
                 return Err((page, self.status_error(op, &resp)));
             }
             let items = extract(&resp.body).map_err(|m| (page, self.invalid_body(op, &resp, m)))?;
+            let empty_page = items.is_empty();
             out.extend(items);
             let mut next = None;
             for v in resp.headers.get_all(reqwest::header::LINK) {
@@ -729,6 +730,11 @@ impl RegistryClient {
                 )));
             }
             if seen.contains(next_url.as_str()) {
+                if empty_page {
+                    // an empty last page that links to itself: the end (zot may answer an
+                    // empty final page)
+                    return Ok(out);
+                }
                 return Err(bad("next page was already fetched (loop)".to_string()));
             }
             url = next_url;
@@ -770,15 +776,20 @@ impl RegistryClient {
                 serde_json::from_slice(b).map_err(|e| format!("catalog is not JSON: {e}"))?;
             Ok(c.repositories.unwrap_or_default())
         };
-        let list = self
-            .paginate(
-                Operation::Catalog,
-                url.clone(),
-                Some("registry:catalog:*".to_string()),
-                &extract,
-            )
+        let scope = Some("registry:catalog:*".to_string());
+        let list = match self
+            .paginate(Operation::Catalog, url.clone(), scope.clone(), &extract)
             .await
-            .map_err(|(p, e)| Self::incomplete(Operation::Catalog, &url, p, e))?;
+        {
+            Err((0, e)) if is_page_size_refusal(&e) => {
+                // the registry refuses our `n`: let it choose the page size
+                url.set_query(None);
+                self.paginate(Operation::Catalog, url.clone(), scope, &extract)
+                    .await
+            }
+            other => other,
+        }
+        .map_err(|(p, e)| Self::incomplete(Operation::Catalog, &url, p, e))?;
         Ok(list
             .into_iter()
             .collect::<BTreeSet<_>>()
@@ -1262,6 +1273,12 @@ impl RegistryClient {
             }
         }
     }
+}
+
+/// 400 `PAGINATION_NUMBER_INVALID` (distribution: `n` > 1000) or another 400 on the first
+/// page of a listing that asked for a page size.
+fn is_page_size_refusal(e: &OciError) -> bool {
+    matches!(e, OciError::UnexpectedStatus { status: 400, .. })
 }
 
 fn parse_zot_time(s: &str) -> Option<jiff::Timestamp> {
