@@ -422,3 +422,53 @@ async fn tls_registries_are_trusted_through_a_custom_ca_or_an_explicit_skip() {
     );
     assert_eq!(skip.check().await.unwrap().status, 200);
 }
+
+#[tokio::test]
+async fn docker_schema2_images_and_manifest_lists_are_read_like_oci_ones() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    let img = s
+        .push_docker_image("legacy", Some("v1"), "d", "2025-12-24T10:00:00Z", "amd64")
+        .await;
+    let list = s
+        .push_docker_list("legacy", "multi", "l", "2025-12-25T10:00:00Z")
+        .await;
+    let c = client(&reg.url, ClientOptions::default());
+
+    let h = c.head_manifest("legacy", "v1").await.unwrap().unwrap();
+    assert_eq!(h.digest, img.digest);
+    assert_eq!(h.media_type, media_types::DOCKER_MANIFEST);
+    let m = c.get_manifest("legacy", "v1").await.unwrap();
+    let cfg = m.config_digest().unwrap();
+    assert_eq!(
+        c.config_created("legacy", &cfg)
+            .await
+            .unwrap()
+            .map(|t| t.to_string())
+            .as_deref(),
+        Some("2025-12-24T10:00:00Z")
+    );
+    assert_eq!(
+        m.artifact_type(),
+        None,
+        "a Docker image config is not an artifact"
+    );
+
+    let h = c.head_manifest("legacy", "multi").await.unwrap().unwrap();
+    assert_eq!(h.digest, list.digest);
+    assert!(h.is_index());
+    let m = c.get_manifest("legacy", "multi").await.unwrap();
+    assert!(m.is_index());
+    let kids: Vec<String> = m
+        .children()
+        .iter()
+        .map(|d| d.digest().to_string())
+        .collect();
+    assert_eq!(
+        kids,
+        list.children
+            .iter()
+            .map(|c| c.digest.clone())
+            .collect::<Vec<_>>()
+    );
+}

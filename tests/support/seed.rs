@@ -20,6 +20,14 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// OCI gzip layer media type.
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Docker image manifest (schema 2) media type.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list media type.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker image config media type.
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Docker gzip layer media type.
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 /// The empty config of artifacts.
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
@@ -207,6 +215,78 @@ impl Seeder {
     ) -> Pushed {
         self.push_image_with(repo, tag, ident, created, "amd64", None)
             .await
+    }
+
+    /// Pushes a Docker schema 2 image (Docker media types throughout) by digest and under
+    /// `tag` when given.
+    pub async fn push_docker_image(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        ident: &str,
+        created: &str,
+        arch: &str,
+    ) -> Pushed {
+        let layer = format!("docker layer of {repo} {ident} {arch}").into_bytes();
+        let ld = self.push_blob(repo, &layer).await;
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": arch, "os": "linux", "created": created,
+            "rootfs": {"type": "layers", "diff_ids": [ld]},
+        }))
+        .expect("json");
+        let cd = self.push_blob(repo, &config).await;
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+            "config": {"mediaType": DOCKER_CONFIG, "digest": cd, "size": config.len()},
+            "layers": [{"mediaType": DOCKER_LAYER, "digest": ld, "size": layer.len()}],
+        }))
+        .expect("json");
+        let digest = sha256(&manifest);
+        self.put_manifest(repo, &digest, &manifest, DOCKER_MANIFEST)
+            .await;
+        let pushed = Pushed {
+            digest,
+            media_type: DOCKER_MANIFEST,
+            bytes: manifest,
+            config_digest: Some(cd),
+            children: Vec::new(),
+        };
+        if let Some(t) = tag {
+            self.tag(repo, t, &pushed).await;
+        }
+        pushed
+    }
+
+    /// Pushes a Docker manifest list of two Docker images (amd64, arm64) under `tag`.
+    pub async fn push_docker_list(
+        &self,
+        repo: &str,
+        tag: &str,
+        ident: &str,
+        created: &str,
+    ) -> Pushed {
+        let mut children = Vec::new();
+        for arch in ["amd64", "arm64"] {
+            children.push(
+                self.push_docker_image(repo, None, ident, created, arch)
+                    .await,
+            );
+        }
+        let manifests: Vec<_> = children
+            .iter()
+            .zip(["amd64", "arm64"])
+            .map(|(c, arch)| serde_json::json!({"mediaType": DOCKER_MANIFEST, "digest": c.digest, "size": c.size(), "platform": {"architecture": arch, "os": "linux"}}))
+            .collect();
+        let list = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": manifests}))
+            .expect("json");
+        let digest = self.put_manifest(repo, tag, &list, DOCKER_LIST).await;
+        Pushed {
+            digest,
+            media_type: DOCKER_LIST,
+            bytes: list,
+            config_digest: None,
+            children,
+        }
     }
 
     /// Pushes a multi-arch image index (linux/amd64 and linux/arm64 children, pushed by digest
