@@ -9,7 +9,19 @@ use support::registry::TestRegistry;
 use support::seed::Seeder;
 
 fn cli(args: &[&str], stdin: Option<&str>) -> Output {
+    cli_with_docker_config(args, stdin, None)
+}
+
+/// Runs the binary with an isolated docker config directory holding `docker_config`.
+fn cli_with_docker_config(
+    args: &[&str],
+    stdin: Option<&str>,
+    docker_config: Option<&str>,
+) -> Output {
     let home = tempfile::tempdir().unwrap();
+    if let Some(c) = docker_config {
+        std::fs::write(home.path().join("config.json"), c).unwrap();
+    }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_registry-operator"));
     cmd.args(args)
         .env_remove("REGISTRY_USERNAME")
@@ -116,7 +128,7 @@ async fn ls_lists_a_projects_repositories_tags_digests_and_ages() {
 }
 
 #[tokio::test]
-async fn ls_reads_the_password_from_stdin_and_refuses_a_wrong_one() {
+async fn ls_takes_credentials_from_stdin_or_docker_config_and_refuses_a_wrong_password() {
     let reg = TestRegistry::start_with_auth("bob", "s3cret");
     Seeder::new(&reg.url, reg.auth.clone())
         .push_image("p/app", Some("v1"), "x", "2026-01-01T00:00:00Z")
@@ -152,4 +164,13 @@ async fn ls_reads_the_password_from_stdin_and_refuses_a_wrong_one() {
         text(&bad.stderr)
     );
     assert!(!text(&bad.stderr).contains("guess"));
+
+    // the docker config entry for the host, with the base64 `auth` field
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("bob:s3cret");
+    let host = reg.url.trim_start_matches("http://");
+    let config = format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#);
+    let ok = cli_with_docker_config(&["registry", "ls", &reg.url], None, Some(&config));
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    assert_eq!(text(&ok.stdout), "p/app\n");
 }
