@@ -5,6 +5,7 @@ mod crd;
 pub mod render;
 mod run;
 mod strict;
+mod registry;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,8 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Run the operator (in-cluster config or KUBECONFIG) until SIGTERM.
     Run(run::RunArgs),
+    /// Talk to an OCI registry: `check` its health, `ls` repositories and tags.
+    Registry(registry::RegistryArgs),
     /// Print the version of this build.
     Version,
 }
@@ -42,6 +45,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Crd(args) => crd::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Run(args) => run::run(args),
+        Command::Registry(args) => registry::run(args),
         Command::Version => {
             println!("registry-operator {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

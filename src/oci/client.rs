@@ -43,6 +43,15 @@ pub struct RegistryClient {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("base_url", &self.inner.base_redacted)
+            .field("credentials", &self.inner.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     http: reqwest::Client,
     base: Url,
@@ -355,6 +364,13 @@ impl RegistryClient {
         self.inner.counters.reset();
     }
 
+    /// Forgets cached config `created` times and bearer tokens (capabilities stay cached).
+    /// A long-lived client can call this between runs to bound its memory.
+    pub fn clear_caches(&self) {
+        lock(&self.inner.created_cache).clear();
+        lock(&self.inner.auth).tokens.clear();
+    }
+
     fn url(&self, path: &str) -> Result<Url> {
         self.inner
             .base
@@ -416,7 +432,7 @@ impl RegistryClient {
         if let Some(h) = self.inner.credentials.basic_header() {
             rb = rb.header(AUTHORIZATION, h);
         }
-        self.inner.counters.count(Operation::Token, false);
+        self.inner.counters.count(Operation::Token);
         tracing::debug!(url = %redact_url(&url), "requesting bearer token");
         let resp = rb.send().await.map_err(|e| err(transport_message(&e)))?;
         let status = resp.status();
@@ -504,10 +520,6 @@ impl RegistryClient {
                 message: "client is shut down".to_string(),
             })?;
         let policy = &inner.options.retry;
-        let mutating = matches!(
-            req.method,
-            Method::DELETE | Method::PUT | Method::POST | Method::PATCH
-        );
         let redacted = || redact_url(&req.url);
         let mut attempts: u32 = 0;
         let mut retries: u32 = 0;
@@ -524,7 +536,7 @@ impl RegistryClient {
             if let Some((body, ct)) = &req.body {
                 rb = rb.header(CONTENT_TYPE, *ct).body(body.clone());
             }
-            inner.counters.count(req.op, mutating);
+            inner.counters.count(req.op);
             if retries > 0 {
                 inner.counters.retry();
             }
@@ -672,6 +684,7 @@ impl RegistryClient {
                 return Err((page, self.status_error(op, &resp)));
             }
             let items = extract(&resp.body).map_err(|m| (page, self.invalid_body(op, &resp, m)))?;
+            let empty_page = items.is_empty();
             out.extend(items);
             let mut next = None;
             for v in resp.headers.get_all(reqwest::header::LINK) {
@@ -717,6 +730,11 @@ impl RegistryClient {
                 )));
             }
             if seen.contains(next_url.as_str()) {
+                if empty_page {
+                    // an empty last page that links to itself: the end (zot may answer an
+                    // empty final page)
+                    return Ok(out);
+                }
                 return Err(bad("next page was already fetched (loop)".to_string()));
             }
             url = next_url;
@@ -758,15 +776,20 @@ impl RegistryClient {
                 serde_json::from_slice(b).map_err(|e| format!("catalog is not JSON: {e}"))?;
             Ok(c.repositories.unwrap_or_default())
         };
-        let list = self
-            .paginate(
-                Operation::Catalog,
-                url.clone(),
-                Some("registry:catalog:*".to_string()),
-                &extract,
-            )
+        let scope = Some("registry:catalog:*".to_string());
+        let list = match self
+            .paginate(Operation::Catalog, url.clone(), scope.clone(), &extract)
             .await
-            .map_err(|(p, e)| Self::incomplete(Operation::Catalog, &url, p, e))?;
+        {
+            Err((0, e)) if is_page_size_refusal(&e) => {
+                // the registry refuses our `n`: let it choose the page size
+                url.set_query(None);
+                self.paginate(Operation::Catalog, url.clone(), scope, &extract)
+                    .await
+            }
+            other => other,
+        }
+        .map_err(|(p, e)| Self::incomplete(Operation::Catalog, &url, p, e))?;
         Ok(list
             .into_iter()
             .collect::<BTreeSet<_>>()
@@ -1250,6 +1273,12 @@ impl RegistryClient {
             }
         }
     }
+}
+
+/// 400 `PAGINATION_NUMBER_INVALID` (distribution: `n` > 1000) or another 400 on the first
+/// page of a listing that asked for a page size.
+fn is_page_size_refusal(e: &OciError) -> bool {
+    matches!(e, OciError::UnexpectedStatus { status: 400, .. })
 }
 
 fn parse_zot_time(s: &str) -> Option<jiff::Timestamp> {

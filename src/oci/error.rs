@@ -350,6 +350,12 @@ impl Operation {
         }
     }
 
+    /// True for operations that change the registry (deletes). Reads, token requests and
+    /// search queries (a POST, but a query) are not mutating.
+    pub fn is_mutating(self) -> bool {
+        matches!(self, Operation::DeleteManifest)
+    }
+
     pub(crate) fn index(self) -> usize {
         self as usize
     }

@@ -3,12 +3,14 @@
 //! It knows the Distribution API (and zot's extensions to it) and nothing of policies or
 //! Kubernetes. Entry point: [`RegistryClient`], one per registry, cheap to clone.
 //!
-//! - [`reference`]: repository/tag/digest grammar and full image references;
+//! - [`reference`](mod@reference): repository/tag/digest grammar and full image references;
 //! - [`auth`]: credentials (user/password, docker config, Secret data) and challenges;
 //! - [`transport`]: options, retry policy, `Link` / `Retry-After` parsing, request counters;
 //! - [`manifest`]: manifests and indexes parsed with `oci-spec`;
 //! - [`redact`]: URL redaction for errors and logs;
 //! - [`error`]: the one error type, with `reason()`.
+
+#![warn(missing_docs)]
 
 pub mod auth;
 mod client;

@@ -214,9 +214,9 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn count(&self, op: Operation, mutating: bool) {
+    pub(crate) fn count(&self, op: Operation) {
         self.by_op[op.index()].fetch_add(1, Ordering::Relaxed);
-        if mutating {
+        if op.is_mutating() {
             self.mutating.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -257,7 +257,8 @@ pub struct RequestStats {
     pub total: u64,
     /// Attempts that were retries of an earlier failed attempt.
     pub retries: u64,
-    /// Requests with a method that changes the registry (DELETE, PUT, POST, PATCH).
+    /// Requests that change the registry (see [`Operation::is_mutating`]); a run that must
+    /// not change anything (a plan) can assert this is zero.
     pub mutating: u64,
 }
 

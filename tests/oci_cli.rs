@@ -1,0 +1,176 @@
+//! `registry-operator registry check|ls` against a real distribution registry.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use support::registry::TestRegistry;
+use support::seed::Seeder;
+
+fn cli(args: &[&str], stdin: Option<&str>) -> Output {
+    cli_with_docker_config(args, stdin, None)
+}
+
+/// Runs the binary with an isolated docker config directory holding `docker_config`.
+fn cli_with_docker_config(
+    args: &[&str],
+    stdin: Option<&str>,
+    docker_config: Option<&str>,
+) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    if let Some(c) = docker_config {
+        std::fs::write(home.path().join("config.json"), c).unwrap();
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_registry-operator"));
+    cmd.args(args)
+        .env_remove("REGISTRY_USERNAME")
+        .env_remove("REGISTRY_PASSWORD")
+        .env("DOCKER_CONFIG", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+#[tokio::test]
+async fn check_says_healthy_and_exits_zero() {
+    let reg = TestRegistry::start();
+    let out = cli(&["registry", "check", &reg.url], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("healthy (HTTP 200"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli(&["registry", "check", &reg.url, "-o", "json"], None);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["healthy"], true);
+}
+
+#[tokio::test]
+async fn check_of_a_dead_registry_fails_with_exit_one_and_bad_input_with_two() {
+    let out = cli(&["registry", "check", "http://127.0.0.1:1"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unreachable"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli(&["registry", "check", "ftp://x"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let out = cli(
+        &[
+            "registry",
+            "ls",
+            "http://127.0.0.1:1",
+            "--prefix",
+            "Not Valid",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn ls_lists_a_projects_repositories_tags_digests_and_ages() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    let img = s
+        .push_image("shop/api", Some("v1"), "a", "2026-01-01T00:00:00Z")
+        .await;
+    s.tag("shop/api", "latest", &img).await;
+    let idx = s
+        .push_index("shop/web", "v2", "w", "2026-02-01T00:00:00Z")
+        .await;
+    s.push_image("other", Some("v1"), "o", "2026-01-01T00:00:00Z")
+        .await;
+
+    let out = cli(&["registry", "ls", &reg.url], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "other\nshop/api\nshop/web\n");
+
+    let out = cli(
+        &[
+            "registry", "ls", &reg.url, "--prefix", "shop", "--tags", "-o", "json",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(v[0]["repository"], "shop/api");
+    assert_eq!(v[0]["tags"][0]["tag"], "latest");
+    assert_eq!(v[0]["tags"][0]["digest"], img.digest.as_str());
+    assert_eq!(v[0]["tags"][1]["created"], "2026-01-01T00:00:00Z");
+    assert_eq!(v[1]["tags"][0]["digest"], idx.digest.as_str());
+    assert_eq!(v[1]["tags"][0]["created"], "2026-02-01T00:00:00Z");
+
+    let out = cli(
+        &["registry", "ls", &reg.url, "--prefix", "shop", "--tags"],
+        None,
+    );
+    let table = text(&out.stdout);
+    assert!(table.starts_with("REPOSITORY"), "{table}");
+    assert!(
+        table.contains("shop/web") && table.contains("index"),
+        "{table}"
+    );
+}
+
+#[tokio::test]
+async fn ls_takes_credentials_from_stdin_or_docker_config_and_refuses_a_wrong_password() {
+    let reg = TestRegistry::start_with_auth("bob", "s3cret");
+    Seeder::new(&reg.url, reg.auth.clone())
+        .push_image("p/app", Some("v1"), "x", "2026-01-01T00:00:00Z")
+        .await;
+    let ok = cli(
+        &[
+            "registry",
+            "ls",
+            &reg.url,
+            "--username",
+            "bob",
+            "--password-stdin",
+        ],
+        Some("s3cret\n"),
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    assert_eq!(text(&ok.stdout), "p/app\n");
+    let bad = cli(
+        &[
+            "registry",
+            "ls",
+            &reg.url,
+            "--username",
+            "bob",
+            "--password-stdin",
+        ],
+        Some("guess\n"),
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("unauthorized"),
+        "{}",
+        text(&bad.stderr)
+    );
+    assert!(!text(&bad.stderr).contains("guess"));
+
+    // the docker config entry for the host, with the base64 `auth` field
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("bob:s3cret");
+    let host = reg.url.trim_start_matches("http://");
+    let config = format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#);
+    let ok = cli_with_docker_config(&["registry", "ls", &reg.url], None, Some(&config));
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    assert_eq!(text(&ok.stdout), "p/app\n");
+}

@@ -1,0 +1,369 @@
+//! Loopback test doubles for what the real distribution registry here cannot show. Each double
+//! follows documented behaviour:
+//!
+//! - the bearer token flow of the Docker token authentication spec
+//!   (<https://distribution.github.io/distribution/spec/auth/token/>): 401 with
+//!   `WWW-Authenticate: Bearer realm=…,service=…,scope=…`, token fetched from the realm with
+//!   basic credentials, `{"token", "expires_in"}` answer;
+//! - zot's API (zot v2.1 `pkg/api/routes.go`, `pkg/extensions/search/schema.graphql`, as
+//!   summarised in the project's zot reference §3): DELETE by tag removes only that tag; tag
+//!   lists paginate with `n`/`last` and 404 on an unknown `last`; `/v2/_zot/ext/mgmt` reports
+//!   the release; the search GraphQL `ImageList` pages with `limit`/`offset` and reports
+//!   `TotalCount`, per-tag `PushTimestamp`, `LastPullTimestamp` (zero time = never) and
+//!   `DownloadCount`.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use registry_operator::oci::{
+    ClientOptions, Credentials, DeleteOutcome, Operation, RegistryClient,
+};
+use support::http::{serve, Reply, Request, Response, TestServer};
+use support::registry::TestRegistry;
+
+const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+/// A registry that only accepts bearer tokens from its own realm (`/token`), which wants
+/// basic credentials `alice:secret` and grants a token per scope.
+struct BearerRegistry {
+    server: TestServer,
+    token_requests: Arc<AtomicU64>,
+    registry_requests: Arc<AtomicU64>,
+}
+
+async fn bearer_registry() -> BearerRegistry {
+    let token_requests = Arc::new(AtomicU64::new(0));
+    let registry_requests = Arc::new(AtomicU64::new(0));
+    let (tr, rr) = (token_requests.clone(), registry_requests.clone());
+    let realm: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
+    let realm2 = realm.clone();
+    let server = serve(move |req: Request| {
+        let (tr, rr, realm) = (tr.clone(), rr.clone(), realm2.clone());
+        async move {
+            if req.path() == "/token" {
+                tr.fetch_add(1, Ordering::SeqCst);
+                let want = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode("alice:secret")
+                );
+                if req.header("authorization") != Some(want.as_str()) {
+                    return Response::status(401).into();
+                }
+                assert_eq!(req.query("service").as_deref(), Some("fake-registry"));
+                let scope = req.query("scope").unwrap_or_default();
+                return Response::json(
+                    200,
+                    &serde_json::json!({"token": format!("tok.{}", scope.replace(['/', ':', ','], "_")), "expires_in": 300}),
+                )
+                .into();
+            }
+            rr.fetch_add(1, Ordering::SeqCst);
+            // /v2/<repo>/tags/list
+            let repo = req
+                .path()
+                .strip_prefix("/v2/")
+                .and_then(|p| p.strip_suffix("/tags/list"))
+                .unwrap_or("")
+                .to_string();
+            let scope = format!("repository:{repo}:pull");
+            let want = format!("Bearer tok.{}", scope.replace(['/', ':', ','], "_"));
+            if req.header("authorization") != Some(want.as_str()) {
+                let realm = realm.lock().unwrap().clone();
+                return Response::json(401, &serde_json::json!({"errors":[{"code":"UNAUTHORIZED"}]}))
+                    .header(
+                        "www-authenticate",
+                        &format!(r#"Bearer realm="{realm}/token",service="fake-registry",scope="{scope}""#),
+                    )
+                    .into();
+            }
+            Response::json(200, &serde_json::json!({"name": repo, "tags": ["b", "a"]})).into()
+        }
+    })
+    .await;
+    *realm.lock().unwrap() = server.url.clone();
+    BearerRegistry {
+        server,
+        token_requests,
+        registry_requests,
+    }
+}
+
+#[tokio::test]
+async fn bearer_tokens_are_fetched_once_per_scope_and_reused() {
+    let reg = bearer_registry().await;
+    let c = RegistryClient::new(
+        &reg.server.url,
+        Credentials::basic("alice", "secret"),
+        ClientOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(c.tags("team/app").await.unwrap(), vec!["a", "b"]);
+    assert_eq!(reg.token_requests.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        reg.registry_requests.load(Ordering::SeqCst),
+        2,
+        "401, then the retry"
+    );
+    // same scope: the cached token goes along with the first request
+    c.tags("team/app").await.unwrap();
+    assert_eq!(reg.token_requests.load(Ordering::SeqCst), 1);
+    assert_eq!(reg.registry_requests.load(Ordering::SeqCst), 3);
+    // another repository: another scope, a new token, fetched up front (realm known)
+    c.tags("team/other").await.unwrap();
+    assert_eq!(reg.token_requests.load(Ordering::SeqCst), 2);
+    assert_eq!(reg.registry_requests.load(Ordering::SeqCst), 4);
+    assert_eq!(c.stats().get(Operation::Token), 2);
+}
+
+#[tokio::test]
+async fn a_refused_token_request_is_a_typed_error() {
+    let reg = bearer_registry().await;
+    let c = RegistryClient::new(
+        &reg.server.url,
+        Credentials::basic("alice", "wrong-password"),
+        ClientOptions::default(),
+    )
+    .unwrap();
+    let e = c.tags("team/app").await.unwrap_err();
+    assert_eq!(e.reason(), "TokenRequestFailed", "{e}");
+    assert!(!e.to_string().contains("wrong-password"));
+}
+
+#[tokio::test]
+async fn malformed_bearer_challenges_are_typed_errors() {
+    for header in [
+        r#"Bearer realm="unterminated"#,
+        r#"Bearer service="no-realm""#,
+        r#"Bearer realm="ftp://not-http/token""#,
+        "=garbage",
+    ] {
+        let h = header.to_string();
+        let server = serve(move |_req: Request| {
+            let h = h.clone();
+            async move { Response::status(401).header("www-authenticate", &h).into() }
+        })
+        .await;
+        let c = RegistryClient::new(
+            &server.url,
+            Credentials::Anonymous,
+            ClientOptions::default(),
+        )
+        .unwrap();
+        let e = c.tags("app").await.unwrap_err();
+        assert_eq!(e.reason(), "InvalidAuthChallenge", "{header}: {e}");
+    }
+}
+
+/// zot's documented API, for a handful of tags of one repository `app`.
+#[derive(Default)]
+struct ZotState {
+    /// tag -> digest
+    tags: BTreeMap<String, String>,
+    /// delete this tag after the first tags page was served (a concurrent deletion)
+    delete_after_first_page: Option<String>,
+    /// report this TotalCount instead of the real count (a registry losing results)
+    lie_total: Option<u64>,
+}
+
+async fn fake_zot(state: Arc<Mutex<ZotState>>) -> TestServer {
+    serve(move |req: Request| {
+        let st = state.clone();
+        async move { zot_handle(&st, req) }
+    })
+    .await
+}
+
+fn zot_handle(st: &Mutex<ZotState>, req: Request) -> Reply {
+    let mut s = st.lock().unwrap();
+    let path = req.path().to_string();
+    match (req.method.as_str(), path.as_str()) {
+        ("GET", "/v2/") => Response::status(200).into(),
+        ("GET", "/v2/_zot/ext/mgmt") => Response::json(
+            200,
+            &serde_json::json!({"distSpecVersion": "1.1.1", "releaseTag": "v2.1.20", "binaryType": "", "http": {"auth": {}}}),
+        )
+        .into(),
+        ("GET", "/v2/app/tags/list") => {
+            let n: usize = req.query("n").and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+            let all: Vec<String> = s.tags.keys().cloned().collect();
+            let start = match req.query("last") {
+                None => 0,
+                Some(l) => match all.iter().position(|t| *t == l) {
+                    Some(i) => i + 1,
+                    None => {
+                        return Response::json(404, &serde_json::json!({"errors":[{"code":"NAME_UNKNOWN"}]}))
+                            .into()
+                    }
+                },
+            };
+            let page: Vec<String> = all.iter().skip(start).take(n).cloned().collect();
+            let mut r = Response::json(200, &serde_json::json!({"name": "app", "tags": page}));
+            if start + page.len() < all.len() {
+                if let Some(last) = page.last() {
+                    r = r.header("link", &format!(r#"</v2/app/tags/list?n={n}&last={last}>; rel="next""#));
+                }
+            }
+            if let Some(t) = s.delete_after_first_page.take() {
+                s.tags.remove(&t);
+            }
+            r.into()
+        }
+        ("DELETE", p) if p.starts_with("/v2/app/manifests/") => {
+            let reference = p.trim_start_matches("/v2/app/manifests/").to_string();
+            if reference.starts_with("sha256:") {
+                let before = s.tags.len();
+                s.tags.retain(|_, d| *d != reference);
+                if s.tags.len() == before {
+                    return Response::status(404).into();
+                }
+            } else if s.tags.remove(&reference).is_none() {
+                return Response::status(404).into();
+            }
+            Response::status(202).into()
+        }
+        ("POST", "/v2/_zot/ext/search") => {
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            let q = body["query"].as_str().unwrap().to_string();
+            let num = |key: &str| -> usize {
+                let i = q.find(key).unwrap() + key.len();
+                q[i..].trim_start().chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+            };
+            let (limit, offset) = (num("limit:"), num("offset:"));
+            assert!(q.contains(r#"repo: "app""#), "{q}");
+            let results: Vec<serde_json::Value> = s
+                .tags
+                .iter()
+                .enumerate()
+                .skip(offset)
+                .take(limit)
+                .map(|(i, (t, d))| {
+                    serde_json::json!({
+                        "RepoName": "app", "Tag": t, "Digest": d,
+                        "MediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "PushTimestamp": format!("2026-01-{:02}T00:00:00Z", i + 1),
+                        "LastPullTimestamp": if i == 0 { "0001-01-01T00:00:00Z".to_string() } else { format!("2026-02-{:02}T00:00:00Z", i + 1) },
+                        "DownloadCount": i,
+                    })
+                })
+                .collect();
+            let total = s.lie_total.unwrap_or(s.tags.len() as u64);
+            Response::json(
+                200,
+                &serde_json::json!({"data": {"ImageList": {"Page": {"TotalCount": total, "ItemCount": results.len()}, "Results": results}}}),
+            )
+            .into()
+        }
+        _ => Response::json(404, &serde_json::json!({"errors":[{"code":"NOT_FOUND"}]})).into(),
+    }
+}
+
+fn zot_with_tags(tags: &[(&str, &str)]) -> Arc<Mutex<ZotState>> {
+    Arc::new(Mutex::new(ZotState {
+        tags: tags
+            .iter()
+            .map(|(t, d)| (t.to_string(), d.to_string()))
+            .collect(),
+        ..Default::default()
+    }))
+}
+
+fn opts(page: u32, search_page: u32) -> ClientOptions {
+    ClientOptions {
+        page_size: page,
+        search_page_size: search_page,
+        ..ClientOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn zot_deletes_a_single_tag_and_keeps_its_siblings() {
+    let st = zot_with_tags(&[("latest", D1), ("v1", D1), ("v0", D2)]);
+    let zot = fake_zot(st.clone()).await;
+    let c = RegistryClient::new(&zot.url, Credentials::Anonymous, opts(100, 100)).unwrap();
+    assert_eq!(
+        c.delete_tag("app", "v1").await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(c.tags("app").await.unwrap(), vec!["latest", "v0"]);
+    assert_eq!(
+        c.delete_tag("app", "v1").await.unwrap(),
+        DeleteOutcome::AlreadyGone
+    );
+}
+
+#[tokio::test]
+async fn zot_tag_pages_are_followed_and_a_lost_cursor_restarts_the_listing() {
+    let tags: Vec<(String, String)> = (0..7).map(|i| (format!("t{i}"), D1.to_string())).collect();
+    let refs: Vec<(&str, &str)> = tags.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let st = zot_with_tags(&refs);
+    let zot = fake_zot(st.clone()).await;
+    let c = RegistryClient::new(&zot.url, Credentials::Anonymous, opts(2, 100)).unwrap();
+    let all = c.tags("app").await.unwrap();
+    assert_eq!(all.len(), 7);
+    assert_eq!(c.stats().get(Operation::Tags), 4);
+
+    // t1 (the cursor after page one) is deleted while the client reads: zot 404s page two
+    st.lock().unwrap().delete_after_first_page = Some("t1".to_string());
+    c.reset_stats();
+    let all = c.tags("app").await.unwrap();
+    assert_eq!(all, vec!["t0", "t2", "t3", "t4", "t5", "t6"]);
+    assert_eq!(c.stats().get(Operation::Tags), 2 + 3);
+}
+
+#[tokio::test]
+async fn zot_is_detected_and_its_search_api_gives_per_tag_statistics_in_pages() {
+    let st = zot_with_tags(&[("a", D1), ("b", D1), ("c", D2), ("d", D2), ("e", D2)]);
+    let zot = fake_zot(st.clone()).await;
+    let c = RegistryClient::new(&zot.url, Credentials::Anonymous, opts(100, 2)).unwrap();
+    let caps = c.capabilities().await.unwrap();
+    assert!(caps.search);
+    assert_eq!(caps.zot.unwrap().release.as_deref(), Some("v2.1.20"));
+    let stats = c.zot_tag_stats("app").await.unwrap();
+    assert_eq!(stats.len(), 5);
+    assert_eq!(c.stats().get(Operation::Search), 3);
+    assert_eq!(stats[0].tag, "a");
+    assert_eq!(stats[0].digest, D1);
+    assert_eq!(stats[0].last_pulled, None, "zero time means never pulled");
+    assert_eq!(
+        stats[0].pushed.map(|t| t.to_string()).as_deref(),
+        Some("2026-01-01T00:00:00Z")
+    );
+    assert_eq!(stats[4].download_count, Some(4));
+    assert_eq!(
+        stats[4].last_pulled.map(|t| t.to_string()).as_deref(),
+        Some("2026-02-05T00:00:00Z")
+    );
+    assert_eq!(
+        c.stats().get(Operation::GetManifest),
+        0,
+        "ages without pulling manifests"
+    );
+    assert_eq!(
+        c.stats().get(Operation::Capabilities),
+        1,
+        "capabilities are cached"
+    );
+
+    st.lock().unwrap().lie_total = Some(9);
+    let e = c.zot_tag_stats("app").await.unwrap_err();
+    assert_eq!(e.reason(), "IncompleteListing", "{e}");
+}
+
+#[tokio::test]
+async fn distribution_is_not_mistaken_for_zot() {
+    let reg = TestRegistry::start();
+    let c =
+        RegistryClient::new(&reg.url, Credentials::Anonymous, ClientOptions::default()).unwrap();
+    let caps = c.capabilities().await.unwrap();
+    assert_eq!(caps.zot, None);
+    assert!(!caps.search);
+    assert_eq!(
+        c.zot_tag_stats("app").await.unwrap_err().reason(),
+        "Unsupported"
+    );
+}

@@ -1,0 +1,209 @@
+//! The client through a fault-injecting proxy in front of a real distribution registry:
+//! transient faults are retried to success, permanent ones are not, and a listing that
+//! cannot be completed is an error — never a silently short list.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use registry_operator::oci::{ClientOptions, Credentials, Operation, RegistryClient, RetryPolicy};
+use support::proxy::{Fault, FaultProxy, FaultRule};
+use support::registry::TestRegistry;
+use support::seed::{Fleet, Seeder};
+
+fn fast_retries(max_retries: u32) -> ClientOptions {
+    ClientOptions {
+        retry: RetryPolicy {
+            max_retries,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(50),
+            max_retry_after: Duration::from_secs(5),
+        },
+        page_size: 5,
+        ..ClientOptions::default()
+    }
+}
+
+async fn setup(repos: usize, tags: usize) -> (TestRegistry, FaultProxy, Fleet) {
+    let reg = TestRegistry::start();
+    let fleet = Seeder::new(&reg.url, None).seed_fleet(repos, tags, 4).await;
+    let proxy = FaultProxy::start(&reg.url).await;
+    (reg, proxy, fleet)
+}
+
+fn client(proxy: &FaultProxy, opts: ClientOptions) -> RegistryClient {
+    RegistryClient::new(proxy.url(), Credentials::Anonymous, opts).unwrap()
+}
+
+#[tokio::test]
+async fn server_errors_on_listing_pages_are_retried_until_the_list_is_complete() {
+    let (_reg, proxy, fleet) = setup(23, 1).await;
+    proxy.inject(
+        FaultRule::new(Fault::Status(503))
+            .path_contains("last=")
+            .times(3),
+    );
+    proxy.inject(
+        FaultRule::new(Fault::Status(502))
+            .path_contains("_catalog")
+            .times(1),
+    );
+    let c = client(&proxy, fast_retries(4));
+    let repos = c.catalog().await.unwrap();
+    assert_eq!(repos, fleet.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(c.stats().retries, 4);
+    assert_eq!(proxy.faulted(), 4);
+}
+
+#[tokio::test]
+async fn connection_resets_are_retried() {
+    let (_reg, proxy, fleet) = setup(1, 6).await;
+    let (repo, tags) = fleet.iter().next().unwrap();
+    proxy.inject(
+        FaultRule::new(Fault::Reset)
+            .path_contains("tags/list")
+            .times(2),
+    );
+    let c = client(&proxy, fast_retries(3));
+    let listed = c.tags(repo).await.unwrap();
+    assert_eq!(listed, tags.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(c.stats().get(Operation::Tags), 3);
+}
+
+#[tokio::test]
+async fn too_many_requests_waits_as_long_as_retry_after_says() {
+    let (_reg, proxy, fleet) = setup(1, 2).await;
+    let (repo, tags) = fleet.iter().next().unwrap();
+    let (tag, digest) = tags.iter().next().unwrap();
+    proxy.inject(
+        FaultRule::new(Fault::RetryAfter {
+            status: 429,
+            seconds: 1,
+        })
+        .method("HEAD")
+        .times(1),
+    );
+    let c = client(&proxy, fast_retries(2));
+    let start = Instant::now();
+    let head = c.head_manifest(repo, tag).await.unwrap().unwrap();
+    let waited = start.elapsed();
+    assert_eq!(&head.digest, digest);
+    assert!(
+        waited >= Duration::from_millis(950),
+        "retried after {waited:?}, not after Retry-After"
+    );
+    assert_eq!(proxy.count("HEAD"), 2);
+}
+
+#[tokio::test]
+async fn a_response_slower_than_the_timeout_is_retried() {
+    let (_reg, proxy, fleet) = setup(1, 2).await;
+    let (repo, tags) = fleet.iter().next().unwrap();
+    proxy.inject(
+        FaultRule::new(Fault::Delay(Duration::from_millis(800)))
+            .method("HEAD")
+            .times(1),
+    );
+    let mut opts = fast_retries(2);
+    opts.timeout = Duration::from_millis(300);
+    let c = client(&proxy, opts);
+    let tag = tags.keys().next().unwrap();
+    assert!(c.head_manifest(repo, tag).await.unwrap().is_some());
+    assert_eq!(c.stats().get(Operation::HeadManifest), 2);
+}
+
+#[tokio::test]
+async fn permanent_client_errors_are_not_retried() {
+    let (_reg, proxy, fleet) = setup(1, 2).await;
+    let (repo, _) = fleet.iter().next().unwrap();
+    proxy.inject(FaultRule::new(Fault::Status(403)).path_contains("tags/list"));
+    proxy.inject(FaultRule::new(Fault::Status(400)).method("HEAD"));
+    let c = client(&proxy, fast_retries(5));
+    let e = c.tags(repo).await.unwrap_err();
+    assert_eq!(e.reason(), "Forbidden", "{e}");
+    let e = c.head_manifest(repo, "latest").await.unwrap_err();
+    assert_eq!(e.reason(), "UnexpectedStatus", "{e}");
+    assert_eq!(proxy.count("GET"), 1);
+    assert_eq!(proxy.count("HEAD"), 1);
+    assert_eq!(c.stats().retries, 0);
+}
+
+#[tokio::test]
+async fn a_listing_that_keeps_failing_is_an_error_not_a_short_list() {
+    let (_reg, proxy, _) = setup(23, 1).await;
+    // the first page answers, every later page fails forever
+    proxy.inject(FaultRule::new(Fault::Status(500)).path_contains("last="));
+    let c = client(&proxy, fast_retries(2));
+    let e = c.catalog().await.unwrap_err();
+    assert_eq!(e.reason(), "IncompleteListing", "{e}");
+    assert!(e.is_transient());
+    assert!(c.repositories_under("project-01").await.is_err());
+    proxy.clear();
+    proxy.inject(FaultRule::new(Fault::Reset).path_contains("_catalog"));
+    let e = c.catalog().await.unwrap_err();
+    assert_eq!(e.reason(), "RegistryUnreachable", "{e}");
+    // (first page + 3 attempts at the second) twice, then 3 attempts at the first page
+    assert_eq!(c.stats().get(Operation::Catalog), 4 + 4 + 3);
+}
+
+#[tokio::test]
+async fn a_delete_answered_with_a_server_error_is_retried_once_more() {
+    let (_reg, proxy, fleet) = setup(1, 3).await;
+    let (repo, tags) = fleet.iter().next().unwrap();
+    let digest = tags.values().next().unwrap();
+    proxy.inject(FaultRule::new(Fault::Status(503)).method("DELETE").times(1));
+    let c = client(&proxy, fast_retries(3));
+    c.delete_manifest(repo, digest).await.unwrap();
+    assert_eq!(proxy.count("DELETE"), 2);
+    assert_eq!(c.stats().mutating, 2);
+    assert!(!c
+        .tags(repo)
+        .await
+        .unwrap()
+        .iter()
+        .any(|t| tags[t] == *digest));
+}
+
+#[tokio::test]
+async fn a_read_only_inventory_sends_no_mutating_request() {
+    let (_reg, proxy, fleet) = setup(3, 5).await;
+    let c = client(&proxy, fast_retries(0));
+    for repo in c.catalog().await.unwrap() {
+        for tag in c.tags(&repo).await.unwrap() {
+            let h = c.head_manifest(&repo, &tag).await.unwrap().unwrap();
+            assert_eq!(h.digest, fleet[&repo][&tag]);
+        }
+    }
+    assert_eq!(c.stats().mutating, 0);
+    for m in ["DELETE", "PUT", "POST", "PATCH"] {
+        assert_eq!(proxy.count(m), 0, "{m}");
+    }
+    assert_eq!(proxy.count("HEAD"), 15);
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_bounded_set_of_connections() {
+    let (_reg, proxy, fleet) = setup(1, 10).await;
+    let (repo, tags) = fleet.iter().next().unwrap();
+    proxy.inject(FaultRule::new(Fault::Delay(Duration::from_millis(30))).method("HEAD"));
+    let mut opts = fast_retries(0);
+    opts.max_concurrency = 3;
+    let c = client(&proxy, opts);
+    let mut tasks = tokio::task::JoinSet::new();
+    for round in 0..3 {
+        for tag in tags.keys() {
+            let (c, repo, tag) = (c.clone(), repo.clone(), tag.clone());
+            tasks.spawn(async move { (round, c.head_manifest(&repo, &tag).await) });
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert!(r.unwrap().1.unwrap().is_some());
+    }
+    assert_eq!(proxy.count("HEAD"), 30);
+    assert!(
+        proxy.max_in_flight() <= 3,
+        "{} in flight",
+        proxy.max_in_flight()
+    );
+    assert!(proxy.max_in_flight() >= 2, "requests were not concurrent");
+}
