@@ -231,8 +231,10 @@ fn every_versioned_key_is_refused_one_release_early_and_accepted_from_its_first_
 
 #[test]
 fn raw_config_keys_of_a_later_release_are_refused_with_the_release_that_has_them() {
-    let mut input = RenderInput::default();
-    input.raw = Some(serde_json::json!({"http": {"readTimeout": "5m"}}));
+    let input = RenderInput {
+        raw: Some(serde_json::json!({"http": {"readTimeout": "5m"}})),
+        ..RenderInput::default()
+    };
     let errors = render(&input, v(16)).expect_err("readTimeout is v2.1.17+");
     assert_eq!(
         errors.lines(),
