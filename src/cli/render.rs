@@ -11,7 +11,7 @@ use kube::CustomResourceExt;
 use super::strict;
 use crate::api::registry::Registry;
 use crate::api::{GROUP, VERSION};
-use crate::controller::builders::{desired_registry, DesiredRegistry, RegistryRef};
+use crate::controller::builders::{desired_registry, DesiredRegistry, ManagedRegistry};
 
 /// Output formats of `render`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -162,7 +162,7 @@ fn parse_and_render(text: &str, zot_version: Option<&str>) -> Result<DesiredRegi
         .clone()
         .unwrap_or_else(|| "default".to_string());
     desired_registry(
-        RegistryRef {
+        ManagedRegistry {
             name: &name,
             namespace: &namespace,
             spec: &registry.spec,
