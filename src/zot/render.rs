@@ -17,6 +17,32 @@ use super::version::ZotVersion;
 /// First release accepting `storage.gcTimeWindow`.
 pub const GC_TIME_WINDOW_SINCE: ZotVersion = ZotVersion::new(2, 1, 19);
 
+/// Keys the raw config may not override, because the pod's wiring depends on them: the
+/// listener the probes and Services target, the paths of mounted volumes and Secrets, and the
+/// cluster membership derived from the StatefulSet.
+pub const OPERATOR_OWNED_KEYS: &[(&str, &str)] = &[
+    ("http.address", "the pod listens on all addresses"),
+    ("http.port", "probes and Services target port 5000"),
+    (
+        "http.tls",
+        "set spec.tls; the certificate is mounted from its Secret",
+    ),
+    (
+        "http.auth.htpasswd",
+        "set spec.auth.htpasswdSecretRef; the file is mounted from its Secret",
+    ),
+    ("storage.rootDirectory", "the data volume is mounted there"),
+    (
+        "extensions.sync.credentialsFile",
+        "set spec.sync.credentialsSecretRef; the file is mounted from its Secret",
+    ),
+    ("cluster.members", "the members are the StatefulSet's pods"),
+    (
+        "cluster.hashKey",
+        "derived from the Registry's namespace and name",
+    ),
+];
+
 /// A rendered config: the document, its canonical bytes and their hash.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RenderedConfig {
@@ -58,6 +84,20 @@ pub fn render(input: &RenderInput, version: ZotVersion) -> Result<RenderedConfig
     };
     if let Some(raw) = &input.raw {
         if raw.is_object() {
+            for path in keys::key_paths(raw) {
+                if let Some(owner) = OPERATOR_OWNED_KEYS
+                    .iter()
+                    .find(|(k, _)| path.eq_ignore_ascii_case(k))
+                {
+                    errors.push(ZotError::invalid(
+                        format!("config.{path}"),
+                        format!(
+                            "is set by the operator ({}); it cannot be overridden",
+                            owner.1
+                        ),
+                    ));
+                }
+            }
             merge(&mut config, raw);
         } else {
             errors.push(ZotError::invalid(

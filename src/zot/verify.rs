@@ -614,6 +614,21 @@ mod tests {
     }
 
     #[test]
+    fn rejects_a_cluster_without_members_or_with_a_hash_key_not_16_characters() {
+        assert_eq!(
+            problems(json!({"cluster": {"members": [], "hashKey": "short"}})),
+            [
+                "cluster.members: needs at least one member",
+                "cluster.hashKey: must be exactly 16 characters"
+            ]
+        );
+        assert!(problems(
+            json!({"cluster": {"members": ["a:5000"], "hashKey": "0123456789abcdef"}})
+        )
+        .is_empty());
+    }
+
+    #[test]
     fn rejects_bare_number_durations_and_negative_counts() {
         let p = problems(
             json!({"storage": {"gcDelay": 3600, "retention": {"policies": [{"repositories": ["**"], "keepTags": [{"mostRecentlyPushedCount": -1}]}]}}}),
