@@ -344,10 +344,19 @@ fn covers(pattern: &[String], path: &[String]) -> bool {
 
 /// Looks a concrete key path (`storage.retention.policies[].deleteUntagged`) up for a release.
 pub fn key_status(path: &str, version: ZotVersion) -> KeyStatus {
+    static PATTERNS: std::sync::OnceLock<Vec<(Vec<String>, ZotVersion)>> =
+        std::sync::OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| {
+        all_entries()
+            .into_iter()
+            .map(|(pattern, since)| (segments(&pattern), since))
+            .collect()
+    });
     let path = segments(path);
     let mut earliest: Option<ZotVersion> = None;
-    for (pattern, since) in all_entries() {
-        if covers(&segments(&pattern), &path) {
+    for (pattern, since) in patterns {
+        let since = *since;
+        if covers(pattern, &path) {
             if since <= version {
                 return KeyStatus::Accepted;
             }
