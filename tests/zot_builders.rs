@@ -202,3 +202,16 @@ fn every_object_carries_the_recommended_labels() {
         assert_eq!(labels["app.kubernetes.io/version"], "v2.1.20");
     }
 }
+
+#[test]
+fn ui_logins_in_a_cluster_share_sessions_through_the_redis_cache() {
+    let d = desired(&format!("{S3}auth:\n  htpasswdSecretRef: {{name: users}}\nextensions:\n  search: true\n  ui: true\n"));
+    assert_eq!(
+        d.config.config["http"]["auth"]["sessionDriver"],
+        serde_json::json!({"keyprefix": "zotsession", "name": "redis", "url": "redis://redis:6379"})
+    );
+    let single = desired("version: v2.1.20\nauth:\n  htpasswdSecretRef: {name: users}\nextensions:\n  search: true\n  ui: true\n");
+    assert!(single.config.config["http"]["auth"]
+        .get("sessionDriver")
+        .is_none());
+}

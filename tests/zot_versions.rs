@@ -82,9 +82,11 @@ fn rich_local(version: ZotVersion) -> RenderInput {
     }
 }
 
-/// A three-member S3 cluster with the given cache.
+/// A three-member S3 cluster with the given cache (UI logins only with redis, which can share
+/// the sessions).
 fn rich_s3(version: ZotVersion, cache: CacheInput) -> RenderInput {
     RenderInput {
+        ui: matches!(cache, CacheInput::Redis { .. }),
         storage: StorageInput::S3(S3Input {
             bucket: "zot-images".into(),
             region: "us-east-1".into(),
@@ -171,6 +173,7 @@ fn the_rich_inputs_exercise_every_block_the_renderer_knows() {
         "extensions.sync.registries[].content[].tags.excludeRegex",
         "extensions.scrub.interval",
         "extensions.ui.enable",
+        "http.auth.sessionDriver.url",
         "cluster.hashKey",
     ] {
         assert!(

@@ -172,9 +172,13 @@ fn opt_duration(path: &str, value: &Option<String>, errors: &mut RenderErrors) -
 }
 
 fn build(input: &RenderInput, version: ZotVersion, errors: &mut RenderErrors) -> ZotConfig {
+    let mut http = build_http(&input.http, errors);
+    if let Some(auth) = http.auth.as_mut() {
+        auth.session_driver = shared_sessions(input, errors);
+    }
     ZotConfig {
         storage: build_storage(input, version, errors),
-        http: build_http(&input.http, errors),
+        http,
         log: Some(LogConfig {
             level: build_log_level(input.log_level.as_deref(), errors),
         }),
@@ -305,6 +309,37 @@ fn build_storage(
         }
     }
     storage
+}
+
+/// UI logins keep a session; behind a cluster's Service each request may land on another
+/// member, so the members must share sessions, which zot can keep in Redis.
+fn shared_sessions(
+    input: &RenderInput,
+    errors: &mut RenderErrors,
+) -> Option<BTreeMap<String, Value>> {
+    if input.cluster.is_none() || !input.ui || !input.http.htpasswd {
+        return None;
+    }
+    match &input.storage {
+        StorageInput::S3(S3Input {
+            cache: Some(CacheInput::Redis { url, key_prefix }),
+            ..
+        }) => Some(driver_map([
+            ("name", json!("redis")),
+            ("url", json!(url)),
+            (
+                "keyprefix",
+                json!(format!("{}session", key_prefix.as_deref().unwrap_or("zot"))),
+            ),
+        ])),
+        _ => {
+            errors.push(ZotError::invalid(
+                "http.auth.sessionDriver",
+                "UI logins across several replicas need shared sessions, which need a redis cache",
+            ));
+            None
+        }
+    }
 }
 
 fn check_time_window(window: &str) -> Result<(), String> {
@@ -470,6 +505,7 @@ fn build_http(http: &HttpInput, errors: &mut RenderErrors) -> HttpConfig {
             path: paths::HTPASSWD_FILE.to_string(),
         }),
         fail_delay,
+        session_driver: None,
     });
     if fail_delay.is_some() && !http.htpasswd {
         errors.push(ZotError::invalid(
