@@ -59,6 +59,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("raw config that moves the listener", with("config:\n  http:\n    port: \"8080\"\n"), "config.http.port: is set by the operator (probes and Services target port 5000); it cannot be overridden"),
         ("raw config that replaces the cluster members", with(&format!("replicas: 3\n{S3_REDIS}config:\n  cluster:\n    members: [\"a:5000\"]\n")), "config.cluster.members: is set by the operator (the members are the StatefulSet's pods); it cannot be overridden"),
         ("ui logins across replicas without redis", with("replicas: 2\nauth:\n  htpasswdSecretRef: {name: h}\nextensions:\n  search: true\n  ui: true\nstorage:\n  s3:\n    bucket: zot-images\n    region: us-east-1\n    cache:\n      dynamodb:\n        region: us-east-1\n"), "http.auth.sessionDriver: UI logins across several replicas need shared sessions, which need a redis cache"),
+        ("tls in a scale-out cluster", with(&format!("replicas: 2\ntls:\n  name: t\n{S3_REDIS}")), "spec.tls: TLS with more than one replica is not supported yet: members would need the CA that signs their pod names"),
         ("raw config that is not an object", with("config: \"gc: true\"\n"), "spec.config: expected object, got string"),
         ("unknown spec field", with("gcc:\n  enabled: true\n"), "spec.gcc: unknown field"),
         ("field of the wrong type", with("replicas: three\n"), "spec.replicas: expected integer, got string"),

@@ -161,6 +161,15 @@ pub fn render_input(
             "more than one replica needs shared storage: set storage.s3 with storage.s3.cache",
         ));
     }
+    if replicas > 1 && spec.tls.is_some() {
+        // Members proxy requests to each other over HTTPS to their pod DNS names, which only a
+        // private CA can sign; zot verifies them with cluster.tls.cacert, which the spec
+        // cannot provide yet.
+        errors.push(ZotError::invalid(
+            "spec.tls",
+            "TLS with more than one replica is not supported yet: members would need the CA that signs their pod names",
+        ));
+    }
     if let Some(port) = spec.service.as_ref().and_then(|s| s.port) {
         if !(1..=65535).contains(&port) {
             errors.push(ZotError::invalid(
