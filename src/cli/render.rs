@@ -12,7 +12,7 @@ use kube::CustomResourceExt;
 use super::strict;
 use crate::api::registry::Registry;
 use crate::api::{GROUP, VERSION};
-use crate::controller::builders::{desired_registry, DesiredRegistry, ManagedRegistry};
+use crate::controller::builders::{desired_registry, DesiredRegistry, RegistryRef};
 
 /// Output formats of `render`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -169,7 +169,7 @@ fn parse_and_render(text: &str, zot_version: Option<&str>) -> Result<DesiredRegi
         .clone()
         .unwrap_or_else(|| "default".to_string());
     desired_registry(
-        ManagedRegistry {
+        RegistryRef {
             name: &name,
             namespace: &namespace,
             spec: &registry.spec,

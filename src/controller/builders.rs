@@ -51,9 +51,10 @@ pub const S3_ACCESS_KEY: &str = "accessKey";
 /// Keys of the S3 credentials Secret.
 pub const S3_SECRET_KEY: &str = "secretKey";
 
-/// What the builders need to know about the Registry.
+/// What the builders need to know about the Registry (not to be confused with
+/// `api::retention::RegistryRef`, a policy's reference to a Registry by name).
 #[derive(Clone, Copy, Debug)]
-pub struct ManagedRegistry<'a> {
+pub struct RegistryRef<'a> {
     /// `metadata.name`.
     pub name: &'a str,
     /// `metadata.namespace`.
@@ -101,7 +102,7 @@ pub struct DesiredRegistry {
 /// Validates a Registry, renders its zot config and builds its objects; every problem found
 /// (spec, version gates, zot's verify rules) is returned together.
 pub fn desired_registry(
-    registry: ManagedRegistry<'_>,
+    registry: RegistryRef<'_>,
     version_override: Option<&str>,
 ) -> Result<DesiredRegistry, RenderErrors> {
     let version = zot_input::resolve_version(registry.spec, version_override);
@@ -169,7 +170,7 @@ pub fn image(spec: &RegistrySpec, version: ZotVersion) -> String {
         .unwrap_or_else(|| format!("{DEFAULT_IMAGE_REPOSITORY}:{version}"))
 }
 
-fn meta(registry: ManagedRegistry<'_>, name: String, version: ZotVersion) -> ObjectMeta {
+fn meta(registry: RegistryRef<'_>, name: String, version: ZotVersion) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: Some(registry.namespace.to_string()),
@@ -180,7 +181,7 @@ fn meta(registry: ManagedRegistry<'_>, name: String, version: ZotVersion) -> Obj
 
 /// Builds every object of a managed Registry from its rendered config.
 pub fn build_objects(
-    registry: ManagedRegistry<'_>,
+    registry: RegistryRef<'_>,
     version: ZotVersion,
     config: &RenderedConfig,
 ) -> RegistryObjects {
@@ -194,7 +195,7 @@ pub fn build_objects(
 
 /// The ConfigMap holding `config.json`.
 pub fn config_map(
-    registry: ManagedRegistry<'_>,
+    registry: RegistryRef<'_>,
     version: ZotVersion,
     config: &RenderedConfig,
 ) -> ConfigMap {
@@ -224,7 +225,7 @@ fn service_port(spec: &RegistrySpec, port: i32) -> ServicePort {
 }
 
 /// The Service clients use: `<name>.<namespace>.svc:<port>`.
-pub fn service(registry: ManagedRegistry<'_>, version: ZotVersion) -> Service {
+pub fn service(registry: RegistryRef<'_>, version: ZotVersion) -> Service {
     let svc = registry.spec.service.clone().unwrap_or_default();
     let type_ = match svc.type_.unwrap_or_default() {
         ServiceType::ClusterIP => "ClusterIP",
@@ -251,7 +252,7 @@ pub fn service(registry: ManagedRegistry<'_>, version: ZotVersion) -> Service {
 /// The headless Service: the StatefulSet's `serviceName`, and the DNS zone of zot's cluster
 /// members. It publishes pods before they are ready, because each zot member resolves every
 /// other member at startup.
-pub fn headless_service(registry: ManagedRegistry<'_>, version: ZotVersion) -> Service {
+pub fn headless_service(registry: RegistryRef<'_>, version: ZotVersion) -> Service {
     Service {
         metadata: meta(registry, headless_service_name(registry.name), version),
         spec: Some(ServiceSpec {
@@ -321,7 +322,7 @@ fn secret_env(var: &str, secret: &str, key: &str) -> EnvVar {
 
 /// The StatefulSet running zot.
 pub fn stateful_set(
-    registry: ManagedRegistry<'_>,
+    registry: RegistryRef<'_>,
     version: ZotVersion,
     config: &RenderedConfig,
 ) -> StatefulSet {
