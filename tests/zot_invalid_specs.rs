@@ -134,3 +134,14 @@ fn bad_yaml_is_one_problem() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn a_name_that_would_clash_with_another_registrys_headless_service_is_rejected() {
+    let problems = render_manifest(&manifest("main-headless", "version: v2.1.20\n"), None)
+        .err()
+        .unwrap_or_default();
+    assert_eq!(
+        problems,
+        ["metadata.name: \"main-headless\" must not end in -headless: the headless Service of the Registry named \"main\" has that name"]
+    );
+}

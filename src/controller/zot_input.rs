@@ -110,6 +110,12 @@ pub fn render_input(
             format!("{name:?} must be a DNS label (lower-case letters, digits, '-', starting with a letter) of at most {MAX_NAME_LEN} characters"),
         ));
     }
+    if let Some(other) = name.strip_suffix("-headless") {
+        errors.push(ZotError::invalid(
+            "metadata.name",
+            format!("{name:?} must not end in -headless: the headless Service of the Registry named {:?} has that name", other),
+        ));
+    }
     if spec.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
         errors.push(ZotError::invalid(
             "spec.image",
