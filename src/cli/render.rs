@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Args, ValueEnum};
 use kube::CustomResourceExt;
@@ -123,6 +124,21 @@ pub fn render_manifest(
     })
 }
 
+/// The Registry CRD's `openAPIV3Schema`, generated once per process.
+fn registry_schema() -> &'static serde_json::Value {
+    static SCHEMA: OnceLock<serde_json::Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        Registry::crd()
+            .spec
+            .versions
+            .first()
+            .and_then(|v| v.schema.as_ref())
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(serde_json::Value::Null)
+    })
+}
+
 fn parse_and_render(text: &str, zot_version: Option<&str>) -> Result<DesiredRegistry, Failure> {
     let value: serde_json::Value = serde_yaml::from_str(text).map_err(|e| {
         Failure::Invalid(vec![format!("not a valid YAML document: {}", one_line(e))])
@@ -135,16 +151,7 @@ fn parse_and_render(text: &str, zot_version: Option<&str>) -> Result<DesiredRegi
     if value.get("kind").and_then(|v| v.as_str()) != Some("Registry") {
         problems.push("kind: must be Registry".to_string());
     }
-    let crd = Registry::crd();
-    let schema = crd
-        .spec
-        .versions
-        .first()
-        .and_then(|v| v.schema.as_ref())
-        .and_then(|s| s.open_api_v3_schema.as_ref())
-        .and_then(|s| serde_json::to_value(s).ok())
-        .unwrap_or(serde_json::Value::Null);
-    problems.extend(strict::check_object(&value, &schema));
+    problems.extend(strict::check_object(&value, registry_schema()));
     if !problems.is_empty() {
         return Err(Failure::Invalid(problems));
     }

@@ -51,7 +51,8 @@ pub const S3_ACCESS_KEY: &str = "accessKey";
 /// Keys of the S3 credentials Secret.
 pub const S3_SECRET_KEY: &str = "secretKey";
 
-/// What the builders need to know about the Registry.
+/// What the builders need to know about the Registry (not to be confused with
+/// `api::retention::RegistryRef`, a policy's reference to a Registry by name).
 #[derive(Clone, Copy, Debug)]
 pub struct RegistryRef<'a> {
     /// `metadata.name`.

@@ -110,6 +110,12 @@ pub fn render_input(
             format!("{name:?} must be a DNS label (lower-case letters, digits, '-', starting with a letter) of at most {MAX_NAME_LEN} characters"),
         ));
     }
+    if let Some(other) = name.strip_suffix("-headless") {
+        errors.push(ZotError::invalid(
+            "metadata.name",
+            format!("{name:?} must not end in -headless: the headless Service of the Registry named {:?} has that name", other),
+        ));
+    }
     if spec.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
         errors.push(ZotError::invalid(
             "spec.image",
@@ -159,6 +165,15 @@ pub fn render_input(
         errors.push(ZotError::invalid(
             "spec.replicas",
             "more than one replica needs shared storage: set storage.s3 with storage.s3.cache",
+        ));
+    }
+    if replicas > 1 && spec.tls.is_some() {
+        // Members proxy requests to each other over HTTPS to their pod DNS names, which only a
+        // private CA can sign; zot verifies them with cluster.tls.cacert, which the spec
+        // cannot provide yet.
+        errors.push(ZotError::invalid(
+            "spec.tls",
+            "TLS with more than one replica is not supported yet: members would need the CA that signs their pod names",
         ));
     }
     if let Some(port) = spec.service.as_ref().and_then(|s| s.port) {

@@ -133,6 +133,9 @@ pub struct AuthConfig {
     /// Seconds slept after a failed login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_delay: Option<u32>,
+    /// Where login sessions live (`name: redis` shares them between cluster members).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_driver: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// `http.auth.htpasswd`.

@@ -10,9 +10,10 @@
 //! passes on without checking (`storageDriver`, `cacheDriver`). Every prefix of an accepted path
 //! is accepted too.
 //!
-//! The first release of each key comes from zot's source (`pkg/api/config/config.go`,
-//! `pkg/extensions/config/**`) at v2.1.20, with the deltas of v2.1.11 … v2.1.21 listed in the
-//! project's zot notes. Keys without a later release are present in v2.1.11.
+//! The first release of each key was read from zot's config structs (`pkg/api/config/config.go`,
+//! `pkg/extensions/config/**`) at every tag from v2.1.11 to v2.1.20. Keys added after v2.1.20
+//! (sync request tuning, `hydrateBlobOnRead`) are dated v2.1.21, the first release after them;
+//! that release was not read from source. Keys without a later release are in v2.1.11.
 
 use super::version::ZotVersion;
 
@@ -74,6 +75,7 @@ pub const STORE_KEYS: &[KeyEntry] = &[
         1,
         19,
     ),
+    since("maxRepos", 2, 1, 16),
     since("redirectBlobURL", 2, 1, 18),
     since("gcTimeWindow", 2, 1, 19),
     since("hydrateBlobOnRead", 2, 1, 21),
@@ -88,7 +90,6 @@ pub const KEYS: &[KeyEntry] = &[
     key("binaryType"),
     // storage: top-level only
     since("storage.fastRestart", 2, 1, 18),
-    since("storage.maxRepos", 2, 1, 16),
     // http
     key("http.address"),
     key("http.port"),
@@ -120,18 +121,53 @@ pub const KEYS: &[KeyEntry] = &[
     key("http.auth.bearer.realm"),
     key("http.auth.bearer.service"),
     key("http.auth.bearer.cert"),
-    key("http.auth.bearer.awsSecretsManager.region"),
-    key("http.auth.bearer.awsSecretsManager.secretName"),
-    key("http.auth.bearer.awsSecretsManager.refreshInterval"),
-    key("http.auth.bearer.oidc[].issuer"),
-    key("http.auth.bearer.oidc[].audiences"),
-    key("http.auth.bearer.oidc[].claimMapping.**"),
-    key("http.auth.bearer.oidc[].certificateAuthority"),
-    key("http.auth.bearer.oidc[].certificateAuthorityFile"),
-    key("http.auth.bearer.oidc[].skipIssuerVerification"),
-    key("http.auth.bearer.upstreamTokenEndpoint.realm"),
-    key("http.auth.bearer.upstreamTokenEndpoint.service"),
-    key("http.auth.bearer.upstreamTokenEndpoint.allowInsecureHttp"),
+    since("http.auth.bearer.awsSecretsManager.region", 2, 1, 15),
+    since("http.auth.bearer.awsSecretsManager.secretName", 2, 1, 15),
+    since(
+        "http.auth.bearer.awsSecretsManager.refreshInterval",
+        2,
+        1,
+        15,
+    ),
+    since("http.auth.bearer.oidc[].issuer", 2, 1, 14),
+    since("http.auth.bearer.oidc[].audiences", 2, 1, 14),
+    since(
+        "http.auth.bearer.oidc[].claimMapping.variables[].name",
+        2,
+        1,
+        14,
+    ),
+    since(
+        "http.auth.bearer.oidc[].claimMapping.variables[].expression",
+        2,
+        1,
+        14,
+    ),
+    since(
+        "http.auth.bearer.oidc[].claimMapping.validations[].expression",
+        2,
+        1,
+        14,
+    ),
+    since(
+        "http.auth.bearer.oidc[].claimMapping.validations[].message",
+        2,
+        1,
+        14,
+    ),
+    since("http.auth.bearer.oidc[].claimMapping.username", 2, 1, 14),
+    since("http.auth.bearer.oidc[].claimMapping.groups", 2, 1, 14),
+    since("http.auth.bearer.oidc[].certificateAuthority", 2, 1, 15),
+    since("http.auth.bearer.oidc[].certificateAuthorityFile", 2, 1, 15),
+    since("http.auth.bearer.oidc[].skipIssuerVerification", 2, 1, 14),
+    since("http.auth.bearer.upstreamTokenEndpoint.realm", 2, 1, 19),
+    since("http.auth.bearer.upstreamTokenEndpoint.service", 2, 1, 19),
+    since(
+        "http.auth.bearer.upstreamTokenEndpoint.allowInsecureHttp",
+        2,
+        1,
+        19,
+    ),
     key("http.auth.openid.providers.*.credentialsFile"),
     key("http.auth.openid.providers.*.name"),
     key("http.auth.openid.providers.*.clientid"),
@@ -142,8 +178,8 @@ pub const KEYS: &[KeyEntry] = &[
     key("http.auth.openid.providers.*.tokenurl"),
     key("http.auth.openid.providers.*.scopes"),
     key("http.auth.openid.providers.*.claimMapping.username"),
-    key("http.auth.openid.providers.*.claimMapping.groups"),
-    key("http.auth.openid.callbackAllowOrigins"),
+    since("http.auth.openid.providers.*.claimMapping.groups", 2, 1, 17),
+    since("http.auth.openid.callbackAllowOrigins", 2, 1, 15),
     key("http.auth.apikey"),
     key("http.auth.failDelay"),
     key("http.auth.sessionKeysFile"),
@@ -176,7 +212,7 @@ pub const KEYS: &[KeyEntry] = &[
     key("http.accessControl.adminPolicy.actions"),
     key("http.accessControl.groups.*.users"),
     key("http.accessControl.metrics.users"),
-    key("http.accessControl.metrics.anonymousPolicy"),
+    since("http.accessControl.metrics.anonymousPolicy", 2, 1, 18),
     // log
     key("log.level"),
     key("log.output"),
@@ -205,11 +241,21 @@ pub const KEYS: &[KeyEntry] = &[
     key("extensions.sync.registries[].certDir"),
     key("extensions.sync.registries[].maxRetries"),
     key("extensions.sync.registries[].retryDelay"),
-    key("extensions.sync.registries[].maxRetryDelay"),
+    since("extensions.sync.registries[].maxRetryDelay", 2, 1, 19),
     key("extensions.sync.registries[].onlySigned"),
-    key("extensions.sync.registries[].syncLegacyCosignTags"),
+    since(
+        "extensions.sync.registries[].syncLegacyCosignTags",
+        2,
+        1,
+        15,
+    ),
     key("extensions.sync.registries[].credentialHelper"),
-    key("extensions.sync.registries[].oauth2CredentialHelper.**"),
+    since(
+        "extensions.sync.registries[].oauth2CredentialHelper.**",
+        2,
+        1,
+        19,
+    ),
     key("extensions.sync.registries[].preserveDigest"),
     key("extensions.sync.registries[].syncTimeout"),
     // Post-v2.1.20 sync keys: first shipped after v2.1.20, so v2.1.21 at the earliest.
@@ -227,9 +273,9 @@ pub const KEYS: &[KeyEntry] = &[
     key("extensions.search.cve.updateInterval"),
     key("extensions.search.cve.trivy.dbRepository"),
     key("extensions.search.cve.trivy.javaDBRepository"),
-    key("extensions.search.cve.trivy.vulnSeveritySources"),
-    key("extensions.search.cve.trivy.sbom.enable"),
-    key("extensions.search.cve.trivy.sbom.format"),
+    since("extensions.search.cve.trivy.vulnSeveritySources", 2, 1, 16),
+    since("extensions.search.cve.trivy.sbom.enable", 2, 1, 18),
+    since("extensions.search.cve.trivy.sbom.format", 2, 1, 18),
     key("extensions.metrics.enable"),
     key("extensions.metrics.prometheus.path"),
     key("extensions.scrub.enable"),
@@ -298,10 +344,19 @@ fn covers(pattern: &[String], path: &[String]) -> bool {
 
 /// Looks a concrete key path (`storage.retention.policies[].deleteUntagged`) up for a release.
 pub fn key_status(path: &str, version: ZotVersion) -> KeyStatus {
+    static PATTERNS: std::sync::OnceLock<Vec<(Vec<String>, ZotVersion)>> =
+        std::sync::OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| {
+        all_entries()
+            .into_iter()
+            .map(|(pattern, since)| (segments(&pattern), since))
+            .collect()
+    });
     let path = segments(path);
     let mut earliest: Option<ZotVersion> = None;
-    for (pattern, since) in all_entries() {
-        if covers(&segments(&pattern), &path) {
+    for (pattern, since) in patterns {
+        let since = *since;
+        if covers(pattern, &path) {
             if since <= version {
                 return KeyStatus::Accepted;
             }

@@ -17,6 +17,32 @@ use super::version::ZotVersion;
 /// First release accepting `storage.gcTimeWindow`.
 pub const GC_TIME_WINDOW_SINCE: ZotVersion = ZotVersion::new(2, 1, 19);
 
+/// Keys the raw config may not override, because the pod's wiring depends on them: the
+/// listener the probes and Services target, the paths of mounted volumes and Secrets, and the
+/// cluster membership derived from the StatefulSet.
+pub const OPERATOR_OWNED_KEYS: &[(&str, &str)] = &[
+    ("http.address", "the pod listens on all addresses"),
+    ("http.port", "probes and Services target port 5000"),
+    (
+        "http.tls",
+        "set spec.tls; the certificate is mounted from its Secret",
+    ),
+    (
+        "http.auth.htpasswd",
+        "set spec.auth.htpasswdSecretRef; the file is mounted from its Secret",
+    ),
+    ("storage.rootDirectory", "the data volume is mounted there"),
+    (
+        "extensions.sync.credentialsFile",
+        "set spec.sync.credentialsSecretRef; the file is mounted from its Secret",
+    ),
+    ("cluster.members", "the members are the StatefulSet's pods"),
+    (
+        "cluster.hashKey",
+        "derived from the Registry's namespace and name",
+    ),
+];
+
 /// A rendered config: the document, its canonical bytes and their hash.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RenderedConfig {
@@ -58,6 +84,20 @@ pub fn render(input: &RenderInput, version: ZotVersion) -> Result<RenderedConfig
     };
     if let Some(raw) = &input.raw {
         if raw.is_object() {
+            for path in keys::key_paths(raw) {
+                if let Some(owner) = OPERATOR_OWNED_KEYS
+                    .iter()
+                    .find(|(k, _)| path.eq_ignore_ascii_case(k))
+                {
+                    errors.push(ZotError::invalid(
+                        format!("config.{path}"),
+                        format!(
+                            "is set by the operator ({}); it cannot be overridden",
+                            owner.1
+                        ),
+                    ));
+                }
+            }
             merge(&mut config, raw);
         } else {
             errors.push(ZotError::invalid(
@@ -132,9 +172,13 @@ fn opt_duration(path: &str, value: &Option<String>, errors: &mut RenderErrors) -
 }
 
 fn build(input: &RenderInput, version: ZotVersion, errors: &mut RenderErrors) -> ZotConfig {
+    let mut http = build_http(&input.http, errors);
+    if let Some(auth) = http.auth.as_mut() {
+        auth.session_driver = shared_sessions(input, errors);
+    }
     ZotConfig {
         storage: build_storage(input, version, errors),
-        http: build_http(&input.http, errors),
+        http,
         log: Some(LogConfig {
             level: build_log_level(input.log_level.as_deref(), errors),
         }),
@@ -265,6 +309,37 @@ fn build_storage(
         }
     }
     storage
+}
+
+/// UI logins keep a session; behind a cluster's Service each request may land on another
+/// member, so the members must share sessions, which zot can keep in Redis.
+fn shared_sessions(
+    input: &RenderInput,
+    errors: &mut RenderErrors,
+) -> Option<BTreeMap<String, Value>> {
+    if input.cluster.is_none() || !input.ui || !input.http.htpasswd {
+        return None;
+    }
+    match &input.storage {
+        StorageInput::S3(S3Input {
+            cache: Some(CacheInput::Redis { url, key_prefix }),
+            ..
+        }) => Some(driver_map([
+            ("name", json!("redis")),
+            ("url", json!(url)),
+            (
+                "keyprefix",
+                json!(format!("{}session", key_prefix.as_deref().unwrap_or("zot"))),
+            ),
+        ])),
+        _ => {
+            errors.push(ZotError::invalid(
+                "http.auth.sessionDriver",
+                "UI logins across several replicas need shared sessions, which need a redis cache",
+            ));
+            None
+        }
+    }
 }
 
 fn check_time_window(window: &str) -> Result<(), String> {
@@ -430,6 +505,7 @@ fn build_http(http: &HttpInput, errors: &mut RenderErrors) -> HttpConfig {
             path: paths::HTPASSWD_FILE.to_string(),
         }),
         fail_delay,
+        session_driver: None,
     });
     if fail_delay.is_some() && !http.htpasswd {
         errors.push(ZotError::invalid(

@@ -211,21 +211,36 @@ fn check_http(c: &mut Checker, config: &Value) {
             || truthy(sub("apikey"))
             || sub("bearer").is_some()
             || (sub("mtls").is_some() && tls_complete);
-        let mut needs_auth = non_empty(get(ac, "adminPolicy").and_then(|a| get(a, "users")))
-            || non_empty(get(ac, "adminPolicy").and_then(|a| get(a, "groups")))
-            || non_empty(get(ac, "groups"))
-            || non_empty(get(ac, "metrics").and_then(|m| get(m, "users")));
-        if let Some(Value::Object(repos)) = get(ac, "repositories") {
-            for (glob, rules) in repos {
-                c.glob(&format!("http.accessControl.repositories[{glob:?}]"), glob);
-                needs_auth |=
-                    non_empty(get(rules, "policies")) || non_empty(get(rules, "defaultPolicy"));
-            }
+        // zot accepts access control without authentication only when it is anonymous-only:
+        // no admin users or actions, no default or per-user policies, some anonymousPolicy;
+        // or when it only lets anonymous clients read the metrics.
+        let admin = get(ac, "adminPolicy");
+        let admin_grants = |keys: &[&str]| {
+            keys.iter()
+                .any(|k| non_empty(admin.and_then(|a| get(a, k))))
+        };
+        let repos = match get(ac, "repositories") {
+            Some(Value::Object(repos)) => repos.iter().collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+        for (glob, _) in &repos {
+            c.glob(&format!("http.accessControl.repositories[{glob:?}]"), glob);
         }
+        let only_anonymous = !admin_grants(&["actions", "users"])
+            && repos.iter().any(|(_, r)| non_empty(get(r, "anonymousPolicy")))
+            && !repos.iter().any(|(_, r)| {
+                non_empty(get(r, "defaultPolicy"))
+                    || matches!(get(r, "policies"), Some(Value::Array(ps)) if ps.iter().any(|p| non_empty(get(p, "actions")) || non_empty(get(p, "users"))))
+            });
+        let only_metrics_anonymous = !admin_grants(&["actions", "users", "groups"])
+            && repos.is_empty()
+            && !non_empty(get(ac, "groups"))
+            && matches!(get(ac, "metrics").and_then(|m| get(m, "anonymousPolicy")), Some(Value::Array(a)) if a.iter().any(|x| x == "read"));
+        let needs_auth = !only_anonymous && !only_metrics_anonymous;
         if needs_auth && !authenticated {
             c.fail(
                 "http.accessControl",
-                "grants rights to users but no authentication is configured (set auth.htpasswdSecretRef), or use only anonymousPolicy",
+                "grants rights to users but no authentication is configured: set auth.htpasswdSecretRef, or grant only anonymousPolicy",
             );
         }
     }
@@ -249,7 +264,7 @@ fn check_storage(c: &mut Checker, config: &Value, version: ZotVersion) {
     let sync_on = extension_enabled(config, "sync");
     let cve_on =
         extension_enabled(config, "search") && get_path(config, "extensions.search.cve").is_some();
-    let mut local_roots: Vec<(String, String)> = Vec::new();
+    let mut roots: Vec<(String, String, String)> = Vec::new();
     for (i, (path, store)) in stores(config).into_iter().enumerate() {
         let top = i == 0;
         let gc_on = match get(store, "gc") {
@@ -307,8 +322,10 @@ fn check_storage(c: &mut Checker, config: &Value, version: ZotVersion) {
                 }
                 Some(_) => {}
             }
-        } else if let Some(root) = get(store, "rootDirectory").and_then(Value::as_str) {
-            local_roots.push((path.clone(), root.trim_end_matches('/').to_string()));
+        }
+        if let Some(root) = get(store, "rootDirectory").and_then(Value::as_str) {
+            let kind = driver_name.unwrap_or("local").to_string();
+            roots.push((path.clone(), kind, root.trim_end_matches('/').to_string()));
         }
         let dedupe = match get(store, "dedupe") {
             Some(v) => truthy(Some(v)),
@@ -325,7 +342,7 @@ fn check_storage(c: &mut Checker, config: &Value, version: ZotVersion) {
                 "dedupe with cloud storage and remoteCache needs a remote cache (cacheDriver)",
             );
         }
-        if let Some(cache) = cache {
+        if let Some(cache) = cache.filter(|_| remote_cache) {
             let name = get(cache, "name").and_then(Value::as_str);
             if top {
                 if !matches!(name, Some("redis" | "dynamodb")) {
@@ -333,7 +350,7 @@ fn check_storage(c: &mut Checker, config: &Value, version: ZotVersion) {
                         format!("{path}.cacheDriver.name"),
                         "must be redis or dynamodb",
                     );
-                } else if remote_cache && !cloud && name != Some("redis") {
+                } else if !cloud && name != Some("redis") {
                     c.fail(
                         format!("{path}.cacheDriver"),
                         "with local storage only a redis cache can be remote",
@@ -344,7 +361,7 @@ fn check_storage(c: &mut Checker, config: &Value, version: ZotVersion) {
                     format!("{path}.cacheDriver.name"),
                     "subpaths only support a dynamodb cache",
                 );
-            } else if remote_cache && !cloud {
+            } else if !cloud {
                 c.fail(
                     format!("{path}.cacheDriver"),
                     "a subpath with local storage cannot use a remote cache",
@@ -367,9 +384,9 @@ fn check_storage(c: &mut Checker, config: &Value, version: ZotVersion) {
             );
         }
     }
-    // Rule 15.
-    for (i, (pa, ra)) in local_roots.iter().enumerate() {
-        for (pb, rb) in local_roots.iter().skip(i + 1) {
+    // Rule 15: stores of the same driver must not share or nest root directories.
+    for (i, (pa, ka, ra)) in roots.iter().enumerate() {
+        for (pb, _, rb) in roots.iter().skip(i + 1).filter(|(_, kb, _)| kb == ka) {
             let nested =
                 ra == rb || rb.starts_with(&format!("{ra}/")) || ra.starts_with(&format!("{rb}/"));
             if nested {
@@ -594,6 +611,21 @@ mod tests {
         assert!(problems(anon).is_empty());
         let users = json!({"http": {"accessControl": {"repositories": {"**": {"defaultPolicy": ["read"]}}}}});
         assert_eq!(problems(users).len(), 1);
+    }
+
+    #[test]
+    fn rejects_a_cluster_without_members_or_with_a_hash_key_not_16_characters() {
+        assert_eq!(
+            problems(json!({"cluster": {"members": [], "hashKey": "short"}})),
+            [
+                "cluster.members: needs at least one member",
+                "cluster.hashKey: must be exactly 16 characters"
+            ]
+        );
+        assert!(problems(
+            json!({"cluster": {"members": ["a:5000"], "hashKey": "0123456789abcdef"}})
+        )
+        .is_empty());
     }
 
     #[test]

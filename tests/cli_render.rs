@@ -1,0 +1,151 @@
+//! `registry-operator render` as a user runs it: the built binary, its exit codes, stdout and
+//! stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_registry-operator"))
+}
+
+fn sample(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("config/samples")
+        .join(file)
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run registry-operator")
+}
+
+fn run_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn registry-operator");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn render_prints_the_zot_config_and_the_objects_of_the_sample() {
+    let path = sample("registry_v1alpha1_registry.yaml");
+    let out = run(&["render", "-f", path.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("# zot v2.1.20 config.json (sha256 "),
+        "{text}"
+    );
+    for key in ["gcInterval: 1h", "gcDelay: 2h", "dedupe: true"] {
+        assert!(text.contains(key), "missing {key}");
+    }
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).expect("yaml document"))
+        .collect();
+    let kinds: Vec<&str> = docs[1..]
+        .iter()
+        .map(|d| d["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(kinds, ["ConfigMap", "Service", "Service", "StatefulSet"]);
+    assert!(stderr(&out).is_empty());
+}
+
+#[test]
+fn json_and_yaml_outputs_hold_the_same_documents() {
+    let path = sample("registry_v1alpha1_registry_s3.yaml");
+    let path = path.to_str().expect("utf-8 path");
+    let yaml = run(&["render", "-f", path, "-o", "yaml"]);
+    let json = run(&["render", "-f", path, "-o", "json"]);
+    assert_eq!(yaml.status.code(), Some(0));
+    assert_eq!(json.status.code(), Some(0));
+    let from_yaml: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&stdout(&yaml))
+        .map(|d| serde::Deserialize::deserialize(d).expect("yaml document"))
+        .collect();
+    let from_json: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout(&json)).expect("a JSON list");
+    assert_eq!(from_yaml.len(), 5);
+    assert_eq!(from_yaml, from_json);
+    assert_eq!(
+        from_json[0]["cluster"]["members"].as_array().map(Vec::len),
+        Some(3)
+    );
+}
+
+#[test]
+fn only_config_as_json_prints_exactly_the_config_map_bytes() {
+    let path = sample("registry_v1alpha1_registry.yaml");
+    let path = path.to_str().expect("utf-8 path");
+    let config = run(&["render", "-f", path, "-o", "json", "--only", "config"]);
+    let objects = run(&["render", "-f", path, "-o", "json", "--only", "objects"]);
+    let objects: Vec<serde_json::Value> = serde_json::from_str(&stdout(&objects)).expect("list");
+    assert_eq!(objects[0]["kind"], "ConfigMap");
+    assert_eq!(
+        objects[0]["data"]["config.json"].as_str(),
+        Some(stdout(&config).as_str())
+    );
+}
+
+#[test]
+fn zot_version_flag_overrides_the_spec_and_gates_keys() {
+    let manifest = "apiVersion: registry-operator.dev/v1alpha1\nkind: Registry\nmetadata:\n  name: w\nspec:\n  version: v2.1.20\n  gc:\n    timeWindow: \"01:00-04:00\"\n";
+    let ok = run_stdin(&["render", "-f", "-", "--only", "objects"], manifest);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("image: ghcr.io/project-zot/zot:v2.1.20"));
+    let old = run_stdin(&["render", "-f", "-", "--zot-version", "v2.1.18"], manifest);
+    assert_eq!(old.status.code(), Some(2));
+    assert!(stdout(&old).is_empty(), "no partial output");
+    assert_eq!(
+        stderr(&old),
+        "error: gcTimeWindow (spec.gc.timeWindow) needs zot v2.1.19 or later, but this registry runs v2.1.18\n"
+    );
+}
+
+#[test]
+fn invalid_input_exits_2_with_one_line_per_problem_and_no_output() {
+    let manifest = "apiVersion: registry-operator.dev/v1alpha1\nkind: Registry\nmetadata:\n  name: bad\nspec:\n  version: v2.1.20\n  gcc: {}\n  replicas: many\n";
+    let out = run_stdin(&["render", "-f", "-"], manifest);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).is_empty());
+    assert_eq!(
+        stderr(&out),
+        "error: spec.gcc: unknown field\nerror: spec.replicas: expected integer, got string\n"
+    );
+
+    let rules = "apiVersion: registry-operator.dev/v1alpha1\nkind: Registry\nmetadata:\n  name: bad\nspec:\n  version: v2.1.20\n  gc:\n    delay: -1h\n  extensions:\n    ui: true\n";
+    let out = run_stdin(&["render", "-f", "-"], rules);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "error: storage.gcDelay: must not be negative, got \"-1h\"\nerror: extensions.ui: the UI needs the search extension\n"
+    );
+
+    let out = run_stdin(&["render", "-f", "-"], "kind: [\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("error: not a valid YAML document"));
+}
+
+#[test]
+fn a_missing_file_is_a_failure_not_invalid_input() {
+    let out = run(&["render", "-f", "/nonexistent/registry.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with("error: reading /nonexistent/registry.yaml"));
+}

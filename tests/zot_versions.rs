@@ -1,0 +1,302 @@
+//! Version gating and determinism of the zot config renderer: a config rendered for zot X only
+//! holds keys zot X accepts, features a release lacks are refused by name with the first
+//! release that has them, and equal input always gives the same bytes and hash.
+
+use registry_operator::cli::render::render_manifest;
+use registry_operator::zot::input::*;
+use registry_operator::zot::keys::{self, KeyStatus};
+use registry_operator::zot::{config_hash, render, ZotError, ZotVersion};
+
+fn v(patch: u32) -> ZotVersion {
+    ZotVersion::new(2, 1, patch)
+}
+
+fn sync() -> SyncInput {
+    SyncInput {
+        credentials_file: true,
+        registries: vec![SyncRegistryInput {
+            urls: vec!["https://registry-1.docker.io".into()],
+            on_demand: Some(true),
+            poll_interval: Some("6h".into()),
+            tls_verify: Some(true),
+            content: vec![SyncContentInput {
+                prefix: "library/**".into(),
+                tags_regex: Some("^v[0-9]+".into()),
+                exclude_tags_regex: Some("-rc".into()),
+                semver: Some(true),
+                destination: Some("/hub".into()),
+                strip_prefix: Some(true),
+            }],
+            max_retries: Some(3),
+            retry_delay: Some("5m".into()),
+            only_signed: Some(false),
+        }],
+    }
+}
+
+/// Everything the renderer can emit on a local volume, for one release.
+fn rich_local(version: ZotVersion) -> RenderInput {
+    RenderInput {
+        storage: StorageInput::Local,
+        dedupe: Some(true),
+        gc: GcInput {
+            enabled: Some(true),
+            interval: Some("1h".into()),
+            delay: Some("2h".into()),
+            time_window: (version >= v(19)).then(|| "22:00-04:00".to_string()),
+        },
+        untagged: UntaggedInput {
+            delete: Some(true),
+            delay: Some("24h".into()),
+        },
+        delete_orphan_referrers: Some(true),
+        http: HttpInput {
+            realm: Some("zot".into()),
+            tls: true,
+            tls_client_ca: true,
+            htpasswd: true,
+            fail_delay_seconds: Some(1),
+            access_control: Some(AccessControlInput {
+                repositories: vec![RepositoryAccessInput {
+                    pattern: "**".into(),
+                    policies: vec![(vec!["ci".into()], vec!["read".into(), "create".into()])],
+                    default_policy: vec!["read".into()],
+                    anonymous_policy: vec!["read".into()],
+                }],
+                admin_users: vec!["admin".into()],
+                metrics_users: vec!["prom".into()],
+            }),
+        },
+        log_level: Some("debug".into()),
+        sync: Some(sync()),
+        search: true,
+        ui: true,
+        metrics: Some(MetricsInput {
+            path: Some("/metrics".into()),
+        }),
+        scrub: Some(ScrubInput {
+            interval: Some("24h".into()),
+        }),
+        cluster: None,
+        raw: None,
+    }
+}
+
+/// A three-member S3 cluster with the given cache (UI logins only with redis, which can share
+/// the sessions).
+fn rich_s3(version: ZotVersion, cache: CacheInput) -> RenderInput {
+    RenderInput {
+        ui: matches!(cache, CacheInput::Redis { .. }),
+        storage: StorageInput::S3(S3Input {
+            bucket: "zot-images".into(),
+            region: "us-east-1".into(),
+            endpoint: Some("http://minio:9000".into()),
+            root_directory: Some("/zot".into()),
+            cache: Some(cache),
+        }),
+        cluster: Some(ClusterInput {
+            members: (0..3)
+                .map(|i| format!("zot-{i}.zot-headless.ns.svc.cluster.local:5000"))
+                .collect(),
+            hash_key: "0123456789abcdef".into(),
+        }),
+        ..rich_local(version)
+    }
+}
+
+fn redis() -> CacheInput {
+    CacheInput::Redis {
+        url: "redis://redis:6379/0".into(),
+        key_prefix: Some("zot".into()),
+    }
+}
+
+fn dynamodb() -> CacheInput {
+    CacheInput::DynamoDb {
+        region: "us-east-1".into(),
+        endpoint: Some("http://dynamodb:8000".into()),
+        table_prefix: "zot".into(),
+    }
+}
+
+#[test]
+fn every_key_rendered_for_a_release_is_a_key_that_release_accepts() {
+    for version in ZotVersion::supported() {
+        let inputs = [
+            ("local", rich_local(version)),
+            ("s3+redis", rich_s3(version, redis())),
+            ("s3+dynamodb", rich_s3(version, dynamodb())),
+            ("defaults", RenderInput::default()),
+        ];
+        for (name, input) in inputs {
+            let rendered = render(&input, version)
+                .unwrap_or_else(|e| panic!("{name} on {version}: {:#?}", e.lines()));
+            for path in keys::key_paths(&rendered.config) {
+                assert!(
+                    keys::accepts(&path, version),
+                    "{name}: {path} rendered for {version}, which does not accept it"
+                );
+            }
+        }
+        for sample in [
+            "registry_v1alpha1_registry.yaml",
+            "registry_v1alpha1_registry_s3.yaml",
+        ] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config/samples")
+                .join(sample);
+            let text = std::fs::read_to_string(path).expect("sample");
+            let desired = render_manifest(&text, Some(&version.to_string()))
+                .unwrap_or_else(|e| panic!("{sample} on {version}: {e:#?}"));
+            for path in keys::key_paths(&desired.config.config) {
+                assert!(
+                    keys::accepts(&path, version),
+                    "{sample}: {path} on {version}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_rich_inputs_exercise_every_block_the_renderer_knows() {
+    let rendered = render(&rich_s3(v(20), redis()), v(20)).expect("valid");
+    let paths = keys::key_paths(&rendered.config);
+    for expected in [
+        "storage.gcTimeWindow",
+        "storage.retention.policies[].deleteReferrers",
+        "storage.storageDriver.regionendpoint",
+        "storage.cacheDriver.url",
+        "http.tls.cacert",
+        "http.auth.failDelay",
+        "http.accessControl.metrics.users",
+        "extensions.sync.registries[].content[].tags.excludeRegex",
+        "extensions.scrub.interval",
+        "extensions.ui.enable",
+        "http.auth.sessionDriver.url",
+        "cluster.hashKey",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == expected),
+            "{expected} not rendered"
+        );
+    }
+}
+
+#[test]
+fn gc_time_window_on_v2_1_18_is_refused_naming_the_feature_and_v2_1_19() {
+    let mut input = rich_local(v(18));
+    input.gc.time_window = Some("01:00-03:00".into());
+    let errors = render(&input, v(18)).expect_err("v2.1.18 has no gcTimeWindow");
+    assert_eq!(
+        errors.0,
+        [ZotError::FeatureUnavailable {
+            feature: "gcTimeWindow (spec.gc.timeWindow)".into(),
+            min: v(19),
+            version: v(18),
+        }]
+    );
+    let message = errors.lines().join("\n");
+    assert!(
+        message.contains("gcTimeWindow") && message.contains("v2.1.19"),
+        "{message}"
+    );
+    let rendered = render(&input, v(19)).expect("v2.1.19 has gcTimeWindow");
+    assert_eq!(rendered.config["storage"]["gcTimeWindow"], "01:00-03:00");
+}
+
+/// A concrete path for a key pattern: user map keys and free-form maps become `x`.
+fn concrete(pattern: &str) -> String {
+    pattern
+        .replace("[]", "")
+        .replace("**", "x")
+        .replace('*', "x")
+}
+
+#[test]
+fn every_versioned_key_is_refused_one_release_early_and_accepted_from_its_first_release() {
+    let mut checked = 0;
+    for (pattern, since) in keys::all_entries() {
+        let path = concrete(&pattern);
+        assert!(keys::accepts(&path, since), "{path} at {since}");
+        if since > ZotVersion::OLDEST {
+            let before = ZotVersion::new(since.major, since.minor, since.patch - 1);
+            assert_eq!(
+                keys::key_status(&path, before),
+                KeyStatus::NeedsVersion(since),
+                "{path}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} versioned keys");
+}
+
+#[test]
+fn raw_config_keys_of_a_later_release_are_refused_with_the_release_that_has_them() {
+    let input = RenderInput {
+        raw: Some(serde_json::json!({"http": {"readTimeout": "5m"}})),
+        ..RenderInput::default()
+    };
+    let errors = render(&input, v(16)).expect_err("readTimeout is v2.1.17+");
+    assert_eq!(
+        errors.lines(),
+        ["config.http.readTimeout: zot v2.1.16 does not accept this key (it needs v2.1.17 or later)"]
+    );
+    let rendered = render(&input, v(17)).expect("v2.1.17 accepts readTimeout");
+    assert_eq!(rendered.config["http"]["readTimeout"], "5m");
+}
+
+#[test]
+fn releases_outside_the_supported_range_are_refused() {
+    for version in [v(10), ZotVersion::new(2, 2, 0), ZotVersion::new(1, 0, 0)] {
+        let errors = render(&RenderInput::default(), version).expect_err("unsupported");
+        assert_eq!(errors.0.len(), 1);
+        assert!(matches!(errors.0[0], ZotError::UnsupportedVersion { .. }));
+        assert_eq!(errors.reason(), "InvalidSpec");
+    }
+}
+
+#[test]
+fn same_input_gives_the_same_bytes_and_hash() {
+    let a = render(&rich_s3(v(20), dynamodb()), v(20)).expect("valid");
+    let b = render(&rich_s3(v(20), dynamodb()), v(20)).expect("valid");
+    assert_eq!(a.json, b.json);
+    assert_eq!(a.hash, b.hash);
+    assert_eq!(a.hash, config_hash(a.json.as_bytes()));
+    assert_eq!(a.hash.len(), 64);
+}
+
+#[test]
+fn equivalent_durations_hash_the_same_and_a_content_change_changes_the_hash() {
+    let base = rich_local(v(20));
+    let mut same = base.clone();
+    same.gc.delay = Some("120m".into());
+    let mut changed = base.clone();
+    changed.gc.delay = Some("3h".into());
+    let h = |i: &RenderInput| render(i, v(20)).expect("valid").hash;
+    assert_eq!(h(&base), h(&same), "2h and 120m are the same duration");
+    assert_ne!(h(&base), h(&changed));
+}
+
+#[test]
+fn access_rules_are_rendered_in_a_stable_order_whatever_the_input_order() {
+    let rule = |p: &str| RepositoryAccessInput {
+        pattern: p.into(),
+        anonymous_policy: vec!["read".into()],
+        ..Default::default()
+    };
+    let mut a = RenderInput::default();
+    a.http.access_control = Some(AccessControlInput {
+        repositories: vec![rule("b/**"), rule("a/**")],
+        ..Default::default()
+    });
+    let mut b = a.clone();
+    if let Some(ac) = b.http.access_control.as_mut() {
+        ac.repositories.reverse();
+    }
+    assert_eq!(
+        render(&a, v(20)).expect("valid").json,
+        render(&b, v(20)).expect("valid").json
+    );
+}
