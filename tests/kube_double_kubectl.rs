@@ -116,6 +116,18 @@ async fn kubectl_applies_the_crds_and_samples_client_side_then_gets_describes_an
     let yaml = k.ok(&["get", "registry", "zot", "-o", "yaml"]).await;
     assert!(yaml.contains("version: v2.1.8"), "{yaml}");
     assert!(yaml.contains("generation: 1"), "{yaml}");
+    let table = k.ok(&["get", "registries"]).await;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "URL", "VERSION", "READY", "AGE"],
+        "printer columns come from the CRD"
+    );
     let names = k.ok(&["get", "reg,rp", "-o", "name"]).await;
     assert_eq!(names.lines().count(), 3, "{names}");
     let described = k.ok(&["describe", "rp", "keep-recent"]).await;

@@ -296,6 +296,7 @@ pub async fn handle(
             .to_string()
     };
     let user_agent = header("user-agent");
+    let wants_table = header("accept").contains("as=Table");
     let content_type = header("content-type");
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
@@ -416,7 +417,7 @@ pub async fn handle(
         shared.log(record);
         return Ok(watch(shared, target, query));
     }
-    let result = serve_verb(
+    let mut result = serve_verb(
         &shared,
         verb,
         &target,
@@ -425,6 +426,25 @@ pub async fn handle(
         &body,
         manager,
     );
+    if wants_table && matches!(verb, "get" | "list") {
+        if let Ok((_, v, _)) = &mut result {
+            let items = if verb == "get" {
+                vec![v.clone()]
+            } else {
+                v["items"].as_array().cloned().unwrap_or_default()
+            };
+            let rv = v
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_default();
+            let include = query
+                .get("includeObject")
+                .map(String::as_str)
+                .unwrap_or("Metadata");
+            *v = crate::table::table(&target.rt, &items, rv, include, jiff::Timestamp::now());
+        }
+    }
     let mut record = record;
     let response = match result {
         Ok((code, v, warnings)) => {

@@ -26,6 +26,7 @@ mod schema;
 mod selectors;
 mod status;
 mod store;
+mod table;
 
 use std::net::SocketAddr;
 use std::path::Path;
