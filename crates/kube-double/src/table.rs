@@ -101,8 +101,10 @@ pub fn eval(obj: &Value, path: &str) -> Option<Value> {
                 items
                     .into_iter()
                     .filter(|it| {
-                        it.get(k.trim())
-                            .is_some_and(|x| x.as_str() == Some(want) || x.to_string() == want)
+                        it.get(k.trim()).is_some_and(|x| {
+                            x.as_str() == Some(want)
+                                || serde_json::to_string(x).ok().as_deref() == Some(want)
+                        })
                     })
                     .collect()
             } else {
