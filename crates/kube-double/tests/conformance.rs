@@ -903,3 +903,31 @@ async fn the_kube_runtime_event_recorder_creates_and_updates_event_series() {
         .collect();
     assert_eq!(verbs, ["create", "patch", "list"]);
 }
+
+#[tokio::test]
+async fn metadata_only_requests_get_partial_object_metadata() {
+    let server = TestApiServer::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    cms.create(&PostParams::default(), &cm("m", json!({"big": "payload"})))
+        .await
+        .unwrap();
+    let meta = cms.get_metadata("m").await.unwrap();
+    assert_eq!(
+        meta.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
+    let list = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let metas: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::default_namespaced(server.client());
+    let writer = kube::runtime::reflector::store::Writer::default();
+    let reader = writer.as_reader();
+    let stream = kube::runtime::reflector(writer, watcher(metas, watcher::Config::default()));
+    let task = tokio::spawn(async move {
+        let mut s = std::pin::pin!(stream);
+        while s.next().await.is_some() {}
+    });
+    reader.wait_until_ready().await.unwrap();
+    assert_eq!(reader.state().len(), 1);
+    task.abort();
+}
