@@ -240,3 +240,37 @@ async fn kubectl_shows_the_api_servers_message_for_invalid_objects() {
         none.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_moves_from_client_side_to_server_side_apply_without_conflicts() {
+    let server = TestApiServer::start().await.unwrap();
+    let k = Kubectl::new(&server);
+    k.ok(&["apply", "-f", "crds/"]).await;
+    k.ok(&["apply", "-f", &fixture("samples/registry.yaml")])
+        .await;
+    let changed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture("samples/registry.yaml")),
+    )
+    .unwrap()
+    .replace("version: v2.1.8", "version: v2.1.9");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("registry.yaml");
+    std::fs::write(&file, changed).unwrap();
+    let out = k
+        .ok(&["apply", "--server-side", "-f", file.to_str().unwrap()])
+        .await;
+    assert!(
+        out.contains("registry.registry-operator.dev/zot serverside-applied"),
+        "{out}"
+    );
+    let version = k
+        .ok(&[
+            "get",
+            "registry",
+            "zot",
+            "-o",
+            "jsonpath={.spec.version} {.metadata.generation}",
+        ])
+        .await;
+    assert_eq!(version, "v2.1.9 2");
+}
