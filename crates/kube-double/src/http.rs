@@ -409,6 +409,11 @@ pub async fn handle(
                 .to_string()
         }),
         user_agent: user_agent.clone(),
+        user: header("authorization")
+            .strip_prefix("Bearer ")
+            .map(str::to_string)
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "system:anonymous".to_string()),
         code: 0,
     };
 
