@@ -116,6 +116,18 @@ async fn kubectl_applies_the_crds_and_samples_client_side_then_gets_describes_an
     let yaml = k.ok(&["get", "registry", "zot", "-o", "yaml"]).await;
     assert!(yaml.contains("version: v2.1.8"), "{yaml}");
     assert!(yaml.contains("generation: 1"), "{yaml}");
+    let table = k.ok(&["get", "registries"]).await;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "URL", "VERSION", "READY", "AGE"],
+        "printer columns come from the CRD"
+    );
     let names = k.ok(&["get", "reg,rp", "-o", "name"]).await;
     assert_eq!(names.lines().count(), 3, "{names}");
     let described = k.ok(&["describe", "rp", "keep-recent"]).await;
@@ -227,4 +239,38 @@ async fn kubectl_shows_the_api_servers_message_for_invalid_objects() {
         none.stdout,
         none.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_moves_from_client_side_to_server_side_apply_without_conflicts() {
+    let server = TestApiServer::start().await.unwrap();
+    let k = Kubectl::new(&server);
+    k.ok(&["apply", "-f", "crds/"]).await;
+    k.ok(&["apply", "-f", &fixture("samples/registry.yaml")])
+        .await;
+    let changed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture("samples/registry.yaml")),
+    )
+    .unwrap()
+    .replace("version: v2.1.8", "version: v2.1.9");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("registry.yaml");
+    std::fs::write(&file, changed).unwrap();
+    let out = k
+        .ok(&["apply", "--server-side", "-f", file.to_str().unwrap()])
+        .await;
+    assert!(
+        out.contains("registry.registry-operator.dev/zot serverside-applied"),
+        "{out}"
+    );
+    let version = k
+        .ok(&[
+            "get",
+            "registry",
+            "zot",
+            "-o",
+            "jsonpath={.spec.version} {.metadata.generation}",
+        ])
+        .await;
+    assert_eq!(version, "v2.1.9 2");
 }

@@ -296,6 +296,8 @@ pub async fn handle(
             .to_string()
     };
     let user_agent = header("user-agent");
+    let wants_table = header("accept").contains("as=Table");
+    let wants_meta = header("accept").contains("as=PartialObjectMetadata");
     let content_type = header("content-type");
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
@@ -407,6 +409,11 @@ pub async fn handle(
                 .to_string()
         }),
         user_agent: user_agent.clone(),
+        user: header("authorization")
+            .strip_prefix("Bearer ")
+            .map(str::to_string)
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "system:anonymous".to_string()),
         code: 0,
     };
 
@@ -414,9 +421,9 @@ pub async fn handle(
         let mut record = record;
         record.code = 200;
         shared.log(record);
-        return Ok(watch(shared, target, query));
+        return Ok(watch(shared, target, query, wants_meta));
     }
-    let result = serve_verb(
+    let mut result = serve_verb(
         &shared,
         verb,
         &target,
@@ -425,6 +432,38 @@ pub async fn handle(
         &body,
         manager,
     );
+    if wants_table && matches!(verb, "get" | "list") {
+        if let Ok((_, v, _)) = &mut result {
+            let items = if verb == "get" {
+                vec![v.clone()]
+            } else {
+                v["items"].as_array().cloned().unwrap_or_default()
+            };
+            let rv = v
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_default();
+            let include = query
+                .get("includeObject")
+                .map(String::as_str)
+                .unwrap_or("Metadata");
+            *v = crate::table::table(&target.rt, &items, rv, include, jiff::Timestamp::now());
+        }
+    }
+    if wants_meta && matches!(verb, "get" | "list") {
+        if let Ok((_, v, _)) = &mut result {
+            *v = if verb == "get" {
+                partial_metadata(v)
+            } else {
+                let items: Vec<Value> = v["items"]
+                    .as_array()
+                    .map(|a| a.iter().map(partial_metadata).collect())
+                    .unwrap_or_default();
+                json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": v["metadata"], "items": items})
+            };
+        }
+    }
     let mut record = record;
     let response = match result {
         Ok((code, v, warnings)) => {
@@ -643,6 +682,11 @@ fn serve_verb(
     }
 }
 
+/// The `meta.k8s.io/v1` PartialObjectMetadata form of an object (metadata-only clients).
+fn partial_metadata(o: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))})
+}
+
 fn event_line(kind: &str, object: &Value) -> Bytes {
     let mut line = json!({"type": kind, "object": object}).to_string();
     line.push('\n');
@@ -662,7 +706,19 @@ fn visible(kind: &'static str, new_match: bool, old_match: bool) -> Option<&'sta
     }
 }
 
-fn watch(shared: Arc<Shared>, t: Target, q: HashMap<String, String>) -> Response<Body> {
+fn watch(
+    shared: Arc<Shared>,
+    t: Target,
+    q: HashMap<String, String>,
+    meta_only: bool,
+) -> Response<Body> {
+    let shape = move |o: &Value| {
+        if meta_only {
+            partial_metadata(o)
+        } else {
+            o.clone()
+        }
+    };
     let (labels, fields) = match selectors(&q) {
         Ok(s) => s,
         Err(e) => return error_response(&e),
@@ -716,7 +772,7 @@ fn watch(shared: Arc<Shared>, t: Target, q: HashMap<String, String>) -> Response
                     .list(&rt, ns.as_deref())
                     .iter()
                     .filter(|o| matches(o))
-                    .map(|o| event_line("ADDED", o))
+                    .map(|o| event_line("ADDED", &shape(o)))
                     .collect();
                 if initial_events {
                     lines.push(event_line(
@@ -769,7 +825,7 @@ fn watch(shared: Arc<Shared>, t: Target, q: HashMap<String, String>) -> Response
                         let new_match = matches(&c.object);
                         let old_match = c.old.as_ref().is_some_and(&matches);
                         if let Some(kind) = visible(c.kind, new_match, old_match) {
-                            out.push(event_line(kind, &Store::present(&rt, &c.object)));
+                            out.push(event_line(kind, &shape(&Store::present(&rt, &c.object))));
                         }
                     }
                     from = from.max(store.rv);

@@ -26,6 +26,7 @@ mod schema;
 mod selectors;
 mod status;
 mod store;
+mod table;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -85,8 +86,33 @@ pub struct RequestRecord {
     pub patch_type: Option<String>,
     /// The client's User-Agent.
     pub user_agent: String,
+    /// Who asked: the bearer token of the request (the double takes a token as the user name,
+    /// see [`TestApiServer::client_as`]), or `system:anonymous` without one.
+    pub user: String,
     /// HTTP status code of the answer.
     pub code: u16,
+}
+
+/// One (API group, resource, verb) a client used: what an RBAC rule must grant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiUse {
+    /// API group; empty for the core group.
+    pub group: String,
+    /// `resource` or `resource/subresource`.
+    pub resource: String,
+    /// RBAC verb.
+    pub verb: String,
+}
+
+impl std::fmt::Display for ApiUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
+        write!(f, "{} {}/{}", self.verb, group, self.resource)
+    }
 }
 
 impl RequestRecord {
@@ -219,11 +245,18 @@ impl TestApiServer {
         format!("http://{}", self.shared.addr)
     }
 
-    /// A kube-rs client for this server (default namespace `default`).
+    /// A kube-rs client for this server (default namespace `default`), as user `admin`.
     ///
     /// If no process-wide rustls crypto provider is installed yet (and the build enables more
     /// than one, as the root crate's does), this installs rustls' `ring` provider first.
     pub fn client(&self) -> kube::Client {
+        self.client_as("admin")
+    }
+
+    /// A kube-rs client whose requests the log attributes to `user` (sent as its bearer
+    /// token). Give the controller under test its own user, then [`Self::api_usage`] lists
+    /// exactly what its RBAC must grant. Nothing is enforced.
+    pub fn client_as(&self, user: &str) -> kube::Client {
         if rustls::crypto::CryptoProvider::get_default().is_none() {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
@@ -231,16 +264,18 @@ impl TestApiServer {
             .url()
             .parse()
             .unwrap_or_else(|e| unreachable!("own URL does not parse: {e}"));
-        let config = kube::Config::new(url);
+        let mut config = kube::Config::new(url);
+        config.auth_info.token = Some(secrecy::SecretString::from(user.to_string()));
         kube::Client::try_from(config)
             .unwrap_or_else(|e| unreachable!("plain-HTTP client config failed: {e}"))
     }
 
-    /// A kubeconfig (YAML) whose current context points at this server, without credentials.
+    /// A kubeconfig (YAML) whose current context points at this server; its token `admin` is
+    /// only the user name the request log records.
     pub fn kubeconfig(&self) -> String {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-double\n  cluster:\n    server: {url}\n\
-             users:\n- name: kube-double\n  user:\n    token: kube-double\n\
+             users:\n- name: kube-double\n  user:\n    token: admin\n\
              contexts:\n- name: kube-double\n  context:\n    cluster: kube-double\n    user: kube-double\n    namespace: default\n\
              current-context: kube-double\npreferences: {{}}\n",
             url = self.url()
@@ -259,6 +294,20 @@ impl TestApiServer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The distinct (group, resource, verb) triples `user` has used so far, sorted: what a
+    /// Role/ClusterRole for that user must grant.
+    pub fn api_usage(&self, user: &str) -> std::collections::BTreeSet<ApiUse> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.user == user)
+            .map(|r| ApiUse {
+                group: r.group.clone(),
+                resource: r.rbac_resource(),
+                verb: r.verb.clone(),
+            })
+            .collect()
     }
 
     /// Forget the request log (e.g. after setup, before measuring).

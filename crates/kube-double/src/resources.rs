@@ -29,6 +29,8 @@ pub struct ResourceType {
     pub has_generation: bool,
     /// The `openAPIV3Schema` of a CRD version; built-ins are not validated.
     pub schema: Option<Value>,
+    /// `additionalPrinterColumns` of a CRD version, for Table output.
+    pub printer_columns: Vec<Value>,
     /// For CRD-served types: the CRD's name, so deleting the CRD removes its objects.
     pub crd: Option<String>,
 }
@@ -308,6 +310,7 @@ pub fn builtins() -> Vec<ResourceType> {
             has_status: r.has_status,
             has_generation: r.has_generation,
             schema: None,
+            printer_columns: Vec::new(),
             crd: None,
         })
         .collect()
@@ -386,6 +389,10 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceType>, (String, String)> {
             has_status: v.pointer("/subresources/status").is_some(),
             has_generation: true,
             schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+            printer_columns: v["additionalPrinterColumns"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
             crd: Some(name.clone()),
         });
     }

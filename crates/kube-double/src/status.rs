@@ -86,10 +86,25 @@ impl ApiError {
                 })
             })
             .collect();
-        let lines: Vec<String> = conflicts
+        let mut managers: Vec<&str> = conflicts.iter().map(|(m, _)| m.as_str()).collect();
+        managers.dedup();
+        let parts: Vec<String> = managers
             .iter()
-            .map(|(manager, field)| {
-                format!("- conflict with \"{manager}\" using {api_version}: {field}")
+            .map(|m| {
+                let fields: Vec<&str> = conflicts
+                    .iter()
+                    .filter(|(cm, _)| cm == m)
+                    .map(|(_, f)| f.as_str())
+                    .collect();
+                if fields.len() == 1 {
+                    format!("conflict with \"{m}\" using {api_version}: {}", fields[0])
+                } else {
+                    let list: Vec<String> = fields.iter().map(|f| format!("- {f}")).collect();
+                    format!(
+                        "conflicts with \"{m}\" using {api_version}:\n{}",
+                        list.join("\n")
+                    )
+                }
             })
             .collect();
         let noun = if conflicts.len() == 1 {
@@ -103,7 +118,7 @@ impl ApiError {
             format!(
                 "Apply failed with {} {noun}: {}",
                 conflicts.len(),
-                lines.join("\n")
+                parts.join("\n")
             ),
         );
         err.details = Some(json!({ "causes": causes }));

@@ -418,6 +418,11 @@ impl Store {
                 return Err(ApiError::conflict(&rt.group, &rt.plural, name));
             }
         }
+        // managedFields a client changed on purpose (kubectl's client-side to server-side apply
+        // migration patches them) replace the tracked ones, as upstream.
+        let client_managed = obj.pointer("/metadata/managedFields").cloned().filter(|m| {
+            Some(m) != old.pointer("/metadata/managedFields") && ctx.subresource.is_empty()
+        });
         if ctx.subresource == "status" {
             // A status write changes status and nothing else.
             let status = obj.get("status").cloned();
@@ -479,8 +484,12 @@ impl Store {
         if rt.kind == "CustomResourceDefinition" && rt.crd.is_none() && ctx.subresource.is_empty() {
             obj["status"] = crd_status(&obj);
         }
+        let mut old_for_fields = old.clone();
+        if let Some(mf) = client_managed {
+            meta_mut(&mut old_for_fields).insert("managedFields".into(), mf);
+        }
         fields::record_update(
-            Some(&old),
+            Some(&old_for_fields),
             &mut obj,
             &ctx.manager,
             &ctx.subresource,
@@ -591,6 +600,14 @@ impl Store {
                 return Err(ApiError::conflict(&rt.group, &rt.plural, name));
             }
         }
+        let force = force
+            || Self::upgrades_client_side_apply(
+                &old,
+                &config,
+                &ctx.manager,
+                &rt.api_version(),
+                &ctx.subresource,
+            );
         let merged = fields::apply(
             &old,
             &config,
@@ -655,6 +672,33 @@ impl Store {
         }
         self.finish_update(rt, key, old, merged, ctx)
             .map(|o| (o, warnings))
+    }
+
+    /// Upstream's client-side to server-side apply upgrade: an apply whose only conflicts are
+    /// with `kubectl-client-side-apply` on fields the object's last-applied-configuration
+    /// annotation declares takes those fields over instead of failing.
+    fn upgrades_client_side_apply(
+        old: &Value,
+        config: &Value,
+        manager: &str,
+        api_version: &str,
+        subresource: &str,
+    ) -> bool {
+        let Some(last) = old
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get("kubectl.kubernetes.io/last-applied-configuration"))
+            .and_then(Value::as_str)
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        else {
+            return false;
+        };
+        let declared = fields::leaves(&last);
+        match fields::apply(old, config, manager, false, subresource, api_version, "") {
+            Ok(_) => false,
+            Err(conflicts) => conflicts.iter().all(|(m, f)| {
+                m == "kubectl-client-side-apply" && declared.keys().any(|p| fields::render(p) == *f)
+            }),
+        }
     }
 
     fn finish_update(

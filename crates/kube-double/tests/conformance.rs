@@ -722,3 +722,212 @@ async fn deleting_a_crd_stops_serving_its_resources() {
         .unwrap();
     assert_eq!(api_error(widgets.get("a").await.unwrap_err()).code, 404);
 }
+
+#[tokio::test]
+async fn a_label_selector_watch_sees_objects_enter_and_leave_the_selection() {
+    let server = TestApiServer::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let from = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = cms
+        .watch(&WatchParams::default().labels("app=zot").timeout(10), &from)
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&PostParams::default(), &cm("x", json!({})))
+        .await
+        .unwrap();
+    let label = |v: Value| Patch::Merge(json!({"metadata": {"labels": {"app": v}}}));
+    cms.patch("x", &PatchParams::default(), &label(json!("zot")))
+        .await
+        .unwrap();
+    cms.patch("x", &PatchParams::default(), &label(json!("other")))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match ev {
+            WatchEvent::Added(_) => seen.push("ADDED"),
+            WatchEvent::Modified(_) => seen.push("MODIFIED"),
+            WatchEvent::Deleted(_) => seen.push("DELETED"),
+            WatchEvent::Bookmark(_) => {}
+            WatchEvent::Error(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(seen, ["ADDED", "DELETED"]);
+}
+
+#[tokio::test]
+async fn generate_name_dry_run_and_deletecollection_behave_like_the_apiserver() {
+    let server = TestApiServer::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let mut c = cm("", json!({}));
+    c.metadata.name = None;
+    c.metadata.generate_name = Some("gen-".into());
+    let made = cms.create(&PostParams::default(), &c).await.unwrap();
+    let name = made.metadata.name.unwrap();
+    assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    cms.create(&dry, &cm("dry", json!({}))).await.unwrap();
+    assert!(
+        cms.get_opt("dry").await.unwrap().is_none(),
+        "a dry-run create stored the object"
+    );
+
+    let mut labelled = cm("l", json!({}));
+    labelled.metadata.labels = Some([("batch".to_string(), "1".to_string())].into());
+    cms.create(&PostParams::default(), &labelled).await.unwrap();
+    cms.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("batch=1"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, [name]);
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_what_it_contains() {
+    let server = TestApiServer::start().await.unwrap();
+    let client = server.client();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let ns = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
+    cms.create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .unwrap();
+    namespaces
+        .delete("team", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(namespaces.get_opt("team").await.unwrap().is_none());
+    let all: Api<ConfigMap> = Api::all(client);
+    assert!(all
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+#[tokio::test]
+async fn orphan_propagation_keeps_dependents_and_drops_the_reference() {
+    let server = TestApiServer::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", json!({})))
+        .await
+        .unwrap();
+    let mut dep = cm("dependent", json!({}));
+    dep.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "owner".into(),
+            uid: owner.metadata.uid.unwrap(),
+            ..Default::default()
+        },
+    ]);
+    cms.create(&PostParams::default(), &dep).await.unwrap();
+    cms.delete("owner", &DeleteParams::orphan()).await.unwrap();
+    let kept = cms.get("dependent").await.unwrap();
+    assert!(kept
+        .metadata
+        .owner_references
+        .unwrap_or_default()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn the_kube_runtime_event_recorder_creates_and_updates_event_series() {
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let server = TestApiServer::start().await.unwrap();
+    let client = server.client();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let target = cms
+        .create(&PostParams::default(), &cm("target", json!({})))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "test-controller".into(),
+            instance: None,
+        },
+    );
+    let reference = kube::Resource::object_ref(&target, &());
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Tested".into(),
+        note: Some("hello".into()),
+        action: "Test".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &reference).await.unwrap();
+    recorder.publish(&ev, &reference).await.unwrap();
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::default_namespaced(client);
+    let list = events.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].series.as_ref().map(|s| s.count), Some(2));
+    let verbs: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.group == "events.k8s.io")
+        .map(|r| r.verb.clone())
+        .collect();
+    assert_eq!(verbs, ["create", "patch", "list"]);
+}
+
+#[tokio::test]
+async fn metadata_only_requests_get_partial_object_metadata() {
+    let server = TestApiServer::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    cms.create(&PostParams::default(), &cm("m", json!({"big": "payload"})))
+        .await
+        .unwrap();
+    let meta = cms.get_metadata("m").await.unwrap();
+    assert_eq!(
+        meta.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
+    let list = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let metas: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::default_namespaced(server.client());
+    let writer = kube::runtime::reflector::store::Writer::default();
+    let reader = writer.as_reader();
+    let stream = kube::runtime::reflector(writer, watcher(metas, watcher::Config::default()));
+    let task = tokio::spawn(async move {
+        let mut s = std::pin::pin!(stream);
+        while s.next().await.is_some() {}
+    });
+    reader.wait_until_ready().await.unwrap();
+    assert_eq!(reader.state().len(), 1);
+    task.abort();
+}
