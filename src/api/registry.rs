@@ -84,7 +84,7 @@ pub struct RegistrySpec {
     pub auth: Option<AuthSpec>,
 
     /// Serve HTTPS with the certificate in this Secret (type kubernetes.io/tls: `tls.crt`,
-    /// `tls.key`, optional `ca.crt` to verify client certificates).
+    /// `tls.key`). Clients then reach it over HTTPS; the probes switch to HTTPS too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<SecretRef>,
 

@@ -2,10 +2,10 @@
 //! and dispatches. Exit codes: 0 success, 1 failure while working, 2 invalid input.
 
 mod crd;
+mod registry;
 pub mod render;
 mod run;
 mod strict;
-mod registry;
 
 use std::process::ExitCode;
 
