@@ -238,3 +238,72 @@ async fn a_converged_registry_causes_no_further_writes() {
         .any(|r| r.resource == "statefulsets" && r.verb == "patch"));
     h.stop().await;
 }
+
+mod support;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_registry_answering_v2_becomes_ready_with_health_and_latency() {
+    let real = support::registry::TestRegistry::start_with_auth("robot", "s3cret");
+    let h = Harness::start().await;
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
+    secrets
+        .create(&PostParams::default(), &serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
+            "metadata": {"name": "robot"}, "data": {"username": "cm9ib3Q=", "password": "czNjcmV0"}
+        })).unwrap())
+        .await
+        .unwrap();
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    regs.create(
+        &PostParams::default(),
+        &managed(
+            "dist",
+            json!({"external": {"url": real.url, "credentialsSecretRef": {"name": "robot"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let ready = wait_for("Ready=True", || async {
+        let r = regs.get("dist").await.unwrap();
+        condition(&r, "Ready")
+            .filter(|c| c.status == "True")
+            .map(|_| r)
+    })
+    .await;
+    let status = ready.status.unwrap();
+    let health = status.health.unwrap();
+    assert!(health.healthy);
+    assert!(health.latency_ms.is_some() && health.last_checked.is_some());
+    assert_eq!(status.url.as_deref(), Some(real.url.as_str()));
+    assert!(
+        status.config_hash.is_none(),
+        "nothing is deployed for an external registry"
+    );
+    let sts_api: Api<StatefulSet> = Api::namespaced(h.client.clone(), "default");
+    assert!(sts_api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    // The registry goes away: the Registry reports it, with the error, and is no longer Ready.
+    drop(real);
+    let down = wait_for("Ready=False after the registry stops", || async {
+        let r = regs.get("dist").await.unwrap();
+        condition(&r, "Ready")
+            .filter(|c| c.status == "False")
+            .map(|_| r)
+    })
+    .await;
+    let health = down.status.unwrap().health.unwrap();
+    assert!(!health.healthy);
+    assert!(health.error.is_some_and(|e| !e.is_empty()));
+    assert_eq!(
+        condition(&regs.get("dist").await.unwrap(), "Reconciling")
+            .map(|c| c.reason)
+            .as_deref(),
+        Some("RegistryUnreachable")
+    );
+    h.stop().await;
+}

@@ -183,10 +183,7 @@ async fn reconcile_managed(
             ),
             ctx.settings.health_interval,
         ),
-        Err(message) => (
-            Health::reconciling("RegistryUnreachable", message),
-            ctx.settings.health_interval,
-        ),
+        Err(e) => (unhealthy(&e), ctx.settings.health_interval),
     })
 }
 
@@ -206,10 +203,17 @@ async fn reconcile_external(
             Health::ready("Available", "registry answers /v2/"),
             ctx.settings.health_interval,
         )),
-        Err(message) => Ok((
-            Health::reconciling("RegistryUnreachable", message),
-            ctx.settings.health_interval,
-        )),
+        Err(e) => Ok((unhealthy(&e), ctx.settings.health_interval)),
+    }
+}
+
+/// The condition for a failed health check: a malformed Secret needs a person (Stalled);
+/// anything else may pass (Reconciling, checked again).
+fn unhealthy(e: &ControllerError) -> Health {
+    if e.is_permanent() {
+        Health::stalled(e.reason(), e.to_string())
+    } else {
+        Health::reconciling(e.reason(), e.to_string())
     }
 }
 
@@ -219,7 +223,7 @@ async fn check_health(
     registry: &Registry,
     ctx: &Context,
     status: &mut RegistryStatus,
-) -> Result<(), String> {
+) -> Result<(), ControllerError> {
     let checked = Time(Timestamp::now());
     let outcome = async {
         let t = target::resolve(&ctx.client, registry, &ctx.settings.registry_client).await?;
@@ -252,14 +256,13 @@ async fn check_health(
             Ok(())
         }
         Err(e) => {
-            let message = e.to_string();
             status.health = Some(RegistryHealth {
                 healthy: false,
                 latency_ms: None,
                 last_checked: Some(checked),
-                error: Some(message.clone()),
+                error: Some(e.to_string()),
             });
-            Err(message)
+            Err(e)
         }
     }
 }
