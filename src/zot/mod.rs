@@ -5,7 +5,7 @@
 //! and mounts what [`input::paths`] names.
 
 pub mod config;
-pub mod duration;
+pub use crate::duration;
 pub mod error;
 pub mod input;
 pub mod keys;
