@@ -301,6 +301,11 @@ pub struct AuthSpec {
     /// Per-repository access control. Needs htpasswd unless every rule is anonymous-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_control: Option<AccessControlSpec>,
+    /// Secret (type `kubernetes.io/basic-auth`: `username`, `password`) with the account the
+    /// operator itself uses for health checks and retention. The user must be in the htpasswd
+    /// file and, for Enforce policies, may `read` and `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_credentials_secret_ref: Option<SecretRef>,
 }
 
 /// zot's access control.

@@ -471,6 +471,7 @@ pub async fn run(
                             e.credentials_secret_ref.as_ref().is_some_and(|s| s.name == name)
                                 || e.ca_secret_ref.as_ref().is_some_and(|s| s.name == name)
                         })
+                        || r.spec.auth.as_ref().and_then(|a| a.operator_credentials_secret_ref.as_ref()).is_some_and(|s| s.name == name)
                 })
                 .map(|r| ObjectRef::from_obj(&*r))
                 .collect::<Vec<_>>()
