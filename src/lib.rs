@@ -4,6 +4,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod duration;
+pub mod engine;
 pub mod oci;
 pub mod retention;
 pub mod zot;

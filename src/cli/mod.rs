@@ -1,9 +1,12 @@
 //! Command-line entry points. Each command group lives in its own file; this module only parses
-//! and dispatches. Exit codes: 0 success, 1 failure while working, 2 invalid input.
+//! and dispatches. Exit codes: 0 success, 1 failure while working, 2 invalid input, 3 a
+//! retention blast-radius limit stopped the run.
 
 mod crd;
 mod registry;
+mod dev;
 pub mod render;
+pub mod retention;
 mod run;
 mod strict;
 
@@ -35,6 +38,13 @@ pub enum Command {
     Run(run::RunArgs),
     /// Talk to an OCI registry: `check` its health, `ls` repositories and tags.
     Registry(registry::RegistryArgs),
+    /// Plan or apply a RetentionPolicy file against a registry.
+    Retention(retention::RetentionArgs),
+    /// Delete every tag of a project's repositories (P and P/**), except protected ones.
+    PurgeProject(retention::PurgeArgs),
+    /// Developer tools (seeding a registry for the demo and the benchmark).
+    #[command(hide = true)]
+    Dev(dev::DevArgs),
     /// Print the version of this build.
     Version,
 }
@@ -46,6 +56,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Render(args) => render::run(&args),
         Command::Run(args) => run::run(args),
         Command::Registry(args) => registry::run(args),
+        Command::Retention(args) => retention::run(args),
+        Command::PurgeProject(args) => retention::run_purge(args),
+        Command::Dev(args) => dev::run(args),
         Command::Version => {
             println!("registry-operator {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -1,0 +1,414 @@
+//! The executor: carries out a [`Plan`]'s mutations against the registry, carefully.
+//!
+//! - It refuses a `Plan`-mode plan and a plan that breaches its blast-radius limits, before
+//!   any request (invariants 6 and 7).
+//! - Before each deletion it re-resolves every tag involved with a `HEAD` and skips the
+//!   deletion when one now points elsewhere (invariant 3): reported as skipped, not an error.
+//! - Tags are deleted alone where the plan says so (zot); manifests by digest. A 404 is
+//!   success (already gone), so re-running an applied plan deletes nothing new.
+//! - Repositories run concurrently; within one, a manifest waits for the index that lists it
+//!   and a referrer for its subject, and is skipped if that deletion did not happen.
+//! - Per-item failures are reported and the rest goes on.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+
+use crate::api::retention::PolicyMode;
+use crate::oci::{DeleteOutcome, RegistryClient, TagCheck};
+use crate::retention::{Inventory, LimitBreach, Mutation, Plan};
+
+/// Called as mutations finish, with how many just finished and how many the plan has in all
+/// (for progress bars).
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// How a plan is executed.
+#[derive(Clone)]
+pub struct ExecuteOptions {
+    /// Repositories worked on at the same time.
+    pub repositories_in_flight: usize,
+    /// Deletions in flight per repository. The client's `max_concurrency` bounds the total.
+    pub deletions_in_flight: usize,
+    /// Progress callback.
+    pub progress: Option<Progress>,
+}
+
+impl Default for ExecuteOptions {
+    fn default() -> Self {
+        ExecuteOptions {
+            repositories_in_flight: 8,
+            deletions_in_flight: 8,
+            progress: None,
+        }
+    }
+}
+
+impl fmt::Debug for ExecuteOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecuteOptions")
+            .field("repositories_in_flight", &self.repositories_in_flight)
+            .field("deletions_in_flight", &self.deletions_in_flight)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// Why a plan was not executed at all (nothing was sent to the registry).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecuteError {
+    /// The plan was made in `Plan` mode: it must not change anything.
+    #[error("the plan was made in Plan mode; it is not executed")]
+    PlanMode,
+    /// The plan breaches a blast-radius limit.
+    #[error("{0}")]
+    BlastRadius(#[from] LimitBreach),
+}
+
+impl ExecuteError {
+    /// The PascalCase reason for conditions, events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ExecuteError::PlanMode => "PlanMode",
+            ExecuteError::BlastRadius(b) => b.reason(),
+        }
+    }
+}
+
+/// How one mutation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemResult {
+    /// Deleted.
+    Deleted,
+    /// Already gone (the tag or manifest no longer existed): success.
+    AlreadyGone,
+    /// Skipped: a tag now points at another digest than the plan saw (re-pushed).
+    Changed {
+        /// The tag that moved.
+        tag: String,
+        /// The digest it points at now.
+        now: String,
+    },
+    /// Skipped: the deletion it depends on (its index, its subject) did not happen.
+    Blocked {
+        /// Which deletion did not happen.
+        waiting_for: String,
+    },
+    /// Failed.
+    Failed {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl ItemResult {
+    /// Deleted or already gone.
+    pub fn is_done(&self) -> bool {
+        matches!(self, ItemResult::Deleted | ItemResult::AlreadyGone)
+    }
+}
+
+impl fmt::Display for ItemResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ItemResult::Deleted => f.write_str("deleted"),
+            ItemResult::AlreadyGone => f.write_str("already gone"),
+            ItemResult::Changed { tag, now } => {
+                write!(f, "skipped: tag {tag} now points at {now}")
+            }
+            ItemResult::Blocked { waiting_for } => {
+                write!(f, "skipped: {waiting_for} was not deleted")
+            }
+            ItemResult::Failed { reason } => write!(f, "failed: {reason}"),
+        }
+    }
+}
+
+/// One mutation and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemOutcome {
+    /// What was to be done.
+    pub mutation: Mutation,
+    /// How it ended.
+    pub result: ItemResult,
+}
+
+/// Counts of an execution.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecutionCounts {
+    /// Tags removed (alone, or with their manifest).
+    pub deleted_tags: u64,
+    /// Manifests deleted by digest.
+    pub deleted_manifests: u64,
+    /// Mutations whose target was already gone.
+    pub already_gone: u64,
+    /// Mutations skipped because a tag was re-pushed since the plan.
+    pub changed: u64,
+    /// Mutations skipped because what they depend on was not deleted.
+    pub blocked: u64,
+    /// Mutations that failed.
+    pub errors: u64,
+}
+
+/// What an execution did, in plan order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Execution {
+    /// Every mutation of the plan with its result, in plan order.
+    pub items: Vec<ItemOutcome>,
+    /// The counts.
+    pub counts: ExecutionCounts,
+}
+
+impl Execution {
+    /// The failed and skipped items, for people.
+    pub fn problems(&self) -> impl Iterator<Item = &ItemOutcome> {
+        self.items.iter().filter(|i| !i.result.is_done())
+    }
+
+    /// One sentence with the counts.
+    pub fn headline(&self) -> String {
+        let c = self.counts;
+        format!(
+            "deleted {} tags ({} manifests), {} already gone, {} skipped because a tag moved, {} skipped because a dependency was not deleted, {} errors",
+            c.deleted_tags, c.deleted_manifests, c.already_gone, c.changed, c.blocked, c.errors
+        )
+    }
+}
+
+/// Executes `plan` against `client`. `inventory` is the one the plan was made from (it tells
+/// which manifests are children of which indexes).
+///
+/// Refuses, without any request, a `Plan`-mode plan and one that breaches its limits.
+pub async fn execute(
+    client: &RegistryClient,
+    plan: &Plan,
+    inventory: &Inventory,
+    options: &ExecuteOptions,
+) -> Result<Execution, ExecuteError> {
+    if plan.mode == PolicyMode::Plan {
+        return Err(ExecuteError::PlanMode);
+    }
+    plan.check_blast_radius()?;
+    // Mutations by repository, keeping plan order and each one's position.
+    let mut by_repo: BTreeMap<&str, Vec<(usize, &Mutation)>> = BTreeMap::new();
+    for (i, m) in plan.mutations.iter().enumerate() {
+        by_repo.entry(m.repository()).or_default().push((i, m));
+    }
+    let parents: HashMap<&str, HashMap<&str, Vec<&str>>> = inventory
+        .repositories
+        .iter()
+        .filter(|r| by_repo.contains_key(&*r.name))
+        .map(|r| {
+            let mut p: HashMap<&str, Vec<&str>> = HashMap::new();
+            for m in &r.manifests {
+                for c in &m.children {
+                    if let Some(child) = r.manifest(*c) {
+                        p.entry(child.digest.as_str())
+                            .or_default()
+                            .push(m.digest.as_str());
+                    }
+                }
+            }
+            (&*r.name, p)
+        })
+        .collect();
+    let empty = HashMap::new();
+    let per_repo = options.deletions_in_flight.max(1);
+    let total = plan.mutations.len() as u64;
+    let results: Vec<Vec<(usize, ItemResult)>> = stream::iter(by_repo)
+        .map(|(repo, items)| {
+            let parents = parents.get(repo).unwrap_or(&empty);
+            let progress = options.progress.clone();
+            async move { run_repository(client, items, parents, per_repo, progress, total).await }
+        })
+        .buffer_unordered(options.repositories_in_flight.max(1))
+        .collect()
+        .await;
+    let mut slots: Vec<Option<ItemResult>> = vec![None; plan.mutations.len()];
+    for (i, r) in results.into_iter().flatten() {
+        slots[i] = Some(r);
+    }
+    let mut execution = Execution::default();
+    for (m, r) in plan.mutations.iter().zip(slots) {
+        let result = r.unwrap_or(ItemResult::Failed {
+            reason: "not executed".to_string(),
+        });
+        let c = &mut execution.counts;
+        match (&result, m) {
+            (ItemResult::Deleted, Mutation::DeleteTag { .. }) => c.deleted_tags += 1,
+            (ItemResult::Deleted, Mutation::DeleteManifest { tags, .. }) => {
+                c.deleted_manifests += 1;
+                c.deleted_tags += tags.len() as u64;
+            }
+            (ItemResult::AlreadyGone, _) => c.already_gone += 1,
+            (ItemResult::Changed { .. }, _) => c.changed += 1,
+            (ItemResult::Blocked { .. }, _) => c.blocked += 1,
+            (ItemResult::Failed { .. }, _) => c.errors += 1,
+        }
+        execution.items.push(ItemOutcome {
+            mutation: m.clone(),
+            result,
+        });
+    }
+    Ok(execution)
+}
+
+/// Runs one repository's mutations: those whose dependencies are settled go together, in
+/// waves, until none is left.
+async fn run_repository(
+    client: &RegistryClient,
+    items: Vec<(usize, &Mutation)>,
+    parents: &HashMap<&str, Vec<&str>>,
+    in_flight: usize,
+    progress: Option<Progress>,
+    total: u64,
+) -> Vec<(usize, ItemResult)> {
+    // Digests this plan deletes in the repository: only those are waited for.
+    let deleting: HashSet<&str> = items
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Mutation::DeleteManifest { digest, .. } => Some(digest.as_str()),
+            Mutation::DeleteTag { .. } => None,
+        })
+        .collect();
+    let deps = |m: &Mutation| -> Vec<String> {
+        match m {
+            Mutation::DeleteTag { .. } => Vec::new(),
+            Mutation::DeleteManifest {
+                digest, subject, ..
+            } => {
+                let mut d: Vec<String> = parents
+                    .get(digest.as_str())
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| deleting.contains(*p) && **p != digest.as_str())
+                    .map(|p| p.to_string())
+                    .collect();
+                if let Some(s) = subject.as_ref().filter(|s| deleting.contains(s.as_str())) {
+                    d.push(s.to_string());
+                }
+                d
+            }
+        }
+    };
+    let mut settled: HashMap<String, bool> = HashMap::new();
+    let mut pending: Vec<(usize, &Mutation, Vec<String>)> =
+        items.into_iter().map(|(i, m)| (i, m, deps(m))).collect();
+    let mut out = Vec::with_capacity(pending.len());
+    // Each wave settles at least one item, so this ends within `pending.len()` waves.
+    for _ in 0..=pending.len() {
+        if pending.is_empty() {
+            break;
+        }
+        let mut ready = Vec::new();
+        let mut waiting = Vec::new();
+        for (i, m, d) in pending {
+            if let Some(failed) = d.iter().find(|x| settled.get(*x) == Some(&false)) {
+                let r = ItemResult::Blocked {
+                    waiting_for: failed.clone(),
+                };
+                if let Mutation::DeleteManifest { digest, .. } = m {
+                    settled.insert(digest.to_string(), false);
+                }
+                if let Some(p) = &progress {
+                    p(1, total);
+                }
+                out.push((i, r));
+            } else if d.iter().all(|x| settled.contains_key(x)) {
+                ready.push((i, m));
+            } else {
+                waiting.push((i, m, d));
+            }
+        }
+        if ready.is_empty() && !waiting.is_empty() {
+            // A cycle (cannot happen with a consistent plan): fail closed.
+            for (i, _, _) in waiting {
+                out.push((
+                    i,
+                    ItemResult::Failed {
+                        reason: "its dependencies form a cycle".to_string(),
+                    },
+                ));
+            }
+            break;
+        }
+        let done: Vec<(usize, &Mutation, ItemResult)> = stream::iter(ready)
+            .map(|(i, m)| {
+                let progress = progress.clone();
+                async move {
+                    let r = run_one(client, m).await;
+                    if let Some(p) = &progress {
+                        p(1, total);
+                    }
+                    (i, m, r)
+                }
+            })
+            .buffer_unordered(in_flight)
+            .collect()
+            .await;
+        for (i, m, r) in done {
+            if let Mutation::DeleteManifest { digest, .. } = m {
+                settled.insert(digest.to_string(), r.is_done());
+            }
+            out.push((i, r));
+        }
+        pending = waiting;
+    }
+    out
+}
+
+/// Re-checks and carries out one mutation.
+async fn run_one(client: &RegistryClient, m: &Mutation) -> ItemResult {
+    let failed = |what: &str, e: crate::oci::OciError| ItemResult::Failed {
+        reason: format!("{what}: {e}"),
+    };
+    match m {
+        Mutation::DeleteTag {
+            repository,
+            tag,
+            digest,
+        } => {
+            match client.check_tag(repository, tag, digest.as_str()).await {
+                Ok(TagCheck::Unchanged(_)) => {}
+                Ok(TagCheck::Gone) => return ItemResult::AlreadyGone,
+                Ok(TagCheck::Moved(now)) => {
+                    return ItemResult::Changed {
+                        tag: tag.to_string(),
+                        now: now.digest,
+                    }
+                }
+                Err(e) => return failed(&format!("re-checking tag {tag}"), e),
+            }
+            match client.delete_tag(repository, tag).await {
+                Ok(DeleteOutcome::Deleted) => ItemResult::Deleted,
+                Ok(DeleteOutcome::AlreadyGone) => ItemResult::AlreadyGone,
+                Err(e) => failed(&format!("deleting tag {tag}"), e),
+            }
+        }
+        Mutation::DeleteManifest {
+            repository,
+            digest,
+            tags,
+            ..
+        } => {
+            for tag in tags {
+                match client.check_tag(repository, tag, digest.as_str()).await {
+                    Ok(TagCheck::Unchanged(_) | TagCheck::Gone) => {}
+                    Ok(TagCheck::Moved(now)) => {
+                        return ItemResult::Changed {
+                            tag: tag.to_string(),
+                            now: now.digest,
+                        }
+                    }
+                    Err(e) => return failed(&format!("re-checking tag {tag}"), e),
+                }
+            }
+            match client.delete_manifest(repository, digest.as_str()).await {
+                Ok(DeleteOutcome::Deleted) => ItemResult::Deleted,
+                Ok(DeleteOutcome::AlreadyGone) => ItemResult::AlreadyGone,
+                Err(e) => failed(&format!("deleting {}", digest.short()), e),
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The retention engine's edge: reads a registry into an [`Inventory`](crate::retention::Inventory)
+//! and carries out a [`Plan`](crate::retention::Plan) — the I/O around the pure planner in
+//! [`retention`](crate::retention).
+//!
+//! - [`collect`]: the inventory builder (catalog, tags, manifests, configs, referrers, zot's
+//!   search API), fail-closed per repository;
+//! - [`execute`]: the executor (re-check, delete by tag or digest, 404 is success, refusal
+//!   of Plan-mode plans and of blast-radius breaches);
+//! - [`run`]: collect → plan → check → execute for one policy and one registry.
+
+pub mod collect;
+pub mod execute;
+pub mod run;
+
+pub use collect::{collect_inventory, CollectError, CollectOptions};
+pub use execute::{
+    execute, ExecuteError, ExecuteOptions, Execution, ExecutionCounts, ItemOutcome, ItemResult,
+    Progress,
+};
+pub use run::{run_policy, RunError, RunOptions, RunResult};

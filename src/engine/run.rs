@@ -1,0 +1,174 @@
+//! One run of one policy against one registry: collect → plan → check → execute. Used by the
+//! CLI (`retention plan|apply`, `purge-project`) and by the policy controller, which supplies
+//! the other policies' keeps and the images the cluster runs.
+
+use jiff::Timestamp;
+
+use super::collect::{collect_inventory, CollectError, CollectOptions};
+use super::execute::{execute, ExecuteError, ExecuteOptions, Execution};
+use crate::api::retention::{PolicyMode, RunOutcome, RunSummary};
+use crate::oci::{RegistryClient, RequestStats};
+use crate::retention::{plan, Inventory, LimitBreach, Plan, Policy, Protections, Report};
+
+/// What a run needs besides the client and the policy.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Other policies on the same registry: their keep entries veto deletions.
+    pub others: Vec<Policy>,
+    /// Images the cluster runs (or a list the CLI was given).
+    pub protections: Protections,
+    /// How to read the registry. `referrers` is switched on by the run when the policy can
+    /// delete referrers.
+    pub collect: CollectOptions,
+    /// How to execute.
+    pub execute: ExecuteOptions,
+}
+
+/// What one run did.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// The inventory the plan was made from.
+    pub inventory: Inventory,
+    /// The plan.
+    pub plan: Plan,
+    /// The plan as a report (counts, decisions, candidates).
+    pub report: Report,
+    /// Set when a blast-radius limit stopped an `Enforce` run: nothing was deleted.
+    pub blocked: Option<LimitBreach>,
+    /// The execution (`Enforce` runs that were not blocked).
+    pub execution: Option<Execution>,
+    /// Requests made while collecting the inventory.
+    pub collect_requests: RequestStats,
+    /// Requests made while executing (re-checks and deletions).
+    pub execute_requests: RequestStats,
+    /// When the run started.
+    pub started: Timestamp,
+    /// When it ended.
+    pub finished: Timestamp,
+}
+
+/// Why a run could not plan at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The registry could not be inventoried.
+    #[error(transparent)]
+    Collect(#[from] CollectError),
+}
+
+impl RunError {
+    /// The PascalCase reason for conditions, events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RunError::Collect(e) => e.reason(),
+        }
+    }
+}
+
+/// Runs `policy` against the registry behind `client` at time `now`.
+///
+/// In `Plan` mode nothing but reads is sent. In `Enforce` mode the blast-radius limits are
+/// checked on the plan first; a breach deletes nothing and is reported in
+/// [`RunResult::blocked`].
+pub async fn run_policy(
+    client: &RegistryClient,
+    policy: &Policy,
+    options: &RunOptions,
+    now: Timestamp,
+) -> Result<RunResult, RunError> {
+    let started = Timestamp::now();
+    let before = client.stats();
+    let mut collect = options.collect.clone();
+    collect.referrers |= policy.delete_referrers || policy.is_purge();
+    let inventory = collect_inventory(client, |r| policy.in_scope(r), &collect).await?;
+    let after_collect = client.stats();
+    let plan = plan(
+        policy,
+        &options.others,
+        &inventory,
+        &options.protections,
+        now,
+    );
+    let report = Report::new(&plan);
+    let (blocked, execution) = match execute(client, &plan, &inventory, &options.execute).await {
+        Ok(x) => (None, Some(x)),
+        Err(ExecuteError::PlanMode) => (None, None),
+        Err(ExecuteError::BlastRadius(b)) => (Some(b), None),
+    };
+    let after_execute = client.stats();
+    Ok(RunResult {
+        inventory,
+        plan,
+        report,
+        blocked,
+        execution,
+        collect_requests: diff(&after_collect, &before),
+        execute_requests: diff(&after_execute, &after_collect),
+        started,
+        finished: Timestamp::now(),
+    })
+}
+
+/// `a - b`, operation by operation.
+pub fn diff(a: &RequestStats, b: &RequestStats) -> RequestStats {
+    let mut out = a.clone();
+    for (op, n) in out.by_operation.iter_mut() {
+        *n = n.saturating_sub(b.get(*op));
+    }
+    out.total = a.total.saturating_sub(b.total);
+    out.retries = a.retries.saturating_sub(b.retries);
+    out.mutating = a.mutating.saturating_sub(b.mutating);
+    out
+}
+
+impl RunResult {
+    /// The outcome for a policy's status.
+    pub fn outcome(&self) -> RunOutcome {
+        if self.blocked.is_some() {
+            return RunOutcome::Blocked;
+        }
+        let failed = self.execution.as_ref().map_or(0, |e| e.counts.errors);
+        if failed > 0 || self.plan.counts.errors > 0 {
+            RunOutcome::PartiallyFailed
+        } else {
+            RunOutcome::Succeeded
+        }
+    }
+
+    /// The `lastRun` of a policy's status.
+    pub fn summary(&self) -> RunSummary {
+        let c = self.plan.counts;
+        let i = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let exec = self.execution.as_ref().map(|e| e.counts);
+        let (deleted, would_delete) = match (self.plan.mode, exec) {
+            (PolicyMode::Enforce, Some(x)) => (x.deleted_tags, 0),
+            _ => (0, c.deletions),
+        };
+        let errors = c.errors + exec.map_or(0, |x| x.errors);
+        let message = match (&self.blocked, &self.execution) {
+            (Some(b), _) => format!("nothing deleted: {b}"),
+            (None, Some(e)) => e.headline(),
+            (None, None) => self.report.headline(),
+        };
+        RunSummary {
+            start_time: k8s_time(self.started),
+            completion_time: Some(k8s_time(self.finished)),
+            mode: self.plan.mode,
+            outcome: self.outcome(),
+            registries: 1,
+            repositories: i(c.repositories),
+            tags: i(c.tags),
+            kept: i(c.kept),
+            protected: i(c.protected),
+            deleted: i(deleted),
+            would_delete: i(would_delete),
+            errors: i(errors),
+            reclaimable_bytes: c.reclaimable_bytes.map(i),
+            message: Some(message),
+            generation: None,
+        }
+    }
+}
+
+fn k8s_time(t: Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t)
+}

@@ -1,0 +1,543 @@
+//! The retention engine end to end against a real CNCF distribution 2.8 registry: seeded with
+//! shared digests, image indexes, referrers (tag schema and `subject`), nested project paths
+//! and spread ages; pruned through the engine API and through the CLI binary.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use registry_operator::api::retention::{PolicyMode, RetentionRules, RunOutcome};
+use registry_operator::engine::{
+    collect_inventory, execute, run_policy, CollectOptions, ExecuteError, ExecuteOptions,
+    ItemResult, RunOptions,
+};
+use registry_operator::oci::{ClientOptions, Credentials, RegistryClient, RetryPolicy};
+use registry_operator::retention::{plan, InUse, Policy, Protections};
+use support::proxy::{Fault, FaultProxy, FaultRule};
+use support::registry::TestRegistry;
+use support::seed::{Pushed, Seeder};
+
+const BIN: &str = env!("CARGO_BIN_EXE_registry-operator");
+
+fn options() -> ClientOptions {
+    ClientOptions {
+        retry: RetryPolicy {
+            max_retries: 2,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            max_retry_after: Duration::from_secs(1),
+        },
+        ..ClientOptions::default()
+    }
+}
+
+fn client(url: &str) -> RegistryClient {
+    RegistryClient::new(url, Credentials::Anonymous, options()).unwrap()
+}
+
+fn days_ago(days: i64) -> String {
+    (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days)).to_string()
+}
+
+fn policy(name: &str, mode: PolicyMode, rules_yaml: &str) -> Policy {
+    let mut rules: RetentionRules = serde_yaml::from_str(rules_yaml).unwrap();
+    rules.mode = mode;
+    Policy::compile(name, &rules).unwrap()
+}
+
+/// `mode` is overridden by the caller; keeps the two newest images and `v2`.
+const KEEP_TWO: &str = r#"
+mode: Plan
+repositories: {include: ["p/**"]}
+keep:
+  - tags: {regex: '^v2$'}
+  - tags: {regex: '.*'}
+    mostRecent: 2
+deleteReferrers: true
+"#;
+
+async fn tags(c: &RegistryClient, repo: &str) -> BTreeSet<String> {
+    c.tags(repo).await.unwrap().into_iter().collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// What [`seed_projects`] pushed into `p/a`.
+struct Seeded {
+    img1: Pushed,
+    img2: Pushed,
+    index: Pushed,
+    img5: Pushed,
+    signature_tag: String,
+}
+
+/// Seeds the project `p` (`p`, `p/a`, `p/a/b`) and an unrelated `other/x`:
+///
+/// `p/a`: v1 (10 days, signed through the referrers tag schema), v2 + v2-alias (9 days, one
+/// image), v3 (8 days, a two-platform index), v4 (2 days, with a tagged SBOM `sbom-v4`
+/// whose `subject` is v4), v5 + latest (1 day).
+/// `p/a/b`: old1 (5 days), old2 (4 days), new (1 day). `p`: root (30 days). `other/x`: x1
+/// (30 days).
+async fn seed_projects(s: &Seeder) -> Seeded {
+    let repo = "p/a";
+    let img1 = s.push_image(repo, Some("v1"), "v1", &days_ago(10)).await;
+    let sig = s
+        .push_referrer(repo, &img1, "application/vnd.dev.cosign.signature", "sig1")
+        .await;
+    s.push_referrers_tag(
+        repo,
+        &img1,
+        &[(&sig, "application/vnd.dev.cosign.signature")],
+    )
+    .await;
+    let img2 = s.push_image(repo, Some("v2"), "v2", &days_ago(9)).await;
+    s.tag(repo, "v2-alias", &img2).await;
+    let index = s.push_index(repo, "v3", "v3", &days_ago(8)).await;
+    let img4 = s.push_image(repo, Some("v4"), "v4", &days_ago(2)).await;
+    let sbom = s
+        .push_referrer(repo, &img4, "application/spdx+json", "sbom4")
+        .await;
+    s.tag(repo, "sbom-v4", &sbom).await;
+    let img5 = s.push_image(repo, Some("v5"), "v5", &days_ago(1)).await;
+    s.tag(repo, "latest", &img5).await;
+    s.push_image("p/a/b", Some("old1"), "old1", &days_ago(5))
+        .await;
+    s.push_image("p/a/b", Some("old2"), "old2", &days_ago(4))
+        .await;
+    s.push_image("p/a/b", Some("new"), "new", &days_ago(1))
+        .await;
+    s.push_image("p", Some("root"), "root", &days_ago(30)).await;
+    s.push_image("other/x", Some("x1"), "x1", &days_ago(30))
+        .await;
+    Seeded {
+        signature_tag: img1.digest.replacen(':', "-", 1),
+        img1,
+        img2,
+        index,
+        img5,
+    }
+}
+
+/// What `p/a` holds after [`KEEP_TWO`] is applied.
+const P_A_AFTER: &[&str] = &["latest", "sbom-v4", "v2", "v2-alias", "v4", "v5"];
+
+#[tokio::test]
+async fn apply_leaves_exactly_the_tags_the_policy_keeps_and_nothing_a_kept_tag_needs() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    let seeded = seed_projects(&s).await;
+    let c = client(&reg.url);
+    let pol = policy("ns/keep-two", PolicyMode::Enforce, KEEP_TWO);
+    let result = run_policy(&c, &pol, &RunOptions::default(), jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let exec = result.execution.as_ref().expect("executed");
+    assert_eq!(exec.counts.errors, 0, "{:?}", exec.items);
+    assert_eq!(result.outcome(), RunOutcome::Succeeded);
+
+    assert_eq!(tags(&c, "p/a").await, set(P_A_AFTER));
+    assert_eq!(tags(&c, "p/a/b").await, set(&["new", "old2"]));
+    // out of scope: `p/**` does not match `p` itself, and `other/x` is another project
+    assert_eq!(tags(&c, "p").await, set(&["root"]));
+    assert_eq!(tags(&c, "other/x").await, set(&["x1"]));
+    // the deleted image, its signature (tag schema) and the index are gone by digest
+    assert!(c
+        .head_manifest("p/a", &seeded.img1.digest)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(c
+        .head_manifest("p/a", &seeded.index.digest)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!tags(&c, "p/a").await.contains(&seeded.signature_tag));
+    // the shared image stays, with both its tags
+    assert!(c
+        .head_manifest("p/a", &seeded.img2.digest)
+        .await
+        .unwrap()
+        .is_some());
+    let summary = result.summary();
+    assert_eq!(summary.deleted, 4, "v1, its signature tag, v3 and old1");
+    assert_eq!(summary.mode, PolicyMode::Enforce);
+}
+
+#[tokio::test]
+async fn a_tag_re_pushed_between_plan_and_execute_survives_on_its_new_image() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    let seeded = seed_projects(&s).await;
+    let c = client(&reg.url);
+    let pol = policy("ns/keep-two", PolicyMode::Enforce, KEEP_TWO);
+    let inventory = collect_inventory(&c, |r| pol.in_scope(r), &CollectOptions::default())
+        .await
+        .unwrap();
+    let planned = plan(
+        &pol,
+        &[],
+        &inventory,
+        &Protections::default(),
+        jiff::Timestamp::now(),
+    );
+    // someone pushes a new image as v1 after the plan was made
+    let fresh = s
+        .push_image("p/a", Some("v1"), "v1-again", &days_ago(0))
+        .await;
+    let exec = execute(&c, &planned, &inventory, &ExecuteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(exec.counts.changed, 1);
+    assert_eq!(exec.counts.errors, 0);
+    let head = c.head_manifest("p/a", "v1").await.unwrap().unwrap();
+    assert_eq!(head.digest, fresh.digest);
+    // the old v1 image stays too (its deletion was skipped), and so does its signature
+    assert!(c
+        .head_manifest("p/a", &seeded.img1.digest)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(tags(&c, "p/a").await.contains(&seeded.signature_tag));
+    let skipped: Vec<_> = exec
+        .items
+        .iter()
+        .filter(|i| !i.result.is_done())
+        .map(|i| i.result.clone())
+        .collect();
+    assert!(
+        skipped
+            .iter()
+            .any(|r| matches!(r, ItemResult::Changed { tag, .. } if tag == "v1")),
+        "{skipped:?}"
+    );
+    // everything else was pruned
+    assert!(!tags(&c, "p/a").await.contains("v3"));
+    assert_eq!(tags(&c, "p/a/b").await, set(&["new", "old2"]));
+}
+
+#[tokio::test]
+async fn a_listing_fault_in_one_repository_leaves_it_untouched_while_others_are_pruned() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    seed_projects(&s).await;
+    let proxy = FaultProxy::start(&reg.url).await;
+    proxy.inject(FaultRule::new(Fault::Status(503)).path_contains("/v2/p/a/b/tags/list"));
+    let c = client(proxy.url());
+    let pol = policy("ns/keep-two", PolicyMode::Enforce, KEEP_TWO);
+    let result = run_policy(&c, &pol, &RunOptions::default(), jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(result.plan.counts.errors, 1);
+    assert_eq!(result.outcome(), RunOutcome::PartiallyFailed);
+    let direct = client(&reg.url);
+    assert_eq!(tags(&direct, "p/a/b").await, set(&["new", "old1", "old2"]));
+    assert_eq!(tags(&direct, "p/a").await, set(P_A_AFTER));
+    // a manifest read failing (not the listing) also fails the repository closed
+    let reg2 = TestRegistry::start();
+    let s2 = Seeder::new(&reg2.url, None);
+    seed_projects(&s2).await;
+    let proxy2 = FaultProxy::start(&reg2.url).await;
+    proxy2.inject(FaultRule::new(Fault::Reset).path_contains("/v2/p/a/b/manifests/old2"));
+    let c2 = client(proxy2.url());
+    let result = run_policy(&c2, &pol, &RunOptions::default(), jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(result.plan.counts.errors, 1);
+    let direct2 = client(&reg2.url);
+    assert_eq!(tags(&direct2, "p/a/b").await, set(&["new", "old1", "old2"]));
+    assert_eq!(tags(&direct2, "p/a").await, set(P_A_AFTER));
+}
+
+#[tokio::test]
+async fn plan_sends_no_delete_put_post_or_patch_request() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    seed_projects(&s).await;
+    let proxy = FaultProxy::start(&reg.url).await;
+    let c = client(proxy.url());
+    let pol = policy("ns/keep-two", PolicyMode::Plan, KEEP_TWO);
+    let result = run_policy(&c, &pol, &RunOptions::default(), jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(result.plan.counts.deletions, 4);
+    assert!(result.execution.is_none());
+    for method in ["DELETE", "PUT", "POST", "PATCH"] {
+        assert_eq!(proxy.count(method), 0, "{method} requests in a plan");
+    }
+    assert!(proxy.count("GET") > 0);
+    assert_eq!(c.stats().mutating, 0);
+    assert_eq!(result.summary().would_delete, 4);
+    assert_eq!(result.summary().deleted, 0);
+    assert_eq!(tags(&client(&reg.url), "p/a").await.len(), 9);
+}
+
+#[tokio::test]
+async fn the_executor_refuses_a_plan_mode_plan_and_a_blast_radius_breach_without_a_request() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    seed_projects(&s).await;
+    let c = client(&reg.url);
+    let pol = policy("ns/keep-two", PolicyMode::Plan, KEEP_TWO);
+    let inventory = collect_inventory(&c, |r| pol.in_scope(r), &CollectOptions::default())
+        .await
+        .unwrap();
+    let now = jiff::Timestamp::now();
+    let p = plan(&pol, &[], &inventory, &Protections::default(), now);
+    c.reset_stats();
+    let r = execute(&c, &p, &inventory, &ExecuteOptions::default()).await;
+    assert_eq!(r, Err(ExecuteError::PlanMode));
+    let limited = policy(
+        "ns/limited",
+        PolicyMode::Enforce,
+        &format!("{KEEP_TWO}\nlimits: {{maxDeletionsPerRun: 3}}\n"),
+    );
+    let p = plan(&limited, &[], &inventory, &Protections::default(), now);
+    let r = execute(&c, &p, &inventory, &ExecuteOptions::default()).await;
+    assert!(matches!(r, Err(ExecuteError::BlastRadius(_))), "{r:?}");
+    assert_eq!(c.stats().total, 0);
+    let result = run_policy(&c, &limited, &RunOptions::default(), now)
+        .await
+        .unwrap();
+    assert_eq!(result.outcome(), RunOutcome::Blocked);
+    assert_eq!(result.execute_requests.total, 0);
+    assert_eq!(tags(&c, "p/a").await.len(), 9);
+}
+
+#[tokio::test]
+async fn in_use_references_supplied_as_data_protect_their_images() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    let seeded = seed_projects(&s).await;
+    let c = client(&reg.url);
+    let pol = policy("ns/keep-two", PolicyMode::Enforce, KEEP_TWO);
+    let mut in_use = InUse::new();
+    in_use.add_tag("p/a", "v1", "Pod team-a/web-1");
+    // a Pod runs one platform of the v3 index, by digest
+    in_use.add_digest("p/a", &seeded.index.children[1].digest, "Pod team-a/arm-1");
+    let options = RunOptions {
+        protections: Protections { in_use },
+        ..RunOptions::default()
+    };
+    let result = run_policy(&c, &pol, &options, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let mut expected = set(P_A_AFTER);
+    expected.extend(set(&["v1", "v3"]));
+    expected.insert(seeded.signature_tag.clone());
+    assert_eq!(tags(&c, "p/a").await, expected);
+    let reasons: Vec<String> = result
+        .report
+        .decisions
+        .iter()
+        .filter(|d| d.repository == "p/a" && (d.tag == "v1" || d.tag == "v3"))
+        .map(|d| d.reason.clone())
+        .collect();
+    assert!(reasons[0].contains("Pod team-a/web-1"), "{reasons:?}");
+    assert!(reasons[1].contains("Pod team-a/arm-1"), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn re_running_an_applied_plan_deletes_nothing_new() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    seed_projects(&s).await;
+    let c = client(&reg.url);
+    let pol = policy("ns/keep-two", PolicyMode::Enforce, KEEP_TWO);
+    let inventory = collect_inventory(&c, |r| pol.in_scope(r), &CollectOptions::default())
+        .await
+        .unwrap();
+    let p = plan(
+        &pol,
+        &[],
+        &inventory,
+        &Protections::default(),
+        jiff::Timestamp::now(),
+    );
+    let first = execute(&c, &p, &inventory, &ExecuteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first.counts.deleted_tags, 4);
+    let after_first = tags(&c, "p/a").await;
+    let again = execute(&c, &p, &inventory, &ExecuteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.counts.deleted_tags, 0);
+    assert_eq!(again.counts.deleted_manifests, 0);
+    assert_eq!(again.counts.errors, 0);
+    assert_eq!(again.counts.already_gone as usize, p.mutations.len());
+    assert_eq!(tags(&c, "p/a").await, after_first);
+    // and a fresh run plans nothing more
+    let fresh = run_policy(&c, &pol, &RunOptions::default(), jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(fresh.plan.counts.deletions, 0);
+    assert_eq!(fresh.execute_requests.mutating, 0);
+}
+
+// ------------------------------------------------------------------ the CLI binary
+
+fn write_policy(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("policy.yaml");
+    let text = format!(
+        "apiVersion: registry-operator.dev/v1alpha1\nkind: RetentionPolicy\nmetadata:\n  name: keep-two\n  namespace: team-a\nspec:\n  registryRef: {{name: local}}\n  mode: Enforce\n  repositories: {{include: [\"p/**\"]}}\n  keep:\n    - tags: {{regex: '^v2$'}}\n    - tags: {{regex: '.*'}}\n      mostRecent: 2\n  deleteReferrers: true\n{extra}"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("REGISTRY_USERNAME")
+        .env_remove("REGISTRY_PASSWORD")
+        .env("DOCKER_CONFIG", "/nonexistent")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_plan_prints_the_decisions_as_json_and_deletes_nothing_even_in_enforce_mode() {
+    let reg = TestRegistry::start();
+    seed_projects(&Seeder::new(&reg.url, None)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_policy(dir.path(), "");
+    let out = cli(&[
+        "retention",
+        "plan",
+        "--registry",
+        &reg.url,
+        "--policy",
+        file.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["policy"], "team-a/keep-two");
+    assert_eq!(report["summary"]["plannedDeletions"], 4);
+    assert_eq!(report["requests"]["collect"]["mutating"], 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 mutating"));
+    assert_eq!(tags(&client(&reg.url), "p/a").await.len(), 9);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_apply_deletes_what_the_plan_showed_and_a_second_apply_deletes_nothing() {
+    let reg = TestRegistry::start();
+    seed_projects(&Seeder::new(&reg.url, None)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_policy(dir.path(), "");
+    let args = [
+        "retention",
+        "apply",
+        "--registry",
+        &reg.url,
+        "--policy",
+        file.to_str().unwrap(),
+    ];
+    let out = cli(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("applied: deleted 4 tags"), "{stdout}");
+    assert_eq!(tags(&client(&reg.url), "p/a").await, set(P_A_AFTER));
+    let out = cli(&args);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("applied: deleted 0 tags"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_apply_over_the_blast_radius_exits_3_names_the_limit_and_deletes_nothing() {
+    let reg = TestRegistry::start();
+    seed_projects(&Seeder::new(&reg.url, None)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_policy(dir.path(), "  limits: {maxDeletionsPerRun: 2}\n");
+    let out = cli(&[
+        "retention",
+        "apply",
+        "--registry",
+        &reg.url,
+        "--policy",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("limits.maxDeletionsPerRun"), "{stderr}");
+    assert!(stderr.contains("execute 0 requests"), "{stderr}");
+    assert_eq!(tags(&client(&reg.url), "p/a").await.len(), 9);
+}
+
+#[test]
+fn cli_rejects_a_policy_file_with_an_unknown_field_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_policy(dir.path(), "  keepForever: true\n");
+    let out = cli(&[
+        "retention",
+        "plan",
+        "--registry",
+        "http://127.0.0.1:9",
+        "--policy",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keepForever"));
+}
+
+#[test]
+fn cli_help_documents_the_exit_codes() {
+    let out = cli(&["retention", "apply", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("3 a blast-radius limit"), "{help}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn purge_project_removes_the_projects_tags_except_protected_ones_and_wants_consent() {
+    let reg = TestRegistry::start();
+    let seeded = seed_projects(&Seeder::new(&reg.url, None)).await;
+    let c = client(&reg.url);
+    let base = ["purge-project", "--registry", &reg.url, "--project", "p"];
+    // no --yes and no terminal: refused, nothing deleted
+    let out = cli(&base);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert_eq!(tags(&c, "p").await, set(&["root"]));
+    // --dry-run plans only
+    let mut dry = base.to_vec();
+    dry.push("--dry-run");
+    let out = cli(&dry);
+    assert!(out.status.success());
+    assert_eq!(tags(&c, "p/a").await.len(), 9);
+    // with --yes and v5 in use
+    let dir = tempfile::tempdir().unwrap();
+    let in_use = dir.path().join("in-use.txt");
+    std::fs::write(&in_use, "# running\np/a:v5\n").unwrap();
+    let mut yes = base.to_vec();
+    yes.extend(["--yes", "--in-use", in_use.to_str().unwrap()]);
+    let out = cli(&yes);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(tags(&c, "p").await, BTreeSet::new());
+    assert_eq!(tags(&c, "p/a/b").await, BTreeSet::new());
+    // v5 is in use; latest shares its image, so it cannot go without it on distribution
+    assert_eq!(tags(&c, "p/a").await, set(&["latest", "v5"]));
+    assert!(c
+        .head_manifest("p/a", &seeded.img5.digest)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(tags(&c, "other/x").await, set(&["x1"]));
+}
