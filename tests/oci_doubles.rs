@@ -34,19 +34,32 @@ struct BearerRegistry {
     server: TestServer,
     token_requests: Arc<AtomicU64>,
     registry_requests: Arc<AtomicU64>,
+    /// The realm answers 503 to this many token requests first.
+    token_failures: Arc<AtomicU64>,
 }
 
 async fn bearer_registry() -> BearerRegistry {
     let token_requests = Arc::new(AtomicU64::new(0));
     let registry_requests = Arc::new(AtomicU64::new(0));
-    let (tr, rr) = (token_requests.clone(), registry_requests.clone());
+    let token_failures = Arc::new(AtomicU64::new(0));
+    let (tr, rr, tf) = (
+        token_requests.clone(),
+        registry_requests.clone(),
+        token_failures.clone(),
+    );
     let realm: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
     let realm2 = realm.clone();
     let server = serve(move |req: Request| {
-        let (tr, rr, realm) = (tr.clone(), rr.clone(), realm2.clone());
+        let (tr, rr, tf, realm) = (tr.clone(), rr.clone(), tf.clone(), realm2.clone());
         async move {
             if req.path() == "/token" {
                 tr.fetch_add(1, Ordering::SeqCst);
+                if tf
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    return Response::status(503).into();
+                }
                 let want = format!(
                     "Basic {}",
                     base64::engine::general_purpose::STANDARD.encode("alice:secret")
@@ -90,6 +103,7 @@ async fn bearer_registry() -> BearerRegistry {
         server,
         token_requests,
         registry_requests,
+        token_failures,
     }
 }
 
@@ -131,7 +145,28 @@ async fn a_refused_token_request_is_a_typed_error() {
     .unwrap();
     let e = c.tags("team/app").await.unwrap_err();
     assert_eq!(e.reason(), "TokenRequestFailed", "{e}");
+    assert!(
+        !e.is_transient(),
+        "a refused password will not get better by waiting"
+    );
     assert!(!e.to_string().contains("wrong-password"));
+    assert_eq!(
+        reg.token_requests.load(Ordering::SeqCst),
+        1,
+        "401 is not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_token_endpoint_hiccup_is_retried() {
+    let reg = bearer_registry().await;
+    reg.token_failures.store(2, Ordering::SeqCst);
+    let mut opts = ClientOptions::default();
+    opts.retry.initial_backoff = std::time::Duration::from_millis(5);
+    let c =
+        RegistryClient::new(&reg.server.url, Credentials::basic("alice", "secret"), opts).unwrap();
+    assert_eq!(c.tags("team/app").await.unwrap(), vec!["a", "b"]);
+    assert_eq!(reg.token_requests.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
