@@ -203,6 +203,8 @@ struct ZotState {
     delete_after_first_page: Option<String>,
     /// report this TotalCount instead of the real count (a registry losing results)
     lie_total: Option<u64>,
+    /// digests referenced by an index (zot refuses to delete them by digest)
+    index_children: Vec<String>,
 }
 
 async fn fake_zot(state: Arc<Mutex<ZotState>>) -> TestServer {
@@ -250,6 +252,10 @@ fn zot_handle(st: &Mutex<ZotState>, req: Request) -> Reply {
         }
         ("DELETE", p) if p.starts_with("/v2/app/manifests/") => {
             let reference = p.trim_start_matches("/v2/app/manifests/").to_string();
+            if s.index_children.contains(&reference) {
+                // zot: a manifest still referenced by an index cannot be deleted by digest
+                return Response::json(405, &serde_json::json!({"errors":[{"code":"DENIED"}]})).into();
+            }
             if reference.starts_with("sha256:") {
                 let before = s.tags.len();
                 s.tags.retain(|_, d| *d != reference);
@@ -293,6 +299,10 @@ fn zot_handle(st: &Mutex<ZotState>, req: Request) -> Reply {
             )
             .into()
         }
+        ("DELETE", _) => {
+            // zot: a delete in an unknown repository is 400 NAME_UNKNOWN, not 404
+            Response::json(400, &serde_json::json!({"errors":[{"code":"NAME_UNKNOWN"}]})).into()
+        }
         _ => Response::json(404, &serde_json::json!({"errors":[{"code":"NOT_FOUND"}]})).into(),
     }
 }
@@ -329,6 +339,30 @@ async fn zot_deletes_a_single_tag_and_keeps_its_siblings() {
         c.delete_tag("app", "v1").await.unwrap(),
         DeleteOutcome::AlreadyGone
     );
+    assert_eq!(
+        c.delete_tag("gone/repo", "v1").await.unwrap(),
+        DeleteOutcome::AlreadyGone
+    );
+    assert_eq!(
+        c.delete_manifest("gone/repo", D1).await.unwrap(),
+        DeleteOutcome::AlreadyGone
+    );
+}
+
+#[tokio::test]
+async fn zot_refusing_to_delete_an_index_child_by_digest_is_a_typed_refusal() {
+    let st = zot_with_tags(&[("v1", D1)]);
+    st.lock().unwrap().index_children.push(D2.to_string());
+    let zot = fake_zot(st.clone()).await;
+    let c = RegistryClient::new(&zot.url, Credentials::Anonymous, opts(100, 100)).unwrap();
+    match c.delete_manifest("app", D2).await.unwrap_err() {
+        registry_operator::oci::OciError::DeleteNotAllowed { status, code, .. } => {
+            assert_eq!(status, 405);
+            assert_eq!(code.as_deref(), Some("DENIED"));
+        }
+        other => panic!("expected DeleteNotAllowed, got {other}"),
+    }
+    assert_eq!(c.stats().retries, 0);
 }
 
 #[tokio::test]
