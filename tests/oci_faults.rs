@@ -100,12 +100,13 @@ async fn a_response_slower_than_the_timeout_is_retried() {
     let (_reg, proxy, fleet) = setup(1, 2).await;
     let (repo, tags) = fleet.iter().next().unwrap();
     proxy.inject(
-        FaultRule::new(Fault::Delay(Duration::from_millis(800)))
+        FaultRule::new(Fault::Delay(Duration::from_secs(3)))
             .method("HEAD")
             .times(1),
     );
     let mut opts = fast_retries(2);
-    opts.timeout = Duration::from_millis(300);
+    // generous for a loaded machine, still well below the injected delay
+    opts.timeout = Duration::from_secs(1);
     let c = client(&proxy, opts);
     let tag = tags.keys().next().unwrap();
     assert!(c.head_manifest(repo, tag).await.unwrap().is_some());

@@ -390,6 +390,12 @@ async fn basic_auth_works_with_the_right_password_and_is_refused_with_a_wrong_on
         credentials_from_secret_data(Some("kubernetes.io/dockerconfigjson"), &data, &host).unwrap();
     let from_secret = RegistryClient::new(&reg.url, creds, ClientOptions::default()).unwrap();
     assert_eq!(from_secret.tags("private/app").await.unwrap(), vec!["v1"]);
+
+    // and from user info in the URL (percent-encoded), which never shows in the client
+    let in_url = reg.url.replace("http://", "http://alice:correct%20horse@");
+    let c = client(&in_url, ClientOptions::default());
+    assert_eq!(c.tags("private/app").await.unwrap(), vec!["v1"]);
+    assert!(!format!("{c:?}").contains("horse"));
 }
 
 #[tokio::test]
