@@ -478,3 +478,22 @@ async fn docker_schema2_images_and_manifest_lists_are_read_like_oci_ones() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn tags_deleted_between_listing_and_head_are_reported_as_vanished() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    let a = s
+        .push_image("inv", Some("a"), "a", "2026-01-01T00:00:00Z")
+        .await;
+    let b = s
+        .push_image("inv", Some("b"), "b", "2026-01-02T00:00:00Z")
+        .await;
+    let c = client(&reg.url, ClientOptions::default());
+    let listed = c.tags("inv").await.unwrap();
+    c.delete_manifest("inv", &b.digest).await.unwrap();
+    let heads = c.head_tags("inv", &listed).await.unwrap();
+    assert_eq!(heads.vanished, vec!["b"]);
+    assert_eq!(heads.heads.len(), 1);
+    assert_eq!(heads.heads["a"].digest, a.digest);
+}

@@ -156,6 +156,15 @@ pub enum DeleteOutcome {
     AlreadyGone,
 }
 
+/// The result of [`RegistryClient::head_tags`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagHeads {
+    /// Tag → what its HEAD told.
+    pub heads: std::collections::BTreeMap<String, ManifestHead>,
+    /// Tags that answered 404 (deleted since they were listed), sorted.
+    pub vanished: Vec<String>,
+}
+
 /// What a tag resolves to now, compared with what a plan saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TagCheck {
@@ -949,6 +958,34 @@ impl RegistryClient {
             media_type,
             size,
         }))
+    }
+
+    /// `HEAD`s every tag of `tags` in `repository`, as many at once as the client's
+    /// concurrency allows. Fails as a whole when any HEAD fails (an inventory with a hole must
+    /// not drive deletions); tags that vanished between listing and HEAD (404) are returned in
+    /// [`TagHeads::vanished`].
+    pub async fn head_tags(&self, repository: &str, tags: &[String]) -> Result<TagHeads> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        validate_repository(repository)?;
+        let found: Vec<(String, Option<ManifestHead>)> = stream::iter(tags)
+            .map(|t| async move {
+                validate_tag(t)?;
+                Ok::<_, OciError>((t.clone(), self.head_manifest(repository, t).await?))
+            })
+            .buffer_unordered(self.inner.options.max_concurrency)
+            .try_collect()
+            .await?;
+        let mut out = TagHeads::default();
+        for (t, h) in found {
+            match h {
+                Some(h) => {
+                    out.heads.insert(t, h);
+                }
+                None => out.vanished.push(t),
+            }
+        }
+        out.vanished.sort();
+        Ok(out)
     }
 
     /// `GET` a manifest or index by tag or digest and parse it. Content fetched by digest is
