@@ -34,19 +34,32 @@ struct BearerRegistry {
     server: TestServer,
     token_requests: Arc<AtomicU64>,
     registry_requests: Arc<AtomicU64>,
+    /// The realm answers 503 to this many token requests first.
+    token_failures: Arc<AtomicU64>,
 }
 
 async fn bearer_registry() -> BearerRegistry {
     let token_requests = Arc::new(AtomicU64::new(0));
     let registry_requests = Arc::new(AtomicU64::new(0));
-    let (tr, rr) = (token_requests.clone(), registry_requests.clone());
+    let token_failures = Arc::new(AtomicU64::new(0));
+    let (tr, rr, tf) = (
+        token_requests.clone(),
+        registry_requests.clone(),
+        token_failures.clone(),
+    );
     let realm: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
     let realm2 = realm.clone();
     let server = serve(move |req: Request| {
-        let (tr, rr, realm) = (tr.clone(), rr.clone(), realm2.clone());
+        let (tr, rr, tf, realm) = (tr.clone(), rr.clone(), tf.clone(), realm2.clone());
         async move {
             if req.path() == "/token" {
                 tr.fetch_add(1, Ordering::SeqCst);
+                if tf
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    return Response::status(503).into();
+                }
                 let want = format!(
                     "Basic {}",
                     base64::engine::general_purpose::STANDARD.encode("alice:secret")
@@ -90,6 +103,7 @@ async fn bearer_registry() -> BearerRegistry {
         server,
         token_requests,
         registry_requests,
+        token_failures,
     }
 }
 
@@ -131,7 +145,28 @@ async fn a_refused_token_request_is_a_typed_error() {
     .unwrap();
     let e = c.tags("team/app").await.unwrap_err();
     assert_eq!(e.reason(), "TokenRequestFailed", "{e}");
+    assert!(
+        !e.is_transient(),
+        "a refused password will not get better by waiting"
+    );
     assert!(!e.to_string().contains("wrong-password"));
+    assert_eq!(
+        reg.token_requests.load(Ordering::SeqCst),
+        1,
+        "401 is not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_token_endpoint_hiccup_is_retried() {
+    let reg = bearer_registry().await;
+    reg.token_failures.store(2, Ordering::SeqCst);
+    let mut opts = ClientOptions::default();
+    opts.retry.initial_backoff = std::time::Duration::from_millis(5);
+    let c =
+        RegistryClient::new(&reg.server.url, Credentials::basic("alice", "secret"), opts).unwrap();
+    assert_eq!(c.tags("team/app").await.unwrap(), vec!["a", "b"]);
+    assert_eq!(reg.token_requests.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
@@ -168,6 +203,8 @@ struct ZotState {
     delete_after_first_page: Option<String>,
     /// report this TotalCount instead of the real count (a registry losing results)
     lie_total: Option<u64>,
+    /// digests referenced by an index (zot refuses to delete them by digest)
+    index_children: Vec<String>,
 }
 
 async fn fake_zot(state: Arc<Mutex<ZotState>>) -> TestServer {
@@ -215,6 +252,10 @@ fn zot_handle(st: &Mutex<ZotState>, req: Request) -> Reply {
         }
         ("DELETE", p) if p.starts_with("/v2/app/manifests/") => {
             let reference = p.trim_start_matches("/v2/app/manifests/").to_string();
+            if s.index_children.contains(&reference) {
+                // zot: a manifest still referenced by an index cannot be deleted by digest
+                return Response::json(405, &serde_json::json!({"errors":[{"code":"DENIED"}]})).into();
+            }
             if reference.starts_with("sha256:") {
                 let before = s.tags.len();
                 s.tags.retain(|_, d| *d != reference);
@@ -258,6 +299,10 @@ fn zot_handle(st: &Mutex<ZotState>, req: Request) -> Reply {
             )
             .into()
         }
+        ("DELETE", _) => {
+            // zot: a delete in an unknown repository is 400 NAME_UNKNOWN, not 404
+            Response::json(400, &serde_json::json!({"errors":[{"code":"NAME_UNKNOWN"}]})).into()
+        }
         _ => Response::json(404, &serde_json::json!({"errors":[{"code":"NOT_FOUND"}]})).into(),
     }
 }
@@ -294,6 +339,30 @@ async fn zot_deletes_a_single_tag_and_keeps_its_siblings() {
         c.delete_tag("app", "v1").await.unwrap(),
         DeleteOutcome::AlreadyGone
     );
+    assert_eq!(
+        c.delete_tag("gone/repo", "v1").await.unwrap(),
+        DeleteOutcome::AlreadyGone
+    );
+    assert_eq!(
+        c.delete_manifest("gone/repo", D1).await.unwrap(),
+        DeleteOutcome::AlreadyGone
+    );
+}
+
+#[tokio::test]
+async fn zot_refusing_to_delete_an_index_child_by_digest_is_a_typed_refusal() {
+    let st = zot_with_tags(&[("v1", D1)]);
+    st.lock().unwrap().index_children.push(D2.to_string());
+    let zot = fake_zot(st.clone()).await;
+    let c = RegistryClient::new(&zot.url, Credentials::Anonymous, opts(100, 100)).unwrap();
+    match c.delete_manifest("app", D2).await.unwrap_err() {
+        registry_operator::oci::OciError::DeleteNotAllowed { status, code, .. } => {
+            assert_eq!(status, 405);
+            assert_eq!(code.as_deref(), Some("DENIED"));
+        }
+        other => panic!("expected DeleteNotAllowed, got {other}"),
+    }
+    assert_eq!(c.stats().retries, 0);
 }
 
 #[tokio::test]

@@ -100,12 +100,13 @@ async fn a_response_slower_than_the_timeout_is_retried() {
     let (_reg, proxy, fleet) = setup(1, 2).await;
     let (repo, tags) = fleet.iter().next().unwrap();
     proxy.inject(
-        FaultRule::new(Fault::Delay(Duration::from_millis(800)))
+        FaultRule::new(Fault::Delay(Duration::from_secs(3)))
             .method("HEAD")
             .times(1),
     );
     let mut opts = fast_retries(2);
-    opts.timeout = Duration::from_millis(300);
+    // generous for a loaded machine, still well below the injected delay
+    opts.timeout = Duration::from_secs(1);
     let c = client(&proxy, opts);
     let tag = tags.keys().next().unwrap();
     assert!(c.head_manifest(repo, tag).await.unwrap().is_some());
@@ -169,8 +170,10 @@ async fn a_read_only_inventory_sends_no_mutating_request() {
     let (_reg, proxy, fleet) = setup(3, 5).await;
     let c = client(&proxy, fast_retries(0));
     for repo in c.catalog().await.unwrap() {
-        for tag in c.tags(&repo).await.unwrap() {
-            let h = c.head_manifest(&repo, &tag).await.unwrap().unwrap();
+        let tags = c.tags(&repo).await.unwrap();
+        let heads = c.head_tags(&repo, &tags).await.unwrap();
+        assert!(heads.vanished.is_empty());
+        for (tag, h) in heads.heads {
             assert_eq!(h.digest, fleet[&repo][&tag]);
         }
     }
@@ -206,4 +209,17 @@ async fn concurrent_callers_share_one_bounded_set_of_connections() {
         proxy.max_in_flight()
     );
     assert!(proxy.max_in_flight() >= 2, "requests were not concurrent");
+}
+
+#[tokio::test]
+async fn one_failing_head_fails_the_whole_inventory_of_a_repository() {
+    let (_reg, proxy, fleet) = setup(1, 8).await;
+    let (repo, tags) = fleet.iter().next().unwrap();
+    let victim = tags.keys().nth(3).unwrap();
+    proxy.inject(FaultRule::new(Fault::Status(500)).path_contains(&format!("/manifests/{victim}")));
+    let c = client(&proxy, fast_retries(1));
+    let listed = c.tags(repo).await.unwrap();
+    let e = c.head_tags(repo, &listed).await.unwrap_err();
+    assert_eq!(e.reason(), "RegistryServerError", "{e}");
+    assert!(e.to_string().contains(victim.as_str()), "{e}");
 }

@@ -390,6 +390,12 @@ async fn basic_auth_works_with_the_right_password_and_is_refused_with_a_wrong_on
         credentials_from_secret_data(Some("kubernetes.io/dockerconfigjson"), &data, &host).unwrap();
     let from_secret = RegistryClient::new(&reg.url, creds, ClientOptions::default()).unwrap();
     assert_eq!(from_secret.tags("private/app").await.unwrap(), vec!["v1"]);
+
+    // and from user info in the URL (percent-encoded), which never shows in the client
+    let in_url = reg.url.replace("http://", "http://alice:correct%20horse@");
+    let c = client(&in_url, ClientOptions::default());
+    assert_eq!(c.tags("private/app").await.unwrap(), vec!["v1"]);
+    assert!(!format!("{c:?}").contains("horse"));
 }
 
 #[tokio::test]
@@ -471,4 +477,23 @@ async fn docker_schema2_images_and_manifest_lists_are_read_like_oci_ones() {
             .map(|c| c.digest.clone())
             .collect::<Vec<_>>()
     );
+}
+
+#[tokio::test]
+async fn tags_deleted_between_listing_and_head_are_reported_as_vanished() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    let a = s
+        .push_image("inv", Some("a"), "a", "2026-01-01T00:00:00Z")
+        .await;
+    let b = s
+        .push_image("inv", Some("b"), "b", "2026-01-02T00:00:00Z")
+        .await;
+    let c = client(&reg.url, ClientOptions::default());
+    let listed = c.tags("inv").await.unwrap();
+    c.delete_manifest("inv", &b.digest).await.unwrap();
+    let heads = c.head_tags("inv", &listed).await.unwrap();
+    assert_eq!(heads.vanished, vec!["b"]);
+    assert_eq!(heads.heads.len(), 1);
+    assert_eq!(heads.heads["a"].digest, a.digest);
 }

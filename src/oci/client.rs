@@ -156,6 +156,15 @@ pub enum DeleteOutcome {
     AlreadyGone,
 }
 
+/// The result of [`RegistryClient::head_tags`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagHeads {
+    /// Tag → what its HEAD told.
+    pub heads: std::collections::BTreeMap<String, ManifestHead>,
+    /// Tags that answered 404 (deleted since they were listed), sorted.
+    pub vanished: Vec<String>,
+}
+
 /// What a tag resolves to now, compared with what a plan saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TagCheck {
@@ -407,7 +416,29 @@ impl RegistryClient {
         Ok(self.inner.credentials.basic_header())
     }
 
+    /// Fetches a token for `scope` and caches it under `key`, retrying transient failures of
+    /// the realm like any other request.
     async fn fetch_token(
+        &self,
+        realm: &BearerRealm,
+        scope: Option<&str>,
+        key: &str,
+    ) -> Result<String> {
+        let policy = &self.inner.options.retry;
+        let mut retries = 0;
+        loop {
+            match self.fetch_token_once(realm, scope, key).await {
+                Err(e) if e.is_transient() && retries < policy.max_retries => {
+                    retries += 1;
+                    self.inner.counters.retry();
+                    tokio::time::sleep(policy.backoff(retries)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn fetch_token_once(
         &self,
         realm: &BearerRealm,
         scope: Option<&str>,
@@ -424,10 +455,12 @@ impl RegistryClient {
             }
         }
         let redacted = redact_url(&realm.realm);
-        let err = |message: String| OciError::TokenRequest {
+        let err_status = |status: Option<u16>, message: String| OciError::TokenRequest {
             realm: redacted.clone(),
+            status,
             message,
         };
+        let err = |message: String| err_status(None, message);
         let mut rb = self.inner.http.get(url.clone());
         if let Some(h) = self.inner.credentials.basic_header() {
             rb = rb.header(AUTHORIZATION, h);
@@ -438,21 +471,30 @@ impl RegistryClient {
         let status = resp.status();
         let body = match read_capped(resp, self.inner.options.max_body_bytes, false).await {
             Ok(b) => b,
-            Err(ReadError::TooLarge) => return Err(err("token response too large".to_string())),
+            Err(ReadError::TooLarge) => {
+                return Err(err_status(
+                    Some(status.as_u16()),
+                    "token response too large".to_string(),
+                ))
+            }
             Err(ReadError::Transport(m)) => return Err(err(m)),
         };
         if !status.is_success() {
-            return Err(err(format!("status {}", status.as_u16())));
+            return Err(err_status(
+                Some(status.as_u16()),
+                format!("status {}", status.as_u16()),
+            ));
         }
-        let tr: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|e| err(format!("answer is not a token JSON: {e}")))?;
+        let bad = |message: &str| err_status(Some(status.as_u16()), message.to_string());
+        let tr: TokenResponse =
+            serde_json::from_slice(&body).map_err(|_| bad("answer is not a token JSON"))?;
         let token = tr
             .token
             .filter(|t| !t.is_empty())
             .or(tr.access_token.filter(|t| !t.is_empty()))
-            .ok_or_else(|| err("answer holds no token".to_string()))?;
+            .ok_or_else(|| bad("answer holds no token"))?;
         if token.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(err("token holds invalid characters".to_string()));
+            return Err(bad("token holds invalid characters"));
         }
         let life = Duration::from_secs(tr.expires_in.unwrap_or(60).max(1));
         let expiry = Instant::now()
@@ -916,6 +958,34 @@ impl RegistryClient {
             media_type,
             size,
         }))
+    }
+
+    /// `HEAD`s every tag of `tags` in `repository`, as many at once as the client's
+    /// concurrency allows. Fails as a whole when any HEAD fails (an inventory with a hole must
+    /// not drive deletions); tags that vanished between listing and HEAD (404) are returned in
+    /// [`TagHeads::vanished`].
+    pub async fn head_tags(&self, repository: &str, tags: &[String]) -> Result<TagHeads> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        validate_repository(repository)?;
+        let found: Vec<(String, Option<ManifestHead>)> = stream::iter(tags)
+            .map(|t| async move {
+                validate_tag(t)?;
+                Ok::<_, OciError>((t.clone(), self.head_manifest(repository, t).await?))
+            })
+            .buffer_unordered(self.inner.options.max_concurrency)
+            .try_collect()
+            .await?;
+        let mut out = TagHeads::default();
+        for (t, h) in found {
+            match h {
+                Some(h) => {
+                    out.heads.insert(t, h);
+                }
+                None => out.vanished.push(t),
+            }
+        }
+        out.vanished.sort();
+        Ok(out)
     }
 
     /// `GET` a manifest or index by tag or digest and parse it. Content fetched by digest is

@@ -191,6 +191,8 @@ pub enum OciError {
     TokenRequest {
         /// The redacted realm URL.
         realm: String,
+        /// The status the realm answered with; `None` when it could not be reached.
+        status: Option<u16>,
         /// What went wrong.
         message: String,
     },
@@ -264,12 +266,15 @@ impl OciError {
     /// True for failures that may go away by themselves (network, 5xx, 429): the caller should
     /// retry later. False for answers that will not change without a change of input or config.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
+        match self {
             OciError::Unreachable { .. }
-                | OciError::ServerError { .. }
-                | OciError::IncompleteListing { .. }
-        )
+            | OciError::ServerError { .. }
+            | OciError::IncompleteListing { .. } => true,
+            OciError::TokenRequest { status, .. } => {
+                status.is_none_or(super::transport::is_retryable_status)
+            }
+            _ => false,
+        }
     }
 
     pub(crate) fn invalid(kind: &'static str, input: &str, message: impl Into<String>) -> Self {

@@ -23,7 +23,7 @@ pub mod transport;
 pub use auth::{credentials_from_secret_data, Credentials, DockerConfig};
 pub use client::{
     Capabilities, DeleteOutcome, Health, Referrers, ReferrersSource, RegistryClient, TagCheck,
-    TagStats, ZotInfo,
+    TagHeads, TagStats, ZotInfo,
 };
 pub use error::{OciError, Operation, Result};
 pub use manifest::{media_types, Manifest, ManifestContent, ManifestHead};

@@ -8,7 +8,22 @@
 //! - [`proxy`]: a fault-injecting loopback proxy (5xx, 429 + Retry-After, resets, latency)
 //!   that counts requests by method.
 //!
-//! Include it with `mod support;` from a test file. Not every test file uses every item.
+//! Include it with `mod support;` from a test file (or `#[path = "../tests/support/mod.rs"]`
+//! from an example). Not every test file uses every item. Typical use:
+//!
+//! ```ignore
+//! let reg = support::registry::TestRegistry::start();          // killed on drop
+//! let seeder = support::seed::Seeder::new(&reg.url, None);
+//! let img = seeder.push_image("team/app", Some("v1"), "id", "2026-01-01T00:00:00Z").await;
+//! seeder.tag("team/app", "latest", &img).await;                // alias: same digest
+//! let fleet = seeder.seed_fleet(20, 10, 4).await;              // repo -> tag -> digest
+//! let proxy = support::proxy::FaultProxy::start(&reg.url).await;
+//! proxy.inject(FaultRule::new(Fault::Status(503)).method("DELETE").times(1));
+//! // point the code under test at proxy.url(); assert on proxy.count("DELETE")
+//! ```
+//!
+//! Needs the Debian packages `docker-registry` and `apache2-utils` (htpasswd) and the
+//! `openssl` CLI (TLS registries only).
 #![allow(dead_code)]
 
 pub mod http;
