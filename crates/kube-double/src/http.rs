@@ -421,7 +421,14 @@ pub async fn handle(
         let mut record = record;
         record.code = 200;
         shared.log(record);
-        return Ok(watch(shared, target, query, wants_meta));
+        let shape = if wants_table {
+            Shape::Table
+        } else if wants_meta {
+            Shape::Metadata
+        } else {
+            Shape::Object
+        };
+        return Ok(watch(shared, target, query, shape));
     }
     let mut result = serve_verb(
         &shared,
@@ -706,17 +713,49 @@ fn visible(kind: &'static str, new_match: bool, old_match: bool) -> Option<&'sta
     }
 }
 
+/// How watch events carry their objects, per the request's Accept header.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    Object,
+    Metadata,
+    /// A one-row Table per event (`kubectl get -w`); column definitions only in the first.
+    Table,
+}
+
 fn watch(
     shared: Arc<Shared>,
     t: Target,
     q: HashMap<String, String>,
-    meta_only: bool,
+    shape_kind: Shape,
 ) -> Response<Body> {
-    let shape = move |o: &Value| {
-        if meta_only {
-            partial_metadata(o)
-        } else {
-            o.clone()
+    let table_rt = t.rt.clone();
+    let include = q
+        .get("includeObject")
+        .cloned()
+        .unwrap_or_else(|| "Metadata".to_string());
+    let first_table = std::sync::atomic::AtomicBool::new(true);
+    let shape = move |o: &Value| match shape_kind {
+        Shape::Object => o.clone(),
+        Shape::Metadata => partial_metadata(o),
+        Shape::Table => {
+            let rv = o
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_default();
+            let mut t = crate::table::table(
+                &table_rt,
+                std::slice::from_ref(o),
+                rv,
+                &include,
+                jiff::Timestamp::now(),
+            );
+            if !first_table.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                if let Some(m) = t.as_object_mut() {
+                    m.insert("columnDefinitions".into(), json!([]));
+                }
+            }
+            t
         }
     };
     let (labels, fields) = match selectors(&q) {

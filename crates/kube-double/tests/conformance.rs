@@ -931,3 +931,51 @@ async fn metadata_only_requests_get_partial_object_metadata() {
     assert_eq!(reader.state().len(), 1);
     task.abort();
 }
+
+#[tokio::test]
+async fn idle_watches_get_bookmarks_and_end_after_timeout_seconds() {
+    let opts = Options {
+        bookmark_interval: Duration::from_millis(200),
+        ..Options::default()
+    };
+    let server = TestApiServer::start_with(opts).await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let from = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let started = std::time::Instant::now();
+    let events: Vec<_> = cms
+        .watch(
+            &WatchParams {
+                bookmarks: true,
+                ..WatchParams::default()
+            }
+            .timeout(1),
+            &from,
+        )
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the watch outlived timeoutSeconds"
+    );
+    let bookmarks: Vec<String> = events
+        .into_iter()
+        .filter_map(|e| match e {
+            WatchEvent::Bookmark(b) => Some(b.metadata.resource_version),
+            _ => None,
+        })
+        .collect();
+    assert!(!bookmarks.is_empty(), "no bookmark on an idle watch");
+    assert!(
+        bookmarks.iter().all(|rv| *rv == from),
+        "{bookmarks:?} vs {from}"
+    );
+}
