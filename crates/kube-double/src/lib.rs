@@ -282,9 +282,13 @@ impl TestApiServer {
         )
     }
 
-    /// Write [`Self::kubeconfig`] to `path`.
+    /// Write [`Self::kubeconfig`] to `path` atomically (a script waiting for the file never
+    /// reads half of it).
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        std::fs::write(path, self.kubeconfig())
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, self.kubeconfig())?;
+        std::fs::rename(&tmp, path)
     }
 
     /// Every request served so far, oldest first.
