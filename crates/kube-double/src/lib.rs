@@ -21,6 +21,7 @@
 
 mod fields;
 mod http;
+mod meta;
 mod resources;
 mod schema;
 mod selectors;

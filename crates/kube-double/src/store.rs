@@ -262,20 +262,14 @@ impl Store {
         obj: &mut Value,
         old: Option<&Value>,
     ) -> Result<Vec<String>, ApiError> {
-        let mut errors: Vec<FieldError> = Vec::new();
-        if name.is_empty() {
-            errors.push(FieldError {
-                field: "metadata.name".into(),
-                reason: "FieldValueRequired",
-                detail: "Required value: name or generateName is required".into(),
-            });
-        } else if !valid_name(name) {
-            errors.push(FieldError {
-                field: "metadata.name".into(),
-                reason: "FieldValueInvalid",
-                detail: format!("Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
-            });
+        if rt.group.is_empty() && rt.kind == "Secret" {
+            crate::meta::convert_secret(obj);
         }
+        let mut errors: Vec<FieldError> = Vec::new();
+        if let Some(e) = crate::meta::check_name(&rt.group, &rt.kind, name) {
+            errors.push(e);
+        }
+        errors.extend(crate::meta::check_metadata(obj));
         let mut pruned = Vec::new();
         if errors.is_empty() {
             if let Some(s) = &rt.schema {
@@ -986,17 +980,4 @@ fn crd_status(crd: &Value) -> Value {
         "conditions": conditions,
         "storedVersions": stored,
     })
-}
-
-/// RFC 1123 subdomain: what most kinds require of `metadata.name`.
-fn valid_name(name: &str) -> bool {
-    name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }

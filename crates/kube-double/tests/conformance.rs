@@ -979,3 +979,38 @@ async fn idle_watches_get_bookmarks_and_end_after_timeout_seconds() {
         "{bookmarks:?} vs {from}"
     );
 }
+
+#[tokio::test]
+async fn object_metadata_is_validated_and_secret_string_data_is_encoded() {
+    let server = TestApiServer::start().await.unwrap();
+    let client = server.client();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let mut bad = cm("labelled", json!({}));
+    bad.metadata.labels = Some([("app".to_string(), "not valid!".to_string())].into());
+    let err = api_error(cms.create(&PostParams::default(), &bad).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert!(err.message.starts_with("ConfigMap \"labelled\" is invalid: metadata.labels: Invalid value: \"not valid!\": a valid label must be"), "{}", err.message);
+
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::default_namespaced(client.clone());
+    let svc = serde_json::from_value(
+        json!({"metadata": {"name": "1zot"}, "spec": {"ports": [{"port": 5000}]}}),
+    )
+    .unwrap();
+    let err = api_error(
+        services
+            .create(&PostParams::default(), &svc)
+            .await
+            .unwrap_err(),
+    );
+    assert!(err.message.contains("a DNS-1035 label"), "{}", err.message);
+
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::default_namespaced(client);
+    let s = serde_json::from_value(
+        json!({"metadata": {"name": "creds"}, "stringData": {"password": "hunter2"}}),
+    )
+    .unwrap();
+    let stored = secrets.create(&PostParams::default(), &s).await.unwrap();
+    assert!(stored.string_data.is_none());
+    assert_eq!(stored.data.unwrap()["password"].0, b"hunter2");
+}
