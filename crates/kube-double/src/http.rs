@@ -781,6 +781,7 @@ fn watch(
         .clone()
         .or_else(|| fields.pinned_name().map(str::to_string));
     let bookmark_every = shared.bookmark_interval;
+    let storage = Store::storage(&t.rt);
     tokio::spawn(async move {
         let matches = |o: &Value| -> bool {
             let ons = o
@@ -858,7 +859,9 @@ fn watch(
                     let after = from;
                     for c in store.history.iter().filter(|c| c.rv > after) {
                         from = c.rv;
-                        if c.key.0 != rt.group || c.key.1 != rt.plural {
+                        if (c.key.0.as_str(), c.key.1.as_str())
+                            != (storage.0.as_str(), storage.1.as_str())
+                        {
                             continue;
                         }
                         let new_match = matches(&c.object);

@@ -198,14 +198,20 @@ impl Store {
         self.compacted_through = self.rv;
     }
 
+    /// Where objects of `rt` are stored: `(group, plural)`. events.k8s.io/v1 Events share the
+    /// core Events' storage, as upstream, so both APIs see the same objects.
+    pub fn storage(rt: &ResourceType) -> (String, String) {
+        if is_events_api(rt) {
+            (String::new(), "events".to_string())
+        } else {
+            (rt.group.clone(), rt.plural.clone())
+        }
+    }
+
     fn key(rt: &ResourceType, ns: &str, name: &str) -> ObjKey {
         let ns = if rt.namespaced { ns } else { "" };
-        (
-            rt.group.clone(),
-            rt.plural.clone(),
-            ns.to_string(),
-            name.to_string(),
-        )
+        let (group, plural) = Self::storage(rt);
+        (group, plural, ns.to_string(), name.to_string())
     }
 
     /// The stored object, with `apiVersion` as requested.
@@ -216,9 +222,13 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
     }
 
-    /// An object as served at `rt`'s version (no conversion: only `apiVersion` changes).
+    /// An object as served at `rt`'s version (no conversion: only `apiVersion` changes, except
+    /// for events.k8s.io Events, which are converted from the stored core form).
     pub fn present(rt: &ResourceType, obj: &Value) -> Value {
         let mut o = obj.clone();
+        if is_events_api(rt) {
+            rename_event_fields(&mut o, CORE_TO_EVENTS);
+        }
         o["apiVersion"] = json!(rt.api_version());
         o["kind"] = json!(rt.kind);
         o
@@ -226,10 +236,12 @@ impl Store {
 
     /// Objects of `rt` in `ns` (all namespaces when `None`), in key order.
     pub fn list(&self, rt: &ResourceType, ns: Option<&str>) -> Vec<Value> {
+        let storage = Self::storage(rt);
         self.objects
             .iter()
             .filter(|((g, p, n, _), _)| {
-                *g == rt.group && *p == rt.plural && ns.is_none_or(|ns| ns == n)
+                (g.as_str(), p.as_str()) == (storage.0.as_str(), storage.1.as_str())
+                    && ns.is_none_or(|ns| ns == n)
             })
             .map(|(_, o)| Self::present(rt, o))
             .collect()
@@ -308,6 +320,7 @@ impl Store {
                 "the body of a create must be a JSON object",
             ));
         }
+        events_input(rt, &mut obj);
         self.namespace_allows_create(rt, ns)?;
         let mut name = meta_str(&obj, "name").unwrap_or_default().to_string();
         if name.is_empty() {
@@ -400,6 +413,7 @@ impl Store {
                 "the body of an update must be a JSON object",
             ));
         }
+        events_input(rt, &mut obj);
         if let Some(body_name) = meta_str(&obj, "name") {
             if body_name != name {
                 return Err(ApiError::bad_request(format!(
@@ -509,6 +523,7 @@ impl Store {
                 "an apply configuration must be an object",
             ));
         }
+        events_input(rt, &mut config);
         if let Some(body_name) = meta_str(&config, "name") {
             if body_name != name {
                 return Err(ApiError::bad_request(format!(
@@ -980,4 +995,43 @@ fn crd_status(crd: &Value) -> Value {
         "conditions": conditions,
         "storedVersions": stored,
     })
+}
+
+fn is_events_api(rt: &ResourceType) -> bool {
+    rt.group == "events.k8s.io" && rt.plural == "events"
+}
+
+/// Field names of events.k8s.io/v1 Event (left) and core/v1 Event (right) for the same data.
+const EVENTS_TO_CORE: &[(&str, &str)] = &[
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+];
+const CORE_TO_EVENTS: bool = false;
+const TO_CORE: bool = true;
+
+/// Rename an Event's fields between the events.k8s.io and core forms.
+fn rename_event_fields(obj: &mut Value, to_core: bool) {
+    let Some(m) = obj.as_object_mut() else { return };
+    for (events, core) in EVENTS_TO_CORE {
+        let (from, to) = if to_core {
+            (events, core)
+        } else {
+            (core, events)
+        };
+        if let Some(v) = m.remove(*from) {
+            m.insert((*to).to_string(), v);
+        }
+    }
+}
+
+/// Bring a write to events.k8s.io Events into the stored core form.
+pub(crate) fn events_input(rt: &ResourceType, obj: &mut Value) {
+    if is_events_api(rt) {
+        rename_event_fields(obj, TO_CORE);
+    }
 }

@@ -902,6 +902,17 @@ async fn the_kube_runtime_event_recorder_creates_and_updates_event_series() {
         .map(|r| r.verb.clone())
         .collect();
     assert_eq!(verbs, ["create", "patch", "list"]);
+    // Upstream serves the same objects as core/v1 Events, which `kubectl describe` reads.
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(server.client());
+    let selector = "involvedObject.name=target,involvedObject.kind=ConfigMap";
+    let described = core
+        .list(&ListParams::default().fields(selector))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(described.len(), 1);
+    assert_eq!(described[0].message.as_deref(), Some("hello"));
+    assert_eq!(described[0].series.as_ref().map(|s| s.count), Some(Some(2)));
 }
 
 #[tokio::test]
