@@ -857,7 +857,8 @@ fn watch(
                 } else {
                     let mut out = Vec::new();
                     let after = from;
-                    for c in store.history.iter().filter(|c| c.rv > after) {
+                    let start = store.history.partition_point(|c| c.rv <= after);
+                    for c in store.history.range(start..) {
                         from = c.rv;
                         if (c.key.0.as_str(), c.key.1.as_str())
                             != (storage.0.as_str(), storage.1.as_str())

@@ -475,14 +475,19 @@ impl Store {
             if old_meta.get("deletionTimestamp").is_some() {
                 // Finalizers may only be removed from an object being deleted.
                 let before = finalizers(&old);
-                let kept: Vec<String> = requested_finalizers
-                    .into_iter()
-                    .filter(|f| before.contains(f))
+                let added: Vec<&String> = requested_finalizers
+                    .iter()
+                    .filter(|f| !before.contains(f))
                     .collect();
-                if kept.is_empty() {
-                    m.remove("finalizers");
-                } else {
-                    m.insert("finalizers".into(), json!(kept));
+                if !added.is_empty() {
+                    let field = FieldError {
+                        field: "metadata.finalizers".into(),
+                        reason: "FieldValueForbidden",
+                        detail: format!(
+                            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                        ),
+                    };
+                    return Err(ApiError::invalid(&rt.group, &rt.kind, name, &[field]));
                 }
             }
         }

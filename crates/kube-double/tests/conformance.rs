@@ -652,6 +652,20 @@ async fn finalizers_hold_an_object_in_deletion_until_removed() {
     cms.delete("f", &DeleteParams::default()).await.unwrap();
     let held = cms.get("f").await.unwrap();
     assert!(held.metadata.deletion_timestamp.is_some());
+    let more = Patch::Merge(
+        json!({"metadata": {"finalizers": ["example.com/cleanup", "example.com/late"]}}),
+    );
+    let refused = api_error(
+        cms.patch("f", &PatchParams::default(), &more)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(refused.code, 422);
+    assert!(
+        refused.message.contains("no new finalizers can be added"),
+        "{}",
+        refused.message
+    );
     cms.patch(
         "f",
         &PatchParams::default(),
