@@ -1039,3 +1039,42 @@ async fn object_metadata_is_validated_and_secret_string_data_is_encoded() {
     assert!(stored.string_data.is_none());
     assert_eq!(stored.data.unwrap()["password"].0, b"hunter2");
 }
+
+#[tokio::test]
+async fn streaming_list_watchers_get_initial_events_and_the_end_bookmark() {
+    let server = TestApiServer::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    cms.create(&PostParams::default(), &cm("before", json!({})))
+        .await
+        .unwrap();
+    let writer = kube::runtime::reflector::store::Writer::<ConfigMap>::default();
+    let reader = writer.as_reader();
+    let stream = kube::runtime::reflector(
+        writer,
+        watcher(cms.clone(), watcher::Config::default().streaming_lists()),
+    );
+    let task = tokio::spawn(async move {
+        let mut s = std::pin::pin!(stream);
+        while s.next().await.is_some() {}
+    });
+    tokio::time::timeout(Duration::from_secs(5), reader.wait_until_ready())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reader.state().len(), 1);
+    cms.create(&PostParams::default(), &cm("after", json!({})))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while reader.state().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lists = server
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "list")
+        .count();
+    assert_eq!(lists, 0, "a streaming-list watcher should not LIST");
+    task.abort();
+}
