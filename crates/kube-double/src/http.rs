@@ -535,7 +535,34 @@ fn serve_verb(
                 .into_iter()
                 .filter(|o| labels.matches(o) && fields.matches(o))
                 .collect();
-            Ok((200, list_doc(rt, items, store.rv), Vec::new()))
+            // Pages: `continue` carries the offset (pages read the current state, not the
+            // snapshot of the first page as upstream does).
+            let offset = match q.get("continue").filter(|c| !c.is_empty()) {
+                Some(token) => token
+                    .split_once('/')
+                    .and_then(|(_, o)| o.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("continue key is not valid: {token}"))
+                    })?,
+                None => 0,
+            };
+            let limit = q
+                .get("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|l| *l > 0);
+            let total = items.len();
+            let end = limit.map_or(total, |l| (offset + l).min(total));
+            let page: Vec<Value> = items
+                .into_iter()
+                .skip(offset)
+                .take(end.saturating_sub(offset))
+                .collect();
+            let mut doc = list_doc(rt, page, store.rv);
+            if end < total {
+                doc["metadata"]["continue"] = json!(format!("{}/{end}", store.rv));
+                doc["metadata"]["remainingItemCount"] = json!(total - end);
+            }
+            Ok((200, doc, Vec::new()))
         }
         "create" => {
             if t.name.is_some() {

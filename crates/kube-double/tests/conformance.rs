@@ -1078,3 +1078,46 @@ async fn streaming_list_watchers_get_initial_events_and_the_end_bookmark() {
     assert_eq!(lists, 0, "a streaming-list watcher should not LIST");
     task.abort();
 }
+
+#[tokio::test]
+async fn lists_are_paged_with_limit_and_continue() {
+    let server = TestApiServer::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    for i in 0..5 {
+        cms.create(&PostParams::default(), &cm(&format!("c{i}"), json!({})))
+            .await
+            .unwrap();
+    }
+    let first = cms.list(&ListParams::default().limit(2)).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    assert_eq!(first.metadata.remaining_item_count, Some(3));
+    let token = first.metadata.continue_.clone().unwrap();
+    let second = cms
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .unwrap();
+    let third = cms
+        .list(
+            &ListParams::default()
+                .limit(2)
+                .continue_token(second.metadata.continue_.as_deref().unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(third.items.len(), 1);
+    assert!(third.metadata.continue_.is_none());
+    // A watcher pages through everything.
+    let writer = kube::runtime::reflector::store::Writer::<ConfigMap>::default();
+    let reader = writer.as_reader();
+    let stream = kube::runtime::reflector(
+        writer,
+        watcher(cms.clone(), watcher::Config::default().page_size(2)),
+    );
+    let task = tokio::spawn(async move {
+        let mut s = std::pin::pin!(stream);
+        while s.next().await.is_some() {}
+    });
+    reader.wait_until_ready().await.unwrap();
+    assert_eq!(reader.state().len(), 5);
+    task.abort();
+}
