@@ -524,7 +524,8 @@ fn serve_verb(
             .collect();
         Ok((code, Store::present(rt, &v), warnings))
     };
-    // Strict validation must reject before anything is stored: run the write as a dry run first.
+    // Under `fieldValidation=Strict` every write below first runs as a dry run, so that unknown
+    // fields reject it before anything is stored.
     let mut store = shared.lock();
     match verb {
         "get" => Ok((200, store.get(rt, &ns, &name)?, Vec::new())),
