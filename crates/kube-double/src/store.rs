@@ -389,8 +389,9 @@ impl Store {
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
         let key = Self::key(rt, ns, &name);
         self.objects.insert(key.clone(), obj.clone());
-        self.record("ADDED", key, obj.clone(), None);
+        self.record("ADDED", key.clone(), obj.clone(), None);
         self.after_crd_write(rt, &obj);
+        self.collect_if_dangling(rt, &key);
         Ok((obj, warnings))
     }
 
@@ -605,8 +606,9 @@ impl Store {
             self.rv += 1;
             meta_mut(&mut created).insert("resourceVersion".into(), json!(self.rv.to_string()));
             self.objects.insert(key.clone(), created.clone());
-            self.record("ADDED", key, created.clone(), None);
+            self.record("ADDED", key.clone(), created.clone(), None);
             self.after_crd_write(rt, &created);
+            self.collect_if_dangling(rt, &key);
             return Ok((created, warnings));
         };
         if let Some(want) = want_rv {
@@ -757,8 +759,9 @@ impl Store {
             return Ok(obj);
         }
         self.objects.insert(key.clone(), obj.clone());
-        self.record("MODIFIED", key, obj.clone(), Some(old));
+        self.record("MODIFIED", key.clone(), obj.clone(), Some(old));
         self.after_crd_write(rt, &obj);
+        self.collect_if_dangling(rt, &key);
         Ok(obj)
     }
 
@@ -874,6 +877,32 @@ impl Store {
             })
             .map(|(k, _)| k.clone())
             .collect()
+    }
+
+    /// Upstream's garbage collector deletes a dependent none of whose owners exist, looking an
+    /// owner up in the dependent's namespace (or cluster-wide for a cluster-scoped owner).
+    /// Upstream does it asynchronously; here it happens right after the write.
+    fn collect_if_dangling(&mut self, rt: &ResourceType, key: &ObjKey) {
+        let Some(refs) = self
+            .objects
+            .get(key)
+            .and_then(|o| o.pointer("/metadata/ownerReferences"))
+            .and_then(Value::as_array)
+        else {
+            return;
+        };
+        if refs.is_empty() {
+            return;
+        }
+        let resolves = refs.iter().any(|r| {
+            let uid = r["uid"].as_str().unwrap_or_default();
+            self.objects
+                .iter()
+                .any(|(k, o)| meta_str(o, "uid") == Some(uid) && (k.2.is_empty() || k.2 == key.2))
+        });
+        if !resolves {
+            let _ = self.delete(rt, &key.2, &key.3, "Background", None, false);
+        }
     }
 
     fn uid_exists(&self, uid: &str) -> bool {

@@ -1121,3 +1121,40 @@ async fn lists_are_paged_with_limit_and_continue() {
     assert_eq!(reader.state().len(), 5);
     task.abort();
 }
+
+#[tokio::test]
+async fn dependents_of_owners_that_do_not_exist_are_collected() {
+    let server = TestApiServer::start().await.unwrap();
+    let client = server.client();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", json!({})))
+        .await
+        .unwrap();
+    let reference = |uid: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "owner".into(),
+        uid: uid.into(),
+        ..Default::default()
+    };
+    let mut wrong_uid = cm("wrong-uid", json!({}));
+    wrong_uid.metadata.owner_references =
+        Some(vec![reference("00000000-0000-4000-8000-000000000000")]);
+    cms.create(&PostParams::default(), &wrong_uid)
+        .await
+        .unwrap();
+    assert!(cms.get_opt("wrong-uid").await.unwrap().is_none());
+
+    // An owner in another namespace does not count: owner references never cross namespaces.
+    let other: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    let mut cross = cm("cross", json!({}));
+    cross.metadata.owner_references = Some(vec![reference(owner.metadata.uid.as_deref().unwrap())]);
+    other.create(&PostParams::default(), &cross).await.unwrap();
+    assert!(other.get_opt("cross").await.unwrap().is_none());
+
+    let mut fine = cm("fine", json!({}));
+    fine.metadata.owner_references = Some(vec![reference(owner.metadata.uid.as_deref().unwrap())]);
+    cms.create(&PostParams::default(), &fine).await.unwrap();
+    assert!(cms.get_opt("fine").await.unwrap().is_some());
+}
