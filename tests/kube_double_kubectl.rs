@@ -130,6 +130,21 @@ async fn kubectl_applies_the_crds_and_samples_client_side_then_gets_describes_an
     );
     let names = k.ok(&["get", "reg,rp", "-o", "name"]).await;
     assert_eq!(names.lines().count(), 3, "{names}");
+    // Cluster-scoped: no namespace in its path, listed from any namespace context.
+    let crp = k.ok(&["get", "crp", "-A", "-o", "name"]).await;
+    assert_eq!(
+        crp.trim(),
+        "clusterretentionpolicy.registry-operator.dev/default-retention"
+    );
+    let crp_requests: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "clusterretentionpolicies")
+        .collect();
+    assert!(
+        crp_requests.iter().all(|r| r.namespace.is_none()),
+        "{crp_requests:?}"
+    );
     let described = k.ok(&["describe", "rp", "keep-recent"]).await;
     assert!(described.contains("Registry Ref"), "{described}");
 

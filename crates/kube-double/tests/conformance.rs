@@ -1158,3 +1158,32 @@ async fn dependents_of_owners_that_do_not_exist_are_collected() {
     cms.create(&PostParams::default(), &fine).await.unwrap();
     assert!(cms.get_opt("fine").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn cluster_scoped_and_namespaced_paths_are_not_interchangeable() {
+    let server = TestApiServer::start().await.unwrap();
+    let client = server.client();
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client.clone());
+    let role =
+        serde_json::from_value(json!({"metadata": {"name": "reader"}, "rules": []})).unwrap();
+    let made = roles.create(&PostParams::default(), &role).await.unwrap();
+    assert!(made.metadata.namespace.is_none());
+    // A cluster-scoped kind has no namespaced path...
+    let ar = ApiResource::erase::<k8s_openapi::api::rbac::v1::ClusterRole>(&());
+    let namespaced: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    assert_eq!(
+        api_error(namespaced.get("reader").await.unwrap_err()).code,
+        404
+    );
+    // ...and a namespaced object has no cluster-wide GET, only a cluster-wide list.
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    cms.create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .unwrap();
+    let all: Api<ConfigMap> = Api::all(client);
+    assert_eq!(api_error(all.get("c").await.unwrap_err()).code, 404);
+    assert_eq!(
+        all.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+}
