@@ -1187,3 +1187,28 @@ async fn cluster_scoped_and_namespaced_paths_are_not_interchangeable() {
         1
     );
 }
+
+#[tokio::test]
+async fn kube_discovery_finds_builtins_and_crd_served_resources() {
+    let (_server, client, _widgets) = with_widgets(Options::default()).await;
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    let (ar, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk(
+            "test.kube-double.dev",
+            "v1",
+            "Widget",
+        ))
+        .unwrap();
+    assert_eq!(ar.plural, "widgets");
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+    assert!(caps
+        .subresources
+        .iter()
+        .any(|(sub, _)| sub.plural == "widgets/status" || sub.plural == "status"));
+    assert!(discovery
+        .resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "StatefulSet"))
+        .is_some());
+    assert!(discovery
+        .resolve_gvk(&GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease"))
+        .is_some());
+}
