@@ -9,10 +9,12 @@
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! let server = kube_double::TestApiServer::start().await?;
-//! let client = server.client();
-//! // ... run controllers against `client` ...
-//! let writes = server.requests().iter().filter(|r| r.is_write()).count();
-//! # let _ = (client, writes); Ok(()) }
+//! let setup = server.client(); // the test's own client, user "admin"
+//! let operator = server.client_as("system:serviceaccount:ops:operator");
+//! // ... install CRDs with `setup`, run the controller with `operator` ...
+//! let writes = server.requests().iter().filter(|r| r.is_write()).count(); // hot loops
+//! let rbac = server.api_usage("system:serviceaccount:ops:operator"); // what RBAC must grant
+//! # let _ = (setup, operator, writes, rbac); Ok(()) }
 //! ```
 //!
 //! See the crate README for what the double does not emulate.
