@@ -129,6 +129,23 @@ async fn wait_converged(regs: &Api<Registry>, cms: &Api<ConfigMap>, version: &st
     }
 }
 
+async fn settle(server: &TestApiServer) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut last = writes(server);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = writes(server);
+        if now == last {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "writes never settled ({now} so far)"
+        );
+        last = now;
+    }
+}
+
 fn writes(server: &TestApiServer) -> usize {
     server.requests().iter().filter(|r| r.is_write()).count()
 }
@@ -143,7 +160,9 @@ async fn a_registry_controller_converges_and_then_stops_writing() {
         .unwrap();
     wait_converged(&regs, &cms, "v2.1.8").await;
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the reconciles already queued (the owned ConfigMap's own events) drain; a controller
+    // in a hot loop never gets here.
+    settle(&server).await;
     let before = writes(&server);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(

@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::Resource;
 use kube_double::TestApiServer;
 
 const FIXTURES: &str = "crates/kube-double/tests/fixtures";
@@ -130,8 +132,48 @@ async fn kubectl_applies_the_crds_and_samples_client_side_then_gets_describes_an
     );
     let names = k.ok(&["get", "reg,rp", "-o", "name"]).await;
     assert_eq!(names.lines().count(), 3, "{names}");
+    // Cluster-scoped: no namespace in its path, listed from any namespace context.
+    let crp = k.ok(&["get", "crp", "-A", "-o", "name"]).await;
+    assert_eq!(
+        crp.trim(),
+        "clusterretentionpolicy.registry-operator.dev/default-retention"
+    );
+    let crp_requests: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "clusterretentionpolicies")
+        .collect();
+    assert!(
+        crp_requests.iter().all(|r| r.namespace.is_none()),
+        "{crp_requests:?}"
+    );
     let described = k.ok(&["describe", "rp", "keep-recent"]).await;
     assert!(described.contains("Registry Ref"), "{described}");
+
+    // Events a controller publishes (events.k8s.io, kube-rs Recorder) show in describe.
+    let regs: kube::Api<registry_operator::api::Registry> =
+        kube::Api::default_namespaced(server.client());
+    let zot = regs.get("zot").await.unwrap();
+    let recorder = Recorder::new(
+        server.client(),
+        Reporter {
+            controller: "registry-operator".into(),
+            instance: None,
+        },
+    );
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Deployed".into(),
+        note: Some("zot v2.1.8 rolled out".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder
+        .publish(&event, &zot.object_ref(&()))
+        .await
+        .unwrap();
+    let described = k.ok(&["describe", "registry", "zot"]).await;
+    assert!(described.contains("zot v2.1.8 rolled out"), "{described}");
 
     let deleted = k.ok(&["delete", "-f", &samples]).await;
     assert!(

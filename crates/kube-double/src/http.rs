@@ -421,7 +421,14 @@ pub async fn handle(
         let mut record = record;
         record.code = 200;
         shared.log(record);
-        return Ok(watch(shared, target, query, wants_meta));
+        let shape = if wants_table {
+            Shape::Table
+        } else if wants_meta {
+            Shape::Metadata
+        } else {
+            Shape::Object
+        };
+        return Ok(watch(shared, target, query, shape));
     }
     let mut result = serve_verb(
         &shared,
@@ -517,7 +524,8 @@ fn serve_verb(
             .collect();
         Ok((code, Store::present(rt, &v), warnings))
     };
-    // Strict validation must reject before anything is stored: run the write as a dry run first.
+    // Under `fieldValidation=Strict` every write below first runs as a dry run, so that unknown
+    // fields reject it before anything is stored.
     let mut store = shared.lock();
     match verb {
         "get" => Ok((200, store.get(rt, &ns, &name)?, Vec::new())),
@@ -528,7 +536,34 @@ fn serve_verb(
                 .into_iter()
                 .filter(|o| labels.matches(o) && fields.matches(o))
                 .collect();
-            Ok((200, list_doc(rt, items, store.rv), Vec::new()))
+            // Pages: `continue` carries the offset (pages read the current state, not the
+            // snapshot of the first page as upstream does).
+            let offset = match q.get("continue").filter(|c| !c.is_empty()) {
+                Some(token) => token
+                    .split_once('/')
+                    .and_then(|(_, o)| o.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("continue key is not valid: {token}"))
+                    })?,
+                None => 0,
+            };
+            let limit = q
+                .get("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|l| *l > 0);
+            let total = items.len();
+            let end = limit.map_or(total, |l| (offset + l).min(total));
+            let page: Vec<Value> = items
+                .into_iter()
+                .skip(offset)
+                .take(end.saturating_sub(offset))
+                .collect();
+            let mut doc = list_doc(rt, page, store.rv);
+            if end < total {
+                doc["metadata"]["continue"] = json!(format!("{}/{end}", store.rv));
+                doc["metadata"]["remainingItemCount"] = json!(total - end);
+            }
+            Ok((200, doc, Vec::new()))
         }
         "create" => {
             if t.name.is_some() {
@@ -706,17 +741,49 @@ fn visible(kind: &'static str, new_match: bool, old_match: bool) -> Option<&'sta
     }
 }
 
+/// How watch events carry their objects, per the request's Accept header.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    Object,
+    Metadata,
+    /// A one-row Table per event (`kubectl get -w`); column definitions only in the first.
+    Table,
+}
+
 fn watch(
     shared: Arc<Shared>,
     t: Target,
     q: HashMap<String, String>,
-    meta_only: bool,
+    shape_kind: Shape,
 ) -> Response<Body> {
-    let shape = move |o: &Value| {
-        if meta_only {
-            partial_metadata(o)
-        } else {
-            o.clone()
+    let table_rt = t.rt.clone();
+    let include = q
+        .get("includeObject")
+        .cloned()
+        .unwrap_or_else(|| "Metadata".to_string());
+    let first_table = std::sync::atomic::AtomicBool::new(true);
+    let shape = move |o: &Value| match shape_kind {
+        Shape::Object => o.clone(),
+        Shape::Metadata => partial_metadata(o),
+        Shape::Table => {
+            let rv = o
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_default();
+            let mut t = crate::table::table(
+                &table_rt,
+                std::slice::from_ref(o),
+                rv,
+                &include,
+                jiff::Timestamp::now(),
+            );
+            if !first_table.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                if let Some(m) = t.as_object_mut() {
+                    m.insert("columnDefinitions".into(), json!([]));
+                }
+            }
+            t
         }
     };
     let (labels, fields) = match selectors(&q) {
@@ -742,6 +809,7 @@ fn watch(
         .clone()
         .or_else(|| fields.pinned_name().map(str::to_string));
     let bookmark_every = shared.bookmark_interval;
+    let storage = Store::storage(&t.rt);
     tokio::spawn(async move {
         let matches = |o: &Value| -> bool {
             let ons = o
@@ -817,9 +885,12 @@ fn watch(
                 } else {
                     let mut out = Vec::new();
                     let after = from;
-                    for c in store.history.iter().filter(|c| c.rv > after) {
+                    let start = store.history.partition_point(|c| c.rv <= after);
+                    for c in store.history.range(start..) {
                         from = c.rv;
-                        if c.key.0 != rt.group || c.key.1 != rt.plural {
+                        if (c.key.0.as_str(), c.key.1.as_str())
+                            != (storage.0.as_str(), storage.1.as_str())
+                        {
                             continue;
                         }
                         let new_match = matches(&c.object);

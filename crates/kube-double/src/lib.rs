@@ -9,10 +9,12 @@
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! let server = kube_double::TestApiServer::start().await?;
-//! let client = server.client();
-//! // ... run controllers against `client` ...
-//! let writes = server.requests().iter().filter(|r| r.is_write()).count();
-//! # let _ = (client, writes); Ok(()) }
+//! let setup = server.client(); // the test's own client, user "admin"
+//! let operator = server.client_as("system:serviceaccount:ops:operator");
+//! // ... install CRDs with `setup`, run the controller with `operator` ...
+//! let writes = server.requests().iter().filter(|r| r.is_write()).count(); // hot loops
+//! let rbac = server.api_usage("system:serviceaccount:ops:operator"); // what RBAC must grant
+//! # let _ = (setup, operator, writes, rbac); Ok(()) }
 //! ```
 //!
 //! See the crate README for what the double does not emulate.
@@ -21,6 +23,7 @@
 
 mod fields;
 mod http;
+mod meta;
 mod resources;
 mod schema;
 mod selectors;
@@ -221,6 +224,8 @@ impl TestApiServer {
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
                 let conn_shared = accept_shared.clone();
@@ -282,9 +287,13 @@ impl TestApiServer {
         )
     }
 
-    /// Write [`Self::kubeconfig`] to `path`.
+    /// Write [`Self::kubeconfig`] to `path` atomically (a script waiting for the file never
+    /// reads half of it).
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        std::fs::write(path, self.kubeconfig())
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, self.kubeconfig())?;
+        std::fs::rename(&tmp, path)
     }
 
     /// Every request served so far, oldest first.

@@ -198,14 +198,20 @@ impl Store {
         self.compacted_through = self.rv;
     }
 
+    /// Where objects of `rt` are stored: `(group, plural)`. events.k8s.io/v1 Events share the
+    /// core Events' storage, as upstream, so both APIs see the same objects.
+    pub fn storage(rt: &ResourceType) -> (String, String) {
+        if is_events_api(rt) {
+            (String::new(), "events".to_string())
+        } else {
+            (rt.group.clone(), rt.plural.clone())
+        }
+    }
+
     fn key(rt: &ResourceType, ns: &str, name: &str) -> ObjKey {
         let ns = if rt.namespaced { ns } else { "" };
-        (
-            rt.group.clone(),
-            rt.plural.clone(),
-            ns.to_string(),
-            name.to_string(),
-        )
+        let (group, plural) = Self::storage(rt);
+        (group, plural, ns.to_string(), name.to_string())
     }
 
     /// The stored object, with `apiVersion` as requested.
@@ -216,9 +222,13 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
     }
 
-    /// An object as served at `rt`'s version (no conversion: only `apiVersion` changes).
+    /// An object as served at `rt`'s version (no conversion: only `apiVersion` changes, except
+    /// for events.k8s.io Events, which are converted from the stored core form).
     pub fn present(rt: &ResourceType, obj: &Value) -> Value {
         let mut o = obj.clone();
+        if is_events_api(rt) {
+            rename_event_fields(&mut o, CORE_TO_EVENTS);
+        }
         o["apiVersion"] = json!(rt.api_version());
         o["kind"] = json!(rt.kind);
         o
@@ -226,10 +236,12 @@ impl Store {
 
     /// Objects of `rt` in `ns` (all namespaces when `None`), in key order.
     pub fn list(&self, rt: &ResourceType, ns: Option<&str>) -> Vec<Value> {
+        let storage = Self::storage(rt);
         self.objects
             .iter()
             .filter(|((g, p, n, _), _)| {
-                *g == rt.group && *p == rt.plural && ns.is_none_or(|ns| ns == n)
+                (g.as_str(), p.as_str()) == (storage.0.as_str(), storage.1.as_str())
+                    && ns.is_none_or(|ns| ns == n)
             })
             .map(|(_, o)| Self::present(rt, o))
             .collect()
@@ -262,20 +274,14 @@ impl Store {
         obj: &mut Value,
         old: Option<&Value>,
     ) -> Result<Vec<String>, ApiError> {
-        let mut errors: Vec<FieldError> = Vec::new();
-        if name.is_empty() {
-            errors.push(FieldError {
-                field: "metadata.name".into(),
-                reason: "FieldValueRequired",
-                detail: "Required value: name or generateName is required".into(),
-            });
-        } else if !valid_name(name) {
-            errors.push(FieldError {
-                field: "metadata.name".into(),
-                reason: "FieldValueInvalid",
-                detail: format!("Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
-            });
+        if rt.group.is_empty() && rt.kind == "Secret" {
+            crate::meta::convert_secret(obj);
         }
+        let mut errors: Vec<FieldError> = Vec::new();
+        if let Some(e) = crate::meta::check_name(&rt.group, &rt.kind, name) {
+            errors.push(e);
+        }
+        errors.extend(crate::meta::check_metadata(obj));
         let mut pruned = Vec::new();
         if errors.is_empty() {
             if let Some(s) = &rt.schema {
@@ -314,6 +320,7 @@ impl Store {
                 "the body of a create must be a JSON object",
             ));
         }
+        events_input(rt, &mut obj);
         self.namespace_allows_create(rt, ns)?;
         let mut name = meta_str(&obj, "name").unwrap_or_default().to_string();
         if name.is_empty() {
@@ -382,8 +389,9 @@ impl Store {
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
         let key = Self::key(rt, ns, &name);
         self.objects.insert(key.clone(), obj.clone());
-        self.record("ADDED", key, obj.clone(), None);
+        self.record("ADDED", key.clone(), obj.clone(), None);
         self.after_crd_write(rt, &obj);
+        self.collect_if_dangling(rt, &key);
         Ok((obj, warnings))
     }
 
@@ -406,6 +414,7 @@ impl Store {
                 "the body of an update must be a JSON object",
             ));
         }
+        events_input(rt, &mut obj);
         if let Some(body_name) = meta_str(&obj, "name") {
             if body_name != name {
                 return Err(ApiError::bad_request(format!(
@@ -467,14 +476,19 @@ impl Store {
             if old_meta.get("deletionTimestamp").is_some() {
                 // Finalizers may only be removed from an object being deleted.
                 let before = finalizers(&old);
-                let kept: Vec<String> = requested_finalizers
-                    .into_iter()
-                    .filter(|f| before.contains(f))
+                let added: Vec<&String> = requested_finalizers
+                    .iter()
+                    .filter(|f| !before.contains(f))
                     .collect();
-                if kept.is_empty() {
-                    m.remove("finalizers");
-                } else {
-                    m.insert("finalizers".into(), json!(kept));
+                if !added.is_empty() {
+                    let field = FieldError {
+                        field: "metadata.finalizers".into(),
+                        reason: "FieldValueForbidden",
+                        detail: format!(
+                            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                        ),
+                    };
+                    return Err(ApiError::invalid(&rt.group, &rt.kind, name, &[field]));
                 }
             }
         }
@@ -515,6 +529,7 @@ impl Store {
                 "an apply configuration must be an object",
             ));
         }
+        events_input(rt, &mut config);
         if let Some(body_name) = meta_str(&config, "name") {
             if body_name != name {
                 return Err(ApiError::bad_request(format!(
@@ -591,8 +606,9 @@ impl Store {
             self.rv += 1;
             meta_mut(&mut created).insert("resourceVersion".into(), json!(self.rv.to_string()));
             self.objects.insert(key.clone(), created.clone());
-            self.record("ADDED", key, created.clone(), None);
+            self.record("ADDED", key.clone(), created.clone(), None);
             self.after_crd_write(rt, &created);
+            self.collect_if_dangling(rt, &key);
             return Ok((created, warnings));
         };
         if let Some(want) = want_rv {
@@ -743,8 +759,9 @@ impl Store {
             return Ok(obj);
         }
         self.objects.insert(key.clone(), obj.clone());
-        self.record("MODIFIED", key, obj.clone(), Some(old));
+        self.record("MODIFIED", key.clone(), obj.clone(), Some(old));
         self.after_crd_write(rt, &obj);
+        self.collect_if_dangling(rt, &key);
         Ok(obj)
     }
 
@@ -860,6 +877,32 @@ impl Store {
             })
             .map(|(k, _)| k.clone())
             .collect()
+    }
+
+    /// Upstream's garbage collector deletes a dependent none of whose owners exist, looking an
+    /// owner up in the dependent's namespace (or cluster-wide for a cluster-scoped owner).
+    /// Upstream does it asynchronously; here it happens right after the write.
+    fn collect_if_dangling(&mut self, rt: &ResourceType, key: &ObjKey) {
+        let Some(refs) = self
+            .objects
+            .get(key)
+            .and_then(|o| o.pointer("/metadata/ownerReferences"))
+            .and_then(Value::as_array)
+        else {
+            return;
+        };
+        if refs.is_empty() {
+            return;
+        }
+        let resolves = refs.iter().any(|r| {
+            let uid = r["uid"].as_str().unwrap_or_default();
+            self.objects
+                .iter()
+                .any(|(k, o)| meta_str(o, "uid") == Some(uid) && (k.2.is_empty() || k.2 == key.2))
+        });
+        if !resolves {
+            let _ = self.delete(rt, &key.2, &key.3, "Background", None, false);
+        }
     }
 
     fn uid_exists(&self, uid: &str) -> bool {
@@ -988,15 +1031,41 @@ fn crd_status(crd: &Value) -> Value {
     })
 }
 
-/// RFC 1123 subdomain: what most kinds require of `metadata.name`.
-fn valid_name(name: &str) -> bool {
-    name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+fn is_events_api(rt: &ResourceType) -> bool {
+    rt.group == "events.k8s.io" && rt.plural == "events"
+}
+
+/// Field names of events.k8s.io/v1 Event (left) and core/v1 Event (right) for the same data.
+const EVENTS_TO_CORE: &[(&str, &str)] = &[
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+];
+const CORE_TO_EVENTS: bool = false;
+const TO_CORE: bool = true;
+
+/// Rename an Event's fields between the events.k8s.io and core forms.
+fn rename_event_fields(obj: &mut Value, to_core: bool) {
+    let Some(m) = obj.as_object_mut() else { return };
+    for (events, core) in EVENTS_TO_CORE {
+        let (from, to) = if to_core {
+            (events, core)
+        } else {
+            (core, events)
+        };
+        if let Some(v) = m.remove(*from) {
+            m.insert((*to).to_string(), v);
+        }
+    }
+}
+
+/// Bring a write to events.k8s.io Events into the stored core form.
+pub(crate) fn events_input(rt: &ResourceType, obj: &mut Value) {
+    if is_events_api(rt) {
+        rename_event_fields(obj, TO_CORE);
+    }
 }

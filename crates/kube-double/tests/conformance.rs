@@ -652,6 +652,20 @@ async fn finalizers_hold_an_object_in_deletion_until_removed() {
     cms.delete("f", &DeleteParams::default()).await.unwrap();
     let held = cms.get("f").await.unwrap();
     assert!(held.metadata.deletion_timestamp.is_some());
+    let more = Patch::Merge(
+        json!({"metadata": {"finalizers": ["example.com/cleanup", "example.com/late"]}}),
+    );
+    let refused = api_error(
+        cms.patch("f", &PatchParams::default(), &more)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(refused.code, 422);
+    assert!(
+        refused.message.contains("no new finalizers can be added"),
+        "{}",
+        refused.message
+    );
     cms.patch(
         "f",
         &PatchParams::default(),
@@ -902,6 +916,17 @@ async fn the_kube_runtime_event_recorder_creates_and_updates_event_series() {
         .map(|r| r.verb.clone())
         .collect();
     assert_eq!(verbs, ["create", "patch", "list"]);
+    // Upstream serves the same objects as core/v1 Events, which `kubectl describe` reads.
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(server.client());
+    let selector = "involvedObject.name=target,involvedObject.kind=ConfigMap";
+    let described = core
+        .list(&ListParams::default().fields(selector))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(described.len(), 1);
+    assert_eq!(described[0].message.as_deref(), Some("hello"));
+    assert_eq!(described[0].series.as_ref().map(|s| s.count), Some(Some(2)));
 }
 
 #[tokio::test]
@@ -930,4 +955,260 @@ async fn metadata_only_requests_get_partial_object_metadata() {
     reader.wait_until_ready().await.unwrap();
     assert_eq!(reader.state().len(), 1);
     task.abort();
+}
+
+#[tokio::test]
+async fn idle_watches_get_bookmarks_and_end_after_timeout_seconds() {
+    let opts = Options {
+        bookmark_interval: Duration::from_millis(200),
+        ..Options::default()
+    };
+    let server = TestApiServer::start_with(opts).await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let from = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let started = std::time::Instant::now();
+    let events: Vec<_> = cms
+        .watch(
+            &WatchParams {
+                bookmarks: true,
+                ..WatchParams::default()
+            }
+            .timeout(1),
+            &from,
+        )
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the watch outlived timeoutSeconds"
+    );
+    let bookmarks: Vec<String> = events
+        .into_iter()
+        .filter_map(|e| match e {
+            WatchEvent::Bookmark(b) => Some(b.metadata.resource_version),
+            _ => None,
+        })
+        .collect();
+    assert!(!bookmarks.is_empty(), "no bookmark on an idle watch");
+    assert!(
+        bookmarks.iter().all(|rv| *rv == from),
+        "{bookmarks:?} vs {from}"
+    );
+}
+
+#[tokio::test]
+async fn object_metadata_is_validated_and_secret_string_data_is_encoded() {
+    let server = TestApiServer::start().await.unwrap();
+    let client = server.client();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let mut bad = cm("labelled", json!({}));
+    bad.metadata.labels = Some([("app".to_string(), "not valid!".to_string())].into());
+    let err = api_error(cms.create(&PostParams::default(), &bad).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert!(err.message.starts_with("ConfigMap \"labelled\" is invalid: metadata.labels: Invalid value: \"not valid!\": a valid label must be"), "{}", err.message);
+
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::default_namespaced(client.clone());
+    let svc = serde_json::from_value(
+        json!({"metadata": {"name": "1zot"}, "spec": {"ports": [{"port": 5000}]}}),
+    )
+    .unwrap();
+    let err = api_error(
+        services
+            .create(&PostParams::default(), &svc)
+            .await
+            .unwrap_err(),
+    );
+    assert!(err.message.contains("a DNS-1035 label"), "{}", err.message);
+
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::default_namespaced(client);
+    let s = serde_json::from_value(
+        json!({"metadata": {"name": "creds"}, "stringData": {"password": "hunter2"}}),
+    )
+    .unwrap();
+    let stored = secrets.create(&PostParams::default(), &s).await.unwrap();
+    assert!(stored.string_data.is_none());
+    assert_eq!(stored.data.unwrap()["password"].0, b"hunter2");
+}
+
+#[tokio::test]
+async fn streaming_list_watchers_get_initial_events_and_the_end_bookmark() {
+    let server = TestApiServer::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    cms.create(&PostParams::default(), &cm("before", json!({})))
+        .await
+        .unwrap();
+    let writer = kube::runtime::reflector::store::Writer::<ConfigMap>::default();
+    let reader = writer.as_reader();
+    let stream = kube::runtime::reflector(
+        writer,
+        watcher(cms.clone(), watcher::Config::default().streaming_lists()),
+    );
+    let task = tokio::spawn(async move {
+        let mut s = std::pin::pin!(stream);
+        while s.next().await.is_some() {}
+    });
+    tokio::time::timeout(Duration::from_secs(5), reader.wait_until_ready())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reader.state().len(), 1);
+    cms.create(&PostParams::default(), &cm("after", json!({})))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while reader.state().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lists = server
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "list")
+        .count();
+    assert_eq!(lists, 0, "a streaming-list watcher should not LIST");
+    task.abort();
+}
+
+#[tokio::test]
+async fn lists_are_paged_with_limit_and_continue() {
+    let server = TestApiServer::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    for i in 0..5 {
+        cms.create(&PostParams::default(), &cm(&format!("c{i}"), json!({})))
+            .await
+            .unwrap();
+    }
+    let first = cms.list(&ListParams::default().limit(2)).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    assert_eq!(first.metadata.remaining_item_count, Some(3));
+    let token = first.metadata.continue_.clone().unwrap();
+    let second = cms
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .unwrap();
+    let third = cms
+        .list(
+            &ListParams::default()
+                .limit(2)
+                .continue_token(second.metadata.continue_.as_deref().unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(third.items.len(), 1);
+    assert!(third.metadata.continue_.is_none());
+    // A watcher pages through everything.
+    let writer = kube::runtime::reflector::store::Writer::<ConfigMap>::default();
+    let reader = writer.as_reader();
+    let stream = kube::runtime::reflector(
+        writer,
+        watcher(cms.clone(), watcher::Config::default().page_size(2)),
+    );
+    let task = tokio::spawn(async move {
+        let mut s = std::pin::pin!(stream);
+        while s.next().await.is_some() {}
+    });
+    reader.wait_until_ready().await.unwrap();
+    assert_eq!(reader.state().len(), 5);
+    task.abort();
+}
+
+#[tokio::test]
+async fn dependents_of_owners_that_do_not_exist_are_collected() {
+    let server = TestApiServer::start().await.unwrap();
+    let client = server.client();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", json!({})))
+        .await
+        .unwrap();
+    let reference = |uid: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "owner".into(),
+        uid: uid.into(),
+        ..Default::default()
+    };
+    let mut wrong_uid = cm("wrong-uid", json!({}));
+    wrong_uid.metadata.owner_references =
+        Some(vec![reference("00000000-0000-4000-8000-000000000000")]);
+    cms.create(&PostParams::default(), &wrong_uid)
+        .await
+        .unwrap();
+    assert!(cms.get_opt("wrong-uid").await.unwrap().is_none());
+
+    // An owner in another namespace does not count: owner references never cross namespaces.
+    let other: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    let mut cross = cm("cross", json!({}));
+    cross.metadata.owner_references = Some(vec![reference(owner.metadata.uid.as_deref().unwrap())]);
+    other.create(&PostParams::default(), &cross).await.unwrap();
+    assert!(other.get_opt("cross").await.unwrap().is_none());
+
+    let mut fine = cm("fine", json!({}));
+    fine.metadata.owner_references = Some(vec![reference(owner.metadata.uid.as_deref().unwrap())]);
+    cms.create(&PostParams::default(), &fine).await.unwrap();
+    assert!(cms.get_opt("fine").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn cluster_scoped_and_namespaced_paths_are_not_interchangeable() {
+    let server = TestApiServer::start().await.unwrap();
+    let client = server.client();
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client.clone());
+    let role =
+        serde_json::from_value(json!({"metadata": {"name": "reader"}, "rules": []})).unwrap();
+    let made = roles.create(&PostParams::default(), &role).await.unwrap();
+    assert!(made.metadata.namespace.is_none());
+    // A cluster-scoped kind has no namespaced path...
+    let ar = ApiResource::erase::<k8s_openapi::api::rbac::v1::ClusterRole>(&());
+    let namespaced: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    assert_eq!(
+        api_error(namespaced.get("reader").await.unwrap_err()).code,
+        404
+    );
+    // ...and a namespaced object has no cluster-wide GET, only a cluster-wide list.
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    cms.create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .unwrap();
+    let all: Api<ConfigMap> = Api::all(client);
+    assert_eq!(api_error(all.get("c").await.unwrap_err()).code, 404);
+    assert_eq!(
+        all.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn kube_discovery_finds_builtins_and_crd_served_resources() {
+    let (_server, client, _widgets) = with_widgets(Options::default()).await;
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    let (ar, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk(
+            "test.kube-double.dev",
+            "v1",
+            "Widget",
+        ))
+        .unwrap();
+    assert_eq!(ar.plural, "widgets");
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+    assert!(caps
+        .subresources
+        .iter()
+        .any(|(sub, _)| sub.plural == "widgets/status" || sub.plural == "status"));
+    assert!(discovery
+        .resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "StatefulSet"))
+        .is_some());
+    assert!(discovery
+        .resolve_gvk(&GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease"))
+        .is_some());
 }
