@@ -21,7 +21,10 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
         ("registries.yaml", Registry::crd()),
         ("retentionpolicies.yaml", RetentionPolicy::crd()),
-        ("clusterretentionpolicies.yaml", ClusterRetentionPolicy::crd()),
+        (
+            "clusterretentionpolicies.yaml",
+            ClusterRetentionPolicy::crd(),
+        ),
     ]
 }
 

@@ -3,8 +3,8 @@
 //! retention blast-radius limit stopped the run.
 
 mod crd;
-mod registry;
 mod dev;
+mod registry;
 pub mod render;
 pub mod retention;
 mod run;

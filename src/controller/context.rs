@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
 
 use super::metrics::Metrics;
@@ -47,16 +48,26 @@ pub struct Context {
     pub metrics: Metrics,
     /// Settings.
     pub settings: Settings,
+    /// Publishes Events; one recorder, so a repeated event is counted rather than duplicated.
+    pub recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
     /// A context with the given client, metrics and settings.
     pub fn new(client: Client, metrics: Metrics, settings: Settings) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: None,
+            },
+        );
         Context {
             client,
             metrics,
             settings,
+            recorder,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -80,5 +91,32 @@ impl Context {
     pub fn reset_backoff(&self, key: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         failures.remove(key);
+    }
+}
+
+impl Context {
+    /// Publishes an Event about `reference`; failures are logged, never fatal.
+    pub async fn publish(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: action.into(),
+            secondary: None,
+        };
+        // Without the resourceVersion, events about the same object aggregate into one series
+        // (the version changes with every status write).
+        let mut reference = reference.clone();
+        reference.resource_version = None;
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, "publishing event");
+        }
     }
 }

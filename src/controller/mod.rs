@@ -9,6 +9,7 @@ pub mod http;
 pub mod inuse;
 pub mod metrics;
 pub mod operator;
+pub mod policy;
 pub mod registry;
 pub mod runtime;
 pub mod schedule;

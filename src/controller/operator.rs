@@ -11,7 +11,9 @@ use tracing::{error, info};
 
 use super::context::{Context, Settings};
 use super::http::{serve, Readiness};
+use super::inuse::InUseIndex;
 use super::metrics::Metrics;
+use super::policy::{PolicyContext, RunLocks};
 use super::runtime::{check_crds, elect, LeaderElection, RuntimeError};
 
 /// How the operator runs.
@@ -92,7 +94,20 @@ pub async fn run(
         tokio::spawn(lost);
     }
 
-    let ctx = Arc::new(Context::new(client, metrics, config.settings.clone()));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        metrics,
+        config.settings.clone(),
+    ));
+    // Images in use are watched cluster-wide whatever namespaces are reconciled: a Pod in any
+    // namespace may run an image of a watched registry.
+    let in_use = InUseIndex::new();
+    let index_task = tokio::spawn(in_use.clone().watch(client));
+    let pctx = Arc::new(PolicyContext {
+        ctx: ctx.clone(),
+        in_use,
+        locks: RunLocks::default(),
+    });
     let namespaces: Vec<Option<String>> = if config.watch_namespaces.is_empty() {
         vec![None]
     } else {
@@ -105,10 +120,20 @@ pub async fn run(
             ns.clone(),
             shutdown.clone(),
         )));
+        tasks.push(tokio::spawn(super::policy::run_namespaced(
+            pctx.clone(),
+            ns.clone(),
+            shutdown.clone(),
+        )));
     }
+    tasks.push(tokio::spawn(super::policy::run_cluster(
+        pctx.clone(),
+        shutdown.clone(),
+    )));
     for t in tasks {
         let _ = t.await;
     }
+    index_task.abort();
     server.abort();
     info!("stopped");
     Ok(())

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -116,9 +116,8 @@ async fn reconcile_managed(
         Ok(d) => d,
         Err(errors) => {
             let message = errors.lines().join("; ");
-            publish(
-                ctx,
-                registry,
+            ctx.publish(
+                &registry.object_ref(&()),
                 EventType::Warning,
                 "InvalidSpec",
                 "Validate",
@@ -381,33 +380,6 @@ async fn write_status_if_changed(
     )
     .await?;
     Ok(())
-}
-
-async fn publish(
-    ctx: &Context,
-    registry: &Registry,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: &str,
-) {
-    let recorder = Recorder::new(
-        ctx.client.clone(),
-        Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: None,
-        },
-    );
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&event, &registry.object_ref(&())).await {
-        warn!(error = %e, "publishing event");
-    }
 }
 
 /// Requeues after an error: permanent errors wait for a change, transient ones back off.

@@ -216,12 +216,24 @@ pub async fn execute(
     let empty = HashMap::new();
     let per_repo = options.deletions_in_flight.max(1);
     let total = plan.mutations.len() as u64;
-    let results: Vec<Vec<(usize, ItemResult)>> = stream::iter(by_repo)
+    // The futures are built eagerly so that no closure over borrowed data ends up inside the
+    // stream's type: that keeps this future `Send` for any lifetime, as a kube-rs reconciler
+    // (the operator's policy controller) requires.
+    let work: Vec<_> = by_repo
+        .into_iter()
         .map(|(repo, items)| {
             let parents = parents.get(repo).unwrap_or(&empty);
-            let progress = options.progress.clone();
-            async move { run_repository(client, items, parents, per_repo, progress, total).await }
+            run_repository(
+                client,
+                items,
+                parents,
+                per_repo,
+                options.progress.clone(),
+                total,
+            )
         })
+        .collect();
+    let results: Vec<Vec<(usize, ItemResult)>> = stream::iter(work)
         .buffer_unordered(options.repositories_in_flight.max(1))
         .collect()
         .await;
@@ -252,6 +264,21 @@ pub async fn execute(
         });
     }
     Ok(execution)
+}
+
+/// Runs one mutation and reports it to the progress callback.
+async fn run_one_reporting<'a>(
+    client: &RegistryClient,
+    i: usize,
+    m: &'a Mutation,
+    progress: Option<Progress>,
+    total: u64,
+) -> (usize, &'a Mutation, ItemResult) {
+    let r = run_one(client, m).await;
+    if let Some(p) = &progress {
+        p(1, total);
+    }
+    (i, m, r)
 }
 
 /// Runs one repository's mutations: those whose dependencies are settled go together, in
@@ -333,17 +360,12 @@ async fn run_repository(
             }
             break;
         }
-        let done: Vec<(usize, &Mutation, ItemResult)> = stream::iter(ready)
-            .map(|(i, m)| {
-                let progress = progress.clone();
-                async move {
-                    let r = run_one(client, m).await;
-                    if let Some(p) = &progress {
-                        p(1, total);
-                    }
-                    (i, m, r)
-                }
-            })
+        // Built eagerly (see `execute`): keeps this future Send for any lifetime.
+        let work: Vec<_> = ready
+            .into_iter()
+            .map(|(i, m)| run_one_reporting(client, i, m, progress.clone(), total))
+            .collect();
+        let done: Vec<(usize, &Mutation, ItemResult)> = stream::iter(work)
             .buffer_unordered(in_flight)
             .collect()
             .await;

@@ -14,8 +14,8 @@ use registry_operator::controller::context::Settings;
 use registry_operator::controller::operator::{self, OperatorConfig};
 use serde::de::DeserializeOwned;
 
-/// User-Agent of the operator's requests in the request log.
-pub const OPERATOR_AGENT: &str = "registry-operator-under-test";
+/// The user the operator's requests are logged as.
+pub const OPERATOR_USER: &str = "system:serviceaccount:registry-operator:controller-manager";
 
 /// A test double with the CRDs installed and the operator running against it.
 pub struct Harness {
@@ -39,6 +39,14 @@ impl Harness {
 
     /// Starts with the given settings.
     pub async fn start_with(settings: Settings) -> Self {
+        Self::start_full(settings, None).await
+    }
+
+    /// Starts with the given settings and, optionally, leader election.
+    pub async fn start_full(
+        settings: Settings,
+        leader_election: Option<registry_operator::controller::runtime::LeaderElection>,
+    ) -> Self {
         let server = TestApiServer::start().await.expect("test apiserver starts");
         let client = server.client();
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -49,19 +57,14 @@ impl Harness {
         }
         let config = OperatorConfig {
             http_listen: "127.0.0.1:0".parse().unwrap(),
-            leader_election: None,
+            leader_election,
             watch_namespaces: Vec::new(),
             settings,
         };
         let (shutdown, stop) = operator::shutdown_signal();
-        // The operator gets its own client, marked by its User-Agent, so its requests can be
-        // told apart from the test's in the request log.
-        let mut op_config = kube::Config::new(server.url().parse().unwrap());
-        op_config.headers.push((
-            http::header::USER_AGENT,
-            http::HeaderValue::from_static(OPERATOR_AGENT),
-        ));
-        let c = kube::Client::try_from(op_config).expect("operator client");
+        // The operator gets its own client and user, so its requests can be told apart from
+        // the test's in the request log.
+        let c = server.client_as(OPERATOR_USER);
         let task = tokio::spawn(async move {
             operator::run(c, config, shutdown)
                 .await
@@ -85,7 +88,7 @@ impl Harness {
         self.server
             .requests()
             .into_iter()
-            .filter(|r| r.user_agent.contains(OPERATOR_AGENT))
+            .filter(|r| r.user == OPERATOR_USER)
             .collect()
     }
 
@@ -98,8 +101,14 @@ impl Harness {
             .count()
     }
 
-    /// Stops the operator gracefully.
+    /// Stops the operator gracefully, after checking that everything it called is granted by
+    /// its ClusterRole in config/rbac/role.yaml (the chart's is tested equal).
     pub async fn stop(self) {
+        let missing = ungranted(&self.operator_requests());
+        assert!(
+            missing.is_empty(),
+            "the operator called what config/rbac does not grant: {missing:#?}"
+        );
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
     }
@@ -139,13 +148,17 @@ pub fn object<K: DeserializeOwned>(v: serde_json::Value) -> K {
     serde_json::from_value(v).expect("fixture")
 }
 
-/// The rules of the operator's ClusterRole in config/rbac/role.yaml, as (group, resource, verb).
+/// The rules of the operator's ClusterRole (config/rbac/role.yaml) and leader-election Role
+/// (config/rbac/leader_election_role.yaml), as (group, resource, verb).
 pub fn granted_rules() -> Vec<(String, String, String)> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/rbac/role.yaml"
-    ))
-    .unwrap();
+    let mut out = rules_of("role.yaml");
+    out.extend(rules_of("leader_election_role.yaml"));
+    out
+}
+
+fn rules_of(file: &str) -> Vec<(String, String, String)> {
+    let path = format!("{}/config/rbac/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
     let role: serde_json::Value = serde_yaml::from_str(&text).unwrap();
     let mut out = Vec::new();
     for rule in role["rules"].as_array().unwrap() {

@@ -1,0 +1,745 @@
+//! The RetentionPolicy and ClusterRetentionPolicy reconcilers.
+//!
+//! A run happens when a policy is created or its spec changes, when its schedule is due, and
+//! when the `registry-operator.dev/run-requested-at` annotation gets a new value. A run resolves
+//! the target registries, the other policies that apply to each (their keep entries veto
+//! deletions), and the images the cluster runs; then the engine plans and, in Enforce mode,
+//! deletes. Never two runs against one registry at once. Status carries the last run, a bounded
+//! list of candidates and kstatus conditions; Events tell what happened.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use tokio::sync::Mutex as AsyncMutex;
+use tracing::{info, warn};
+
+use super::conditions::{conditions_for, differ_ignoring_timestamps, Health};
+use super::context::Context;
+use super::error::ControllerError;
+use super::inuse::InUseIndex;
+use super::metrics::{ControllerLabels, FailureLabels, RunLabels};
+use super::schedule::Schedule;
+use super::selector;
+use super::target;
+use super::trigger::{self, PolicyState, Trigger, RUN_REQUESTED_AT};
+use crate::api::retention::{
+    Candidate, ClusterRetentionPolicy, PolicyMode, RetentionPolicy, RetentionPolicyStatus,
+    RetentionRules, RunOutcome, RunSummary, MAX_STATUS_CANDIDATES,
+};
+use crate::api::Registry;
+use crate::engine::{run_policy, RunOptions, RunResult};
+use crate::retention::{InUse, Policy, Protections};
+
+/// Serialises runs per registry across both policy controllers.
+#[derive(Default)]
+pub struct RunLocks(std::sync::Mutex<HashMap<String, Arc<AsyncMutex<()>>>>);
+
+impl RunLocks {
+    fn lock_for(&self, registry: &str) -> Arc<AsyncMutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(registry.to_string()).or_default().clone()
+    }
+}
+
+/// What the policy controllers share beyond [`Context`].
+pub struct PolicyContext {
+    /// The common context.
+    pub ctx: Arc<Context>,
+    /// Images the cluster runs.
+    pub in_use: InUseIndex,
+    /// One lock per registry.
+    pub locks: RunLocks,
+}
+
+/// Which kind of policy, with what it needs to find its registries.
+#[derive(Clone)]
+enum Kind {
+    Namespaced {
+        namespace: String,
+        registry: String,
+    },
+    Cluster {
+        registries: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+        namespaces: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    },
+}
+
+/// A policy of either kind, as the shared reconcile sees it.
+struct PolicyView {
+    kind: Kind,
+    /// `namespace/name` or `name`: how reasons and other policies refer to it.
+    display: String,
+    name: String,
+    generation: Option<i64>,
+    annotations: BTreeMap<String, String>,
+    rules: RetentionRules,
+    status: RetentionPolicyStatus,
+    object_ref: k8s_openapi::api::core::v1::ObjectReference,
+}
+
+impl PolicyView {
+    fn controller(&self) -> &'static str {
+        match self.kind {
+            Kind::Namespaced { .. } => "retentionpolicy",
+            Kind::Cluster { .. } => "clusterretentionpolicy",
+        }
+    }
+}
+
+fn namespaced_view(p: &RetentionPolicy) -> PolicyView {
+    let namespace = p.namespace().unwrap_or_default();
+    PolicyView {
+        kind: Kind::Namespaced {
+            namespace: namespace.clone(),
+            registry: p.spec.registry_ref.name.clone(),
+        },
+        display: format!("{namespace}/{}", p.name_any()),
+        name: p.name_any(),
+        generation: p.metadata.generation,
+        annotations: p.annotations().clone(),
+        rules: p.spec.rules.clone(),
+        status: p.status.clone().unwrap_or_default(),
+        object_ref: p.object_ref(&()),
+    }
+}
+
+fn cluster_view(p: &ClusterRetentionPolicy) -> PolicyView {
+    PolicyView {
+        kind: Kind::Cluster {
+            registries: p.spec.registry_selector.clone(),
+            namespaces: p.spec.namespace_selector.clone(),
+        },
+        display: p.name_any(),
+        name: p.name_any(),
+        generation: p.metadata.generation,
+        annotations: p.annotations().clone(),
+        rules: p.spec.rules.clone(),
+        status: p.status.clone().unwrap_or_default(),
+        object_ref: p.object_ref(&()),
+    }
+}
+
+/// The outcome of one reconcile, before it is written to status.
+struct Outcome {
+    health: Health,
+    requeue: Duration,
+    status: RetentionPolicyStatus,
+}
+
+async fn reconcile_view(
+    view: &PolicyView,
+    pctx: &PolicyContext,
+) -> Result<Outcome, ControllerError> {
+    let ctx = &pctx.ctx;
+    let now = Timestamp::now();
+    let mut status = view.status.clone();
+    status.observed_generation = view.generation;
+
+    // Validate: everything a person must fix is reported at once.
+    let mut problems = Vec::new();
+    let policy = match Policy::compile(&view.display, &view.rules) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
+    let schedule = match view.rules.schedule.as_deref().map(Schedule::parse) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            problems.push(e.to_string());
+            None
+        }
+        None => None,
+    };
+    if let Kind::Cluster {
+        registries,
+        namespaces,
+    } = &view.kind
+    {
+        for s in std::iter::once(registries).chain(namespaces.iter()) {
+            if let Err(e) = selector::validate(s) {
+                problems.push(e.to_string());
+            }
+        }
+    }
+    let Some(policy) = policy.filter(|_| problems.is_empty()) else {
+        status.next_run_time = None;
+        return Ok(Outcome {
+            health: Health::stalled("InvalidSpec", problems.join("; ")),
+            requeue: ctx.settings.policy_resync,
+            status,
+        });
+    };
+
+    let state = PolicyState {
+        generation: view.generation,
+        last_run_generation: view.status.last_run.as_ref().and_then(|r| r.generation),
+        last_run_start: view.status.last_run.as_ref().map(|r| r.start_time.0),
+        requested: view.annotations.get(RUN_REQUESTED_AT).map(String::as_str),
+        last_request: view.status.last_run_request.as_deref(),
+        schedule: schedule.as_ref(),
+        suspended: view.rules.suspend.unwrap_or(false),
+    };
+    let Some(trigger) = trigger::due(&state, now) else {
+        status.next_run_time = trigger::next_run(&state).map(|t| t.to_string());
+        let requeue = trigger::requeue_after(
+            &state,
+            now,
+            SignedDuration::try_from(ctx.settings.policy_resync)
+                .unwrap_or(SignedDuration::from_hours(1)),
+        );
+        let health = current_health(&view.status);
+        return Ok(Outcome {
+            health,
+            requeue: requeue.unsigned_abs(),
+            status,
+        });
+    };
+
+    // Protections need the in-use index; without it nothing may be deleted.
+    if view.rules.protects_in_use()
+        && view.rules.mode == PolicyMode::Enforce
+        && !pctx.in_use.synced()
+    {
+        return Ok(Outcome {
+            health: Health::reconciling(
+                "WaitingForInUseIndex",
+                "waiting for the list of images Pods run before deleting anything",
+            ),
+            requeue: Duration::from_secs(2),
+            status,
+        });
+    }
+
+    let registries = match target_registries(view, ctx).await {
+        Ok(r) => r,
+        Err(e @ ControllerError::RegistryNotFound { .. }) => {
+            return Ok(Outcome {
+                health: Health::reconciling("RegistryNotFound", e.to_string()),
+                requeue: ctx.backoff(&format!("policy/{}", view.display)),
+                status,
+            })
+        }
+        Err(e) => return Err(e),
+    };
+
+    info!(policy = %view.display, ?trigger, registries = registries.len(), mode = %view.rules.mode, "retention run");
+    let started = Timestamp::now();
+    let mut summary = RunSummary {
+        start_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(started),
+        completion_time: None,
+        mode: view.rules.mode,
+        outcome: RunOutcome::Succeeded,
+        registries: 0,
+        repositories: 0,
+        tags: 0,
+        kept: 0,
+        protected: 0,
+        deleted: 0,
+        would_delete: 0,
+        errors: 0,
+        reclaimable_bytes: None,
+        message: None,
+        generation: view.generation,
+    };
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut messages = Vec::new();
+    let mut blast: Option<String> = None;
+    let mut unreachable: Option<String> = None;
+    let cluster = matches!(view.kind, Kind::Cluster { .. });
+    for registry in &registries {
+        let reg_key = format!(
+            "{}/{}",
+            registry.namespace().unwrap_or_default(),
+            registry.name_any()
+        );
+        let lock = pctx.locks.lock_for(&reg_key);
+        let _guard = lock.lock().await;
+        // Boxed: the run's future is large, and erasing its type keeps the reconciler's future
+        // provably Send (rustc cannot see through it otherwise).
+        let run: futures::future::BoxFuture<'_, _> =
+            Box::pin(run_on_registry(view, &policy, registry, pctx, now));
+        match run.await {
+            Ok(result) => {
+                let s = result.summary();
+                summary.registries += 1;
+                summary.repositories += s.repositories;
+                summary.tags += s.tags;
+                summary.kept += s.kept;
+                summary.protected += s.protected;
+                summary.deleted += s.deleted;
+                summary.would_delete += s.would_delete;
+                summary.errors += s.errors;
+                summary.reclaimable_bytes = match (summary.reclaimable_bytes, s.reclaimable_bytes) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    (a, b) => a.or(b),
+                };
+                if s.outcome == RunOutcome::PartiallyFailed
+                    && summary.outcome == RunOutcome::Succeeded
+                {
+                    summary.outcome = RunOutcome::PartiallyFailed;
+                }
+                if let Some(b) = &result.blocked {
+                    summary.outcome = RunOutcome::Blocked;
+                    blast = Some(format!("{reg_key}: {b}"));
+                }
+                let reg_name = cluster.then_some(reg_key.as_str());
+                let room = MAX_STATUS_CANDIDATES.saturating_sub(candidates.len());
+                candidates.extend(result.report.candidates(reg_name).into_iter().take(room));
+                if let Some(m) = s.message {
+                    messages.push(if registries.len() > 1 {
+                        format!("{reg_key}: {m}")
+                    } else {
+                        m
+                    });
+                }
+                let deleted = u64::try_from(s.deleted).unwrap_or(0);
+                if deleted > 0 {
+                    ctx.metrics
+                        .tags_deleted
+                        .get_or_create(&ControllerLabels {
+                            controller: view.controller(),
+                        })
+                        .inc_by(deleted);
+                }
+            }
+            Err(e) => {
+                summary.errors += 1;
+                summary.outcome = if summary.registries == 0 {
+                    RunOutcome::Failed
+                } else {
+                    RunOutcome::PartiallyFailed
+                };
+                let m = format!("{reg_key}: {e}");
+                warn!(policy = %view.display, registry = %reg_key, reason = e.reason(), error = %e, "retention run failed");
+                messages.push(m.clone());
+                unreachable = Some(m);
+            }
+        }
+    }
+    if registries.is_empty() {
+        messages.push("no Registry matches the policy's selectors".into());
+    }
+    summary.completion_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        Timestamp::now(),
+    ));
+    summary.message = Some(messages.join("; "));
+    ctx.metrics
+        .runs
+        .get_or_create(&RunLabels {
+            controller: view.controller(),
+            mode: view.rules.mode.to_string(),
+            outcome: format!("{:?}", summary.outcome),
+        })
+        .inc();
+
+    summary.generation = view.generation;
+    status.last_run = Some(summary.clone());
+    status.candidates = candidates;
+    if let Trigger::Requested(value) = &trigger {
+        status.last_run_request = Some(value.clone());
+    }
+    let after = PolicyState {
+        last_run_start: Some(started),
+        last_run_generation: view.generation,
+        ..state
+    };
+    status.next_run_time = trigger::next_run(&after).map(|t| t.to_string());
+    let requeue = trigger::requeue_after(
+        &after,
+        Timestamp::now(),
+        SignedDuration::try_from(ctx.settings.policy_resync)
+            .unwrap_or(SignedDuration::from_hours(1)),
+    );
+
+    let (health, event_type, reason) = if let Some(b) = &blast {
+        (
+            Health::stalled("BlastRadiusExceeded", b.clone()),
+            EventType::Warning,
+            "BlastRadiusExceeded",
+        )
+    } else if let Some(u) = &unreachable {
+        (
+            Health::reconciling("RegistryUnreachable", u.clone()),
+            EventType::Warning,
+            "RegistryUnreachable",
+        )
+    } else {
+        let message = summary.message.clone().unwrap_or_default();
+        let reason = if view.rules.mode == PolicyMode::Plan {
+            "Planned"
+        } else {
+            "Enforced"
+        };
+        (Health::ready(reason, message), EventType::Normal, reason)
+    };
+    ctx.publish(
+        &view.object_ref,
+        event_type,
+        reason,
+        "Run",
+        summary.message.as_deref().unwrap_or_default(),
+    )
+    .await;
+    let requeue = if unreachable.is_some() {
+        ctx.backoff(&format!("policy/{}", view.display))
+    } else {
+        requeue.unsigned_abs()
+    };
+    Ok(Outcome {
+        health,
+        requeue,
+        status,
+    })
+}
+
+/// The condition to keep when nothing ran: the last run's, or Ready/Waiting for a new policy.
+fn current_health(status: &RetentionPolicyStatus) -> Health {
+    let find = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == t && c.status == "True")
+    };
+    if let Some(c) = find("Stalled") {
+        return Health::stalled(&c.reason, c.message.clone());
+    }
+    if let Some(c) = find("Ready") {
+        return Health::ready(&c.reason, c.message.clone());
+    }
+    match status.conditions.iter().find(|c| c.type_ == "Ready") {
+        Some(c) => Health::reconciling(&c.reason, c.message.clone()),
+        None => Health::reconciling("Pending", "waiting for the first run"),
+    }
+}
+
+/// The registries a policy applies to.
+async fn target_registries(
+    view: &PolicyView,
+    ctx: &Context,
+) -> Result<Vec<Registry>, ControllerError> {
+    match &view.kind {
+        Kind::Namespaced {
+            namespace,
+            registry,
+        } => {
+            let api: Api<Registry> = Api::namespaced(ctx.client.clone(), namespace);
+            let reg =
+                api.get_opt(registry)
+                    .await?
+                    .ok_or_else(|| ControllerError::RegistryNotFound {
+                        namespace: namespace.clone(),
+                        name: registry.clone(),
+                    })?;
+            Ok(vec![reg])
+        }
+        Kind::Cluster {
+            registries,
+            namespaces,
+        } => {
+            let all: Api<Registry> = Api::all(ctx.client.clone());
+            let mut out: Vec<Registry> = all
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter(|r| selector::matches(registries, r.labels()))
+                .collect();
+            if let Some(ns_selector) = namespaces {
+                let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+                let matching: Vec<String> = ns_api
+                    .list(&ListParams::default())
+                    .await?
+                    .items
+                    .into_iter()
+                    .filter(|n| selector::matches(ns_selector, n.labels()))
+                    .map(|n| n.name_any())
+                    .collect();
+                out.retain(|r| r.namespace().is_some_and(|ns| matching.contains(&ns)));
+            }
+            out.sort_by_key(|r| (r.namespace(), r.name_any()));
+            Ok(out)
+        }
+    }
+}
+
+/// The other policies applying to `registry`, compiled. An invalid one cannot veto reliably, so
+/// it makes the run fail closed in Enforce mode.
+async fn other_policies(
+    view: &PolicyView,
+    registry: &Registry,
+    ctx: &Context,
+) -> Result<Vec<Policy>, ControllerError> {
+    let reg_ns = registry.namespace().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut invalid = Vec::new();
+    let rps: Api<RetentionPolicy> = Api::namespaced(ctx.client.clone(), &reg_ns);
+    for p in rps.list(&ListParams::default()).await?.items {
+        if p.spec.registry_ref.name != registry.name_any() {
+            continue;
+        }
+        let name = format!("{reg_ns}/{}", p.name_any());
+        if name == view.display && matches!(view.kind, Kind::Namespaced { .. }) {
+            continue;
+        }
+        match Policy::compile(&name, &p.spec.rules) {
+            Ok(c) => out.push(c),
+            Err(_) => invalid.push(format!("RetentionPolicy {name}")),
+        }
+    }
+    let crps: Api<ClusterRetentionPolicy> = Api::all(ctx.client.clone());
+    let namespace_labels = if crps
+        .list(&ListParams::default().limit(1))
+        .await?
+        .items
+        .is_empty()
+    {
+        BTreeMap::new()
+    } else {
+        let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+        ns_api
+            .get_opt(&reg_ns)
+            .await?
+            .map(|n| n.labels().clone())
+            .unwrap_or_default()
+    };
+    for p in crps.list(&ListParams::default()).await?.items {
+        let name = p.name_any();
+        if name == view.display && matches!(view.kind, Kind::Cluster { .. }) {
+            continue;
+        }
+        let selects = selector::matches(&p.spec.registry_selector, registry.labels())
+            && p.spec
+                .namespace_selector
+                .as_ref()
+                .is_none_or(|s| selector::matches(s, &namespace_labels));
+        if !selects {
+            continue;
+        }
+        match Policy::compile(&name, &p.spec.rules) {
+            Ok(c) => out.push(c),
+            Err(_) => invalid.push(format!("ClusterRetentionPolicy {name}")),
+        }
+    }
+    if !invalid.is_empty() && view.rules.mode == PolicyMode::Enforce {
+        return Err(ControllerError::InvalidSpec(format!(
+            "nothing deleted: {} also applies to this registry and is invalid, so its keep entries cannot be honoured",
+            invalid.join(", ")
+        )));
+    }
+    Ok(out)
+}
+
+async fn run_on_registry(
+    view: &PolicyView,
+    policy: &Policy,
+    registry: &Registry,
+    pctx: &PolicyContext,
+    now: Timestamp,
+) -> Result<RunResult, ControllerError> {
+    let ctx = &pctx.ctx;
+    let t = target::resolve(&ctx.client, registry, &ctx.settings.registry_client).await?;
+    let client = t.client()?;
+    let others = other_policies(view, registry, ctx).await?;
+    let mut in_use = InUse::new();
+    if view.rules.protects_in_use() {
+        let refs = pctx.in_use.for_hosts(&t.hosts);
+        for ((repo, tag), users) in &refs.tags {
+            if let Some(by) = users.iter().next() {
+                in_use.add_tag(repo, tag, by);
+            }
+        }
+        for ((repo, digest), users) in &refs.digests {
+            if let Some(by) = users.iter().next() {
+                in_use.add_digest(repo, digest, by);
+            }
+        }
+    }
+    let options = RunOptions {
+        others,
+        protections: Protections { in_use },
+        ..RunOptions::default()
+    };
+    run_policy(&client, policy, &options, now)
+        .await
+        .map_err(|e| ControllerError::Run {
+            reason: e.reason(),
+            message: e.to_string(),
+        })
+}
+
+fn status_changed(old: &RetentionPolicyStatus, new: &RetentionPolicyStatus) -> bool {
+    let mut a = old.clone();
+    let mut b = new.clone();
+    let ca = std::mem::take(&mut a.conditions);
+    let cb = std::mem::take(&mut b.conditions);
+    a != b || differ_ignoring_timestamps(&ca, &cb)
+}
+
+async fn finish(
+    view: &PolicyView,
+    pctx: &PolicyContext,
+    outcome: Outcome,
+) -> Result<Action, ControllerError> {
+    let ctx = &pctx.ctx;
+    let mut status = outcome.status;
+    status.conditions = conditions_for(
+        &view.status.conditions,
+        &outcome.health,
+        view.generation,
+        Timestamp::now(),
+    );
+    if status_changed(&view.status, &status) {
+        let patch = serde_json::json!({"status": status});
+        match &view.kind {
+            Kind::Namespaced { namespace, .. } => {
+                let api: Api<RetentionPolicy> = Api::namespaced(ctx.client.clone(), namespace);
+                api.patch_status(&view.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
+            Kind::Cluster { .. } => {
+                let api: Api<ClusterRetentionPolicy> = Api::all(ctx.client.clone());
+                api.patch_status(&view.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
+        }
+    }
+    if matches!(outcome.health, Health::Ready { .. }) {
+        ctx.reset_backoff(&format!("policy/{}", view.display));
+    }
+    Ok(Action::requeue(outcome.requeue.max(Duration::from_secs(1))))
+}
+
+async fn reconcile_common(
+    view: PolicyView,
+    pctx: Arc<PolicyContext>,
+) -> Result<Action, ControllerError> {
+    let labels = ControllerLabels {
+        controller: view.controller(),
+    };
+    pctx.ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let started = std::time::Instant::now();
+    let outcome = reconcile_view(&view, &pctx).await;
+    let result = match outcome {
+        Ok(o) => finish(&view, &pctx, o).await,
+        Err(e) if e.is_permanent() => {
+            let status = RetentionPolicyStatus {
+                observed_generation: view.generation,
+                ..view.status.clone()
+            };
+            finish(
+                &view,
+                &pctx,
+                Outcome {
+                    health: Health::stalled(e.reason(), e.to_string()),
+                    requeue: pctx.ctx.settings.policy_resync,
+                    status,
+                },
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    pctx.ctx
+        .metrics
+        .durations
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Reconciles one RetentionPolicy.
+pub async fn reconcile_namespaced(
+    p: Arc<RetentionPolicy>,
+    pctx: Arc<PolicyContext>,
+) -> Result<Action, ControllerError> {
+    reconcile_common(namespaced_view(&p), pctx).await
+}
+
+/// Reconciles one ClusterRetentionPolicy.
+pub async fn reconcile_cluster(
+    p: Arc<ClusterRetentionPolicy>,
+    pctx: Arc<PolicyContext>,
+) -> Result<Action, ControllerError> {
+    reconcile_common(cluster_view(&p), pctx).await
+}
+
+fn error_policy_for(
+    controller: &'static str,
+    key: String,
+    error: &ControllerError,
+    pctx: &PolicyContext,
+) -> Action {
+    pctx.ctx
+        .metrics
+        .failures
+        .get_or_create(&FailureLabels {
+            controller,
+            reason: error.reason().into(),
+        })
+        .inc();
+    warn!(policy = %key, reason = error.reason(), error = %error, "reconcile failed");
+    Action::requeue(pctx.ctx.backoff(&format!("policy/{key}")))
+}
+
+fn error_policy_namespaced(
+    p: Arc<RetentionPolicy>,
+    e: &ControllerError,
+    c: Arc<PolicyContext>,
+) -> Action {
+    error_policy_for(
+        "retentionpolicy",
+        format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()),
+        e,
+        &c,
+    )
+}
+
+fn error_policy_cluster(
+    p: Arc<ClusterRetentionPolicy>,
+    e: &ControllerError,
+    c: Arc<PolicyContext>,
+) -> Action {
+    error_policy_for("clusterretentionpolicy", p.name_any(), e, &c)
+}
+
+/// Runs the RetentionPolicy controller (in `namespace`, or everywhere) until `shutdown`.
+pub async fn run_namespaced(
+    pctx: Arc<PolicyContext>,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = pctx.ctx.client.clone();
+    let api: Api<RetentionPolicy> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    Controller::new(api, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_namespaced, error_policy_namespaced, pctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+/// Runs the ClusterRetentionPolicy controller until `shutdown`.
+pub async fn run_cluster(
+    pctx: Arc<PolicyContext>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<ClusterRetentionPolicy> = Api::all(pctx.ctx.client.clone());
+    Controller::new(api, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_cluster, error_policy_cluster, pctx)
+        .for_each(|_| async {})
+        .await;
+}

@@ -1,0 +1,377 @@
+//! The operator's retention policy controllers against the Kubernetes API test double and a real
+//! distribution registry: Plan shows candidates and touches nothing; Enforce deletes exactly the
+//! expected tags; Pods protect their images by tag and by digest; a ClusterRetentionPolicy's keep
+//! vetoes a namespaced deletion; a blast-radius breach deletes nothing and stalls; purge removes
+//! a project except what runs.
+
+mod operator;
+mod support;
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use registry_operator::api::{ClusterRetentionPolicy, Registry, RetentionPolicy};
+use registry_operator::oci::{ClientOptions, Credentials, RegistryClient};
+use serde_json::json;
+
+use operator::{condition, object, wait_for, Harness};
+use support::registry::TestRegistry;
+use support::seed::Seeder;
+
+/// A real registry with `team-a/web` (v1..v5, v1 oldest), `team-a/api` (v1..v3) and
+/// `old/svc` (a, b), every image created on its own day in 2025.
+struct Fixture {
+    registry: TestRegistry,
+    client: RegistryClient,
+    web_digests: Vec<String>,
+}
+
+async fn fixture() -> Fixture {
+    let registry = TestRegistry::start();
+    let seeder = Seeder::new(&registry.url, None);
+    let mut web_digests = Vec::new();
+    for i in 1..=5 {
+        let p = seeder
+            .push_image(
+                "team-a/web",
+                Some(&format!("v{i}")),
+                &format!("web{i}"),
+                &format!("2025-01-0{i}T00:00:00Z"),
+            )
+            .await;
+        web_digests.push(p.digest);
+    }
+    for i in 1..=3 {
+        seeder
+            .push_image(
+                "team-a/api",
+                Some(&format!("v{i}")),
+                &format!("api{i}"),
+                &format!("2025-02-0{i}T00:00:00Z"),
+            )
+            .await;
+    }
+    for t in ["a", "b"] {
+        seeder
+            .push_image(
+                "old/svc",
+                Some(t),
+                &format!("svc-{t}"),
+                "2025-03-01T00:00:00Z",
+            )
+            .await;
+    }
+    let client = RegistryClient::new(
+        &registry.url,
+        Credentials::Anonymous,
+        ClientOptions::default(),
+    )
+    .unwrap();
+    Fixture {
+        registry,
+        client,
+        web_digests,
+    }
+}
+
+impl Fixture {
+    fn host(&self) -> String {
+        self.registry.url.trim_start_matches("http://").to_string()
+    }
+
+    async fn tags(&self, repo: &str) -> BTreeSet<String> {
+        self.client
+            .tags(repo)
+            .await
+            .map(|t| t.into_iter().collect())
+            .unwrap_or_default()
+    }
+}
+
+async fn external_registry(h: &Harness, url: &str, labels: serde_json::Value) {
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    regs.create(
+        &PostParams::default(),
+        &object(json!({
+            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "Registry",
+            "metadata": {"name": "dist", "namespace": "default", "labels": labels},
+            "spec": {"external": {"url": url}},
+        })),
+    )
+    .await
+    .unwrap();
+}
+
+fn policy(name: &str, spec: serde_json::Value) -> RetentionPolicy {
+    let mut full = json!({"registryRef": {"name": "dist"}, "protect": {"minAge": "1h"}});
+    for (k, v) in spec.as_object().unwrap() {
+        full[k] = v.clone();
+    }
+    object(json!({
+        "apiVersion": "registry-operator.dev/v1alpha1", "kind": "RetentionPolicy",
+        "metadata": {"name": name, "namespace": "default"}, "spec": full,
+    }))
+}
+
+async fn wait_run(api: &Api<RetentionPolicy>, name: &str, generation: i64) -> RetentionPolicy {
+    wait_for(
+        &format!("a run of {name} at generation {generation}"),
+        || async {
+            let p = api.get(name).await.unwrap();
+            let ran = p
+                .status
+                .as_ref()
+                .and_then(|s| s.last_run.as_ref())
+                .is_some_and(|r| r.generation == Some(generation) && r.completion_time.is_some());
+            ran.then_some(p)
+        },
+    )
+    .await
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_mode_lists_candidates_and_enforce_deletes_them_except_images_pods_run() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    external_registry(&h, &f.registry.url, json!({})).await;
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(&PostParams::default(), &policy("web", json!({
+            "mode": "Plan", "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
+        })))
+        .await
+        .unwrap();
+    let planned = wait_run(&policies, "web", 1).await;
+    let status = planned.status.unwrap();
+    let run = status.last_run.unwrap();
+    assert_eq!(
+        (run.tags, run.kept, run.would_delete, run.deleted),
+        (5, 2, 3, 0),
+        "{run:?}"
+    );
+    let candidates: BTreeSet<String> = status.candidates.iter().map(|c| c.tag.clone()).collect();
+    assert_eq!(candidates, set(&["v1", "v2", "v3"]));
+    assert!(status
+        .candidates
+        .iter()
+        .all(|c| c.repository == "team-a/web" && c.digest.starts_with("sha256:")));
+    assert_eq!(
+        condition(&policies.get("web").await.unwrap(), "Ready")
+            .unwrap()
+            .reason,
+        "Planned"
+    );
+    assert_eq!(
+        f.tags("team-a/web").await.len(),
+        5,
+        "Plan mode deletes nothing"
+    );
+
+    // A Pod runs v2 by tag, another v1 by digest: both survive Enforce.
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), "default");
+    pods.create(&PostParams::default(), &object(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-by-tag"},
+        "spec": {"containers": [{"name": "web", "image": format!("{}/team-a/web:v2", f.host())}]},
+    }))).await.unwrap();
+    pods.create(&PostParams::default(), &object(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-by-digest"},
+        "spec": {"containers": [{"name": "web", "image": format!("{}/team-a/web@{}", f.host(), f.web_digests[0])}]},
+    }))).await.unwrap();
+    policies
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"mode": "Enforce"}})),
+        )
+        .await
+        .unwrap();
+    let enforced = wait_run(&policies, "web", 2).await;
+    let run = enforced.status.as_ref().unwrap().last_run.clone().unwrap();
+    assert_eq!(run.deleted, 1, "only v3 goes: {run:?}");
+    assert_eq!(f.tags("team-a/web").await, set(&["v1", "v2", "v4", "v5"]));
+    assert_eq!(
+        f.tags("team-a/api").await.len(),
+        3,
+        "out-of-scope repositories are untouched"
+    );
+    assert_eq!(condition(&enforced, "Ready").unwrap().reason, "Enforced");
+    let events = h
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "events" && (r.verb == "create" || r.verb == "patch"))
+        .count();
+    assert!(events >= 2, "runs publish events");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_policy_keep_vetoes_a_namespaced_deletion() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    external_registry(&h, &f.registry.url, json!({"tier": "prod"})).await;
+    let crps: Api<ClusterRetentionPolicy> = Api::all(h.client.clone());
+    crps.create(
+        &PostParams::default(),
+        &object(json!({
+            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "ClusterRetentionPolicy",
+            "metadata": {"name": "floor"},
+            "spec": {"registrySelector": {"matchLabels": {"tier": "prod"}}, "mode": "Plan",
+                     "repositories": {"include": ["**"]}, "keep": [{"tags": {"regex": "v1"}}]},
+        })),
+    )
+    .await
+    .unwrap();
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(&PostParams::default(), &policy("api", json!({
+            "mode": "Enforce", "repositories": {"include": ["team-a/api"]}, "keep": [{"mostRecent": 1}],
+        })))
+        .await
+        .unwrap();
+    let done = wait_run(&policies, "api", 1).await;
+    let run = done.status.unwrap().last_run.unwrap();
+    assert_eq!(run.deleted, 1, "{run:?}");
+    assert_eq!(
+        f.tags("team-a/api").await,
+        set(&["v1", "v3"]),
+        "v1 is kept by the cluster policy, v2 goes"
+    );
+    // The cluster policy itself ran in Plan mode against the selected registry.
+    let floor = wait_for("the cluster policy's run", || async {
+        crps.get("floor")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.last_run)
+    })
+    .await;
+    assert_eq!(floor.registries, 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exceeding_the_deletion_limit_deletes_nothing_and_stalls() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    external_registry(&h, &f.registry.url, json!({})).await;
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(&PostParams::default(), &policy("tight", json!({
+            "mode": "Enforce", "repositories": {"include": ["team-a/**"]}, "keep": [{"mostRecent": 1}],
+            "limits": {"maxDeletionsPerRun": 2},
+        })))
+        .await
+        .unwrap();
+    let done = wait_run(&policies, "tight", 1).await;
+    let run = done.status.as_ref().unwrap().last_run.clone().unwrap();
+    assert_eq!(run.deleted, 0);
+    let stalled = condition(&done, "Stalled").expect("Stalled condition");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "BlastRadiusExceeded")
+    );
+    assert!(
+        stalled.message.contains("maxDeletionsPerRun"),
+        "{}",
+        stalled.message
+    );
+    assert_eq!(f.tags("team-a/web").await.len(), 5);
+    assert_eq!(f.tags("team-a/api").await.len(), 3);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_policy_removes_a_project_except_what_runs() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    external_registry(&h, &f.registry.url, json!({})).await;
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), "default");
+    pods.create(
+        &PostParams::default(),
+        &object(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "svc"},
+            "spec": {"containers": [{"name": "svc", "image": format!("{}/old/svc:b", f.host())}]},
+        })),
+    )
+    .await
+    .unwrap();
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(&PostParams::default(), &policy("decommission", json!({
+            "mode": "Enforce", "repositories": {"include": ["old", "old/**"]}, "purge": true,
+        })))
+        .await
+        .unwrap();
+    let done = wait_run(&policies, "decommission", 1).await;
+    let run = done.status.unwrap().last_run.unwrap();
+    assert_eq!((run.deleted, run.protected), (1, 1), "{run:?}");
+    assert_eq!(f.tags("old/svc").await, set(&["b"]));
+    assert_eq!(f.tags("team-a/web").await.len(), 5);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_policy_stalls_and_a_run_request_runs_again() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    external_registry(&h, &f.registry.url, json!({})).await;
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(&PostParams::default(), &policy("bad", json!({
+            "mode": "Plan", "repositories": {"include": ["team-a/**"]}, "keep": [{"tags": {"regex": "v(1"}}],
+            "schedule": "every day",
+        })))
+        .await
+        .unwrap();
+    let stalled = wait_for("Stalled", || async {
+        let p = policies.get("bad").await.unwrap();
+        condition(&p, "Stalled").filter(|c| c.status == "True")
+    })
+    .await;
+    assert_eq!(stalled.reason, "InvalidSpec");
+    assert!(
+        stalled.message.contains("keep[0]") && stalled.message.contains("schedule"),
+        "every problem is named: {}",
+        stalled.message
+    );
+
+    policies
+        .patch(
+            "bad",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"keep": [{"mostRecent": 3}], "schedule": "0 3 * * *"}})),
+        )
+        .await
+        .unwrap();
+    let first = wait_run(&policies, "bad", 2).await;
+    assert!(first.status.as_ref().unwrap().last_run_request.is_none());
+    assert!(first
+        .status
+        .as_ref()
+        .unwrap()
+        .next_run_time
+        .as_deref()
+        .is_some_and(|t| t.contains("T03:00:00")));
+    policies
+        .patch("bad", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"registry-operator.dev/run-requested-at": "now"}}})))
+        .await
+        .unwrap();
+    let second = wait_for("a requested run", || async {
+        let p = policies.get("bad").await.unwrap();
+        let s = p.status.clone()?;
+        // lastRunRequest is only set by a run the annotation requested.
+        (s.last_run_request.as_deref() == Some("now")).then_some(p)
+    })
+    .await;
+    assert_eq!(
+        second.status.unwrap().last_run.unwrap().would_delete,
+        2,
+        "team-a/web keeps 3 of 5, team-a/api all 3"
+    );
+    h.stop().await;
+}
