@@ -1,0 +1,591 @@
+//! Retention plan+apply on a seeded real registry, next to the baselines people write by hand,
+//! on the same data in the same run. `cargo run --release --example bench_retention`
+//! (or `scripts/bench.sh`).
+//!
+//! Tools, all with the same decision — per repository keep the 3 newest images (by config
+//! `created`, an image with several tags counts once), delete the others by digest, never a
+//! digest a kept tag shares:
+//! - `engine`: this project's `run_policy` (collect → plan → check → execute);
+//! - `sequential`: a naive client written here, one request at a time on one keep-alive
+//!   connection: catalog, tags/list, GET manifest + GET config per tag (index: its first
+//!   child), DELETE by digest — the seed project's style;
+//! - `skopeo`: a shell-style loop of `skopeo list-tags`, `skopeo inspect`, `skopeo delete`
+//!   (one process per call), loopback only (it takes minutes).
+//!
+//! Before every run the registry's storage is restored from a snapshot taken after seeding
+//! (a copy is faster than re-seeding and gives identical data). Networks: loopback, and a
+//! loopback proxy adding 5 ms to every request (a registry across a network). Request
+//! counts come from the clients' own counters (engine, sequential) or from a counting proxy
+//! (skopeo). Environment: `BENCH_SETS` (default `100x20,100x100,1000x10`), `BENCH_RUNS`
+//! (engine runs per point, default 3), `BENCH_SKOPEO=0` to skip skopeo,
+//! `DOCKER_REGISTRY_BIN`.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use registry_operator::api::retention::RetentionRules;
+use registry_operator::engine::{run_policy, RunOptions};
+use registry_operator::oci::{ClientOptions, Credentials, RegistryClient};
+use registry_operator::retention::Policy;
+use support::proxy::{Fault, FaultProxy, FaultRule};
+
+const KEEP: usize = 3;
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+type Res<T> = Result<T, String>;
+
+/// A docker-registry process whose storage can be restored from a snapshot.
+struct Registry {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Registry {
+    fn new() -> Res<Registry> {
+        let base = if Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        };
+        let dir = PathBuf::from(format!("{base}/bench-retention-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("data")).map_err(|e| e.to_string())?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let config = format!(
+            "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\n  maintenance: {{uploadpurging: {{enabled: false}}}}\nhttp: {{addr: \"127.0.0.1:{port}\", secret: bench-only}}\n",
+            dir.join("data").display()
+        );
+        std::fs::write(dir.join("config.yml"), config).map_err(|e| e.to_string())?;
+        let mut r = Registry {
+            dir,
+            port,
+            child: None,
+        };
+        r.start()?;
+        Ok(r)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self) -> Res<()> {
+        let child = Command::new(support::registry::binary())
+            .arg("serve")
+            .arg(self.dir.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("docker-registry: {e}"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err("docker-registry did not start".into())
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn cp(from: &Path, to: &Path) -> Res<()> {
+        let _ = std::fs::remove_dir_all(to);
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .status()
+            .map_err(|e| e.to_string())?
+            .success();
+        ok.then_some(()).ok_or_else(|| "cp failed".to_string())
+    }
+
+    fn snapshot(&mut self) -> Res<()> {
+        self.stop();
+        Self::cp(&self.dir.join("data"), &self.dir.join("snapshot"))?;
+        self.start()
+    }
+
+    fn restore(&mut self) -> Res<()> {
+        self.stop();
+        Self::cp(&self.dir.join("snapshot"), &self.dir.join("data"))?;
+        self.start()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One measured run.
+struct Run {
+    seconds: f64,
+    requests: u64,
+    by_kind: String,
+    deleted: u64,
+}
+
+// ------------------------------------------------------------------ engine
+
+async fn engine(url: &str, concurrency: usize) -> Res<Run> {
+    let rules: RetentionRules = serde_yaml::from_str(&format!(
+        "mode: Enforce\nrepositories: {{include: ['**']}}\nkeep:\n  - tags: {{regex: '.*'}}\n    mostRecent: {KEEP}\nlimits: {{maxDeletionsPerRun: 100000000}}\n"
+    ))
+    .map_err(|e| e.to_string())?;
+    let policy = Policy::compile("bench/keep-3", &rules).map_err(|e| format!("{e:?}"))?;
+    let client = RegistryClient::new(
+        url,
+        Credentials::Anonymous,
+        ClientOptions {
+            max_concurrency: concurrency,
+            ..ClientOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let mut options = RunOptions::default();
+    options.collect.repositories_in_flight = concurrency;
+    options.collect.lookups_in_flight = concurrency;
+    options.execute.repositories_in_flight = concurrency;
+    options.execute.deletions_in_flight = concurrency;
+    let start = Instant::now();
+    let r = run_policy(&client, &policy, &options, jiff::Timestamp::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let seconds = start.elapsed().as_secs_f64();
+    let exec = r.execution.ok_or("not executed")?;
+    if exec.counts.errors > 0 || r.plan.counts.errors > 0 {
+        return Err(format!("engine errors: {}", exec.headline()));
+    }
+    let s = client.stats();
+    let by_kind = s
+        .by_operation
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(op, n)| format!("{op} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(Run {
+        seconds,
+        requests: s.total,
+        by_kind,
+        deleted: exec.counts.deleted_manifests,
+    })
+}
+
+// ------------------------------------------------------------------ sequential baseline
+
+struct Seq {
+    http: reqwest::Client,
+    base: String,
+    counts: BTreeMap<&'static str, u64>,
+}
+
+impl Seq {
+    async fn send(
+        &mut self,
+        method: &'static str,
+        path: &str,
+    ) -> Res<(u16, reqwest::header::HeaderMap, Vec<u8>)> {
+        *self.counts.entry(method).or_default() += 1;
+        let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let r = self
+            .http
+            .request(m, format!("{}{path}", self.base))
+            .header("accept", ACCEPT)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes().await.map_err(|e| e.to_string())?.to_vec();
+        Ok((status, headers, body))
+    }
+
+    async fn json(&mut self, path: &str) -> Res<(reqwest::header::HeaderMap, serde_json::Value)> {
+        let (status, h, body) = self.send("GET", path).await?;
+        if status != 200 {
+            return Err(format!("GET {path}: {status}"));
+        }
+        Ok((h, serde_json::from_slice(&body).map_err(|e| e.to_string())?))
+    }
+}
+
+async fn sequential(url: &str) -> Res<Run> {
+    let mut c = Seq {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .map_err(|e| e.to_string())?,
+        base: url.to_string(),
+        counts: BTreeMap::new(),
+    };
+    let start = Instant::now();
+    let mut repos: Vec<String> = Vec::new();
+    let mut next = Some("/v2/_catalog?n=1000".to_string());
+    for _ in 0..10_000 {
+        let Some(path) = next.take() else { break };
+        let (h, v) = c.json(&path).await?;
+        for r in v["repositories"].as_array().into_iter().flatten() {
+            repos.extend(r.as_str().map(str::to_string));
+        }
+        next = h
+            .get("link")
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.split_once('<'))
+            .and_then(|(_, rest)| rest.split_once('>'))
+            .map(|(p, _)| p.to_string());
+    }
+    let mut deleted = 0;
+    for repo in &repos {
+        let (_, v) = c.json(&format!("/v2/{repo}/tags/list")).await?;
+        let tags: Vec<String> = v["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        let mut rows: Vec<(String, String, String)> = Vec::new(); // (created, tag, digest)
+        for tag in tags {
+            let (h, mut m) = c.json(&format!("/v2/{repo}/manifests/{tag}")).await?;
+            let digest = h
+                .get("docker-content-digest")
+                .and_then(|d| d.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            if let Some(child) = m["manifests"][0]["digest"].as_str().map(str::to_string) {
+                m = c.json(&format!("/v2/{repo}/manifests/{child}")).await?.1;
+            }
+            let config = m["config"]["digest"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let (_, cfg) = c.json(&format!("/v2/{repo}/blobs/{config}")).await?;
+            let created = cfg["created"].as_str().unwrap_or_default().to_string();
+            rows.push((created, tag, digest));
+        }
+        rows.sort_by(|a, b| b.cmp(a)); // newest first, then greater tag name
+        let mut keep: Vec<&str> = Vec::new();
+        for (_, _, d) in &rows {
+            if keep.len() == KEEP {
+                break;
+            }
+            if !keep.contains(&d.as_str()) {
+                keep.push(d);
+            }
+        }
+        let mut done: HashSet<&str> = HashSet::new();
+        for (_, _, d) in &rows {
+            if keep.contains(&d.as_str()) || !done.insert(d) {
+                continue;
+            }
+            let (status, _, _) = c
+                .send("DELETE", &format!("/v2/{repo}/manifests/{d}"))
+                .await?;
+            if status != 202 {
+                return Err(format!("DELETE {repo}@{d}: {status}"));
+            }
+            deleted += 1;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(Run {
+        seconds,
+        requests: c.counts.values().sum(),
+        by_kind: c
+            .counts
+            .iter()
+            .map(|(m, n)| format!("{m} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        deleted,
+    })
+}
+
+// ------------------------------------------------------------------ skopeo loop
+
+fn skopeo(args: &[&str]) -> Res<serde_json::Value> {
+    let out = Command::new("skopeo")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("skopeo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "skopeo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    if out.stdout.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+/// The loop a shell script would run; `host` is `127.0.0.1:PORT` (through a counting proxy).
+fn skopeo_loop(host: &str, repos: &[String], deadline: Instant) -> Res<Run> {
+    let start = Instant::now();
+    let mut deleted = 0;
+    for repo in repos {
+        if Instant::now() > deadline {
+            return Err("skopeo loop over its time budget".into());
+        }
+        let v = skopeo(&[
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{host}/{repo}"),
+        ])?;
+        let mut rows: Vec<(String, String, String)> = Vec::new();
+        for tag in v["Tags"].as_array().into_iter().flatten() {
+            let tag = tag.as_str().unwrap_or_default();
+            let i = skopeo(&[
+                "inspect",
+                "--tls-verify=false",
+                &format!("docker://{host}/{repo}:{tag}"),
+            ])?;
+            rows.push((
+                i["Created"].as_str().unwrap_or_default().to_string(),
+                tag.to_string(),
+                i["Digest"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+        rows.sort_by(|a, b| b.cmp(a));
+        let mut keep: Vec<&str> = Vec::new();
+        for (_, _, d) in &rows {
+            if keep.len() == KEEP {
+                break;
+            }
+            if !keep.contains(&d.as_str()) {
+                keep.push(d);
+            }
+        }
+        let mut done: HashSet<&str> = HashSet::new();
+        for (_, _, d) in &rows {
+            if keep.contains(&d.as_str()) || !done.insert(d) {
+                continue;
+            }
+            skopeo(&[
+                "delete",
+                "--tls-verify=false",
+                &format!("docker://{host}/{repo}@{d}"),
+            ])?;
+            deleted += 1;
+        }
+    }
+    Ok(Run {
+        seconds: start.elapsed().as_secs_f64(),
+        requests: 0,
+        by_kind: String::new(),
+        deleted,
+    })
+}
+
+// ------------------------------------------------------------------ driver
+
+async fn tags_left(url: &str) -> Res<u64> {
+    let c = RegistryClient::new(url, Credentials::Anonymous, ClientOptions::default())
+        .map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for r in c.catalog().await.map_err(|e| e.to_string())? {
+        n += c.tags(&r).await.map_err(|e| e.to_string())?.len() as u64;
+    }
+    Ok(n)
+}
+
+struct Row {
+    set: String,
+    net: &'static str,
+    tool: &'static str,
+    runs: Vec<Run>,
+    left: u64,
+}
+
+fn seed(url: &str, repos: usize, tags: usize) -> Res<()> {
+    let bin = std::env::var("REGISTRY_OPERATOR_BIN")
+        .unwrap_or_else(|_| "target/release/registry-operator".to_string());
+    let out = Command::new(&bin)
+        .args(["dev", "seed", "--registry", url])
+        .args(["--repos", &repos.to_string(), "--tags", &tags.to_string()])
+        .output()
+        .map_err(|e| format!("{bin}: {e} (build it: cargo build --release)"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).to_string());
+    }
+    eprint!("  {}", String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = bench().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn bench() -> Res<()> {
+    let sets = std::env::var("BENCH_SETS").unwrap_or_else(|_| "100x20,100x100,1000x10".into());
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let with_skopeo = std::env::var("BENCH_SKOPEO").map_or(true, |v| v != "0");
+    let deadline = Instant::now() + Duration::from_secs(20 * 60);
+    let mut rows: Vec<Row> = Vec::new();
+    for (n, set) in sets.split(',').enumerate() {
+        let (repos, tags) = set
+            .split_once('x')
+            .and_then(|(r, t)| Some((r.parse::<usize>().ok()?, t.parse::<usize>().ok()?)))
+            .ok_or_else(|| format!("bad set {set:?}"))?;
+        let mut reg = Registry::new()?;
+        eprintln!("== {set}: seeding");
+        seed(&reg.url(), repos, tags)?;
+        reg.snapshot()?;
+        let large = n > 0;
+        for (net, delay) in [
+            ("loopback", None),
+            ("+5 ms", Some(Duration::from_millis(5))),
+        ] {
+            if Instant::now() > deadline {
+                break;
+            }
+            let proxy = match delay {
+                Some(d) => {
+                    let p = FaultProxy::start(&reg.url()).await;
+                    p.inject(FaultRule::new(Fault::Delay(d)));
+                    Some(p)
+                }
+                None => None,
+            };
+            let url = |reg: &Registry| -> String {
+                proxy
+                    .as_ref()
+                    .map_or_else(|| reg.url(), |p| p.url().to_string())
+            };
+            let concurrency = if delay.is_some() { 64 } else { 8 };
+            let engine_runs = if large { 1 } else { runs };
+            let mut row = Row {
+                set: set.to_string(),
+                net,
+                tool: "engine",
+                runs: Vec::new(),
+                left: 0,
+            };
+            for _ in 0..engine_runs {
+                reg.restore()?;
+                eprintln!("  {net} engine");
+                row.runs.push(engine(&url(&reg), concurrency).await?);
+            }
+            row.left = tags_left(&reg.url()).await?;
+            rows.push(row);
+            if !(large && delay.is_some()) {
+                let mut row = Row {
+                    set: set.to_string(),
+                    net,
+                    tool: "sequential",
+                    runs: Vec::new(),
+                    left: 0,
+                };
+                for _ in 0..if large || delay.is_some() { 1 } else { 2 } {
+                    reg.restore()?;
+                    eprintln!("  {net} sequential");
+                    row.runs.push(sequential(&url(&reg)).await?);
+                }
+                row.left = tags_left(&reg.url()).await?;
+                rows.push(row);
+            }
+            if with_skopeo && delay.is_none() && !large {
+                reg.restore()?;
+                eprintln!("  {net} skopeo (one process per call; ~2 min)");
+                let counter = FaultProxy::start(&reg.url()).await;
+                let host = counter.url().trim_start_matches("http://").to_string();
+                let repos = RegistryClient::new(
+                    &reg.url(),
+                    Credentials::Anonymous,
+                    ClientOptions::default(),
+                )
+                .map_err(|e| e.to_string())?
+                .catalog()
+                .await
+                .map_err(|e| e.to_string())?;
+                let run = tokio::task::block_in_place(|| {
+                    skopeo_loop(&host, &repos, Instant::now() + Duration::from_secs(400))
+                });
+                match run {
+                    Ok(mut run) => {
+                        run.requests = counter.total();
+                        run.by_kind = ["GET", "HEAD", "DELETE"]
+                            .iter()
+                            .map(|m| format!("{m} {}", counter.count(m)))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        rows.push(Row {
+                            set: set.to_string(),
+                            net,
+                            tool: "skopeo",
+                            runs: vec![run],
+                            left: tags_left(&reg.url()).await?,
+                        });
+                    }
+                    Err(e) => eprintln!("  skopeo skipped: {e}"),
+                }
+            }
+        }
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n| data set | network | tool | runs | mean wall | min wall | vs sequential | HTTP requests | digests deleted | tags left | requests by kind |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for r in rows {
+        let n = r.runs.len().max(1) as f64;
+        let mean = r.runs.iter().map(|x| x.seconds).sum::<f64>() / n;
+        let min = r
+            .runs
+            .iter()
+            .map(|x| x.seconds)
+            .fold(f64::INFINITY, f64::min);
+        let base = rows
+            .iter()
+            .find(|b| b.set == r.set && b.net == r.net && b.tool == "sequential")
+            .map(|b| b.runs.iter().map(|x| x.seconds).sum::<f64>() / b.runs.len().max(1) as f64);
+        let speed = base.map_or("-".to_string(), |b| format!("{:.1}x", b / mean));
+        let last = r.runs.last();
+        println!(
+            "| {} | {} | {} | {} | {:.2} s | {:.2} s | {} | {} | {} | {} | {} |",
+            r.set,
+            r.net,
+            r.tool,
+            r.runs.len(),
+            mean,
+            min,
+            speed,
+            last.map_or(0, |x| x.requests),
+            last.map_or(0, |x| x.deleted),
+            r.left,
+            last.map_or("", |x| x.by_kind.as_str()),
+        );
+    }
+}
