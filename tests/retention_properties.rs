@@ -307,19 +307,19 @@ fn build(s: &Scenario, seed: Option<u64>) -> Inventory {
             b.subject(&d(hex(r)), &d(hex(subject)));
         }
         for (n, hours) in &spec.created {
-            b.manifest(&d(hex(*n))).created = Some(ago(f64::from(*hours) / 24.0));
+            b.manifest(&d(hex(*n))).created = Some(ago(f64::from(*hours) / 24.0).into());
         }
         for (n, size) in &spec.sizes {
             b.manifest(&d(hex(*n))).size = Some(u64::from(*size));
         }
         for t in tags {
             let tag = b.tag(TAGS[t.name], &d(hex(t.digest)));
-            tag.pushed = t.age_hours.map(|h| ago(f64::from(h) / 24.0));
-            tag.last_pulled = t.pulled_hours.map(|h| ago(f64::from(h) / 24.0));
+            tag.pushed = t.age_hours.map(|h| ago(f64::from(h) / 24.0).into());
+            tag.last_pulled = t.pulled_hours.map(|h| ago(f64::from(h) / 24.0).into());
         }
         for (subject, manifest, hours) in sigs {
             let tag = b.tag(&sig_tag(hex(subject)), &d(hex(manifest)));
-            tag.pushed = hours.map(|h| ago(f64::from(h) / 24.0));
+            tag.pushed = hours.map(|h| ago(f64::from(h) / 24.0).into());
         }
         if spec.incomplete {
             b.incomplete("listing failed");
@@ -501,7 +501,7 @@ proptest! {
                     let before = holders.len();
                     for m in &inv_repo.manifests {
                         let lists = m.children.iter().any(|c| {
-                            inv_repo.manifest(*c).is_some_and(|x| holders.contains(x.digest.as_str()))
+                            inv_repo.manifest(*c).is_some_and(|x| holders.contains(&x.digest.to_string()))
                         });
                         if lists {
                             holders.insert(m.digest.to_string());
@@ -540,7 +540,9 @@ proptest! {
                 let created = repo.manifest(t.manifest).and_then(|m| m.created);
                 ages.insert(
                     (repo.name.to_string(), t.name.to_string()),
-                    t.pushed.or(created).map(|p| now().duration_since(p)),
+                    t.pushed
+                        .or(created)
+                        .map(|p| jiff::SignedDuration::from_secs(now().as_second() - p.unix_seconds())),
                 );
             }
         }
