@@ -201,7 +201,7 @@ fn main() -> Result<(), String> {
     println!("  {}", report.headline());
     println!(
         "  mutations {}, manifests deleted {}, candidates in status {candidates}",
-        p.mutations.len(),
+        p.mutations().count(),
         p.counts.manifest_deletions
     );
     Ok(())

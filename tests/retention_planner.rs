@@ -643,7 +643,7 @@ fn every_rule_and_combination_decides_as_the_table_says() {
                 Some(_) => {}
             }
         }
-        let mutations: Vec<String> = plan.mutations.iter().map(compact).collect();
+        let mutations: Vec<String> = plan.mutations().map(compact).collect();
         if mutations != case.mutations {
             problems.push(format!(
                 "mutations: expected {:?}, got {mutations:?}",
@@ -773,7 +773,7 @@ fn a_plan_mode_policy_shows_whether_enforcing_it_would_be_blocked() {
         "mode: Plan\nkeep: [{mostRecent: 1}]\nlimits: {maxDeletionsPerRun: 1}",
         many_old(3),
     );
-    assert!(plan.mutations.is_empty());
+    assert_eq!(plan.mutations().count(), 0);
     assert!(plan.check_blast_radius().is_err());
     let report = Report::new(&plan);
     assert!(report

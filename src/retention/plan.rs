@@ -92,6 +92,10 @@ pub struct RepositoryPlan {
     pub incomplete: Option<Arc<str>>,
     /// Every tag's decision, by tag name.
     pub tags: Vec<TagDecision>,
+    /// What to change in this repository, in execution order: tag deletions, then index
+    /// and manifest deletions, then referrers after their subjects. Empty in `Plan` mode and
+    /// for incomplete repositories.
+    pub mutations: Vec<Mutation>,
 }
 
 /// One change to make to the registry.
@@ -232,11 +236,8 @@ pub struct Plan {
     pub now: Timestamp,
     /// The policy's blast-radius limits.
     pub limits: Limits,
-    /// Every in-scope repository, by name.
+    /// Every in-scope repository, by name, with its decisions and mutations.
     pub repositories: Vec<RepositoryPlan>,
-    /// What to change, in execution order: per repository, tag deletions, then index and
-    /// manifest deletions, then referrers after their subjects. Empty in `Plan` mode.
-    pub mutations: Vec<Mutation>,
     /// Counts over the in-scope repositories.
     pub counts: Counts,
     /// Repositories in the inventory outside the policy's scope (untouched).
@@ -250,6 +251,11 @@ impl Plan {
     /// `Plan`-mode policy shows whether enforcing it would be blocked.
     pub fn check_blast_radius(&self) -> Result<(), LimitBreach> {
         check_limits(self.limits, self.counts.deletions, self.counts.tags)
+    }
+
+    /// Every mutation, repository by repository, in execution order. None in `Plan` mode.
+    pub fn mutations(&self) -> impl Iterator<Item = &Mutation> {
+        self.repositories.iter().flat_map(|r| r.mutations.iter())
     }
 
     /// Every tag decision with its repository.
@@ -272,21 +278,32 @@ pub fn plan(
     protections: &Protections,
     now: Timestamp,
 ) -> Plan {
-    let mut ctx = Ctx {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    plan_with_threads(policy, others, inventory, protections, now, threads.min(8))
+}
+
+/// [`plan`] on at most `max_threads` threads (the result does not depend on it).
+fn plan_with_threads(
+    policy: &Policy,
+    others: &[Policy],
+    inventory: &Inventory,
+    protections: &Protections,
+    now: Timestamp,
+    max_threads: usize,
+) -> Plan {
+    // By name, so the policy a veto names does not depend on the order given.
+    let mut others: Vec<&Policy> = others
+        .iter()
+        .filter(|o| o.name() != policy.name() && !o.entries.is_empty())
+        .collect();
+    others.sort_by(|a, b| a.name().cmp(b.name()));
+    let ctx = Ctx {
         now_secs: now.as_second(),
         policy,
-        others: {
-            // By name, so the policy a veto names does not depend on the order given.
-            let mut o: Vec<&Policy> = others
-                .iter()
-                .filter(|o| o.name() != policy.name() && !o.entries.is_empty())
-                .collect();
-            o.sort_by(|a, b| a.name().cmp(b.name()));
-            o
-        },
+        others,
         caps: inventory.capabilities,
         in_use: &protections.in_use,
-        unsupported: vec![0; policy.entries.len()],
+        mutations: policy.mode() == PolicyMode::Enforce,
     };
     let mut groups: BTreeMap<&str, Vec<&Repository>> = BTreeMap::new();
     let mut out_of_scope = 0;
@@ -297,51 +314,37 @@ pub fn plan(
             out_of_scope += 1;
         }
     }
+    let groups: Vec<Vec<&Repository>> = groups.into_values().collect();
+    let planned = plan_groups(&ctx, &groups, max_threads);
+
     let mut counts = Counts::default();
     let mut repositories = Vec::with_capacity(groups.len());
-    let mut mutations = Vec::new();
     let mut reclaimable: Option<u64> = None;
-    for (_, group) in groups {
-        let mut out = RepoOut::default();
-        let repo_plan = match group.as_slice() {
-            [repo] => match (&repo.completeness, consistency(repo)) {
-                (Completeness::Incomplete { reason }, _) => incomplete(&group, reason.clone()),
-                (Completeness::Complete, Err(why)) => incomplete(&group, Arc::from(why)),
-                (Completeness::Complete, Ok(())) => plan_repository(&mut ctx, repo, &mut out)
-                    .unwrap_or_else(|why| {
-                        out = RepoOut::default();
-                        incomplete(&group, Arc::from(why))
-                    }),
-            },
-            _ => incomplete(
-                &group,
-                Arc::from(format!("the repository was listed {} times", group.len())),
-            ),
-        };
-        counts.repositories += 1;
-        counts.errors += u64::from(repo_plan.incomplete.is_some());
-        for t in &repo_plan.tags {
-            counts.tags += 1;
-            match t.decision.action() {
-                Action::Keep => counts.kept += 1,
-                Action::Protect => counts.protected += 1,
-                Action::Delete => counts.deletions += 1,
+    let mut unsupported = vec![0u64; policy.entries.len()];
+    for (results, chunk_unsupported) in planned {
+        for (u, c) in unsupported.iter_mut().zip(chunk_unsupported) {
+            *u += c;
+        }
+        for (repo_plan, out) in results {
+            counts.repositories += 1;
+            counts.errors += u64::from(repo_plan.incomplete.is_some());
+            for t in &repo_plan.tags {
+                counts.tags += 1;
+                match t.decision.action() {
+                    Action::Keep => counts.kept += 1,
+                    Action::Protect => counts.protected += 1,
+                    Action::Delete => counts.deletions += 1,
+                }
             }
+            counts.manifest_deletions += out.manifest_deletions;
+            if let Some(bytes) = out.reclaimable {
+                reclaimable = Some(reclaimable.unwrap_or(0).saturating_add(bytes));
+            }
+            repositories.push(repo_plan);
         }
-        counts.manifest_deletions += out.manifest_deletions;
-        if let Some(bytes) = out.reclaimable {
-            reclaimable = Some(reclaimable.unwrap_or(0).saturating_add(bytes));
-        }
-        if policy.mode() == PolicyMode::Enforce {
-            out.mutations
-                .sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-            mutations.extend(out.mutations.into_iter().map(|(_, m)| m));
-        }
-        repositories.push(repo_plan);
     }
     counts.reclaimable_bytes = reclaimable;
-    let notes = ctx
-        .unsupported
+    let notes = unsupported
         .iter()
         .enumerate()
         .filter(|(_, n)| **n > 0)
@@ -357,7 +360,6 @@ pub fn plan(
         now,
         limits: policy.limits(),
         repositories,
-        mutations,
         counts,
         out_of_scope_repositories: out_of_scope,
         notes,
@@ -370,23 +372,86 @@ struct Ctx<'a> {
     others: Vec<&'a Policy>,
     caps: Capabilities,
     in_use: &'a InUse,
-    unsupported: Vec<u64>,
+    /// Whether to build mutations (Enforce mode).
+    mutations: bool,
+}
+
+/// Plans of one run of consecutive repositories, with the per-entry counts of tags kept
+/// for want of pull statistics.
+type Planned = (Vec<(RepositoryPlan, RepoOut)>, Vec<u64>);
+
+/// Plans the repository groups (one group per name; more than one repository in a group
+/// means it was listed twice), on several threads when there is enough work. Repositories
+/// are independent, and the results come back in the groups' order, so the plan is the same
+/// whatever the number of threads.
+fn plan_groups(ctx: &Ctx<'_>, groups: &[Vec<&Repository>], max_threads: usize) -> Vec<Planned> {
+    const MIN_TAGS_PER_THREAD: usize = 50_000;
+    let tags: usize = groups.iter().flatten().map(|r| r.tags.len()).sum();
+    let threads = max_threads.min(tags / MIN_TAGS_PER_THREAD).max(1);
+    if threads == 1 {
+        return vec![plan_chunk(ctx, groups)];
+    }
+    // Consecutive chunks of about equal tag counts.
+    let mut chunks = Vec::with_capacity(threads);
+    let mut start = 0;
+    let mut acc = 0;
+    for (i, g) in groups.iter().enumerate() {
+        acc += g.iter().map(|r| r.tags.len()).sum::<usize>();
+        if acc * threads >= tags * (chunks.len() + 1) && chunks.len() + 1 < threads {
+            chunks.push(&groups[start..=i]);
+            start = i + 1;
+        }
+    }
+    chunks.push(&groups[start..]);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || plan_chunk(ctx, chunk)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+fn plan_chunk(ctx: &Ctx<'_>, groups: &[Vec<&Repository>]) -> Planned {
+    let mut unsupported = vec![0u64; ctx.policy.entries.len()];
+    let mut results = Vec::with_capacity(groups.len());
+    for group in groups {
+        let mut out = RepoOut::default();
+        let repo_plan = match group.as_slice() {
+            [repo] => match (&repo.completeness, consistency(repo)) {
+                (Completeness::Incomplete { reason }, _) => incomplete(group, reason.clone()),
+                (Completeness::Complete, Err(why)) => incomplete(group, Arc::from(why)),
+                (Completeness::Complete, Ok(())) => {
+                    plan_repository(ctx, repo, &mut out, &mut unsupported).unwrap_or_else(|why| {
+                        out = RepoOut::default();
+                        incomplete(group, Arc::from(why))
+                    })
+                }
+            },
+            _ => incomplete(
+                group,
+                Arc::from(format!("the repository was listed {} times", group.len())),
+            ),
+        };
+        results.push((repo_plan, out));
+    }
+    (results, unsupported)
 }
 
 /// Per-repository results besides the decisions. Mutations carry a sort key: phase, then a
 /// name.
 #[derive(Default)]
 struct RepoOut {
-    mutations: Vec<((u32, SortName), Mutation)>,
+    /// Each with its phase: tag deletions 0, indexes 1, manifests 2, referrers 3 and up.
+    mutations: Vec<(u32, Mutation)>,
     manifest_deletions: u64,
     reclaimable: Option<u64>,
-}
-
-/// What orders mutations of one phase.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum SortName {
-    Tag(Arc<str>),
-    Digest(Digest),
 }
 
 /// Whole seconds, rounded up: a policy duration of `1.5s` keeps and protects for 2 s.
@@ -439,6 +504,7 @@ fn incomplete(group: &[&Repository], reason: Arc<str>) -> RepositoryPlan {
             .map_or_else(|| Arc::from(""), |r| r.name.clone()),
         incomplete: Some(reason),
         tags,
+        mutations: Vec::new(),
     }
 }
 
@@ -724,9 +790,10 @@ fn digest_users(
 /// Plans one complete, consistent repository. Fails (and the repository is then treated as
 /// incomplete) when a tag name is listed twice.
 fn plan_repository(
-    ctx: &mut Ctx<'_>,
+    ctx: &Ctx<'_>,
     repo: &Repository,
     out: &mut RepoOut,
+    unsupported: &mut [u64],
 ) -> Result<RepositoryPlan, &'static str> {
     let policy = ctx.policy;
     let now = ctx.now_secs;
@@ -752,7 +819,7 @@ fn plan_repository(
             &ages,
             ctx.caps,
             now,
-            Some(&mut ctx.unsupported),
+            Some(unsupported),
         ))
     } else {
         None
@@ -996,8 +1063,11 @@ fn plan_repository(
             continue;
         }
         if ctx.caps.delete_by_tag {
+            if !ctx.mutations {
+                continue;
+            }
             out.mutations.push((
-                (0, SortName::Tag(t.name.clone())),
+                0,
                 Mutation::DeleteTag {
                     repository: repo.name.clone(),
                     tag: t.name.clone(),
@@ -1022,7 +1092,7 @@ fn plan_repository(
 
     // 6. Manifest deletions.
     let mut tags_on: Vec<Vec<Arc<str>>> = Vec::new();
-    if going.iter().any(|g| *g) {
+    if ctx.mutations && going.iter().any(|g| *g) {
         tags_on.resize_with(m, Vec::new);
         for t in &repo.tags {
             let id = t.manifest.index();
@@ -1043,6 +1113,9 @@ fn plan_repository(
         if let Some(size) = x.size {
             out.reclaimable = Some(out.reclaimable.unwrap_or(0).saturating_add(size));
         }
+        if !ctx.mutations {
+            continue;
+        }
         let mut tags = tags_on.get_mut(id).map(std::mem::take).unwrap_or_default();
         tags.sort_unstable();
         let phase = if referrer[id] {
@@ -1053,7 +1126,7 @@ fn plan_repository(
             1
         };
         out.mutations.push((
-            (phase, SortName::Digest(x.digest.clone())),
+            phase,
             Mutation::DeleteManifest {
                 repository: repo.name.clone(),
                 digest: x.digest.clone(),
@@ -1079,10 +1152,22 @@ fn plan_repository(
     if tags.windows(2).any(|w| w[0].tag == w[1].tag) {
         return Err("a tag is listed twice");
     }
+    // By phase, then tag or digest: within a phase all mutations are of one kind.
+    out.mutations.sort_by(|(pa, a), (pb, b)| {
+        pa.cmp(pb).then_with(|| match (a, b) {
+            (Mutation::DeleteTag { tag: x, .. }, Mutation::DeleteTag { tag: y, .. }) => x.cmp(y),
+            _ => a.digest().cmp(b.digest()),
+        })
+    });
+    let mutations = std::mem::take(&mut out.mutations)
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
     Ok(RepositoryPlan {
         name: repo.name.clone(),
         incomplete: None,
         tags,
+        mutations,
     })
 }
 
@@ -1116,6 +1201,48 @@ impl fmt::Display for Mutation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::api::retention::RetentionRules;
+    use crate::retention::inventory::{RepositoryBuilder, Time};
+
+    #[test]
+    fn planning_on_several_threads_gives_the_same_plan_as_on_one() {
+        let now: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        let mut repositories = Vec::new();
+        for r in 0..1_200 {
+            let mut b = RepositoryBuilder::new(&format!("team-{}/svc-{r}", r % 7));
+            for t in 0..100u64 {
+                let digest = format!("sha256:{:064x}", r * 1_000 + t / 2);
+                let pushed = now.checked_sub(SignedDuration::from_hours(t as i64 * 30));
+                b.tag(&format!("ci-{t}"), &digest).pushed = pushed.ok().map(Time::from);
+            }
+            if r % 50 == 0 {
+                b.incomplete("listing failed");
+            }
+            repositories.push(b.build());
+        }
+        let inventory = Inventory {
+            capabilities: Capabilities {
+                delete_by_tag: false,
+                pull_stats: false,
+            },
+            repositories,
+        };
+        let rules: RetentionRules = serde_yaml::from_str(
+            "mode: Enforce\nrepositories: {include: ['**']}\nkeep: [{mostRecent: 5}, {pulledWithin: 1h, tags: {regex: 'ci-1'}}]",
+        )
+        .unwrap();
+        let policy = Policy::compile("p", &rules).unwrap();
+        let mut protections = Protections::default();
+        protections
+            .in_use
+            .add_tag("team-3/svc-10", "ci-40", "Pod a/b");
+        let one = plan_with_threads(&policy, &[], &inventory, &protections, now, 1);
+        let four = plan_with_threads(&policy, &[], &inventory, &protections, now, 4);
+        assert_eq!(one.counts.tags, 120_000);
+        assert!(one.counts.deletions > 0 && !one.notes.is_empty());
+        assert_eq!(one, four);
+    }
 
     #[test]
     fn a_decision_and_a_tag_decision_stay_small_for_a_million_tags() {
