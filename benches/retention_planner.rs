@@ -15,7 +15,8 @@ use std::time::Instant;
 use jiff::{SignedDuration, Timestamp};
 use registry_operator::api::retention::RetentionRules;
 use registry_operator::retention::{
-    plan, Capabilities, InUse, Inventory, Policy, Protections, Report, RepositoryBuilder, Time,
+    candidates, plan, Capabilities, InUse, Inventory, Policy, Protections, Report,
+    RepositoryBuilder, Summary, Time,
 };
 
 const REPOSITORIES: usize = 10_000;
@@ -176,6 +177,10 @@ fn main() -> Result<(), String> {
     let peak_after_plan = peak_rss_mib();
 
     let t = Instant::now();
+    let status = candidates(&p, None);
+    let summary = Summary::of(&p);
+    let status_time = t.elapsed();
+    let t = Instant::now();
     let report = Report::new(&p);
     let report_time = t.elapsed();
     let candidates = report.candidates(None).len();
@@ -192,6 +197,12 @@ fn main() -> Result<(), String> {
     println!(
         "  peak rss after plan  {:>8}   (VmHWM; target ≤ 512 MiB)",
         mib(peak_after_plan)
+    );
+    println!(
+        "  status view          {:>8.3} s   ({} candidates, {} planned deletions)",
+        status_time.as_secs_f64(),
+        status.len(),
+        summary.planned_deletions
     );
     println!(
         "  render report        {:>8.3} s   (every decision as a sentence)",

@@ -878,6 +878,11 @@ fn the_report_counts_every_decision_and_bounds_the_candidates() {
     );
     assert_eq!((s.planned_deletions, s.errors), (150, 0));
     let candidates = report.candidates(Some("registries/main"));
+    assert_eq!(
+        registry_operator::retention::candidates(&plan, Some("registries/main")),
+        candidates
+    );
+    assert_eq!(registry_operator::retention::Summary::of(&plan), s);
     assert_eq!(candidates.len(), MAX_STATUS_CANDIDATES);
     assert_eq!(candidates[0].tag, "old-000");
     assert_eq!(candidates[0].registry.as_deref(), Some("registries/main"));
