@@ -406,7 +406,20 @@ fn plan_groups(ctx: &Ctx<'_>, groups: &[Vec<&Repository>], max_threads: usize) -
     std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|chunk| scope.spawn(move || plan_chunk(ctx, chunk)))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    // A regex shared between threads hands its search caches around under a
+                    // lock; each thread gets its own copies instead.
+                    let policy = ctx.policy.clone();
+                    let others: Vec<Policy> = ctx.others.iter().map(|o| (*o).clone()).collect();
+                    let local = Ctx {
+                        policy: &policy,
+                        others: others.iter().collect(),
+                        ..*ctx
+                    };
+                    plan_chunk(&local, chunk)
+                })
+            })
             .collect();
         handles
             .into_iter()
