@@ -940,3 +940,55 @@ fn the_json_report_carries_reasons_as_sentences() {
         "kept: 1st most recent of entry 1 (keeps 1)"
     );
 }
+
+// ── Inventories built by hand ───────────────────────────────────────────────────────────
+
+fn hand_built(
+    tags: Vec<registry_operator::retention::Tag>,
+) -> registry_operator::retention::Inventory {
+    use registry_operator::retention::{Digest, Manifest, Repository};
+    registry_operator::retention::Inventory {
+        capabilities: Default::default(),
+        repositories: vec![Repository {
+            name: "r".into(),
+            completeness: Default::default(),
+            tags,
+            manifests: vec![Manifest::new(Digest::new(&support::d('a')))],
+        }],
+    }
+}
+
+fn hand_tag(name: &str, manifest: u32) -> registry_operator::retention::Tag {
+    registry_operator::retention::Tag {
+        name: name.into(),
+        manifest: registry_operator::retention::ManifestId(manifest),
+        pushed: Some(support::ago(100.0).into()),
+        last_pulled: None,
+        subject: None,
+    }
+}
+
+#[test]
+fn an_inventory_referring_to_manifests_it_does_not_list_leaves_the_repository_untouched() {
+    let p = policy("p", "purge: true");
+    let inv = hand_built(vec![hand_tag("x", 0), hand_tag("y", 7)]);
+    let plan = plan(&p, &[], &inv, &protections(&[]), support::now());
+    assert_eq!(plan.mutations().count(), 0);
+    assert_eq!(
+        plan.repositories[0].incomplete.as_deref(),
+        Some("the inventory refers to manifests it does not list")
+    );
+    assert_eq!(plan.counts.protected, 2);
+}
+
+#[test]
+fn a_hand_built_repository_listing_a_tag_twice_is_left_untouched() {
+    let p = policy("p", "purge: true");
+    let inv = hand_built(vec![hand_tag("x", 0), hand_tag("x", 0)]);
+    let plan = plan(&p, &[], &inv, &protections(&[]), support::now());
+    assert_eq!(plan.mutations().count(), 0);
+    assert_eq!(
+        plan.repositories[0].incomplete.as_deref(),
+        Some("a tag is listed twice")
+    );
+}
