@@ -716,6 +716,7 @@ fn a_plan_over_max_deletions_per_run_is_blocked_and_says_which_limit() {
     );
     assert_eq!(breach.field(), "limits.maxDeletionsPerRun");
     assert_eq!(breach.reason(), "BlastRadiusExceeded");
+    assert!(plan.checked_mutations().is_err());
     assert_eq!(
         breach.to_string(),
         "the plan deletes 3 tags, more than limits.maxDeletionsPerRun (2)"
@@ -729,6 +730,7 @@ fn a_plan_exactly_at_max_deletions_per_run_passes() {
         many_old(3),
     );
     assert_eq!(plan.check_blast_radius(), Ok(()));
+    assert_eq!(plan.checked_mutations().map(Iterator::count), Ok(3));
 }
 
 #[test]

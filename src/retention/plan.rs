@@ -230,7 +230,7 @@ pub fn check_limits(limits: Limits, deletions: u64, in_scope: u64) -> Result<(),
 pub struct Plan {
     /// The policy's name.
     pub policy: Arc<str>,
-    /// The policy's mode. In `Plan` mode `mutations` is empty.
+    /// The policy's mode. In `Plan` mode every repository's `mutations` is empty.
     pub mode: PolicyMode,
     /// The time the plan was computed for.
     pub now: Timestamp,
@@ -251,6 +251,13 @@ impl Plan {
     /// `Plan`-mode policy shows whether enforcing it would be blocked.
     pub fn check_blast_radius(&self) -> Result<(), LimitBreach> {
         check_limits(self.limits, self.counts.deletions, self.counts.tags)
+    }
+
+    /// The mutations to execute, only once the blast-radius check passes (invariant 6):
+    /// what an executor should call.
+    pub fn checked_mutations(&self) -> Result<impl Iterator<Item = &Mutation>, LimitBreach> {
+        self.check_blast_radius()?;
+        Ok(self.mutations())
     }
 
     /// Every mutation, repository by repository, in execution order. None in `Plan` mode.
