@@ -643,7 +643,7 @@ fn every_rule_and_combination_decides_as_the_table_says() {
                 Some(_) => {}
             }
         }
-        let mutations: Vec<String> = plan.mutations.iter().map(compact).collect();
+        let mutations: Vec<String> = plan.mutations().map(compact).collect();
         if mutations != case.mutations {
             problems.push(format!(
                 "mutations: expected {:?}, got {mutations:?}",
@@ -716,6 +716,7 @@ fn a_plan_over_max_deletions_per_run_is_blocked_and_says_which_limit() {
     );
     assert_eq!(breach.field(), "limits.maxDeletionsPerRun");
     assert_eq!(breach.reason(), "BlastRadiusExceeded");
+    assert!(plan.checked_mutations().is_err());
     assert_eq!(
         breach.to_string(),
         "the plan deletes 3 tags, more than limits.maxDeletionsPerRun (2)"
@@ -729,6 +730,7 @@ fn a_plan_exactly_at_max_deletions_per_run_passes() {
         many_old(3),
     );
     assert_eq!(plan.check_blast_radius(), Ok(()));
+    assert_eq!(plan.checked_mutations().map(Iterator::count), Ok(3));
 }
 
 #[test]
@@ -773,7 +775,7 @@ fn a_plan_mode_policy_shows_whether_enforcing_it_would_be_blocked() {
         "mode: Plan\nkeep: [{mostRecent: 1}]\nlimits: {maxDeletionsPerRun: 1}",
         many_old(3),
     );
-    assert!(plan.mutations.is_empty());
+    assert_eq!(plan.mutations().count(), 0);
     assert!(plan.check_blast_radius().is_err());
     let report = Report::new(&plan);
     assert!(report
@@ -878,6 +880,11 @@ fn the_report_counts_every_decision_and_bounds_the_candidates() {
     );
     assert_eq!((s.planned_deletions, s.errors), (150, 0));
     let candidates = report.candidates(Some("registries/main"));
+    assert_eq!(
+        registry_operator::retention::candidates(&plan, Some("registries/main")),
+        candidates
+    );
+    assert_eq!(registry_operator::retention::Summary::of(&plan), s);
     assert_eq!(candidates.len(), MAX_STATUS_CANDIDATES);
     assert_eq!(candidates[0].tag, "old-000");
     assert_eq!(candidates[0].registry.as_deref(), Some("registries/main"));
@@ -933,5 +940,57 @@ fn the_json_report_carries_reasons_as_sentences() {
     assert_eq!(
         json["decisions"][0]["reason"],
         "kept: 1st most recent of entry 1 (keeps 1)"
+    );
+}
+
+// ── Inventories built by hand ───────────────────────────────────────────────────────────
+
+fn hand_built(
+    tags: Vec<registry_operator::retention::Tag>,
+) -> registry_operator::retention::Inventory {
+    use registry_operator::retention::{Digest, Manifest, Repository};
+    registry_operator::retention::Inventory {
+        capabilities: Default::default(),
+        repositories: vec![Repository {
+            name: "r".into(),
+            completeness: Default::default(),
+            tags,
+            manifests: vec![Manifest::new(Digest::new(&support::d('a')))],
+        }],
+    }
+}
+
+fn hand_tag(name: &str, manifest: u32) -> registry_operator::retention::Tag {
+    registry_operator::retention::Tag {
+        name: name.into(),
+        manifest: registry_operator::retention::ManifestId(manifest),
+        pushed: Some(support::ago(100.0).into()),
+        last_pulled: None,
+        subject: None,
+    }
+}
+
+#[test]
+fn an_inventory_referring_to_manifests_it_does_not_list_leaves_the_repository_untouched() {
+    let p = policy("p", "purge: true");
+    let inv = hand_built(vec![hand_tag("x", 0), hand_tag("y", 7)]);
+    let plan = plan(&p, &[], &inv, &protections(&[]), support::now());
+    assert_eq!(plan.mutations().count(), 0);
+    assert_eq!(
+        plan.repositories[0].incomplete.as_deref(),
+        Some("the inventory refers to manifests it does not list")
+    );
+    assert_eq!(plan.counts.protected, 2);
+}
+
+#[test]
+fn a_hand_built_repository_listing_a_tag_twice_is_left_untouched() {
+    let p = policy("p", "purge: true");
+    let inv = hand_built(vec![hand_tag("x", 0), hand_tag("x", 0)]);
+    let plan = plan(&p, &[], &inv, &protections(&[]), support::now());
+    assert_eq!(plan.mutations().count(), 0);
+    assert_eq!(
+        plan.repositories[0].incomplete.as_deref(),
+        Some("a tag is listed twice")
     );
 }

@@ -42,7 +42,7 @@ impl Repo {
     }
     /// A tag on image `c`, pushed `days` ago.
     pub fn tag(mut self, name: &str, c: char, days: f64) -> Repo {
-        self.0.tag(name, &d(c)).pushed = Some(ago(days));
+        self.0.tag(name, &d(c)).pushed = Some(ago(days).into());
         self
     }
     /// A tag whose push time is unknown.
@@ -53,13 +53,13 @@ impl Repo {
     /// A tag pushed `days` ago and last pulled `pulled` days ago.
     pub fn pulled(mut self, name: &str, c: char, days: f64, pulled: f64) -> Repo {
         let t = self.0.tag(name, &d(c));
-        t.pushed = Some(ago(days));
-        t.last_pulled = Some(ago(pulled));
+        t.pushed = Some(ago(days).into());
+        t.last_pulled = Some(ago(pulled).into());
         self
     }
     /// Image `c`'s config says it was created `days` ago.
     pub fn created(mut self, c: char, days: f64) -> Repo {
-        self.0.manifest(&d(c)).created = Some(ago(days));
+        self.0.manifest(&d(c)).created = Some(ago(days).into());
         self
     }
     /// Image `c` weighs `bytes`.
@@ -81,7 +81,7 @@ impl Repo {
     }
     /// A cosign signature tag for `subject`, pointing at manifest `c`, pushed `days` ago.
     pub fn sig(mut self, subject: char, c: char, days: f64) -> Repo {
-        self.0.tag(&sig_tag(subject), &d(c)).pushed = Some(ago(days));
+        self.0.tag(&sig_tag(subject), &d(c)).pushed = Some(ago(days).into());
         self
     }
     pub fn incomplete(mut self, reason: &str) -> Repo {
@@ -166,11 +166,11 @@ pub fn compact(m: &Mutation) -> String {
             let tags: Vec<String> = tags.iter().map(|t| tag_name(t)).collect();
             let mut s = format!(
                 "delete {repository}@{} [{}]",
-                name_of(digest.as_str()),
+                name_of(&digest.to_string()),
                 tags.join(" ")
             );
             if let Some(subject) = subject {
-                s.push_str(&format!(" after {}", name_of(subject.as_str())));
+                s.push_str(&format!(" after {}", name_of(&subject.to_string())));
             }
             s
         }

@@ -8,6 +8,14 @@ use jiff::SignedDuration;
 use super::duration::{GoDuration, HumanAge};
 use super::inventory::Digest;
 
+/// A duration in whole seconds: ages and policy durations in reasons. (Reasons are kept
+/// small: a plan holds one per tag.)
+pub type Seconds = i64;
+
+fn dur(secs: Seconds) -> SignedDuration {
+    SignedDuration::from_secs(secs)
+}
+
 /// The decision for one tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -51,9 +59,9 @@ impl Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SemverLine {
     /// Within one major version (`latestPerMajor`).
-    Major(u64),
+    Major(u32),
     /// Within one major.minor line (`latestPerMinor`).
-    Minor(u64, u64),
+    Minor(u32, u32),
 }
 
 impl fmt::Display for SemverLine {
@@ -89,18 +97,18 @@ pub enum KeepReason {
         /// Entry number.
         entry: u8,
         /// How long ago it was pushed.
-        age: SignedDuration,
+        age: Seconds,
         /// The entry's `pushedWithin`.
-        within: SignedDuration,
+        within: Seconds,
     },
     /// Pulled within the entry's `pulledWithin`.
     PulledWithin {
         /// Entry number.
         entry: u8,
         /// How long ago it was last pulled.
-        ago: SignedDuration,
+        ago: Seconds,
         /// The entry's `pulledWithin`.
-        within: SignedDuration,
+        within: Seconds,
     },
     /// The entry has `pulledWithin` but the registry keeps no pull statistics, so every tag
     /// the entry selects is kept.
@@ -136,16 +144,16 @@ pub enum ProtectReason {
         /// That policy's name.
         policy: Arc<str>,
         /// Its reason.
-        reason: KeepReason,
+        reason: Box<KeepReason>,
     },
     /// The push time is unknown, so the tag's age cannot be judged.
     UnknownAge,
     /// Pushed within `protect.minAge`.
     TooYoung {
         /// How long ago.
-        age: SignedDuration,
+        age: Seconds,
         /// `protect.minAge`.
-        min_age: SignedDuration,
+        min_age: Seconds,
     },
     /// The repository's listing is incomplete; nothing in it is deleted this run.
     IncompleteRepository {
@@ -190,7 +198,7 @@ pub enum DeleteReason {
     /// No keep entry keeps it and nothing protects it.
     NotKept {
         /// How long ago it was pushed.
-        age: SignedDuration,
+        age: Seconds,
         /// Bit `i` set: entry `i + 1` selects the tag (but none of its criteria keeps it).
         selected_by: u64,
         /// For each entry, the criteria a selected tag failed (shared with the policy).
@@ -199,7 +207,7 @@ pub enum DeleteReason {
     /// `purge: true`.
     Purge {
         /// How long ago it was pushed.
-        age: SignedDuration,
+        age: Seconds,
     },
     /// A referrer tag whose subject is deleted, with `deleteReferrers` on (or purge).
     Referrer {
@@ -236,14 +244,14 @@ impl fmt::Display for KeepReason {
             KeepReason::PushedWithin { entry, age, within } => write!(
                 f,
                 "pushed {} ago, within {} (entry {entry})",
-                HumanAge(age),
-                GoDuration(within)
+                HumanAge(dur(age)),
+                GoDuration(dur(within))
             ),
             KeepReason::PulledWithin { entry, ago, within } => write!(
                 f,
                 "pulled {} ago, within {} (entry {entry})",
-                HumanAge(ago),
-                GoDuration(within)
+                HumanAge(dur(ago)),
+                GoDuration(dur(within))
             ),
             KeepReason::PullStatsUnavailable { entry } => write!(
                 f,
@@ -278,8 +286,8 @@ impl fmt::Display for ProtectReason {
             ProtectReason::TooYoung { age, min_age } => write!(
                 f,
                 "pushed {} ago, within the {} grace period (protect.minAge)",
-                HumanAge(*age),
-                GoDuration(*min_age)
+                HumanAge(dur(*age)),
+                GoDuration(dur(*min_age))
             ),
             ProtectReason::IncompleteRepository { reason } => write!(
                 f,
@@ -321,7 +329,7 @@ impl fmt::Display for DeleteReason {
                 selected_by,
                 misses,
             } => {
-                write!(f, "pushed {} ago", HumanAge(*age))?;
+                write!(f, "pushed {} ago", HumanAge(dur(*age)))?;
                 if *selected_by == 0 {
                     return f.write_str(", no keep entry selects it");
                 }
@@ -333,7 +341,7 @@ impl fmt::Display for DeleteReason {
                 Ok(())
             }
             DeleteReason::Purge { age } => {
-                write!(f, "purge (pushed {} ago)", HumanAge(*age))
+                write!(f, "purge (pushed {} ago)", HumanAge(dur(*age)))
             }
             DeleteReason::Referrer { subject } => {
                 write!(f, "referrer of deleted image {}", subject.short())
@@ -383,7 +391,7 @@ mod tests {
         });
         assert_eq!(in_use.to_string(), "kept: in use by Pod team-a/web-7f9");
         let delete = Decision::Delete(DeleteReason::NotKept {
-            age: SignedDuration::from_hours(41 * 24),
+            age: 41 * 86_400,
             selected_by: 0b10,
             misses: vec![
                 Arc::from("older than 720h"),

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::num::NonZeroI64;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -23,37 +24,124 @@ pub struct Capabilities {
     pub pull_stats: bool,
 }
 
-/// A content digest (`sha256:<hex>`), cheap to clone.
+/// A content digest (`sha256:<hex>`). Eight bytes, cheap to clone; a sha256 digest is kept
+/// as its 32 bytes, anything else as written.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(Arc<DigestRepr>);
+
+/// How a digest is stored. Ordered so that sha256 digests compare like their hex form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest(Arc<str>);
+pub(crate) enum DigestRepr {
+    Sha256([u8; 32]),
+    Other(Box<str>),
+}
+
+impl DigestRepr {
+    fn parse(digest: &str) -> DigestRepr {
+        let sha256 = digest.strip_prefix("sha256:").and_then(|hex| {
+            if hex.len() != 64 {
+                return None;
+            }
+            let mut bytes = [0u8; 32];
+            for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+                let nibble = |c: u8| match c {
+                    b'0'..=b'9' => Some(c - b'0'),
+                    b'a'..=b'f' => Some(c - b'a' + 10),
+                    _ => None,
+                };
+                bytes[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+            }
+            Some(bytes)
+        });
+        match sha256 {
+            Some(bytes) => DigestRepr::Sha256(bytes),
+            None => DigestRepr::Other(digest.into()),
+        }
+    }
+}
 
 impl Digest {
     /// Wraps a digest string as the registry reported it.
     pub fn new(digest: &str) -> Self {
-        Digest(Arc::from(digest))
-    }
-
-    /// The digest as written.
-    pub fn as_str(&self) -> &str {
-        &self.0
+        Digest(Arc::new(DigestRepr::parse(digest)))
     }
 
     /// The algorithm and first 12 hex digits (`sha256:0123456789ab`), for tables and reasons.
-    pub fn short(&self) -> &str {
-        let end = self.0.find(':').map_or(12, |i| i + 13);
-        self.0.get(..end).unwrap_or(&self.0)
+    pub fn short(&self) -> String {
+        let full = self.to_string();
+        let end = full.find(':').map_or(12, |i| i + 13);
+        full.get(..end).unwrap_or(&full).to_owned()
     }
 }
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match &*self.0 {
+            DigestRepr::Sha256(bytes) => {
+                f.write_str("sha256:")?;
+                for b in bytes {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+            DigestRepr::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
     }
 }
 
 impl From<&str> for Digest {
     fn from(s: &str) -> Self {
         Digest::new(s)
+    }
+}
+
+/// A point in time, to the second: what the planner needs of push, pull and creation
+/// times. Eight bytes even as an `Option`, which matters for a million tags.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Time(NonZeroI64);
+
+/// Seconds are stored shifted by 2^62 so that no representable time is zero.
+const TIME_OFFSET: i64 = 1 << 62;
+
+impl Time {
+    /// The time `seconds` after the Unix epoch (negative: before). Clamped to ±2^61 s.
+    pub fn from_unix_seconds(seconds: i64) -> Time {
+        let clamped = seconds.clamp(-(1 << 61), 1 << 61);
+        Time(NonZeroI64::new(clamped + TIME_OFFSET).unwrap_or(NonZeroI64::MAX))
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn unix_seconds(self) -> i64 {
+        self.0.get() - TIME_OFFSET
+    }
+
+    /// As a jiff timestamp (the epoch if out of jiff's range).
+    pub fn timestamp(self) -> Timestamp {
+        Timestamp::from_second(self.unix_seconds()).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+}
+
+impl From<Timestamp> for Time {
+    fn from(ts: Timestamp) -> Time {
+        Time::from_unix_seconds(ts.as_second())
+    }
+}
+
+impl fmt::Debug for Time {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.timestamp())
+    }
+}
+
+impl fmt::Display for Time {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.timestamp())
     }
 }
 
@@ -114,9 +202,9 @@ pub struct Tag {
     pub manifest: ManifestId,
     /// When the tag was pushed (zot's search API), if known. When unknown, the manifest's
     /// `created` time stands in.
-    pub pushed: Option<Timestamp>,
+    pub pushed: Option<Time>,
     /// When the tag was last pulled, if the registry keeps pull statistics and it was pulled.
-    pub last_pulled: Option<Timestamp>,
+    pub last_pulled: Option<Time>,
     /// Set when the tag is a referrer tag rather than an image people chose to tag: a
     /// `sha256-<hex>` tag of the referrers tag schema (possibly with a `.sig`/`.att`/`.sbom`
     /// suffix, as cosign writes), or a tag on a manifest with a `subject`. Such tags follow
@@ -129,18 +217,25 @@ pub struct Tag {
 pub struct Manifest {
     /// Its digest.
     pub digest: Digest,
-    /// Its media type, if fetched.
-    pub media_type: Option<Arc<str>>,
-    /// Its `artifactType` (or config media type for artifacts), if any.
-    pub artifact_type: Option<Arc<str>>,
+    /// Its media type and artifact type, where fetched (the planner does not need them).
+    pub media: Option<Box<MediaInfo>>,
     /// Total size in bytes (manifest, config and layers), if known.
     pub size: Option<u64>,
     /// The image config's `created` time or the `org.opencontainers.image.created` annotation.
-    pub created: Option<Timestamp>,
+    pub created: Option<Time>,
     /// For an index: the manifests it lists.
-    pub children: Vec<ManifestId>,
+    pub children: Box<[ManifestId]>,
     /// For a referrer (signature, SBOM, attestation): the manifest it refers to.
     pub subject: Option<ManifestId>,
+}
+
+/// What a manifest is, as its media types say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaInfo {
+    /// Its media type (`application/vnd.oci.image.index.v1+json`, …).
+    pub media_type: Option<Arc<str>>,
+    /// Its `artifactType` (or config media type for artifacts), if any.
+    pub artifact_type: Option<Arc<str>>,
 }
 
 impl Manifest {
@@ -148,11 +243,10 @@ impl Manifest {
     pub fn new(digest: Digest) -> Self {
         Manifest {
             digest,
-            media_type: None,
-            artifact_type: None,
+            media: None,
             size: None,
             created: None,
-            children: Vec::new(),
+            children: Box::new([]),
             subject: None,
         }
     }
@@ -192,7 +286,7 @@ pub fn referrer_tag_subject(tag: &str) -> Option<String> {
 #[derive(Debug, Default)]
 pub struct RepositoryBuilder {
     repo: Repository,
-    ids: HashMap<Arc<str>, ManifestId>,
+    ids: HashMap<DigestRepr, ManifestId>,
     tag_index: HashMap<Arc<str>, usize>,
 }
 
@@ -220,13 +314,15 @@ impl RepositoryBuilder {
 
     /// The id of a digest, adding a manifest that knows only its digest if it is new.
     pub fn id(&mut self, digest: &str) -> ManifestId {
-        if let Some(id) = self.ids.get(digest) {
+        let repr = DigestRepr::parse(digest);
+        if let Some(id) = self.ids.get(&repr) {
             return *id;
         }
         let id = ManifestId(self.repo.manifests.len() as u32);
-        let digest = Digest::new(digest);
-        self.ids.insert(digest.0.clone(), id);
-        self.repo.manifests.push(Manifest::new(digest));
+        self.ids.insert(repr.clone(), id);
+        self.repo
+            .manifests
+            .push(Manifest::new(Digest(Arc::new(repr))));
         id
     }
 
@@ -242,7 +338,9 @@ impl RepositoryBuilder {
         let index = self.id(index);
         let children = &mut self.repo.manifests[index.index()].children;
         if !children.contains(&child) {
-            children.push(child);
+            let mut list = std::mem::take(children).into_vec();
+            list.push(child);
+            *children = list.into_boxed_slice();
         }
     }
 
@@ -345,7 +443,7 @@ mod tests {
         assert_eq!(repo.tags[0].manifest, repo.tags[1].manifest);
         let sig_subject = repo.tags[2].subject.and_then(|id| repo.manifest(id));
         assert_eq!(
-            sig_subject.map(|m| m.digest.as_str().to_owned()),
+            sig_subject.map(|m| m.digest.to_string()),
             Some(format!("sha256:{HEX}"))
         );
         assert_eq!(repo.tags[3].subject, Some(repo.tags[0].manifest));
@@ -367,5 +465,29 @@ mod tests {
             "sha256:0123456789ab"
         );
         assert_eq!(Digest::new("sha256:aa").short(), "sha256:aa");
+    }
+
+    #[test]
+    fn digests_print_as_written_and_order_like_their_text() {
+        for text in [
+            format!("sha256:{HEX}"),
+            "sha512:abc".into(),
+            "sha256:ABC".into(),
+        ] {
+            assert_eq!(Digest::new(&text).to_string(), text);
+        }
+        let a = Digest::new(&format!("sha256:{}", "0".repeat(64)));
+        let b = Digest::new(&format!("sha256:{}", "f".repeat(64)));
+        assert!(a < b);
+        assert_eq!(a, Digest::new(&a.to_string()));
+        assert_eq!(std::mem::size_of::<Digest>(), 8);
+    }
+
+    #[test]
+    fn times_keep_their_order_and_the_epoch() {
+        let epoch = Time::from(Timestamp::UNIX_EPOCH);
+        assert_eq!(epoch.unix_seconds(), 0);
+        assert!(Time::from_unix_seconds(-1) < epoch && epoch < Time::from_unix_seconds(1));
+        assert_eq!(std::mem::size_of::<Option<Time>>(), 8);
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 
 use super::decision::{
-    Action, Decision, DeleteReason, KeepReason, ProtectReason, ReferrerKept, SemverLine,
+    Action, Decision, DeleteReason, KeepReason, ProtectReason, ReferrerKept, Seconds, SemverLine,
 };
 use super::inventory::{Capabilities, Completeness, Digest, Inventory, ManifestId, Repository};
 use super::policy::{Entry, Limits, Policy};
@@ -20,7 +20,7 @@ use crate::api::retention::PolicyMode;
 #[derive(Debug, Clone, Default)]
 pub struct InUse {
     tags: HashMap<Arc<str>, HashMap<Arc<str>, Arc<str>>>,
-    digests: HashMap<Arc<str>, HashMap<Arc<str>, Arc<str>>>,
+    digests: HashMap<Arc<str>, HashMap<Digest, Arc<str>>>,
 }
 
 impl InUse {
@@ -32,12 +32,12 @@ impl InUse {
     /// Records that `by` (`Pod team-a/web-7f9`) runs `repository:tag`. When several users
     /// run it, reasons name the first by name.
     pub fn add_tag(&mut self, repository: &str, tag: &str, by: &str) {
-        add(&mut self.tags, repository, tag, by);
+        add(&mut self.tags, repository, Arc::<str>::from(tag), by);
     }
 
     /// Records that `by` runs `repository@digest` (an index or a platform manifest).
     pub fn add_digest(&mut self, repository: &str, digest: &str, by: &str) {
-        add(&mut self.digests, repository, digest, by);
+        add(&mut self.digests, repository, Digest::new(digest), by);
     }
 
     /// Whether nothing is recorded.
@@ -46,21 +46,21 @@ impl InUse {
     }
 }
 
-fn add(
-    map: &mut HashMap<Arc<str>, HashMap<Arc<str>, Arc<str>>>,
+fn add<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<Arc<str>, HashMap<K, Arc<str>>>,
     repository: &str,
-    key: &str,
+    key: K,
     by: &str,
 ) {
     let users = match map.get_mut(repository) {
         Some(users) => users,
         None => map.entry(Arc::from(repository)).or_default(),
     };
-    match users.get_mut(key) {
+    match users.get_mut(&key) {
         Some(current) if by < &**current => *current = Arc::from(by),
         Some(_) => {}
         None => {
-            users.insert(Arc::from(key), Arc::from(by));
+            users.insert(key, Arc::from(by));
         }
     }
 }
@@ -92,6 +92,10 @@ pub struct RepositoryPlan {
     pub incomplete: Option<Arc<str>>,
     /// Every tag's decision, by tag name.
     pub tags: Vec<TagDecision>,
+    /// What to change in this repository, in execution order: tag deletions, then index
+    /// and manifest deletions, then referrers after their subjects. Empty in `Plan` mode and
+    /// for incomplete repositories.
+    pub mutations: Vec<Mutation>,
 }
 
 /// One change to make to the registry.
@@ -226,17 +230,14 @@ pub fn check_limits(limits: Limits, deletions: u64, in_scope: u64) -> Result<(),
 pub struct Plan {
     /// The policy's name.
     pub policy: Arc<str>,
-    /// The policy's mode. In `Plan` mode `mutations` is empty.
+    /// The policy's mode. In `Plan` mode every repository's `mutations` is empty.
     pub mode: PolicyMode,
     /// The time the plan was computed for.
     pub now: Timestamp,
     /// The policy's blast-radius limits.
     pub limits: Limits,
-    /// Every in-scope repository, by name.
+    /// Every in-scope repository, by name, with its decisions and mutations.
     pub repositories: Vec<RepositoryPlan>,
-    /// What to change, in execution order: per repository, tag deletions, then index and
-    /// manifest deletions, then referrers after their subjects. Empty in `Plan` mode.
-    pub mutations: Vec<Mutation>,
     /// Counts over the in-scope repositories.
     pub counts: Counts,
     /// Repositories in the inventory outside the policy's scope (untouched).
@@ -250,6 +251,18 @@ impl Plan {
     /// `Plan`-mode policy shows whether enforcing it would be blocked.
     pub fn check_blast_radius(&self) -> Result<(), LimitBreach> {
         check_limits(self.limits, self.counts.deletions, self.counts.tags)
+    }
+
+    /// The mutations to execute, only once the blast-radius check passes (invariant 6):
+    /// what an executor should call.
+    pub fn checked_mutations(&self) -> Result<impl Iterator<Item = &Mutation>, LimitBreach> {
+        self.check_blast_radius()?;
+        Ok(self.mutations())
+    }
+
+    /// Every mutation, repository by repository, in execution order. None in `Plan` mode.
+    pub fn mutations(&self) -> impl Iterator<Item = &Mutation> {
+        self.repositories.iter().flat_map(|r| r.mutations.iter())
     }
 
     /// Every tag decision with its repository.
@@ -272,21 +285,32 @@ pub fn plan(
     protections: &Protections,
     now: Timestamp,
 ) -> Plan {
-    let mut ctx = Ctx {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    plan_with_threads(policy, others, inventory, protections, now, threads.min(8))
+}
+
+/// [`plan`] on at most `max_threads` threads (the result does not depend on it).
+fn plan_with_threads(
+    policy: &Policy,
+    others: &[Policy],
+    inventory: &Inventory,
+    protections: &Protections,
+    now: Timestamp,
+    max_threads: usize,
+) -> Plan {
+    // By name, so the policy a veto names does not depend on the order given.
+    let mut others: Vec<&Policy> = others
+        .iter()
+        .filter(|o| o.name() != policy.name() && !o.entries.is_empty())
+        .collect();
+    others.sort_by(|a, b| a.name().cmp(b.name()));
+    let ctx = Ctx {
+        now_secs: now.as_second(),
         policy,
-        others: {
-            // By name, so the policy a veto names does not depend on the order given.
-            let mut o: Vec<&Policy> = others
-                .iter()
-                .filter(|o| o.name() != policy.name() && !o.entries.is_empty())
-                .collect();
-            o.sort_by(|a, b| a.name().cmp(b.name()));
-            o
-        },
+        others,
         caps: inventory.capabilities,
         in_use: &protections.in_use,
-        now,
-        unsupported: vec![0; policy.entries.len()],
+        mutations: policy.mode() == PolicyMode::Enforce,
     };
     let mut groups: BTreeMap<&str, Vec<&Repository>> = BTreeMap::new();
     let mut out_of_scope = 0;
@@ -297,51 +321,37 @@ pub fn plan(
             out_of_scope += 1;
         }
     }
+    let groups: Vec<Vec<&Repository>> = groups.into_values().collect();
+    let planned = plan_groups(&ctx, &groups, max_threads);
+
     let mut counts = Counts::default();
     let mut repositories = Vec::with_capacity(groups.len());
-    let mut mutations = Vec::new();
     let mut reclaimable: Option<u64> = None;
-    for (_, group) in groups {
-        let mut out = RepoOut::default();
-        let repo_plan = match group.as_slice() {
-            [repo] => match (&repo.completeness, consistency(repo)) {
-                (Completeness::Incomplete { reason }, _) => incomplete(&group, reason.clone()),
-                (Completeness::Complete, Err(why)) => incomplete(&group, Arc::from(why)),
-                (Completeness::Complete, Ok(())) => plan_repository(&mut ctx, repo, &mut out)
-                    .unwrap_or_else(|why| {
-                        out = RepoOut::default();
-                        incomplete(&group, Arc::from(why))
-                    }),
-            },
-            _ => incomplete(
-                &group,
-                Arc::from(format!("the repository was listed {} times", group.len())),
-            ),
-        };
-        counts.repositories += 1;
-        counts.errors += u64::from(repo_plan.incomplete.is_some());
-        for t in &repo_plan.tags {
-            counts.tags += 1;
-            match t.decision.action() {
-                Action::Keep => counts.kept += 1,
-                Action::Protect => counts.protected += 1,
-                Action::Delete => counts.deletions += 1,
+    let mut unsupported = vec![0u64; policy.entries.len()];
+    for (results, chunk_unsupported) in planned {
+        for (u, c) in unsupported.iter_mut().zip(chunk_unsupported) {
+            *u += c;
+        }
+        for (repo_plan, out) in results {
+            counts.repositories += 1;
+            counts.errors += u64::from(repo_plan.incomplete.is_some());
+            for t in &repo_plan.tags {
+                counts.tags += 1;
+                match t.decision.action() {
+                    Action::Keep => counts.kept += 1,
+                    Action::Protect => counts.protected += 1,
+                    Action::Delete => counts.deletions += 1,
+                }
             }
+            counts.manifest_deletions += out.manifest_deletions;
+            if let Some(bytes) = out.reclaimable {
+                reclaimable = Some(reclaimable.unwrap_or(0).saturating_add(bytes));
+            }
+            repositories.push(repo_plan);
         }
-        counts.manifest_deletions += out.manifest_deletions;
-        if let Some(bytes) = out.reclaimable {
-            reclaimable = Some(reclaimable.unwrap_or(0).saturating_add(bytes));
-        }
-        if policy.mode() == PolicyMode::Enforce {
-            out.mutations
-                .sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-            mutations.extend(out.mutations.into_iter().map(|(_, m)| m));
-        }
-        repositories.push(repo_plan);
     }
     counts.reclaimable_bytes = reclaimable;
-    let notes = ctx
-        .unsupported
+    let notes = unsupported
         .iter()
         .enumerate()
         .filter(|(_, n)| **n > 0)
@@ -357,7 +367,6 @@ pub fn plan(
         now,
         limits: policy.limits(),
         repositories,
-        mutations,
         counts,
         out_of_scope_repositories: out_of_scope,
         notes,
@@ -365,21 +374,109 @@ pub fn plan(
 }
 
 struct Ctx<'a> {
+    now_secs: Seconds,
     policy: &'a Policy,
     others: Vec<&'a Policy>,
     caps: Capabilities,
     in_use: &'a InUse,
-    now: Timestamp,
-    unsupported: Vec<u64>,
+    /// Whether to build mutations (Enforce mode).
+    mutations: bool,
+}
+
+/// Plans of one run of consecutive repositories, with the per-entry counts of tags kept
+/// for want of pull statistics.
+type Planned = (Vec<(RepositoryPlan, RepoOut)>, Vec<u64>);
+
+/// Plans the repository groups (one group per name; more than one repository in a group
+/// means it was listed twice), on several threads when there is enough work. Repositories
+/// are independent, and the results come back in the groups' order, so the plan is the same
+/// whatever the number of threads.
+fn plan_groups(ctx: &Ctx<'_>, groups: &[Vec<&Repository>], max_threads: usize) -> Vec<Planned> {
+    const MIN_TAGS_PER_THREAD: usize = 50_000;
+    let tags: usize = groups.iter().flatten().map(|r| r.tags.len()).sum();
+    let threads = max_threads.min(tags / MIN_TAGS_PER_THREAD).max(1);
+    if threads == 1 {
+        return vec![plan_chunk(ctx, groups)];
+    }
+    // Consecutive chunks of about equal tag counts.
+    let mut chunks = Vec::with_capacity(threads);
+    let mut start = 0;
+    let mut acc = 0;
+    for (i, g) in groups.iter().enumerate() {
+        acc += g.iter().map(|r| r.tags.len()).sum::<usize>();
+        if acc * threads >= tags * (chunks.len() + 1) && chunks.len() + 1 < threads {
+            chunks.push(&groups[start..=i]);
+            start = i + 1;
+        }
+    }
+    chunks.push(&groups[start..]);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    // A regex shared between threads hands its search caches around under a
+                    // lock; each thread gets its own copies instead.
+                    let policy = ctx.policy.clone();
+                    let others: Vec<Policy> = ctx.others.iter().map(|o| (*o).clone()).collect();
+                    let local = Ctx {
+                        policy: &policy,
+                        others: others.iter().collect(),
+                        ..*ctx
+                    };
+                    plan_chunk(&local, chunk)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+fn plan_chunk(ctx: &Ctx<'_>, groups: &[Vec<&Repository>]) -> Planned {
+    let mut unsupported = vec![0u64; ctx.policy.entries.len()];
+    let mut results = Vec::with_capacity(groups.len());
+    for group in groups {
+        let mut out = RepoOut::default();
+        let repo_plan = match group.as_slice() {
+            [repo] => match (&repo.completeness, consistency(repo)) {
+                (Completeness::Incomplete { reason }, _) => incomplete(group, reason.clone()),
+                (Completeness::Complete, Err(why)) => incomplete(group, Arc::from(why)),
+                (Completeness::Complete, Ok(())) => {
+                    plan_repository(ctx, repo, &mut out, &mut unsupported).unwrap_or_else(|why| {
+                        out = RepoOut::default();
+                        incomplete(group, Arc::from(why))
+                    })
+                }
+            },
+            _ => incomplete(
+                group,
+                Arc::from(format!("the repository was listed {} times", group.len())),
+            ),
+        };
+        results.push((repo_plan, out));
+    }
+    (results, unsupported)
 }
 
 /// Per-repository results besides the decisions. Mutations carry a sort key: phase, then a
 /// name.
 #[derive(Default)]
 struct RepoOut {
-    mutations: Vec<((u32, Arc<str>), Mutation)>,
+    /// Each with its phase: tag deletions 0, indexes 1, manifests 2, referrers 3 and up.
+    mutations: Vec<(u32, Mutation)>,
     manifest_deletions: u64,
     reclaimable: Option<u64>,
+}
+
+/// Whole seconds, rounded up: a policy duration of `1.5s` keeps and protects for 2 s.
+fn ceil_secs(d: SignedDuration) -> Seconds {
+    d.as_secs() + Seconds::from(d.subsec_nanos() > 0)
 }
 
 /// Ids out of range make the inventory unusable for this repository: fail closed.
@@ -427,6 +524,7 @@ fn incomplete(group: &[&Repository], reason: Arc<str>) -> RepositoryPlan {
             .map_or_else(|| Arc::from(""), |r| r.name.clone()),
         incomplete: Some(reason),
         tags,
+        mutations: Vec::new(),
     }
 }
 
@@ -443,19 +541,20 @@ fn parse_version(tag: &str) -> Option<semver::Version> {
 }
 
 /// Evaluates a policy's keep entries over a complete repository. Referrer tags are never
-/// selected: they follow their subject.
+/// selected: they follow their subject. `ages` are the tags' ages in seconds.
 fn evaluate_keeps(
     policy: &Policy,
     repo: &Repository,
-    ages: &[Option<SignedDuration>],
+    ages: &[Option<Seconds>],
     caps: Capabilities,
-    now: Timestamp,
+    now: Seconds,
     mut unsupported: Option<&mut [u64]>,
 ) -> Keeps {
     let n = repo.tags.len();
     let mut kept: Vec<Option<KeepReason>> = vec![None; n];
     let mut selected = vec![0u64; n];
     let mut sel: Vec<usize> = Vec::with_capacity(n);
+    let mut scratch = RankScratch::default();
     for (e, entry) in policy.entries.iter().enumerate() {
         let num = u8::try_from(e + 1).unwrap_or(u8::MAX);
         sel.clear();
@@ -475,9 +574,9 @@ fn evaluate_keeps(
             continue;
         }
         if let Some(of) = entry.most_recent {
-            most_recent(repo, ages, &sel, num, of, &mut kept);
+            most_recent(repo, ages, &sel, num, of, &mut kept, &mut scratch);
         }
-        if let Some(within) = entry.pushed_within {
+        if let Some(within) = entry.pushed_within.map(ceil_secs) {
             for &i in &sel {
                 if let Some(age) = ages[i].filter(|a| *a <= within) {
                     kept[i].get_or_insert(KeepReason::PushedWithin {
@@ -488,10 +587,10 @@ fn evaluate_keeps(
                 }
             }
         }
-        if let Some(within) = entry.pulled_within {
+        if let Some(within) = entry.pulled_within.map(ceil_secs) {
             if caps.pull_stats {
                 for &i in &sel {
-                    let ago = repo.tags[i].last_pulled.map(|p| now.duration_since(p));
+                    let ago = repo.tags[i].last_pulled.map(|p| now - p.unix_seconds());
                     if let Some(ago) = ago.filter(|a| *a <= within) {
                         kept[i].get_or_insert(KeepReason::PulledWithin {
                             entry: num,
@@ -516,40 +615,58 @@ fn evaluate_keeps(
     Keeps { kept, selected }
 }
 
+/// Buffers `most_recent` reuses across entries: per manifest, the newest selected tag and
+/// the rank.
+#[derive(Default)]
+struct RankScratch {
+    best: Vec<u32>,
+    rank: Vec<u32>,
+    images: Vec<(ManifestId, usize)>,
+}
+
+const NONE: u32 = u32::MAX;
+
 /// `mostRecent`: ranks the images carrying a selected tag by their newest selected tag's
 /// push time (ties: the greater tag name counts as newer) and keeps the selected tags of
 /// the first `of`. Images whose every selected tag has an unknown age are not ranked (such
 /// tags are protected anyway) and so do not take a place.
 fn most_recent(
     repo: &Repository,
-    ages: &[Option<SignedDuration>],
+    ages: &[Option<Seconds>],
     sel: &[usize],
     entry: u8,
     of: u32,
     kept: &mut [Option<KeepReason>],
+    scratch: &mut RankScratch,
 ) {
-    let mut best: HashMap<ManifestId, usize> = HashMap::with_capacity(sel.len());
+    let m = repo.manifests.len();
+    let RankScratch { best, rank, images } = scratch;
+    best.clear();
+    best.resize(m, NONE);
+    // Is tag a newer than tag b? Smaller age is newer; equal ages: the greater name.
     let newer = |a: usize, b: usize| -> bool {
-        // Is tag a newer than tag b? Smaller age is newer; equal ages: greater name.
         match (ages[a], ages[b]) {
             (Some(x), Some(y)) if x != y => x < y,
             _ => repo.tags[a].name > repo.tags[b].name,
         }
     };
+    images.clear();
     for &i in sel {
         if ages[i].is_none() {
             continue;
         }
         let id = repo.tags[i].manifest;
-        match best.get_mut(&id) {
-            Some(b) if newer(i, *b) => *b = i,
-            Some(_) => {}
-            None => {
-                best.insert(id, i);
-            }
+        let slot = &mut best[id.index()];
+        if *slot == NONE {
+            *slot = i as u32;
+            images.push((id, i));
+        } else if newer(i, *slot as usize) {
+            *slot = i as u32;
         }
     }
-    let mut images: Vec<(ManifestId, usize)> = best.into_iter().collect();
+    for img in images.iter_mut() {
+        img.1 = best[img.0.index()] as usize;
+    }
     let take = (of as usize).min(images.len());
     let cmp = |a: &(ManifestId, usize), b: &(ManifestId, usize)| {
         let (x, y) = (a.1, b.1);
@@ -562,13 +679,14 @@ fn most_recent(
     }
     images.truncate(take);
     images.sort_unstable_by(cmp);
-    let rank: HashMap<ManifestId, u32> = images
-        .iter()
-        .enumerate()
-        .map(|(r, (id, _))| (*id, r as u32 + 1))
-        .collect();
+    rank.clear();
+    rank.resize(m, 0);
+    for (r, (id, _)) in images.iter().enumerate() {
+        rank[id.index()] = r as u32 + 1;
+    }
     for &i in sel {
-        if let Some(&r) = rank.get(&repo.tags[i].manifest) {
+        let r = rank[repo.tags[i].manifest.index()];
+        if r > 0 {
             kept[i].get_or_insert(KeepReason::MostRecent { entry, rank: r, of });
         }
     }
@@ -595,14 +713,22 @@ fn semver_keeps(
     }
     type LineOf = fn(&semver::Version) -> SemverLine;
     let lines: [(Option<u32>, LineOf); 2] = [
-        (rule.per_major, |v| SemverLine::Major(v.major)),
-        (rule.per_minor, |v| SemverLine::Minor(v.major, v.minor)),
+        (rule.per_major, |v| {
+            SemverLine::Major(u32::try_from(v.major).unwrap_or(u32::MAX))
+        }),
+        (rule.per_minor, |v| {
+            SemverLine::Minor(
+                u32::try_from(v.major).unwrap_or(u32::MAX),
+                u32::try_from(v.minor).unwrap_or(u32::MAX),
+            )
+        }),
     ];
+
     for (of, line_of) in lines {
         let Some(of) = of else { continue };
         let key = |v: &semver::Version| match line_of(v) {
-            SemverLine::Major(m) => (m, 0),
-            SemverLine::Minor(m, n) => (m, n),
+            SemverLine::Major(_) => (v.major, 0),
+            SemverLine::Minor(..) => (v.major, v.minor),
         };
         // By line, then highest version first; tag name breaks ties between `v1.0.0` and
         // `1.0.0` so the order does not depend on listing order.
@@ -636,52 +762,72 @@ fn semver_keeps(
     }
 }
 
-/// Finds who runs this manifest, or an index child of it, by digest. The first user by
-/// name, for determinism.
-fn digest_user(
+/// Who runs each manifest of the repository, or a manifest it lists (at any depth), by
+/// digest: the first user by name, then by digest, for determinism. Empty when nothing in the
+/// repository is run by digest.
+fn digest_users(
     repo: &Repository,
-    users: &HashMap<Arc<str>, Arc<str>>,
-    id: ManifestId,
-) -> Option<(Arc<str>, Digest)> {
-    let mut found: Option<(Arc<str>, Digest)> = None;
-    let mut stack = vec![id];
+    users: &HashMap<Digest, Arc<str>>,
+) -> Vec<Option<(Arc<str>, Digest)>> {
+    let direct: Vec<Option<&Arc<str>>> = repo
+        .manifests
+        .iter()
+        .map(|m| users.get(&m.digest))
+        .collect();
+    if direct.iter().all(Option::is_none) {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(repo.manifests.len());
+    let mut stack = Vec::new();
     let mut seen = Vec::new();
-    while let Some(id) = stack.pop() {
-        if seen.contains(&id) {
+    for (id, m) in repo.manifests.iter().enumerate() {
+        if m.children.is_empty() {
+            out.push(direct[id].map(|by| (by.clone(), m.digest.clone())));
             continue;
         }
-        seen.push(id);
-        let Some(m) = repo.manifest(id) else { continue };
-        if let Some(by) = users.get(m.digest.as_str()) {
-            let better = found.as_ref().is_none_or(|(b, d)| (by, &m.digest) < (b, d));
-            if better {
-                found = Some((by.clone(), m.digest.clone()));
+        let mut found: Option<(&Arc<str>, &Digest)> = None;
+        stack.clear();
+        seen.clear();
+        stack.push(ManifestId(id as u32));
+        while let Some(x) = stack.pop() {
+            if seen.contains(&x) {
+                continue;
             }
+            seen.push(x);
+            let Some(xm) = repo.manifest(x) else { continue };
+            if let Some(by) = direct[x.index()] {
+                if found.is_none_or(|(b, d)| (by, &xm.digest) < (b, d)) {
+                    found = Some((by, &xm.digest));
+                }
+            }
+            stack.extend(xm.children.iter().copied());
         }
-        stack.extend(m.children.iter().copied());
+        out.push(found.map(|(by, d)| (by.clone(), d.clone())));
     }
-    found
+    out
 }
 
 /// Plans one complete, consistent repository. Fails (and the repository is then treated as
 /// incomplete) when a tag name is listed twice.
 fn plan_repository(
-    ctx: &mut Ctx<'_>,
+    ctx: &Ctx<'_>,
     repo: &Repository,
     out: &mut RepoOut,
+    unsupported: &mut [u64],
 ) -> Result<RepositoryPlan, &'static str> {
     let policy = ctx.policy;
-    let now = ctx.now;
+    let now = ctx.now_secs;
     let n = repo.tags.len();
     let m = repo.manifests.len();
     let man = |id: ManifestId| &repo.manifests[id.index()];
-    let ages: Vec<Option<SignedDuration>> = repo
+    let min_age = ceil_secs(policy.min_age);
+    let ages: Vec<Option<Seconds>> = repo
         .tags
         .iter()
         .map(|t| {
             t.pushed
                 .or(man(t.manifest).created)
-                .map(|p| now.duration_since(p))
+                .map(|p| now - p.unix_seconds())
         })
         .collect();
 
@@ -693,7 +839,7 @@ fn plan_repository(
             &ages,
             ctx.caps,
             now,
-            Some(&mut ctx.unsupported),
+            Some(unsupported),
         ))
     } else {
         None
@@ -705,12 +851,10 @@ fn plan_repository(
     } else {
         None
     };
-    let digest_users = if policy.in_use {
-        ctx.in_use.digests.get(&*repo.name)
-    } else {
-        None
+    let run_by_digest = match ctx.in_use.digests.get(&*repo.name) {
+        Some(users) if policy.in_use => digest_users(repo, users),
+        _ => Vec::new(),
     };
-    let mut digest_user_cache: HashMap<ManifestId, Option<(Arc<str>, Digest)>> = HashMap::new();
     let mut other_keeps: Vec<Option<Keeps>> = Vec::new();
     let mut decisions: Vec<Option<Decision>> = vec![None; n];
     for (i, t) in repo.tags.iter().enumerate() {
@@ -733,17 +877,12 @@ fn plan_repository(
             }));
             continue;
         }
-        if let Some(users) = digest_users {
-            let found = digest_user_cache
-                .entry(t.manifest)
-                .or_insert_with(|| digest_user(repo, users, t.manifest));
-            if let Some((by, d)) = found {
-                decisions[i] = Some(Decision::Protect(ProtectReason::InUse {
-                    by: by.clone(),
-                    digest: Some(d.clone()),
-                }));
-                continue;
-            }
+        if let Some(Some((by, d))) = run_by_digest.get(t.manifest.index()) {
+            decisions[i] = Some(Decision::Protect(ProtectReason::InUse {
+                by: by.clone(),
+                digest: Some(d.clone()),
+            }));
+            continue;
         }
         if !ctx.others.is_empty() && other_keeps.is_empty() {
             other_keeps = ctx
@@ -760,7 +899,7 @@ fn plan_repository(
                 .and_then(|k| k.kept[i])
                 .map(|reason| ProtectReason::OtherPolicy {
                     policy: o.name_arc(),
-                    reason,
+                    reason: Box::new(reason),
                 })
         });
         if let Some(veto) = veto {
@@ -771,11 +910,8 @@ fn plan_repository(
             decisions[i] = Some(Decision::Protect(ProtectReason::UnknownAge));
             continue;
         };
-        if age < policy.min_age {
-            decisions[i] = Some(Decision::Protect(ProtectReason::TooYoung {
-                age,
-                min_age: policy.min_age,
-            }));
+        if age < min_age {
+            decisions[i] = Some(Decision::Protect(ProtectReason::TooYoung { age, min_age }));
             continue;
         }
         decisions[i] = Some(Decision::Delete(if policy.purge {
@@ -863,18 +999,16 @@ fn plan_repository(
                 referrer[id]
                     && repo.manifests[id]
                         .created
-                        .is_none_or(|c| now.duration_since(c) >= policy.min_age)
+                        .is_none_or(|c| now - c.unix_seconds() >= min_age)
             })
             .collect();
         for (i, t) in repo.tags.iter().enumerate() {
-            let ok = t.subject.is_some() && ages[i].is_none_or(|a| a >= policy.min_age);
+            let ok = t.subject.is_some() && ages[i].is_none_or(|a| a >= min_age);
             deletable[t.manifest.index()] &= ok;
         }
-        if let Some(users) = digest_users {
-            for &id in &referrers {
-                if deletable[id] && digest_user(repo, users, ManifestId(id as u32)).is_some() {
-                    deletable[id] = false;
-                }
+        for &id in &referrers {
+            if run_by_digest.get(id).is_some_and(Option::is_some) {
+                deletable[id] = false;
             }
         }
         let mut r = 1;
@@ -932,11 +1066,8 @@ fn plan_repository(
                     subject,
                     why: ReferrerKept::DeleteReferrersOff,
                 })
-            } else if let Some(age) = ages[i].filter(|a| *a < policy.min_age) {
-                Decision::Protect(ProtectReason::TooYoung {
-                    age,
-                    min_age: policy.min_age,
-                })
+            } else if let Some(age) = ages[i].filter(|a| *a < min_age) {
+                Decision::Protect(ProtectReason::TooYoung { age, min_age })
             } else {
                 Decision::Protect(ProtectReason::Referrer {
                     subject,
@@ -952,8 +1083,11 @@ fn plan_repository(
             continue;
         }
         if ctx.caps.delete_by_tag {
+            if !ctx.mutations {
+                continue;
+            }
             out.mutations.push((
-                (0, t.name.clone()),
+                0,
                 Mutation::DeleteTag {
                     repository: repo.name.clone(),
                     tag: t.name.clone(),
@@ -977,13 +1111,18 @@ fn plan_repository(
     }
 
     // 6. Manifest deletions.
-    let mut tags_on: HashMap<usize, Vec<Arc<str>>> = HashMap::new();
-    for t in &repo.tags {
-        if going[t.manifest.index()] {
-            tags_on
-                .entry(t.manifest.index())
-                .or_default()
-                .push(t.name.clone());
+    let mut tags_on: Vec<Vec<Arc<str>>> = Vec::new();
+    if ctx.mutations && going.iter().any(|g| *g) {
+        tags_on.resize_with(m, Vec::new);
+        for t in &repo.tags {
+            let id = t.manifest.index();
+            if going[id] {
+                let list = &mut tags_on[id];
+                if list.capacity() == 0 {
+                    list.reserve_exact(tag_count[id] as usize);
+                }
+                list.push(t.name.clone());
+            }
         }
     }
     for (id, x) in repo.manifests.iter().enumerate() {
@@ -994,8 +1133,11 @@ fn plan_repository(
         if let Some(size) = x.size {
             out.reclaimable = Some(out.reclaimable.unwrap_or(0).saturating_add(size));
         }
-        let mut tags = tags_on.remove(&id).unwrap_or_default();
-        tags.sort();
+        if !ctx.mutations {
+            continue;
+        }
+        let mut tags = tags_on.get_mut(id).map(std::mem::take).unwrap_or_default();
+        tags.sort_unstable();
         let phase = if referrer[id] {
             2 + round[id]
         } else if x.children.is_empty() {
@@ -1004,7 +1146,7 @@ fn plan_repository(
             1
         };
         out.mutations.push((
-            (phase, Arc::from(x.digest.as_str())),
+            phase,
             Mutation::DeleteManifest {
                 repository: repo.name.clone(),
                 digest: x.digest.clone(),
@@ -1030,10 +1172,22 @@ fn plan_repository(
     if tags.windows(2).any(|w| w[0].tag == w[1].tag) {
         return Err("a tag is listed twice");
     }
+    // By phase, then tag or digest: within a phase all mutations are of one kind.
+    out.mutations.sort_by(|(pa, a), (pb, b)| {
+        pa.cmp(pb).then_with(|| match (a, b) {
+            (Mutation::DeleteTag { tag: x, .. }, Mutation::DeleteTag { tag: y, .. }) => x.cmp(y),
+            _ => a.digest().cmp(b.digest()),
+        })
+    });
+    let mutations = std::mem::take(&mut out.mutations)
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
     Ok(RepositoryPlan {
         name: repo.name.clone(),
         incomplete: None,
         tags,
+        mutations,
     })
 }
 
@@ -1061,5 +1215,59 @@ impl fmt::Display for Mutation {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::api::retention::RetentionRules;
+    use crate::retention::inventory::{RepositoryBuilder, Time};
+
+    #[test]
+    fn planning_on_several_threads_gives_the_same_plan_as_on_one() {
+        let now: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        let mut repositories = Vec::new();
+        for r in 0..1_200 {
+            let mut b = RepositoryBuilder::new(&format!("team-{}/svc-{r}", r % 7));
+            for t in 0..100u64 {
+                let digest = format!("sha256:{:064x}", r * 1_000 + t / 2);
+                let pushed = now.checked_sub(SignedDuration::from_hours(t as i64 * 30));
+                b.tag(&format!("ci-{t}"), &digest).pushed = pushed.ok().map(Time::from);
+            }
+            if r % 50 == 0 {
+                b.incomplete("listing failed");
+            }
+            repositories.push(b.build());
+        }
+        let inventory = Inventory {
+            capabilities: Capabilities {
+                delete_by_tag: false,
+                pull_stats: false,
+            },
+            repositories,
+        };
+        let rules: RetentionRules = serde_yaml::from_str(
+            "mode: Enforce\nrepositories: {include: ['**']}\nkeep: [{mostRecent: 5}, {pulledWithin: 1h, tags: {regex: 'ci-1'}}]",
+        )
+        .unwrap();
+        let policy = Policy::compile("p", &rules).unwrap();
+        let mut protections = Protections::default();
+        protections
+            .in_use
+            .add_tag("team-3/svc-10", "ci-40", "Pod a/b");
+        let one = plan_with_threads(&policy, &[], &inventory, &protections, now, 1);
+        let four = plan_with_threads(&policy, &[], &inventory, &protections, now, 4);
+        assert_eq!(one.counts.tags, 120_000);
+        assert!(one.counts.deletions > 0 && !one.notes.is_empty());
+        assert_eq!(one, four);
+    }
+
+    #[test]
+    fn a_decision_and_a_tag_decision_stay_small_for_a_million_tags() {
+        assert!(std::mem::size_of::<Decision>() <= 40);
+        assert!(std::mem::size_of::<TagDecision>() <= 64);
+        assert!(std::mem::size_of::<Mutation>() <= 64);
     }
 }

@@ -76,25 +76,49 @@ pub struct Report {
     pub decisions: Vec<ReportedDecision>,
 }
 
+impl Summary {
+    /// The counts of a plan.
+    pub fn of(plan: &Plan) -> Summary {
+        let c = plan.counts;
+        Summary {
+            repositories: c.repositories,
+            out_of_scope_repositories: plan.out_of_scope_repositories,
+            tags: c.tags,
+            kept: c.kept,
+            protected: c.protected,
+            planned_deletions: c.deletions,
+            manifest_deletions: c.manifest_deletions,
+            errors: c.errors,
+            reclaimable_bytes: c.reclaimable_bytes,
+        }
+    }
+}
+
+/// The tags a plan deletes (or would), first by repository and tag, at most
+/// [`MAX_STATUS_CANDIDATES`]: the policy status's `candidates`, without rendering the other
+/// decisions. `registry` is the `namespace/name` of the Registry, for cluster policies.
+pub fn candidates(plan: &Plan, registry: Option<&str>) -> Vec<Candidate> {
+    plan.decisions()
+        .filter(|(_, t)| t.decision.is_delete())
+        .take(MAX_STATUS_CANDIDATES)
+        .map(|(r, t)| Candidate {
+            registry: registry.map(str::to_owned),
+            repository: r.name.to_string(),
+            tag: t.tag.to_string(),
+            digest: t.digest.to_string(),
+            reason: t.decision.to_string(),
+        })
+        .collect()
+}
+
 impl Report {
     /// Renders a plan.
     pub fn new(plan: &Plan) -> Report {
-        let c = plan.counts;
         Report {
             policy: plan.policy.to_string(),
             mode: plan.mode,
             now: plan.now.to_string(),
-            summary: Summary {
-                repositories: c.repositories,
-                out_of_scope_repositories: plan.out_of_scope_repositories,
-                tags: c.tags,
-                kept: c.kept,
-                protected: c.protected,
-                planned_deletions: c.deletions,
-                manifest_deletions: c.manifest_deletions,
-                errors: c.errors,
-                reclaimable_bytes: c.reclaimable_bytes,
-            },
+            summary: Summary::of(plan),
             blast_radius_exceeded: plan.check_blast_radius().err().map(|e| e.to_string()),
             notes: plan.notes.clone(),
             decisions: plan
