@@ -368,7 +368,7 @@ async fn re_running_an_applied_plan_deletes_nothing_new() {
     assert_eq!(again.counts.deleted_tags, 0);
     assert_eq!(again.counts.deleted_manifests, 0);
     assert_eq!(again.counts.errors, 0);
-    assert_eq!(again.counts.already_gone as usize, p.mutations.len());
+    assert_eq!(again.counts.already_gone as usize, p.mutations().count());
     assert_eq!(tags(&c, "p/a").await, after_first);
     // and a fresh run plans nothing more
     let fresh = run_policy(&c, &pol, &RunOptions::default(), jiff::Timestamp::now())

@@ -149,8 +149,7 @@ async fn on_zot_ages_come_from_the_search_api_no_manifest_is_pulled_and_a_shared
     // v2-alias goes alone (v2 keeps the image); v1's image goes whole
     assert!(result
         .plan
-        .mutations
-        .iter()
+        .mutations()
         .any(|m| matches!(m, Mutation::DeleteTag { tag, .. } if &**tag == "v2-alias")));
     let exec = result.execution.unwrap();
     assert_eq!(exec.counts.errors, 0, "{:?}", exec.items);

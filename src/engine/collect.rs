@@ -26,6 +26,7 @@ use futures::stream::{self, StreamExt};
 
 use crate::oci::{self, Manifest, ManifestContent, OciError, RegistryClient, TagStats};
 use crate::retention::inventory::referrer_tag_subject;
+use crate::retention::inventory::Time;
 use crate::retention::{Capabilities, Inventory, Repository, RepositoryBuilder};
 
 /// How the inventory is collected.
@@ -303,16 +304,21 @@ async fn fill_repository(
     for (digest, (media_type, size)) in &heads {
         let m = manifests.get(digest);
         let entry = b.manifest(digest);
-        entry.media_type = Some(Arc::from(media_type.as_str()));
+        let media = entry.media.get_or_insert_with(Default::default);
+        media.media_type = Some(Arc::from(media_type.as_str()));
         entry.size = m.map(total_size).or((*size > 0).then_some(*size));
         if let Some(m) = m {
-            entry.artifact_type = m.artifact_type().map(|a| Arc::from(a.as_str()));
-            entry.created = age_of(m).or_else(|| {
-                first_children
-                    .get(digest)
-                    .and_then(|c| manifests.get(c).or_else(|| child_manifests.get(c)))
-                    .and_then(age_of)
-            });
+            if let Some(media) = entry.media.as_mut() {
+                media.artifact_type = m.artifact_type().map(|a| Arc::from(a.as_str()));
+            }
+            entry.created = age_of(m)
+                .or_else(|| {
+                    first_children
+                        .get(digest)
+                        .and_then(|c| manifests.get(c).or_else(|| child_manifests.get(c)))
+                        .and_then(age_of)
+                })
+                .map(Time::from);
         }
     }
     for (digest, m) in &manifests {
@@ -320,14 +326,15 @@ async fn fill_repository(
             let c = child.digest().to_string();
             b.child(digest, &c);
             let entry = b.manifest(&c);
-            entry.media_type = Some(Arc::from(child.media_type().to_string().as_str()));
-            entry.size.get_or_insert(child.size());
-            if entry.artifact_type.is_none() {
-                entry.artifact_type = child
+            let media = entry.media.get_or_insert_with(Default::default);
+            media.media_type = Some(Arc::from(child.media_type().to_string().as_str()));
+            if media.artifact_type.is_none() {
+                media.artifact_type = child
                     .artifact_type()
                     .as_ref()
                     .map(|a| Arc::from(a.to_string().as_str()));
             }
+            entry.size.get_or_insert(child.size());
         }
         if let Some(subject) = m.subject() {
             b.subject(digest, subject.digest().as_ref());
@@ -342,8 +349,8 @@ async fn fill_repository(
         }
         let tag = b.tag(&t.tag, &t.digest);
         if let Some(s) = stats.get(&t.tag).filter(|s| s.digest == t.digest) {
-            tag.pushed = s.pushed;
-            tag.last_pulled = s.last_pulled;
+            tag.pushed = s.pushed.map(Time::from);
+            tag.last_pulled = s.last_pulled.map(Time::from);
         }
     }
 
@@ -364,12 +371,13 @@ async fn fill_repository(
                 let digest = d.digest().to_string();
                 b.subject(&digest, &subject);
                 let entry = b.manifest(&digest);
-                entry.media_type = Some(Arc::from(d.media_type().to_string().as_str()));
-                entry.size.get_or_insert(d.size());
-                entry.artifact_type = d
+                let media = entry.media.get_or_insert_with(Default::default);
+                media.media_type = Some(Arc::from(d.media_type().to_string().as_str()));
+                media.artifact_type = d
                     .artifact_type()
                     .as_ref()
                     .map(|a| Arc::from(a.to_string().as_str()));
+                entry.size.get_or_insert(d.size());
             }
         }
     }

@@ -192,21 +192,21 @@ pub async fn execute(
     plan.check_blast_radius()?;
     // Mutations by repository, keeping plan order and each one's position.
     let mut by_repo: BTreeMap<&str, Vec<(usize, &Mutation)>> = BTreeMap::new();
-    for (i, m) in plan.mutations.iter().enumerate() {
+    for (i, m) in plan.mutations().enumerate() {
         by_repo.entry(m.repository()).or_default().push((i, m));
     }
-    let parents: HashMap<&str, HashMap<&str, Vec<&str>>> = inventory
+    let parents: HashMap<&str, HashMap<String, Vec<String>>> = inventory
         .repositories
         .iter()
         .filter(|r| by_repo.contains_key(&*r.name))
         .map(|r| {
-            let mut p: HashMap<&str, Vec<&str>> = HashMap::new();
+            let mut p: HashMap<String, Vec<String>> = HashMap::new();
             for m in &r.manifests {
                 for c in &m.children {
                     if let Some(child) = r.manifest(*c) {
-                        p.entry(child.digest.as_str())
+                        p.entry(child.digest.to_string())
                             .or_default()
-                            .push(m.digest.as_str());
+                            .push(m.digest.to_string());
                     }
                 }
             }
@@ -215,7 +215,7 @@ pub async fn execute(
         .collect();
     let empty = HashMap::new();
     let per_repo = options.deletions_in_flight.max(1);
-    let total = plan.mutations.len() as u64;
+    let total = plan.mutations().count() as u64;
     // The futures are built eagerly so that no closure over borrowed data ends up inside the
     // stream's type: that keeps this future `Send` for any lifetime, as a kube-rs reconciler
     // (the operator's policy controller) requires.
@@ -237,12 +237,12 @@ pub async fn execute(
         .buffer_unordered(options.repositories_in_flight.max(1))
         .collect()
         .await;
-    let mut slots: Vec<Option<ItemResult>> = vec![None; plan.mutations.len()];
+    let mut slots: Vec<Option<ItemResult>> = vec![None; plan.mutations().count()];
     for (i, r) in results.into_iter().flatten() {
         slots[i] = Some(r);
     }
     let mut execution = Execution::default();
-    for (m, r) in plan.mutations.iter().zip(slots) {
+    for (m, r) in plan.mutations().zip(slots) {
         let result = r.unwrap_or(ItemResult::Failed {
             reason: "not executed".to_string(),
         });
@@ -286,16 +286,16 @@ async fn run_one_reporting<'a>(
 async fn run_repository(
     client: &RegistryClient,
     items: Vec<(usize, &Mutation)>,
-    parents: &HashMap<&str, Vec<&str>>,
+    parents: &HashMap<String, Vec<String>>,
     in_flight: usize,
     progress: Option<Progress>,
     total: u64,
 ) -> Vec<(usize, ItemResult)> {
     // Digests this plan deletes in the repository: only those are waited for.
-    let deleting: HashSet<&str> = items
+    let deleting: HashSet<String> = items
         .iter()
         .filter_map(|(_, m)| match m {
-            Mutation::DeleteManifest { digest, .. } => Some(digest.as_str()),
+            Mutation::DeleteManifest { digest, .. } => Some(digest.to_string()),
             Mutation::DeleteTag { .. } => None,
         })
         .collect();
@@ -306,13 +306,16 @@ async fn run_repository(
                 digest, subject, ..
             } => {
                 let mut d: Vec<String> = parents
-                    .get(digest.as_str())
+                    .get(&digest.to_string())
                     .into_iter()
                     .flatten()
-                    .filter(|p| deleting.contains(*p) && **p != digest.as_str())
+                    .filter(|p| deleting.contains(*p) && **p != digest.to_string())
                     .map(|p| p.to_string())
                     .collect();
-                if let Some(s) = subject.as_ref().filter(|s| deleting.contains(s.as_str())) {
+                if let Some(s) = subject
+                    .as_ref()
+                    .filter(|s| deleting.contains(&s.to_string()))
+                {
                     d.push(s.to_string());
                 }
                 d
@@ -391,7 +394,7 @@ async fn run_one(client: &RegistryClient, m: &Mutation) -> ItemResult {
             tag,
             digest,
         } => {
-            match client.check_tag(repository, tag, digest.as_str()).await {
+            match client.check_tag(repository, tag, &digest.to_string()).await {
                 Ok(TagCheck::Unchanged(_)) => {}
                 Ok(TagCheck::Gone) => return ItemResult::AlreadyGone,
                 Ok(TagCheck::Moved(now)) => {
@@ -415,7 +418,7 @@ async fn run_one(client: &RegistryClient, m: &Mutation) -> ItemResult {
             ..
         } => {
             for tag in tags {
-                match client.check_tag(repository, tag, digest.as_str()).await {
+                match client.check_tag(repository, tag, &digest.to_string()).await {
                     Ok(TagCheck::Unchanged(_) | TagCheck::Gone) => {}
                     Ok(TagCheck::Moved(now)) => {
                         return ItemResult::Changed {
@@ -426,7 +429,10 @@ async fn run_one(client: &RegistryClient, m: &Mutation) -> ItemResult {
                     Err(e) => return failed(&format!("re-checking tag {tag}"), e),
                 }
             }
-            match client.delete_manifest(repository, digest.as_str()).await {
+            match client
+                .delete_manifest(repository, &digest.to_string())
+                .await
+            {
                 Ok(DeleteOutcome::Deleted) => ItemResult::Deleted,
                 Ok(DeleteOutcome::AlreadyGone) => ItemResult::AlreadyGone,
                 Err(e) => failed(&format!("deleting {}", digest.short()), e),
