@@ -7,4 +7,5 @@ pub mod duration;
 pub mod engine;
 pub mod oci;
 pub mod retention;
+pub mod tls;
 pub mod zot;

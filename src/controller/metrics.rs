@@ -10,6 +10,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// The controllers, as they appear in the `controller` label.
+pub const CONTROLLERS: [&str; 3] = ["registry", "retentionpolicy", "clusterretentionpolicy"];
+
 /// Labels naming a controller.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
@@ -107,6 +110,14 @@ impl Metrics {
             "Requests sent to registries",
             registry_requests.clone(),
         );
+        // Every controller's series exist from the start, so dashboards and rate() see zeros
+        // rather than gaps before the first reconcile.
+        for controller in CONTROLLERS {
+            let labels = ControllerLabels { controller };
+            reconciles.get_or_create(&labels);
+            tags_deleted.get_or_create(&labels);
+            durations.get_or_create(&labels);
+        }
         Metrics {
             registry: Arc::new(registry),
             reconciles,
