@@ -114,9 +114,9 @@ impl Metrics {
         // rather than gaps before the first reconcile.
         for controller in CONTROLLERS {
             let labels = ControllerLabels { controller };
-            reconciles.get_or_create(&labels);
-            tags_deleted.get_or_create(&labels);
-            durations.get_or_create(&labels);
+            let _ = reconciles.get_or_create(&labels);
+            let _ = tags_deleted.get_or_create(&labels);
+            let _ = durations.get_or_create(&labels);
         }
         Metrics {
             registry: Arc::new(registry),
