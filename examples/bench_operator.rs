@@ -47,18 +47,34 @@ fn histogram(metrics: &str, controller: &str) -> (f64, f64) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     registry_operator::tls::install_crypto_provider();
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let policies = args.first().copied().unwrap_or(1000);
     let pods = args.get(1).copied().unwrap_or(20_000);
-    let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/registry-operator");
-    assert!(std::path::Path::new(bin).exists(), "build it first: cargo build --release --bin registry-operator");
+    let bin = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/release/registry-operator"
+    );
+    assert!(
+        std::path::Path::new(bin).exists(),
+        "build it first: cargo build --release --bin registry-operator"
+    );
 
     // A real registry with 10 repositories of 5 tags.
     let registry = TestRegistry::start();
     let seeder = Seeder::new(&registry.url, None);
     for r in 0..10 {
         for t in 0..5 {
-            seeder.push_image(&format!("team-{r}/app"), Some(&format!("v{t}")), &format!("{r}-{t}"), &format!("2025-01-{:02}T00:00:00Z", t + 1)).await;
+            seeder
+                .push_image(
+                    &format!("team-{r}/app"),
+                    Some(&format!("v{t}")),
+                    &format!("{r}-{t}"),
+                    &format!("2025-01-{:02}T00:00:00Z", t + 1),
+                )
+                .await;
         }
     }
     let host = registry.url.trim_start_matches("http://").to_string();
@@ -70,10 +86,16 @@ async fn main() {
         crds.create(&PostParams::default(), &crd).await.unwrap();
     }
     let regs: Api<Registry> = Api::namespaced(client.clone(), "default");
-    regs.create(&PostParams::default(), &serde_json::from_value(json!({
-        "apiVersion": "registry-operator.dev/v1alpha1", "kind": "Registry",
-        "metadata": {"name": "dist"}, "spec": {"external": {"url": registry.url}},
-    })).unwrap()).await.unwrap();
+    regs.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "Registry",
+            "metadata": {"name": "dist"}, "spec": {"external": {"url": registry.url}},
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
 
     let t = Instant::now();
     let pod_api: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -99,9 +121,21 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kc).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(bin)
-        .args(["run", "--log-format", "json", "--log-level", "warn", "--http-listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "run",
+            "--log-format",
+            "json",
+            "--log-level",
+            "warn",
+            "--http-listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("KUBECONFIG", &kc)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -136,7 +170,16 @@ async fn main() {
     let converged = loop {
         peak = peak.max(status_kib(pid, "VmRSS:"));
         let list = rp_api.list(&ListParams::default()).await.unwrap();
-        let done = list.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.last_run.as_ref()).is_some()).count();
+        let done = list
+            .items
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.last_run.as_ref())
+                    .is_some()
+            })
+            .count();
         if done == policies {
             break Some(t.elapsed());
         }
@@ -149,21 +192,49 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let settled_rss = status_kib(pid, "VmRSS:");
     let hwm = status_kib(pid, "VmHWM:");
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let (sum, count) = histogram(&metrics, "retentionpolicy");
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = child.wait();
 
     println!();
     println!("| measure | value |");
     println!("| --- | --- |");
     println!("| Pods in the cluster | {pods} |");
-    println!("| RetentionPolicies (Plan mode, one real registry) | {policies} (created in {:.1} s) |", created.as_secs_f64());
+    println!(
+        "| RetentionPolicies (Plan mode, one real registry) | {policies} (created in {:.1} s) |",
+        created.as_secs_f64()
+    );
     match converged {
-        Some(d) => println!("| time until every policy had run | {:.1} s ({:.1} runs/s) |", d.as_secs_f64(), policies as f64 / d.as_secs_f64()),
+        Some(d) => println!(
+            "| time until every policy had run | {:.1} s ({:.1} runs/s) |",
+            d.as_secs_f64(),
+            policies as f64 / d.as_secs_f64()
+        ),
         None => println!("| time until every policy had run | did not converge in 10 min |"),
     }
-    println!("| policy reconciles / mean reconcile latency | {count:.0} / {:.1} ms |", if count > 0.0 { 1000.0 * sum / count } else { 0.0 });
-    println!("| operator RSS with the Pods indexed, before any policy | {:.1} MiB |", idle_rss as f64 / 1024.0);
-    println!("| operator RSS after the runs / peak (VmHWM) | {:.1} MiB / {:.1} MiB |", settled_rss as f64 / 1024.0, hwm.max(peak) as f64 / 1024.0);
+    println!(
+        "| policy reconciles / mean reconcile latency | {count:.0} / {:.1} ms |",
+        if count > 0.0 {
+            1000.0 * sum / count
+        } else {
+            0.0
+        }
+    );
+    println!(
+        "| operator RSS with the Pods indexed, before any policy | {:.1} MiB |",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "| operator RSS after the runs / peak (VmHWM) | {:.1} MiB / {:.1} MiB |",
+        settled_rss as f64 / 1024.0,
+        hwm.max(peak) as f64 / 1024.0
+    );
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The retention benchmark (`make bench` equivalent): plan+apply on a seeded real registry next
-# to a sequential naive client and a skopeo loop, on loopback and through a proxy adding 5 ms
-# per request; prints a Markdown table with wall times and request counts.
+# The benchmarks (`make bench`), each printing a table:
+#  1. retention: plan+apply on a seeded real registry next to a sequential naive client and a
+#     skopeo loop, on loopback and through a proxy adding 5 ms per request;
+#  2. the planner alone over 1,000,000 synthetic tags (time and peak memory);
+#  3. the operator with 1,000 policies and 20,000 Pods (resident memory, convergence, latency).
+# The registry client's own benchmark: cargo run --release --example bench_client.
 #   BENCH_SETS=100x20,100x100,1000x10 BENCH_RUNS=3 BENCH_SKOPEO=1 scripts/bench.sh
 # Bounded: each tool run has its own time budget and the whole run stays under ~10 minutes
 # with the default sets on a 2-core machine.
@@ -12,5 +15,12 @@ if [ "${BENCH_SKOPEO:-1}" != 0 ] && ! command -v skopeo >/dev/null; then
   echo "bench: skopeo not installed; skipping the skopeo loop (apt-get install skopeo)" >&2
   export BENCH_SKOPEO=0
 fi
-cargo build --quiet --release --bin registry-operator --example bench_retention
-exec timeout 1200 target/release/examples/bench_retention
+cargo build --quiet --release --bin registry-operator --example bench_retention --example bench_operator
+echo "== retention: engine vs sequential client vs skopeo loop (real registry, loopback and +5 ms)"
+timeout 1200 target/release/examples/bench_retention
+echo
+echo "== planner alone: 1,000,000 tags in 10,000 repositories"
+timeout 600 cargo bench --quiet --bench retention_planner
+echo
+echo "== operator: ${BENCH_POLICIES:-1000} RetentionPolicies and ${BENCH_PODS:-20000} Pods in the API test double"
+timeout 900 target/release/examples/bench_operator "${BENCH_POLICIES:-1000}" "${BENCH_PODS:-20000}"
