@@ -182,6 +182,7 @@ async fn plan_mode_lists_candidates_and_enforce_deletes_them_except_images_pods_
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-by-digest"},
         "spec": {"containers": [{"name": "web", "image": format!("{}/team-a/web@{}", f.host(), f.web_digests[0])}]},
     }))).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await; // the Pod watch delivers
     policies
         .patch(
             "web",
@@ -300,6 +301,10 @@ async fn a_purge_policy_removes_a_project_except_what_runs() {
     )
     .await
     .unwrap();
+    // The operator sees Pods through a watch: let the event arrive, as it long has for any
+    // Pod that exists before a run (docs: a Pod created in the very instant a run starts can
+    // be missed).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
     policies
         .create(&PostParams::default(), &policy("decommission", json!({

@@ -13,7 +13,7 @@ use super::context::{Context, Settings};
 use super::http::{serve, Readiness};
 use super::inuse::InUseIndex;
 use super::metrics::Metrics;
-use super::policy::{PolicyContext, RunLocks};
+use super::policy::PolicyContext;
 use super::runtime::{check_crds, elect, LeaderElection, RuntimeError};
 
 /// How the operator runs.
@@ -104,11 +104,7 @@ pub async fn run(
     // namespace may run an image of a watched registry.
     let in_use = InUseIndex::new();
     let index_task = tokio::spawn(in_use.clone().watch(client));
-    let pctx = Arc::new(PolicyContext {
-        ctx: ctx.clone(),
-        in_use,
-        locks: RunLocks::default(),
-    });
+    let pctx = Arc::new(PolicyContext::start(ctx.clone(), in_use));
     let namespaces: Vec<Option<String>> = if config.watch_namespaces.is_empty() {
         vec![None]
     } else {

@@ -17,7 +17,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, reflector, Store};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Resource, ResourceExt};
 use tokio::sync::Mutex as AsyncMutex;
 use tracing::{info, warn};
@@ -58,6 +59,59 @@ pub struct PolicyContext {
     pub in_use: InUseIndex,
     /// One lock per registry.
     pub locks: RunLocks,
+    /// Every RetentionPolicy (watch cache), for the vetoes of other policies.
+    pub policies: Store<RetentionPolicy>,
+    /// Every ClusterRetentionPolicy (watch cache).
+    pub cluster_policies: Store<ClusterRetentionPolicy>,
+}
+
+impl PolicyContext {
+    /// A policy context whose policy caches are fed by watches started here; runs wait until
+    /// both caches have listed once (an unseen policy could not veto).
+    pub fn start(ctx: Arc<Context>, in_use: InUseIndex) -> Self {
+        let client = ctx.client.clone();
+        let (policies, writer) = reflector::store();
+        let rp = reflector(
+            writer,
+            watcher(
+                Api::<RetentionPolicy>::all(client.clone()),
+                watcher::Config::default(),
+            ),
+        );
+        tokio::spawn(
+            rp.default_backoff()
+                .for_each(|_| futures::future::ready(())),
+        );
+        let (cluster_policies, writer) = reflector::store();
+        let crp = reflector(
+            writer,
+            watcher(
+                Api::<ClusterRetentionPolicy>::all(client),
+                watcher::Config::default(),
+            ),
+        );
+        tokio::spawn(
+            crp.default_backoff()
+                .for_each(|_| futures::future::ready(())),
+        );
+        PolicyContext {
+            ctx,
+            in_use,
+            locks: RunLocks::default(),
+            policies,
+            cluster_policies,
+        }
+    }
+
+    async fn caches_ready(&self) -> bool {
+        let wait = async {
+            let _ = self.policies.wait_until_ready().await;
+            let _ = self.cluster_policies.wait_until_ready().await;
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .is_ok()
+    }
 }
 
 /// Which kind of policy, with what it needs to find its registries.
@@ -221,6 +275,16 @@ async fn reconcile_view(
         });
     }
 
+    if !pctx.caches_ready().await {
+        return Ok(Outcome {
+            health: Health::reconciling(
+                "WaitingForCaches",
+                "waiting for the list of retention policies",
+            ),
+            requeue: Duration::from_secs(2),
+            status,
+        });
+    }
     let registries = match target_registries(view, ctx).await {
         Ok(r) => r,
         Err(e @ ControllerError::RegistryNotFound { .. }) => {
@@ -478,14 +542,17 @@ async fn target_registries(
 async fn other_policies(
     view: &PolicyView,
     registry: &Registry,
-    ctx: &Context,
+    pctx: &PolicyContext,
 ) -> Result<Vec<Policy>, ControllerError> {
+    let ctx = &pctx.ctx;
     let reg_ns = registry.namespace().unwrap_or_default();
     let mut out = Vec::new();
     let mut invalid = Vec::new();
-    let rps: Api<RetentionPolicy> = Api::namespaced(ctx.client.clone(), &reg_ns);
-    for p in rps.list(&ListParams::default()).await?.items {
-        if p.spec.registry_ref.name != registry.name_any() {
+    // From the watch caches, not the API: a run must not list every policy of the cluster.
+    for p in pctx.policies.state() {
+        if p.namespace().as_deref() != Some(reg_ns.as_str())
+            || p.spec.registry_ref.name != registry.name_any()
+        {
             continue;
         }
         let name = format!("{reg_ns}/{}", p.name_any());
@@ -497,13 +564,8 @@ async fn other_policies(
             Err(_) => invalid.push(format!("RetentionPolicy {name}")),
         }
     }
-    let crps: Api<ClusterRetentionPolicy> = Api::all(ctx.client.clone());
-    let namespace_labels = if crps
-        .list(&ListParams::default().limit(1))
-        .await?
-        .items
-        .is_empty()
-    {
+    let cluster_policies = pctx.cluster_policies.state();
+    let namespace_labels = if cluster_policies.is_empty() {
         BTreeMap::new()
     } else {
         let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
@@ -513,7 +575,7 @@ async fn other_policies(
             .map(|n| n.labels().clone())
             .unwrap_or_default()
     };
-    for p in crps.list(&ListParams::default()).await?.items {
+    for p in cluster_policies {
         let name = p.name_any();
         if name == view.display && matches!(view.kind, Kind::Cluster { .. }) {
             continue;
@@ -550,7 +612,7 @@ async fn run_on_registry(
     let ctx = &pctx.ctx;
     let t = target::resolve(&ctx.client, registry, &ctx.settings.registry_client).await?;
     let client = t.client()?;
-    let others = other_policies(view, registry, ctx).await?;
+    let others = other_policies(view, registry, pctx).await?;
     let mut in_use = InUse::new();
     if view.rules.protects_in_use() {
         let refs = pctx.in_use.for_hosts(&t.hosts);
