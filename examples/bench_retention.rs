@@ -17,7 +17,8 @@
 //! loopback proxy adding 5 ms to every request (a registry across a network). Request
 //! counts come from the clients' own counters (engine, sequential) or from a counting proxy
 //! (skopeo). Environment: `BENCH_SETS` (default `100x20,100x100,1000x10`), `BENCH_RUNS`
-//! (engine runs per point, default 3), `BENCH_SKOPEO=0` to skip skopeo,
+//! (engine runs per point, default 3), `BENCH_SKOPEO=0` to skip skopeo, `BENCH_CONCURRENCY`
+//! (engine requests in flight on loopback, default 8),
 //! `DOCKER_REGISTRY_BIN`.
 
 #[path = "../tests/support/mod.rs"]
@@ -105,15 +106,22 @@ impl Registry {
         let log = if self.access_log {
             let f =
                 std::fs::File::create(self.dir.join("access.log")).map_err(|e| e.to_string())?;
-            Stdio::from(f)
+            Some(f)
         } else {
-            Stdio::null()
+            None
+        };
+        let (out, err) = match log {
+            Some(f) => (
+                Stdio::from(f.try_clone().map_err(|e| e.to_string())?),
+                Stdio::from(f),
+            ),
+            None => (Stdio::null(), Stdio::null()),
         };
         let child = Command::new(support::registry::binary())
             .arg("serve")
             .arg(self.dir.join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(log)
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .map_err(|e| format!("docker-registry: {e}"))?;
         self.child = Some(child);
@@ -510,7 +518,11 @@ async fn bench() -> Res<()> {
                     .as_ref()
                     .map_or_else(|| reg.url(), |p| p.url().to_string())
             };
-            let concurrency = if delay.is_some() { 64 } else { 8 };
+            let concurrency = match (delay, std::env::var("BENCH_CONCURRENCY")) {
+                (None, Ok(c)) => c.parse().unwrap_or(8),
+                (None, Err(_)) => 8,
+                (Some(_), _) => 64,
+            };
             let engine_runs = if large { 1 } else { runs };
             let mut row = Row {
                 set: set.to_string(),
