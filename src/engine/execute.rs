@@ -2,8 +2,9 @@
 //!
 //! - It refuses a `Plan`-mode plan and a plan that breaches its blast-radius limits, before
 //!   any request (invariants 6 and 7).
-//! - Before each deletion it re-resolves every tag involved with a `HEAD` and skips the
-//!   deletion when one now points elsewhere (invariant 3): reported as skipped, not an error.
+//! - Before each deletion it re-resolves the tag with a `HEAD` (for a manifest, its first
+//!   tag) and skips the deletion when it now points elsewhere (invariant 3): reported as
+//!   skipped, not an error. One re-check and one DELETE per deletion.
 //! - Tags are deleted alone where the plan says so (zot); manifests by digest. A 404 is
 //!   success (already gone), so re-running an applied plan deletes nothing new.
 //! - Repositories run concurrently; within one, a manifest waits for the index that lists it
@@ -417,7 +418,12 @@ async fn run_one(client: &RegistryClient, m: &Mutation) -> ItemResult {
             tags,
             ..
         } => {
-            for tag in tags {
+            // One re-check per deletion: deleting by digest cannot remove a tag that moved
+            // to another digest, so what the re-check guards is the plan's premise — a tag
+            // re-pushed since the listing means the image is being worked on, and the whole
+            // deletion is skipped. Re-checking every alias would cost a HEAD per alias and
+            // protect nothing more.
+            if let Some(tag) = tags.first() {
                 match client.check_tag(repository, tag, &digest.to_string()).await {
                     Ok(TagCheck::Unchanged(_) | TagCheck::Gone) => {}
                     Ok(TagCheck::Moved(now)) => {
