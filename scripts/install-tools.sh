@@ -12,8 +12,10 @@ KUBECTL_VERSION=v1.35.2
 mkdir -p "$BIN"
 BIN=$(cd "$BIN" && pwd)
 
-helm_ok() { [ -x "$BIN/helm" ] && "$BIN/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; }
-kubectl_ok() { [ -x "$BIN/kubectl" ] && "$BIN/kubectl" version --client 2>/dev/null | grep -q "$KUBECTL_VERSION"; }
+# Capture the version first: `tool version | grep -q` under pipefail fails when grep exits
+# early and the tool dies of SIGPIPE.
+helm_ok() { [ -x "$BIN/helm" ] || return 1; local v; v=$("$BIN/helm" version --short 2>/dev/null) || return 1; [[ $v == "$HELM_VERSION"* ]]; }
+kubectl_ok() { [ -x "$BIN/kubectl" ] || return 1; local v; v=$("$BIN/kubectl" version --client 2>/dev/null) || return 1; [[ $v == *"$KUBECTL_VERSION"* ]]; }
 if helm_ok && kubectl_ok; then exit 0; fi
 
 need=()
