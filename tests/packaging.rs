@@ -408,3 +408,38 @@ fn argocd_reports_healthy_progressing_degraded_and_suspended_from_the_conditions
     );
     assert_eq!(argocd_health(&suspended).0, "Suspended");
 }
+
+#[test]
+fn rendering_each_managed_registry_sample_gives_valid_objects_and_a_gc_config() {
+    let bin = env!("CARGO_BIN_EXE_registry-operator");
+    let mut rendered = 0;
+    for entry in std::fs::read_dir(root().join("config/samples")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !text.contains("kind: Registry") || text.contains("external:") {
+            continue;
+        }
+        let out = |only: &str, format: &str| {
+            let (ok, out, err) = run(Command::new(bin)
+                .args(["render", "-f"])
+                .arg(&path)
+                .args(["--only", only, "-o", format]));
+            assert!(ok, "render {} failed:\n{err}", path.display());
+            out
+        };
+        validate_offline(
+            &format!("render {}", path.display()),
+            &out("objects", "yaml"),
+        );
+        let config: Value = serde_json::from_str(&out("config", "json")).unwrap();
+        for key in ["gcInterval", "gcDelay", "dedupe"] {
+            assert!(
+                config["storage"].get(key).is_some(),
+                "{}: storage.{key} missing in {config}",
+                path.display()
+            );
+        }
+        rendered += 1;
+    }
+    assert!(rendered >= 2, "the managed samples were rendered");
+}
