@@ -1,99 +1,14 @@
-//! Go durations (`720h`, `1h30m`, `90s`), as the policy fields are written, and the short
-//! human ages (`41d`, `3h`, `12m`) the decision reasons use.
+//! Go durations (`720h`, `1h30m`, `90s`) as the policy fields are written (parsed by
+//! [`crate::duration`]), and the short human ages (`41d`, `3h`, `12m`) the decision reasons use.
 
 use std::fmt;
 
 use jiff::SignedDuration;
 
-/// Why a Go duration string was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DurationError {
-    /// The string is empty.
-    #[error("empty duration")]
-    Empty,
-    /// A number was expected at this byte offset.
-    #[error("expected a number at byte {0}")]
-    ExpectedNumber(usize),
-    /// A unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`) was expected at this byte offset.
-    #[error("expected a unit (ns, us, µs, ms, s, m, h) at byte {0}")]
-    ExpectedUnit(usize),
-    /// The value does not fit in a signed 64-bit count of nanoseconds (about 292 years).
-    #[error("duration too large")]
-    Overflow,
-}
-
-/// Parses a Go duration (`time.ParseDuration` syntax without a sign): one or more
-/// `<number><unit>` pairs, the number possibly fractional, e.g. `720h`, `1h30m`, `1.5h`.
-/// A lone `0` is accepted, as in Go.
-pub fn parse_go_duration(s: &str) -> Result<SignedDuration, DurationError> {
-    if s.is_empty() {
-        return Err(DurationError::Empty);
-    }
-    if s == "0" {
-        return Ok(SignedDuration::ZERO);
-    }
-    let bytes = s.as_bytes();
-    let mut pos = 0;
-    let mut total: i128 = 0;
-    while pos < bytes.len() {
-        let start = pos;
-        let mut whole: i128 = 0;
-        while pos < bytes.len() && bytes[pos].is_ascii_digit() {
-            whole = whole
-                .checked_mul(10)
-                .and_then(|w| w.checked_add(i128::from(bytes[pos] - b'0')))
-                .ok_or(DurationError::Overflow)?;
-            pos += 1;
-        }
-        let mut had_digits = pos > start;
-        let mut frac: i128 = 0;
-        let mut frac_scale: i128 = 1;
-        if pos < bytes.len() && bytes[pos] == b'.' {
-            pos += 1;
-            while pos < bytes.len() && bytes[pos].is_ascii_digit() {
-                // Digits beyond nanosecond precision of an hour are irrelevant; stop scaling.
-                if frac_scale < 1_000_000_000_000_000_000 {
-                    frac = frac * 10 + i128::from(bytes[pos] - b'0');
-                    frac_scale *= 10;
-                }
-                had_digits = true;
-                pos += 1;
-            }
-        }
-        if !had_digits {
-            return Err(DurationError::ExpectedNumber(start));
-        }
-        let rest = &s[pos..];
-        let (unit_nanos, len): (i128, usize) = if rest.starts_with("ns") {
-            (1, 2)
-        } else if rest.starts_with("us") {
-            (1_000, 2)
-        } else if rest.starts_with("µs") {
-            (1_000, "µs".len())
-        } else if rest.starts_with("ms") {
-            (1_000_000, 2)
-        } else if rest.starts_with('s') {
-            (1_000_000_000, 1)
-        } else if rest.starts_with('m') {
-            (60_000_000_000, 1)
-        } else if rest.starts_with('h') {
-            (3_600_000_000_000, 1)
-        } else {
-            return Err(DurationError::ExpectedUnit(pos));
-        };
-        pos += len;
-        let part = whole
-            .checked_mul(unit_nanos)
-            .and_then(|w| w.checked_add(frac * unit_nanos / frac_scale))
-            .ok_or(DurationError::Overflow)?;
-        total = total.checked_add(part).ok_or(DurationError::Overflow)?;
-        if total > i128::from(i64::MAX) {
-            return Err(DurationError::Overflow);
-        }
-    }
-    i64::try_from(total)
-        .map(SignedDuration::from_nanos)
-        .map_err(|_| DurationError::Overflow)
+/// Parses a non-negative Go duration (`720h`, `1h30m`, `1.5h`, a lone `0`) into jiff's type,
+/// with the one parser the whole project uses ([`crate::duration`]).
+pub fn parse_go_duration(s: &str) -> Result<SignedDuration, crate::duration::DurationError> {
+    crate::duration::GoDuration::parse(s).map(|d| d.as_signed())
 }
 
 /// Writes a duration the way a policy would (`720h`, `1h30m`, `45s`, `250ms`).
@@ -176,25 +91,10 @@ mod tests {
     }
 
     #[test]
-    fn malformed_go_durations_are_rejected_with_the_position() {
-        assert_eq!(parse_go_duration(""), Err(DurationError::Empty));
-        assert_eq!(
-            parse_go_duration("30d"),
-            Err(DurationError::ExpectedUnit(2))
-        );
-        assert_eq!(
-            parse_go_duration("h"),
-            Err(DurationError::ExpectedNumber(0))
-        );
-        assert_eq!(parse_go_duration("10"), Err(DurationError::ExpectedUnit(2)));
-        assert_eq!(
-            parse_go_duration("-1h"),
-            Err(DurationError::ExpectedNumber(0))
-        );
-        assert_eq!(
-            parse_go_duration("99999999999999999999h"),
-            Err(DurationError::Overflow)
-        );
+    fn malformed_go_durations_are_rejected() {
+        for bad in ["", "30d", "h", "10", "-1h", "99999999999999999999h"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
