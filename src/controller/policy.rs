@@ -260,15 +260,13 @@ async fn reconcile_view(
         });
     };
 
-    // Protections need the in-use index; without it nothing may be deleted.
-    if view.rules.protects_in_use()
-        && view.rules.mode == PolicyMode::Enforce
-        && !pctx.in_use.synced()
-    {
+    // Protections need the in-use index: without it nothing may be deleted, and a plan would
+    // list running images as candidates, so neither mode runs before it has synced.
+    if view.rules.protects_in_use() && !pctx.in_use.synced() {
         return Ok(Outcome {
             health: Health::reconciling(
                 "WaitingForInUseIndex",
-                "waiting for the list of images Pods run before deleting anything",
+                "waiting for the list of images Pods run before planning",
             ),
             requeue: Duration::from_secs(2),
             status,
