@@ -10,7 +10,13 @@
 //!   connection: catalog, tags/list, GET manifest + GET config per tag (index: its first
 //!   child), DELETE by digest — the seed project's style;
 //! - `skopeo`: a shell-style loop of `skopeo list-tags`, `skopeo inspect`, `skopeo delete`
-//!   (one process per call), loopback only (it takes minutes).
+//!   (one process per call), loopback only (it takes minutes);
+//! - `engine, ages remembered` (loopback): the engine as the operator's scheduled runs use it,
+//!   with the config `created` times an earlier (untimed) run read;
+//! - `limit (replay)` (loopback): the engine's request mix, written down in advance and sent
+//!   by a client with nothing else to do, as many in flight as the engine — the box's limit
+//!   for that mix; `limit, no re-check` sends the same without the re-check `HEAD` before
+//!   each DELETE (DESIGN invariant 3), to show what the re-checks cost.
 //!
 //! Before every run the registry's storage is restored from a snapshot taken after seeding
 //! (a copy is faster than re-seeding and gives identical data). Networks: loopback, and a
@@ -18,8 +24,9 @@
 //! counts come from the clients' own counters (engine, sequential) or from a counting proxy
 //! (skopeo). Environment: `BENCH_SETS` (default `100x20,100x100,1000x10`), `BENCH_RUNS`
 //! (engine runs per point, default 3), `BENCH_SKOPEO=0` to skip skopeo, `BENCH_CONCURRENCY`
-//! (engine requests in flight on loopback, default 8),
-//! `DOCKER_REGISTRY_BIN`.
+//! (engine requests in flight on loopback, default 8), `BENCH_NETS` (default
+//! `loopback,5ms`), `BENCH_PHASES=1` (print each engine run's collect and execute time and
+//! the CPU seconds this process and the registry spent), `DOCKER_REGISTRY_BIN`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -28,11 +35,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
 
 use registry_operator::api::retention::RetentionRules;
 use registry_operator::engine::{run_policy, RunOptions};
-use registry_operator::oci::{ClientOptions, Credentials, RegistryClient};
+use registry_operator::oci::{AgeCache, ClientOptions, Credentials, RegistryClient};
 use registry_operator::retention::Policy;
 use support::proxy::{Fault, FaultProxy, FaultRule};
 
@@ -135,6 +145,10 @@ impl Registry {
         Err("docker-registry did not start".into())
     }
 
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -184,7 +198,31 @@ struct Run {
 
 // ------------------------------------------------------------------ engine
 
-async fn engine(url: &str, concurrency: usize) -> Res<Run> {
+/// User+system CPU seconds a process has used so far (Linux `/proc`), 0 elsewhere.
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_string(),
+        |p| format!("/proc/{p}/stat"),
+    );
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // `rest` starts at field 3 (state, not numeric, so skipped): utime is f[10], stime f[11].
+    (f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0)) / 100.0
+}
+
+async fn engine(
+    url: &str,
+    concurrency: usize,
+    registry_pid: Option<u32>,
+    ages: Option<Arc<AgeCache>>,
+) -> Res<Run> {
     let rules: RetentionRules = serde_yaml::from_str(&format!(
         "mode: Enforce\nrepositories: {{include: ['**']}}\nkeep:\n  - tags: {{regex: '.*'}}\n    mostRecent: {KEEP}\nlimits: {{maxDeletionsPerRun: 100000000}}\n"
     ))
@@ -195,6 +233,7 @@ async fn engine(url: &str, concurrency: usize) -> Res<Run> {
         Credentials::Anonymous,
         ClientOptions {
             max_concurrency: concurrency,
+            age_cache: ages,
             ..ClientOptions::default()
         },
     )
@@ -204,11 +243,24 @@ async fn engine(url: &str, concurrency: usize) -> Res<Run> {
     options.collect.lookups_in_flight = concurrency;
     options.execute.repositories_in_flight = concurrency;
     options.execute.deletions_in_flight = concurrency;
+    let cpu = (cpu_seconds(None), cpu_seconds(registry_pid));
     let start = Instant::now();
     let r = run_policy(&client, &policy, &options, jiff::Timestamp::now())
         .await
         .map_err(|e| e.to_string())?;
     let seconds = start.elapsed().as_secs_f64();
+    if std::env::var_os("BENCH_PHASES").is_some() {
+        let ms = |a: jiff::Timestamp, b: jiff::Timestamp| {
+            (b - a).total(jiff::Unit::Millisecond).unwrap_or(0.0)
+        };
+        eprintln!(
+            "    phases: collect {:.0} ms, plan+execute {:.0} ms; CPU: this process {:.2} s, registry {:.2} s",
+            ms(r.started, r.collected),
+            ms(r.collected, r.finished),
+            cpu_seconds(None) - cpu.0,
+            cpu_seconds(registry_pid) - cpu.1
+        );
+    }
     let exec = r.execution.ok_or("not executed")?;
     if exec.counts.errors > 0 || r.plan.counts.errors > 0 {
         return Err(format!("engine errors: {}", exec.headline()));
@@ -230,6 +282,27 @@ async fn engine(url: &str, concurrency: usize) -> Res<Run> {
 }
 
 // ------------------------------------------------------------------ sequential baseline
+
+/// The digests "keep the 3 newest" deletes, from `(created, tag, digest)` rows of one
+/// repository, each with one of its tags: newest first (then greater tag name), an image with
+/// several tags counts once, a digest a kept tag shares is kept.
+fn doomed(mut rows: Vec<(String, String, String)>) -> Vec<(String, String)> {
+    rows.sort_by(|a, b| b.cmp(a));
+    let mut keep: Vec<String> = Vec::new();
+    for (_, _, d) in &rows {
+        if keep.len() == KEEP {
+            break;
+        }
+        if !keep.contains(d) {
+            keep.push(d.clone());
+        }
+    }
+    let mut done: HashSet<String> = HashSet::new();
+    rows.into_iter()
+        .filter(|(_, _, d)| !keep.contains(d) && done.insert(d.clone()))
+        .map(|(_, t, d)| (d, t))
+        .collect()
+}
 
 struct Seq {
     http: reqwest::Client,
@@ -320,21 +393,7 @@ async fn sequential(url: &str) -> Res<Run> {
             let created = cfg["created"].as_str().unwrap_or_default().to_string();
             rows.push((created, tag, digest));
         }
-        rows.sort_by(|a, b| b.cmp(a)); // newest first, then greater tag name
-        let mut keep: Vec<&str> = Vec::new();
-        for (_, _, d) in &rows {
-            if keep.len() == KEEP {
-                break;
-            }
-            if !keep.contains(&d.as_str()) {
-                keep.push(d);
-            }
-        }
-        let mut done: HashSet<&str> = HashSet::new();
-        for (_, _, d) in &rows {
-            if keep.contains(&d.as_str()) || !done.insert(d) {
-                continue;
-            }
+        for (d, _) in doomed(rows) {
             let (status, _, _) = c
                 .send("DELETE", &format!("/v2/{repo}/manifests/{d}"))
                 .await?;
@@ -355,6 +414,155 @@ async fn sequential(url: &str) -> Res<Run> {
             .collect::<Vec<_>>()
             .join(", "),
         deleted,
+    })
+}
+
+// ------------------------------------------------------------------ the box's limit
+
+/// The engine's request mix, fixed in advance: what a client that did no work but sending
+/// requests would send for the same decision.
+struct Mix {
+    /// Catalog, tag listings, one manifest GET per tag, index children that are not tagged,
+    /// one config GET per distinct config (as the engine reads them).
+    reads: Vec<String>,
+    /// (repository, one of its tags, digest) per digest to delete.
+    deletions: Vec<(String, String, String)>,
+}
+
+/// Walks the registry (untimed, one request at a time) and writes down the engine's
+/// request mix and the "keep the 3 newest" decision.
+async fn engine_mix(url: &str) -> Res<Mix> {
+    const CREATED: &str = "org.opencontainers.image.created";
+    let mut c = Seq {
+        http: reqwest::Client::new(),
+        base: url.to_string(),
+        counts: BTreeMap::new(),
+    };
+    let mut mix = Mix {
+        reads: vec!["/v2/_catalog?n=1000".to_string()],
+        deletions: Vec::new(),
+    };
+    let (_, v) = c.json("/v2/_catalog?n=1000").await?;
+    let repos: Vec<String> = v["repositories"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str().map(str::to_string))
+        .collect();
+    for repo in &repos {
+        mix.reads.push(format!("/v2/{repo}/tags/list"));
+        let (_, v) = c.json(&format!("/v2/{repo}/tags/list")).await?;
+        let mut tagged: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        let mut tags: Vec<(String, String)> = Vec::new();
+        for tag in v["tags"].as_array().into_iter().flatten() {
+            let tag = tag.as_str().unwrap_or_default().to_string();
+            mix.reads.push(format!("/v2/{repo}/manifests/{tag}"));
+            let (h, m) = c.json(&format!("/v2/{repo}/manifests/{tag}")).await?;
+            let digest = h
+                .get("docker-content-digest")
+                .and_then(|d| d.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            tagged.insert(digest.clone(), m);
+            tags.push((tag, digest));
+        }
+        // The image that dates each digest: itself, or an index's first child.
+        let mut configs: BTreeMap<String, String> = BTreeMap::new(); // config -> created
+        let mut rows = Vec::new();
+        for (tag, digest) in &tags {
+            let mut m = tagged[digest].clone();
+            if let Some(child) = m["manifests"][0]["digest"].as_str().map(str::to_string) {
+                if m["annotations"][CREATED].is_null() {
+                    m = match tagged.get(&child) {
+                        Some(m) => m.clone(),
+                        None => {
+                            let path = format!("/v2/{repo}/manifests/{child}");
+                            if !mix.reads.contains(&path) {
+                                mix.reads.push(path.clone());
+                            }
+                            c.json(&path).await?.1
+                        }
+                    };
+                }
+            }
+            let created = match m["annotations"][CREATED].as_str() {
+                Some(t) => t.to_string(),
+                None => {
+                    let config = m["config"]["digest"].as_str().unwrap_or_default();
+                    if !configs.contains_key(config) {
+                        let path = format!("/v2/{repo}/blobs/{config}");
+                        mix.reads.push(path.clone());
+                        let (_, cfg) = c.json(&path).await?;
+                        let t = cfg["created"].as_str().unwrap_or_default().to_string();
+                        configs.insert(config.to_string(), t);
+                    }
+                    configs[config].clone()
+                }
+            };
+            rows.push((created, tag.clone(), digest.clone()));
+        }
+        for (digest, tag) in doomed(rows) {
+            mix.deletions.push((repo.clone(), tag, digest));
+        }
+    }
+    Ok(mix)
+}
+
+/// Sends `mix` with `concurrency` requests in flight and nothing else to do: all reads, then
+/// per deletion a re-check `HEAD` (when `recheck`) and the `DELETE`. The time is this box's
+/// limit for that mix.
+async fn replay(url: &str, mix: &Mix, concurrency: usize, recheck: bool) -> Res<Run> {
+    let http = reqwest::Client::new();
+    let counts = std::sync::Mutex::new(BTreeMap::<&'static str, u64>::new());
+    let send = |method: &'static str, path: String| {
+        let http = &http;
+        let counts = &counts;
+        async move {
+            *counts.lock().unwrap().entry(method).or_default() += 1;
+            let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+            let r = http
+                .request(m, format!("{url}{path}"))
+                .header("accept", ACCEPT)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = r.status().as_u16();
+            r.bytes().await.map_err(|e| e.to_string())?;
+            match status {
+                200 | 202 => Ok::<(), String>(()),
+                s => Err(format!("{method} {path}: {s}")),
+            }
+        }
+    };
+    let start = Instant::now();
+    let reads: Vec<Res<()>> = stream::iter(mix.reads.iter())
+        .map(|p| send("GET", p.clone()))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    reads.into_iter().collect::<Res<Vec<()>>>()?;
+    let deletes: Vec<Res<()>> = stream::iter(mix.deletions.iter())
+        .map(|(repo, tag, digest)| async move {
+            if recheck {
+                send("HEAD", format!("/v2/{repo}/manifests/{tag}")).await?;
+            }
+            send("DELETE", format!("/v2/{repo}/manifests/{digest}")).await
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    deletes.into_iter().collect::<Res<Vec<()>>>()?;
+    let seconds = start.elapsed().as_secs_f64();
+    let counts = counts.into_inner().unwrap();
+    Ok(Run {
+        seconds,
+        requests: counts.values().sum(),
+        by_kind: counts
+            .iter()
+            .map(|(m, n)| format!("{m} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        deleted: mix.deletions.len() as u64,
     })
 }
 
@@ -498,10 +706,17 @@ async fn bench() -> Res<()> {
         seed(&reg.url(), repos, tags)?;
         reg.snapshot()?;
         let large = n > 0;
+        let nets = std::env::var("BENCH_NETS").unwrap_or_else(|_| "loopback,5ms".into());
         for (net, delay) in [
             ("loopback", None),
             ("+5 ms", Some(Duration::from_millis(5))),
         ] {
+            if !nets
+                .split(',')
+                .any(|n| n == if delay.is_some() { "5ms" } else { "loopback" })
+            {
+                continue;
+            }
             if Instant::now() > deadline {
                 break;
             }
@@ -534,7 +749,8 @@ async fn bench() -> Res<()> {
             for _ in 0..engine_runs {
                 reg.restore()?;
                 eprintln!("  {net} engine");
-                row.runs.push(engine(&url(&reg), concurrency).await?);
+                row.runs
+                    .push(engine(&url(&reg), concurrency, reg.pid(), None).await?);
             }
             row.left = tags_left(&reg.url()).await?;
             rows.push(row);
@@ -549,10 +765,62 @@ async fn bench() -> Res<()> {
                 for _ in 0..if large || delay.is_some() { 1 } else { 2 } {
                     reg.restore()?;
                     eprintln!("  {net} sequential");
+                    let cpu = (cpu_seconds(None), cpu_seconds(reg.pid()));
                     row.runs.push(sequential(&url(&reg)).await?);
+                    if std::env::var_os("BENCH_PHASES").is_some() {
+                        eprintln!(
+                            "    CPU: this process {:.2} s, registry {:.2} s",
+                            cpu_seconds(None) - cpu.0,
+                            cpu_seconds(reg.pid()) - cpu.1
+                        );
+                    }
                 }
                 row.left = tags_left(&reg.url()).await?;
                 rows.push(row);
+            }
+            if delay.is_none() {
+                // The operator's scheduled runs: config `created` times remembered from an
+                // earlier run (one untimed run fills the cache).
+                let ages = Arc::new(AgeCache::default());
+                reg.restore()?;
+                engine(&url(&reg), concurrency, reg.pid(), Some(ages.clone())).await?;
+                let mut row = Row {
+                    set: set.to_string(),
+                    net,
+                    tool: "engine, ages remembered",
+                    runs: Vec::new(),
+                    left: 0,
+                };
+                for _ in 0..engine_runs {
+                    reg.restore()?;
+                    eprintln!("  {net} engine, ages remembered");
+                    row.runs.push(
+                        engine(&url(&reg), concurrency, reg.pid(), Some(ages.clone())).await?,
+                    );
+                }
+                row.left = tags_left(&reg.url()).await?;
+                rows.push(row);
+                // The box's limit for the engine's request mix, with and without the
+                // re-checks (DESIGN invariant 3) the engine will not skip.
+                reg.restore()?;
+                let mix = engine_mix(&reg.url()).await?;
+                for (tool, recheck) in [("limit (replay)", true), ("limit, no re-check", false)] {
+                    let mut row = Row {
+                        set: set.to_string(),
+                        net,
+                        tool,
+                        runs: Vec::new(),
+                        left: 0,
+                    };
+                    for _ in 0..engine_runs {
+                        reg.restore()?;
+                        eprintln!("  {net} {tool}");
+                        row.runs
+                            .push(replay(&url(&reg), &mix, concurrency, recheck).await?);
+                    }
+                    row.left = tags_left(&reg.url()).await?;
+                    rows.push(row);
+                }
             }
             if with_skopeo && delay.is_none() && !large {
                 // skopeo straight at the registry (through the test proxy it would first try

@@ -380,3 +380,60 @@ async fn an_invalid_policy_stalls_and_a_run_request_runs_again() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policys_next_run_reads_no_image_config_the_operator_has_read() {
+    let f = fixture().await;
+    let proxy = support::proxy::FaultProxy::start(&f.registry.url).await;
+    let h = Harness::start().await;
+    external_registry(&h, proxy.url(), json!({})).await;
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(
+            &PostParams::default(),
+            &policy(
+                "web",
+                json!({"mode": "Plan", "repositories": {"include": ["team-a/**"]}, "keep": [{"mostRecent": 2}]}),
+            ),
+        )
+        .await
+        .unwrap();
+    let first = wait_run(&policies, "web", 1).await;
+    assert_eq!(first.status.unwrap().last_run.unwrap().would_delete, 4);
+    let configs = proxy.count_path("GET", "/blobs/");
+    assert_eq!(
+        configs, 8,
+        "the first run reads each of the 8 image configs once"
+    );
+
+    policies
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"registry-operator.dev/run-requested-at": "again"}}})),
+        )
+        .await
+        .unwrap();
+    let manifests_before = proxy.count_path("GET", "/manifests/");
+    let second = wait_for("the requested run", || async {
+        let p = policies.get("web").await.unwrap();
+        let s = p.status.clone()?;
+        (s.last_run_request.as_deref() == Some("again")).then_some(p)
+    })
+    .await;
+    assert_eq!(
+        second.status.unwrap().last_run.unwrap().would_delete,
+        4,
+        "the same decision"
+    );
+    assert!(
+        proxy.count_path("GET", "/manifests/") > manifests_before,
+        "the second run did resolve the tags again"
+    );
+    assert_eq!(
+        proxy.count_path("GET", "/blobs/"),
+        configs,
+        "the second run read no config: their created times are remembered"
+    );
+    h.stop().await;
+}

@@ -6,6 +6,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use registry_operator::api::retention::{PolicyMode, RetentionRules, RunOutcome};
@@ -13,7 +14,9 @@ use registry_operator::engine::{
     collect_inventory, execute, run_policy, CollectOptions, ExecuteError, ExecuteOptions,
     ItemResult, RunOptions,
 };
-use registry_operator::oci::{ClientOptions, Credentials, RegistryClient, RetryPolicy};
+use registry_operator::oci::{
+    AgeCache, ClientOptions, Credentials, Operation, RegistryClient, RetryPolicy,
+};
 use registry_operator::retention::{plan, InUse, Policy, Protections};
 use support::proxy::{Fault, FaultProxy, FaultRule};
 use support::registry::TestRegistry;
@@ -376,6 +379,75 @@ async fn re_running_an_applied_plan_deletes_nothing_new() {
         .unwrap();
     assert_eq!(fresh.plan.counts.deletions, 0);
     assert_eq!(fresh.execute_requests.mutating, 0);
+}
+
+#[tokio::test]
+async fn runs_sharing_an_age_cache_read_each_config_once_and_plan_the_same() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    seed_projects(&s).await;
+    let pol = policy("ns/keep-two", PolicyMode::Plan, KEEP_TWO);
+    let cache = Arc::new(AgeCache::default());
+    let shared = || {
+        RegistryClient::new(
+            &reg.url,
+            Credentials::Anonymous,
+            ClientOptions {
+                age_cache: Some(cache.clone()),
+                ..options()
+            },
+        )
+        .unwrap()
+    };
+    // Two runs, each with its own client, as the operator's scheduled runs are.
+    let (first_client, second_client) = (shared(), shared());
+    let first = run_policy(
+        &first_client,
+        &pol,
+        &RunOptions::default(),
+        jiff::Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    let second = run_policy(
+        &second_client,
+        &pol,
+        &RunOptions::default(),
+        jiff::Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    let configs_read = first_client.stats().get(Operation::GetBlob);
+    assert!(
+        configs_read >= 5,
+        "the first run reads the configs ({configs_read})"
+    );
+    assert_eq!(cache.len() as u64, configs_read);
+    assert_eq!(
+        second_client.stats().get(Operation::GetBlob),
+        0,
+        "the second run reads no config"
+    );
+    let decisions = |r: &registry_operator::engine::RunResult| -> Vec<String> {
+        r.report
+            .decisions
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {} {} {:?} {}",
+                    d.repository, d.tag, d.digest, d.action, d.reason
+                )
+            })
+            .collect()
+    };
+    assert_eq!(decisions(&first), decisions(&second));
+    assert_eq!(second.plan.counts.deletions, 4);
+    // A client without the shared cache reads them again.
+    let own = client(&reg.url);
+    run_policy(&own, &pol, &RunOptions::default(), jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(own.stats().get(Operation::GetBlob), configs_read);
 }
 
 // ------------------------------------------------------------------ the CLI binary

@@ -1,14 +1,14 @@
 //! What every reconciler shares: the Kubernetes client, metrics, settings, per-object backoff.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
 
 use super::metrics::Metrics;
-use crate::oci::ClientOptions;
+use crate::oci::{AgeCache, ClientOptions};
 
 /// Field manager of every server-side apply and status patch the operator sends.
 pub const FIELD_MANAGER: &str = "registry-operator";
@@ -24,7 +24,8 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// Longest wait between two looks at a retention policy (catches clock jumps).
     pub policy_resync: Duration,
-    /// Options of the registry clients.
+    /// Options of the registry clients. Their `age_cache` is shared by every run, so a
+    /// scheduled run reads only the image configs earlier runs have not read.
     pub registry_client: ClientOptions,
 }
 
@@ -35,7 +36,10 @@ impl Default for Settings {
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
             policy_resync: Duration::from_secs(600),
-            registry_client: ClientOptions::default(),
+            registry_client: ClientOptions {
+                age_cache: Some(Arc::new(AgeCache::default())),
+                ..ClientOptions::default()
+            },
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct RunResult {
     pub execute_requests: RequestStats,
     /// When the run started.
     pub started: Timestamp,
+    /// When the inventory was complete (the plan and any execution follow).
+    pub collected: Timestamp,
     /// When it ended.
     pub finished: Timestamp,
 }
@@ -81,6 +83,7 @@ pub async fn run_policy(
     collect.referrers |= policy.delete_referrers || policy.is_purge();
     let inventory = collect_inventory(client, |r| policy.in_scope(r), &collect).await?;
     let after_collect = client.stats();
+    let collected = Timestamp::now();
     let plan = plan(
         policy,
         &options.others,
@@ -104,6 +107,7 @@ pub async fn run_policy(
         collect_requests: diff(&after_collect, &before),
         execute_requests: diff(&after_execute, &after_collect),
         started,
+        collected,
         finished: Timestamp::now(),
     })
 }

@@ -11,6 +11,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use url::Url;
 
 use super::auth::{parse_challenges, Credentials, TokenResponse};
+use super::cache::AgeCache;
 use super::error::{OciError, Operation, Result};
 use super::manifest::{media_types, Manifest, ManifestHead};
 use super::redact::redact_url;
@@ -61,7 +62,7 @@ struct Inner {
     permits: Semaphore,
     counters: Counters,
     auth: Mutex<AuthState>,
-    created_cache: Mutex<HashMap<String, Option<jiff::Timestamp>>>,
+    created_cache: Arc<AgeCache>,
     capabilities: OnceCell<Capabilities>,
 }
 
@@ -327,6 +328,7 @@ impl RegistryClient {
             message: format!("building the HTTP client: {e}"),
         })?;
         let base_redacted = redact_url(&base).trim_end_matches('/').to_string();
+        let created_cache = options.age_cache.clone().unwrap_or_default();
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 http,
@@ -337,7 +339,7 @@ impl RegistryClient {
                 options,
                 counters: Counters::default(),
                 auth: Mutex::new(AuthState::default()),
-                created_cache: Mutex::new(HashMap::new()),
+                created_cache,
                 capabilities: OnceCell::new(),
             }),
         })
@@ -374,9 +376,10 @@ impl RegistryClient {
     }
 
     /// Forgets cached config `created` times and bearer tokens (capabilities stay cached).
-    /// A long-lived client can call this between runs to bound its memory.
+    /// The times are forgotten for every client sharing the same
+    /// [`age_cache`](ClientOptions::age_cache).
     pub fn clear_caches(&self) {
-        lock(&self.inner.created_cache).clear();
+        self.inner.created_cache.clear();
         lock(&self.inner.auth).tokens.clear();
     }
 
@@ -1047,9 +1050,10 @@ impl RegistryClient {
         })
     }
 
-    /// The `created` time of an image config blob, cached by digest for the client's life.
-    /// `Ok(None)` when the config has no (parseable) `created`. The blob is verified against
-    /// its digest.
+    /// The `created` time of an image config blob. Remembered by digest in the client's
+    /// [`AgeCache`] (its own, or the one [`ClientOptions::age_cache`] shares), so a config is
+    /// read once. `Ok(None)` when the config has no (parseable) `created`. The blob is
+    /// verified against its digest before it is believed.
     pub async fn config_created(
         &self,
         repository: &str,
@@ -1057,8 +1061,8 @@ impl RegistryClient {
     ) -> Result<Option<jiff::Timestamp>> {
         validate_repository(repository)?;
         validate_digest(config_digest)?;
-        if let Some(c) = lock(&self.inner.created_cache).get(config_digest) {
-            return Ok(*c);
+        if let Some(c) = self.inner.created_cache.get(config_digest) {
+            return Ok(c);
         }
         let url = self.url(&format!("v2/{repository}/blobs/{config_digest}"))?;
         let req = Req::new(Operation::GetBlob, Method::GET, url).scope(pull_scope(repository));
@@ -1091,7 +1095,7 @@ impl RegistryClient {
         let created = c
             .created
             .and_then(|v| v.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok()));
-        lock(&self.inner.created_cache).insert(config_digest.to_string(), created);
+        self.inner.created_cache.insert(config_digest, created);
         Ok(created)
     }
 

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod cache;
 mod client;
 pub mod error;
 pub mod manifest;
@@ -21,6 +22,7 @@ pub mod reference;
 pub mod transport;
 
 pub use auth::{credentials_from_secret_data, Credentials, DockerConfig};
+pub use cache::AgeCache;
 pub use client::{
     Capabilities, DeleteOutcome, Health, Referrers, ReferrersSource, RegistryClient, TagCheck,
     TagHeads, TagStats, ZotInfo,

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng as _;
 
+use super::cache::AgeCache;
 use super::error::Operation;
 
 /// How the client retries transient failures (network errors, 5xx, 408, 429).
@@ -76,6 +78,10 @@ pub struct ClientOptions {
     pub insecure_skip_tls_verify: bool,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// Where config `created` times are remembered. `None` (the default): each client has
+    /// its own. A long-lived process gives every client the same cache (clones of these
+    /// options share it), so scheduled runs read only the configs they have not seen.
+    pub age_cache: Option<Arc<AgeCache>>,
 }
 
 impl Default for ClientOptions {
@@ -91,6 +97,7 @@ impl Default for ClientOptions {
             ca_pem: None,
             insecure_skip_tls_verify: false,
             user_agent: format!("registry-operator/{}", env!("CARGO_PKG_VERSION")),
+            age_cache: None,
         }
     }
 }
@@ -108,6 +115,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("ca_pem", &self.ca_pem.as_ref().map(|c| c.len()))
             .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
             .field("user_agent", &self.user_agent)
+            .field("age_cache", &self.age_cache)
             .finish()
     }
 }

@@ -77,6 +77,8 @@ impl FaultRule {
 struct State {
     rules: Vec<FaultRule>,
     by_method: BTreeMap<String, u64>,
+    /// `(method, target)` of every request, in arrival order.
+    seen: Vec<(String, String)>,
     faulted: u64,
     in_flight: u64,
     max_in_flight: u64,
@@ -117,6 +119,7 @@ impl FaultProxy {
                 let fault = {
                     let mut s = st.lock().unwrap();
                     *s.by_method.entry(req.method.clone()).or_default() += 1;
+                    s.seen.push((req.method.clone(), req.target.clone()));
                     s.in_flight += 1;
                     s.max_in_flight = s.max_in_flight.max(s.in_flight);
                     let f = s.rules.iter_mut().find(|r| r.matches(&req)).map(|r| {
@@ -174,6 +177,17 @@ impl FaultProxy {
             .unwrap_or(0)
     }
 
+    /// Requests seen with `method` whose target contains `path` (faulted or forwarded).
+    pub fn count_path(&self, method: &str, path: &str) -> u64 {
+        self.state
+            .lock()
+            .unwrap()
+            .seen
+            .iter()
+            .filter(|(m, t)| m == method && t.contains(path))
+            .count() as u64
+    }
+
     /// All requests seen.
     pub fn total(&self) -> u64 {
         self.state.lock().unwrap().by_method.values().sum()
@@ -193,6 +207,7 @@ impl FaultProxy {
     pub fn reset_counts(&self) {
         let mut s = self.state.lock().unwrap();
         s.by_method.clear();
+        s.seen.clear();
         s.faulted = 0;
         s.max_in_flight = 0;
     }
