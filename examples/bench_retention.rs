@@ -11,9 +11,9 @@
 //!   child), DELETE by digest — the seed project's style;
 //! - `skopeo`: a shell-style loop of `skopeo list-tags`, `skopeo inspect`, `skopeo delete`
 //!   (one process per call), loopback only (it takes minutes);
-//! - `engine, ages remembered` (loopback): the engine as the operator's scheduled runs use it,
+//! - `engine, ages remembered` (loopback, first data set): the engine as the operator's scheduled runs use it,
 //!   with the config `created` times an earlier (untimed) run read;
-//! - `limit (replay)` (loopback): the engine's request mix, written down in advance and sent
+//! - `limit (replay)` (loopback, first data set): the engine's request mix, written down in advance and sent
 //!   by a client with nothing else to do, as many in flight as the engine — the box's limit
 //!   for that mix; `limit, no re-check` sends the same without the re-check `HEAD` before
 //!   each DELETE (DESIGN invariant 3), to show what the re-checks cost.
@@ -566,6 +566,88 @@ async fn replay(url: &str, mix: &Mix, concurrency: usize, recheck: bool) -> Res<
     })
 }
 
+/// The registry's CPU time per request, by kind: each kind of the mix sent on its own
+/// (`concurrency` in flight), the registry process's CPU read from `/proc` before and after.
+/// Deletes the mix's digests: restore the storage afterwards.
+async fn registry_costs(
+    url: &str,
+    mix: &Mix,
+    concurrency: usize,
+    registry_pid: Option<u32>,
+) -> Res<Vec<(&'static str, usize, f64, f64)>> {
+    let http = reqwest::Client::new();
+    let kind = |p: &str| {
+        if p.contains("/tags/list") {
+            "GET tags/list"
+        } else if p.contains("/blobs/") {
+            "GET config blob"
+        } else if p.contains("/manifests/") {
+            "GET manifest"
+        } else {
+            "GET catalog"
+        }
+    };
+    let mut batches: Vec<(&'static str, Vec<(reqwest::Method, String)>)> = Vec::new();
+    for k in ["GET tags/list", "GET manifest", "GET config blob"] {
+        let b = mix
+            .reads
+            .iter()
+            .filter(|p| kind(p) == k)
+            .map(|p| (reqwest::Method::GET, p.clone()))
+            .collect();
+        batches.push((k, b));
+    }
+    batches.push((
+        "HEAD manifest (re-check)",
+        mix.deletions
+            .iter()
+            .map(|(r, t, _)| (reqwest::Method::HEAD, format!("/v2/{r}/manifests/{t}")))
+            .collect(),
+    ));
+    batches.push((
+        "DELETE manifest",
+        mix.deletions
+            .iter()
+            .map(|(r, _, d)| (reqwest::Method::DELETE, format!("/v2/{r}/manifests/{d}")))
+            .collect(),
+    ));
+    let mut out = Vec::new();
+    for (k, batch) in batches {
+        let n = batch.len();
+        if n == 0 {
+            continue;
+        }
+        let cpu = cpu_seconds(registry_pid);
+        let start = Instant::now();
+        let results: Vec<Res<()>> = stream::iter(batch)
+            .map(|(m, path)| {
+                let http = &http;
+                async move {
+                    let r = http
+                        .request(m, format!("{url}{path}"))
+                        .header("accept", ACCEPT)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let status = r.status().as_u16();
+                    r.bytes().await.map_err(|e| e.to_string())?;
+                    match status {
+                        200 | 202 => Ok(()),
+                        s => Err(format!("{path}: {s}")),
+                    }
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        results.into_iter().collect::<Res<Vec<()>>>()?;
+        let seconds = start.elapsed().as_secs_f64();
+        let cpu_ms = (cpu_seconds(registry_pid) - cpu) * 1000.0 / n as f64;
+        out.push((k, n, cpu_ms, n as f64 / seconds));
+    }
+    Ok(out)
+}
+
 // ------------------------------------------------------------------ skopeo loop
 
 fn skopeo(args: &[&str]) -> Res<serde_json::Value> {
@@ -696,6 +778,8 @@ async fn bench() -> Res<()> {
     let with_skopeo = std::env::var("BENCH_SKOPEO").map_or(true, |v| v != "0");
     let deadline = Instant::now() + Duration::from_secs(20 * 60);
     let mut rows: Vec<Row> = Vec::new();
+    let mut costs = Vec::new();
+    let mut costs_set = String::new();
     for (n, set) in sets.split(',').enumerate() {
         let (repos, tags) = set
             .split_once('x')
@@ -778,7 +862,7 @@ async fn bench() -> Res<()> {
                 row.left = tags_left(&reg.url()).await?;
                 rows.push(row);
             }
-            if delay.is_none() {
+            if delay.is_none() && !large {
                 // The operator's scheduled runs: config `created` times remembered from an
                 // earlier run (one untimed run fills the cache).
                 let ages = Arc::new(AgeCache::default());
@@ -821,6 +905,10 @@ async fn bench() -> Res<()> {
                     row.left = tags_left(&reg.url()).await?;
                     rows.push(row);
                 }
+                reg.restore()?;
+                eprintln!("  {net} registry CPU per request kind");
+                costs = registry_costs(&reg.url(), &mix, concurrency, reg.pid()).await?;
+                costs_set = set.to_string();
             }
             if with_skopeo && delay.is_none() && !large {
                 // skopeo straight at the registry (through the test proxy it would first try
@@ -866,6 +954,16 @@ async fn bench() -> Res<()> {
         }
     }
     print_table(&rows);
+    if !costs.is_empty() {
+        println!(
+            "\nThe registry's CPU per request ({costs_set}, loopback, each kind on its own):\n"
+        );
+        println!("| request | count | registry CPU per request | requests/s |");
+        println!("| --- | --- | --- | --- |");
+        for (k, n, ms, rate) in costs {
+            println!("| {k} | {n} | {ms:.2} ms | {rate:.0} |");
+        }
+    }
     Ok(())
 }
 

@@ -149,3 +149,46 @@ fn a_missing_file_is_a_failure_not_invalid_input() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).starts_with("error: reading /nonexistent/registry.yaml"));
 }
+
+#[test]
+fn cluster_domain_names_zots_cluster_members_and_a_bad_one_exits_2() {
+    let path = sample("registry_v1alpha1_registry_s3.yaml");
+    let path = path.to_str().expect("utf-8 path");
+    let default = run(&["render", "-f", path, "--only", "config", "-o", "json"]);
+    assert_eq!(default.status.code(), Some(0), "{}", stderr(&default));
+    assert!(stdout(&default).contains(".svc.cluster.local:5000"));
+    let custom = run(&[
+        "render",
+        "-f",
+        path,
+        "--only",
+        "config",
+        "-o",
+        "json",
+        "--cluster-domain",
+        "k8s.corp.example",
+    ]);
+    assert_eq!(custom.status.code(), Some(0), "{}", stderr(&custom));
+    let config: serde_json::Value = serde_json::from_str(&stdout(&custom)).expect("json config");
+    let members: Vec<&str> = config["cluster"]["members"]
+        .as_array()
+        .expect("cluster members for replicas > 1")
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert!(!members.is_empty());
+    assert!(
+        members
+            .iter()
+            .all(|m| m.ends_with(".svc.k8s.corp.example:5000")),
+        "{members:?}"
+    );
+    let bad = run(&["render", "-f", path, "--cluster-domain", "Cluster.Local."]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stdout(&bad).is_empty());
+    assert!(
+        stderr(&bad).contains("is not a DNS domain"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -435,5 +435,19 @@ async fn a_policys_next_run_reads_no_image_config_the_operator_has_read() {
         configs,
         "the second run read no config: their created times are remembered"
     );
+    let metrics = reqwest::get(&h.metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("registry_operator_age_cache_configs 8\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("registry_operator_registry_requests_total{operation=\"GetBlob\"} 8\n"),
+        "retention runs' requests are counted: {metrics}"
+    );
     h.stop().await;
 }

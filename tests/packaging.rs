@@ -151,6 +151,8 @@ fn the_chart_with_every_option_on_renders_valid_objects() {
         "--set",
         "logging.format=text",
         "--set",
+        "clusterDomain=k8s.corp.example",
+        "--set",
         "imagePullSecrets[0].name=pull",
         "--set",
         "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/x",
@@ -172,6 +174,10 @@ fn the_chart_with_every_option_on_renders_valid_objects() {
         args.contains(&"--log-format=text") && args.contains(&"--leader-elect"),
         "{args:?}"
     );
+    assert!(
+        args.contains(&"--cluster-domain=k8s.corp.example"),
+        "{args:?}"
+    );
     assert!(objects.iter().any(|o| o["kind"] == "ServiceMonitor"));
     assert!(objects.iter().any(|o| o["kind"] == "NetworkPolicy"));
 }
@@ -182,6 +188,7 @@ fn the_chart_rejects_values_outside_its_schema() {
         ["--set", "logging.format=xml"],
         ["--set", "replicaCount=-1"],
         ["--set", "bogus=1"],
+        ["--set", "clusterDomain=Cluster.Local."],
     ] {
         let mut cmd = Command::new(tool("helm"));
         cmd.args(["template", "ro", "charts/registry-operator"])

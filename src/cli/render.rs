@@ -13,6 +13,7 @@ use super::strict;
 use crate::api::registry::Registry;
 use crate::api::{GROUP, VERSION};
 use crate::controller::builders::{desired_registry, DesiredRegistry, RegistryRef};
+use crate::controller::context::{parse_cluster_domain, DEFAULT_CLUSTER_DOMAIN};
 
 /// Output formats of `render`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -49,6 +50,9 @@ pub struct RenderArgs {
     /// Print only the zot config or only the Kubernetes objects.
     #[arg(long = "only", value_enum)]
     pub only: Option<Only>,
+    /// The cluster's DNS domain (names zot's cluster members when replicas > 1).
+    #[arg(long = "cluster-domain", value_name = "DOMAIN", default_value = DEFAULT_CLUSTER_DOMAIN, value_parser = parse_cluster_domain)]
+    pub cluster_domain: String,
 }
 
 /// Why `render` failed.
@@ -63,7 +67,7 @@ enum Failure {
 /// the file cannot be read.
 pub fn run(args: &RenderArgs) -> ExitCode {
     let output = read(args).and_then(|text| {
-        let desired = parse_and_render(&text, args.zot_version.as_deref())?;
+        let desired = parse_and_render(&text, args.zot_version.as_deref(), &args.cluster_domain)?;
         format_output(&desired, args.output, args.only)
     });
     match output {
@@ -113,12 +117,13 @@ fn one_line(s: impl ToString) -> String {
 }
 
 /// Parses a Registry manifest strictly (unknown fields, wrong types, bad YAML are problems)
-/// and renders it; on invalid input every problem is returned as one line.
+/// and renders it for a cluster with the default DNS domain; on invalid input every problem
+/// is returned as one line.
 pub fn render_manifest(
     text: &str,
     zot_version: Option<&str>,
 ) -> Result<DesiredRegistry, Vec<String>> {
-    parse_and_render(text, zot_version).map_err(|f| match f {
+    parse_and_render(text, zot_version, DEFAULT_CLUSTER_DOMAIN).map_err(|f| match f {
         Failure::Invalid(lines) => lines,
         Failure::Io(message) => vec![message],
     })
@@ -139,7 +144,11 @@ fn registry_schema() -> &'static serde_json::Value {
     })
 }
 
-fn parse_and_render(text: &str, zot_version: Option<&str>) -> Result<DesiredRegistry, Failure> {
+fn parse_and_render(
+    text: &str,
+    zot_version: Option<&str>,
+    cluster_domain: &str,
+) -> Result<DesiredRegistry, Failure> {
     let value: serde_json::Value = serde_yaml::from_str(text).map_err(|e| {
         Failure::Invalid(vec![format!("not a valid YAML document: {}", one_line(e))])
     })?;
@@ -173,6 +182,7 @@ fn parse_and_render(text: &str, zot_version: Option<&str>) -> Result<DesiredRegi
             name: &name,
             namespace: &namespace,
             spec: &registry.spec,
+            cluster_domain,
         },
         zot_version,
     )

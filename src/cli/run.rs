@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::controller::context::Settings;
+use crate::controller::context::{parse_cluster_domain, Settings, DEFAULT_CLUSTER_DOMAIN};
 use crate::controller::operator::{self, OperatorConfig};
 use crate::controller::runtime::{init_tracing, LeaderElection, LogFormat};
 
@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// Seconds between health checks of each Registry.
     #[arg(long, default_value_t = 60)]
     pub health_interval_seconds: u64,
+    /// The cluster's DNS domain: managed registries are reached at
+    /// `<name>.<namespace>.svc.<domain>`.
+    #[arg(long, env = "CLUSTER_DOMAIN", default_value = DEFAULT_CLUSTER_DOMAIN, value_parser = parse_cluster_domain)]
+    pub cluster_domain: String,
 }
 
 /// Runs the operator until SIGTERM.
@@ -75,6 +79,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         };
         let settings = Settings {
             health_interval: std::time::Duration::from_secs(args.health_interval_seconds.max(5)),
+            cluster_domain: args.cluster_domain.clone(),
             ..Settings::default()
         };
         let config = OperatorConfig { http_listen: args.http_listen, leader_election, watch_namespaces: args.watch_namespaces, settings };

@@ -61,6 +61,9 @@ pub struct RegistryRef<'a> {
     pub namespace: &'a str,
     /// The spec.
     pub spec: &'a RegistrySpec,
+    /// The cluster's DNS domain (`cluster.local` unless the cluster was set up otherwise):
+    /// zot's cluster members are named in it.
+    pub cluster_domain: &'a str,
 }
 
 /// The objects a managed Registry owns.
@@ -106,8 +109,12 @@ pub fn desired_registry(
     version_override: Option<&str>,
 ) -> Result<DesiredRegistry, RenderErrors> {
     let version = zot_input::resolve_version(registry.spec, version_override);
-    let (input, mut errors) =
-        zot_input::render_input(registry.name, registry.namespace, registry.spec);
+    let (input, mut errors) = zot_input::render_input(
+        registry.name,
+        registry.namespace,
+        registry.spec,
+        registry.cluster_domain,
+    );
     let version = match version {
         Ok(v) => v,
         Err(e) => {

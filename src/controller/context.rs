@@ -24,6 +24,9 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// Longest wait between two looks at a retention policy (catches clock jumps).
     pub policy_resync: Duration,
+    /// The cluster's DNS domain: managed registries are reached at
+    /// `<name>.<namespace>.svc.<domain>`.
+    pub cluster_domain: String,
     /// Options of the registry clients. Their `age_cache` is shared by every run, so a
     /// scheduled run reads only the image configs earlier runs have not read.
     pub registry_client: ClientOptions,
@@ -36,11 +39,37 @@ impl Default for Settings {
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
             policy_resync: Duration::from_secs(600),
+            cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_string(),
             registry_client: ClientOptions {
                 age_cache: Some(Arc::new(AgeCache::default())),
                 ..ClientOptions::default()
             },
         }
+    }
+}
+
+/// The DNS domain of a cluster set up with the defaults.
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// Checks a `--cluster-domain` value: DNS labels of lowercase letters, digits and `-`,
+/// separated by dots (no leading or trailing dot).
+pub fn parse_cluster_domain(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 253
+        && value.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "{value:?} is not a DNS domain (lowercase labels separated by dots, like cluster.local)"
+        ))
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -64,6 +65,8 @@ pub struct Metrics {
     pub tags_deleted: Family<ControllerLabels, Counter>,
     /// Requests sent to registries, by operation.
     pub registry_requests: Family<RequestLabels, Counter>,
+    /// Image config `created` times remembered for the next runs.
+    pub age_cache_configs: Gauge,
 }
 
 impl Default for Metrics {
@@ -84,6 +87,7 @@ impl Metrics {
         let runs = Family::<RunLabels, Counter>::default();
         let tags_deleted = Family::<ControllerLabels, Counter>::default();
         let registry_requests = Family::<RequestLabels, Counter>::default();
+        let age_cache_configs = Gauge::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -110,6 +114,11 @@ impl Metrics {
             "Requests sent to registries",
             registry_requests.clone(),
         );
+        registry.register(
+            "age_cache_configs",
+            "Image config created times remembered, so later runs do not read those configs again",
+            age_cache_configs.clone(),
+        );
         // Every controller's series exist from the start, so dashboards and rate() see zeros
         // rather than gaps before the first reconcile.
         for controller in CONTROLLERS {
@@ -126,6 +135,7 @@ impl Metrics {
             runs,
             tags_deleted,
             registry_requests,
+            age_cache_configs,
         }
     }
 

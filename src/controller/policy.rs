@@ -608,7 +608,13 @@ async fn run_on_registry(
     now: Timestamp,
 ) -> Result<RunResult, ControllerError> {
     let ctx = &pctx.ctx;
-    let t = target::resolve(&ctx.client, registry, &ctx.settings.registry_client).await?;
+    let t = target::resolve(
+        &ctx.client,
+        registry,
+        &ctx.settings.registry_client,
+        &ctx.settings.cluster_domain,
+    )
+    .await?;
     let client = t.client()?;
     let others = other_policies(view, registry, pctx).await?;
     let mut in_use = InUse::new();
@@ -630,12 +636,18 @@ async fn run_on_registry(
         protections: Protections { in_use },
         ..RunOptions::default()
     };
-    run_policy(&client, policy, &options, now)
-        .await
-        .map_err(|e| ControllerError::Run {
-            reason: e.reason(),
-            message: e.to_string(),
-        })
+    let result = run_policy(&client, policy, &options, now).await;
+    // Counted whether or not the run succeeded: the requests were sent either way.
+    ctx.metrics.count_requests(&client.stats());
+    if let Some(ages) = &ctx.settings.registry_client.age_cache {
+        ctx.metrics
+            .age_cache_configs
+            .set(i64::try_from(ages.len()).unwrap_or(i64::MAX));
+    }
+    result.map_err(|e| ControllerError::Run {
+        reason: e.reason(),
+        message: e.to_string(),
+    })
 }
 
 fn status_changed(old: &RetentionPolicyStatus, new: &RetentionPolicyStatus) -> bool {

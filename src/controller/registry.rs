@@ -110,6 +110,7 @@ async fn reconcile_managed(
             name: &name,
             namespace: &namespace,
             spec: &registry.spec,
+            cluster_domain: &ctx.settings.cluster_domain,
         },
         None,
     ) {
@@ -155,7 +156,7 @@ async fn reconcile_managed(
     let ready = sts_status.ready_replicas.unwrap_or(0);
     let updated = sts_status.updated_replicas.unwrap_or(0);
     let observed = sts_status.observed_generation == sts.metadata.generation;
-    status.url = Some(target::managed_url(registry));
+    status.url = Some(target::managed_url(registry, &ctx.settings.cluster_domain));
     status.config_hash = Some(desired.config.hash.clone());
     status.ready_replicas = Some(ready);
     status.version = Some(desired.version.to_string());
@@ -225,7 +226,13 @@ async fn check_health(
 ) -> Result<(), ControllerError> {
     let checked = Time(Timestamp::now());
     let outcome = async {
-        let t = target::resolve(&ctx.client, registry, &ctx.settings.registry_client).await?;
+        let t = target::resolve(
+            &ctx.client,
+            registry,
+            &ctx.settings.registry_client,
+            &ctx.settings.cluster_domain,
+        )
+        .await?;
         let client = t.client()?;
         let health = client.check().await;
         let version = match &health {

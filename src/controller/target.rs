@@ -40,7 +40,7 @@ impl Target {
 }
 
 /// The in-cluster URL of a managed Registry's Service.
-pub fn managed_url(registry: &Registry) -> String {
+pub fn managed_url(registry: &Registry, cluster_domain: &str) -> String {
     let name = registry.name_any();
     let ns = registry.namespace().unwrap_or_default();
     let port = service_port(registry);
@@ -49,7 +49,7 @@ pub fn managed_url(registry: &Registry) -> String {
     } else {
         "http"
     };
-    format!("{scheme}://{name}.{ns}.svc.cluster.local:{port}")
+    format!("{scheme}://{name}.{ns}.svc.{cluster_domain}:{port}")
 }
 
 fn service_port(registry: &Registry) -> i32 {
@@ -63,7 +63,7 @@ fn service_port(registry: &Registry) -> i32 {
 
 /// Every host name of a Registry: Service DNS forms for managed ones, the URL's host for
 /// external ones, plus `spec.aliases`.
-pub fn hosts(registry: &Registry) -> Vec<String> {
+pub fn hosts(registry: &Registry, cluster_domain: &str) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(ext) = &registry.spec.external {
         if let Ok(url) = url::Url::parse(&ext.url) {
@@ -79,7 +79,7 @@ pub fn hosts(registry: &Registry) -> Vec<String> {
         let ns = registry.namespace().unwrap_or_default();
         let port = service_port(registry);
         for host in [
-            format!("{name}.{ns}.svc.cluster.local"),
+            format!("{name}.{ns}.svc.{cluster_domain}"),
             format!("{name}.{ns}.svc"),
             format!("{name}.{ns}"),
         ] {
@@ -120,13 +120,14 @@ pub async fn resolve(
     client: &Client,
     registry: &Registry,
     base: &ClientOptions,
+    cluster_domain: &str,
 ) -> Result<Target, ControllerError> {
     let namespace = registry.namespace().unwrap_or_default();
     let mut options = base.clone();
-    let hosts = hosts(registry);
+    let hosts = hosts(registry, cluster_domain);
     let Some(ext) = &registry.spec.external else {
         return Ok(Target {
-            url: managed_url(registry),
+            url: managed_url(registry, cluster_domain),
             credentials: Credentials::Anonymous,
             options,
             hosts,
@@ -187,7 +188,7 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(
-            hosts(&r),
+            hosts(&r, "cluster.local"),
             vec![
                 "main.platform.svc.cluster.local:5000",
                 "main.platform.svc:5000",
@@ -196,9 +197,15 @@ mod tests {
             ]
         );
         assert_eq!(
-            managed_url(&r),
+            managed_url(&r, "cluster.local"),
             "http://main.platform.svc.cluster.local:5000"
         );
+        assert_eq!(
+            managed_url(&r, "k8s.corp.example"),
+            "http://main.platform.svc.k8s.corp.example:5000"
+        );
+        assert!(hosts(&r, "k8s.corp.example")
+            .contains(&"main.platform.svc.k8s.corp.example:5000".to_string()));
     }
 
     #[test]
@@ -210,6 +217,6 @@ mod tests {
             }),
             ..Default::default()
         });
-        assert_eq!(hosts(&r), vec!["harbor.example.com:8443"]);
+        assert_eq!(hosts(&r, "cluster.local"), vec!["harbor.example.com:8443"]);
     }
 }

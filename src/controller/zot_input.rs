@@ -52,8 +52,8 @@ pub fn replicas(spec: &RegistrySpec) -> i32 {
 }
 
 /// The stable DNS name and port of pod `index` behind the headless Service.
-pub fn member_address(name: &str, namespace: &str, index: i32) -> String {
-    format!("{name}-{index}.{name}-headless.{namespace}.svc.cluster.local:{ZOT_PORT}")
+pub fn member_address(name: &str, namespace: &str, index: i32, cluster_domain: &str) -> String {
+    format!("{name}-{index}.{name}-headless.{namespace}.svc.{cluster_domain}:{ZOT_PORT}")
 }
 
 /// A 16-character SipHash key for zot's cluster, derived from the Registry's identity so it is
@@ -96,6 +96,7 @@ pub fn render_input(
     name: &str,
     namespace: &str,
     spec: &RegistrySpec,
+    cluster_domain: &str,
 ) -> (RenderInput, RenderErrors) {
     let mut errors = RenderErrors::default();
     if spec.external.is_some() {
@@ -274,7 +275,7 @@ pub fn render_input(
         // Without shared storage the problem is already reported against spec.replicas.
         cluster: (replicas > 1 && shared).then(|| ClusterInput {
             members: (0..replicas)
-                .map(|i| member_address(name, namespace, i))
+                .map(|i| member_address(name, namespace, i, cluster_domain))
                 .collect(),
             hash_key: cluster_hash_key(name, namespace),
         }),
@@ -321,8 +322,12 @@ mod tests {
     #[test]
     fn member_addresses_use_the_headless_service() {
         assert_eq!(
-            member_address("main", "registry", 2),
+            member_address("main", "registry", 2, "cluster.local"),
             "main-2.main-headless.registry.svc.cluster.local:5000"
+        );
+        assert_eq!(
+            member_address("main", "registry", 0, "k8s.corp.example"),
+            "main-0.main-headless.registry.svc.k8s.corp.example:5000"
         );
     }
 

@@ -21,6 +21,8 @@ pub const OPERATOR_USER: &str = "system:serviceaccount:registry-operator:control
 pub struct Harness {
     pub server: TestApiServer,
     pub client: kube::Client,
+    /// `http://127.0.0.1:PORT/metrics` of the operator.
+    pub metrics_url: String,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -55,8 +57,12 @@ impl Harness {
                 .await
                 .expect("CRD installs");
         }
+        // A free port, chosen here so the test knows where /metrics is.
+        let http_listen = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port");
         let config = OperatorConfig {
-            http_listen: "127.0.0.1:0".parse().unwrap(),
+            http_listen,
             leader_election,
             watch_namespaces: Vec::new(),
             settings,
@@ -73,6 +79,7 @@ impl Harness {
         Harness {
             server,
             client,
+            metrics_url: format!("http://{http_listen}/metrics"),
             stop,
             task,
         }
