@@ -508,6 +508,27 @@ async fn engine_mix(url: &str) -> Res<Mix> {
     Ok(mix)
 }
 
+/// One request whose body is read and dropped; anything but 200 or 202 is an error.
+async fn send_raw(
+    http: &reqwest::Client,
+    url: &str,
+    method: reqwest::Method,
+    path: String,
+) -> Res<()> {
+    let r = http
+        .request(method.clone(), format!("{url}{path}"))
+        .header("accept", ACCEPT)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    r.bytes().await.map_err(|e| e.to_string())?;
+    match status {
+        200 | 202 => Ok(()),
+        s => Err(format!("{method} {path}: {s}")),
+    }
+}
+
 /// Sends `mix` with `concurrency` requests in flight and nothing else to do: all reads, then
 /// per deletion a re-check `HEAD` (when `recheck`) and the `DELETE`. The time is this box's
 /// limit for that mix.
@@ -515,24 +536,9 @@ async fn replay(url: &str, mix: &Mix, concurrency: usize, recheck: bool) -> Res<
     let http = reqwest::Client::new();
     let counts = std::sync::Mutex::new(BTreeMap::<&'static str, u64>::new());
     let send = |method: &'static str, path: String| {
-        let http = &http;
-        let counts = &counts;
-        async move {
-            *counts.lock().unwrap().entry(method).or_default() += 1;
-            let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-            let r = http
-                .request(m, format!("{url}{path}"))
-                .header("accept", ACCEPT)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = r.status().as_u16();
-            r.bytes().await.map_err(|e| e.to_string())?;
-            match status {
-                200 | 202 => Ok::<(), String>(()),
-                s => Err(format!("{method} {path}: {s}")),
-            }
-        }
+        *counts.lock().unwrap().entry(method).or_default() += 1;
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("a method name");
+        send_raw(&http, url, m, path)
     };
     let start = Instant::now();
     let reads: Vec<Res<()>> = stream::iter(mix.reads.iter())
@@ -620,23 +626,7 @@ async fn registry_costs(
         let cpu = cpu_seconds(registry_pid);
         let start = Instant::now();
         let results: Vec<Res<()>> = stream::iter(batch)
-            .map(|(m, path)| {
-                let http = &http;
-                async move {
-                    let r = http
-                        .request(m, format!("{url}{path}"))
-                        .header("accept", ACCEPT)
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let status = r.status().as_u16();
-                    r.bytes().await.map_err(|e| e.to_string())?;
-                    match status {
-                        200 | 202 => Ok(()),
-                        s => Err(format!("{path}: {s}")),
-                    }
-                }
-            })
+            .map(|(m, path)| send_raw(&http, url, m, path))
             .buffer_unordered(concurrency)
             .collect()
             .await;

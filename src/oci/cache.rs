@@ -16,6 +16,8 @@ use std::sync::Mutex;
 
 use jiff::Timestamp;
 
+use super::reference::sha256_bytes;
+
 /// Entries kept by [`AgeCache::default`]: about 10 MiB at most.
 pub const DEFAULT_AGE_CACHE_ENTRIES: usize = 100_000;
 
@@ -60,14 +62,14 @@ impl AgeCache {
     /// The remembered `created` of `config_digest`: `Some(None)` when the config is known to
     /// have none, `None` when it was never read (or was forgotten).
     pub fn get(&self, config_digest: &str) -> Option<Option<Timestamp>> {
-        let key = key(config_digest)?;
+        let key = sha256_bytes(config_digest)?;
         self.lock().times.get(&key).copied()
     }
 
     /// Remembers the `created` of a config whose bytes were verified against `config_digest`.
     /// Digests other than SHA-256 are not remembered.
     pub fn insert(&self, config_digest: &str, created: Option<Timestamp>) {
-        let Some(key) = key(config_digest) else {
+        let Some(key) = sha256_bytes(config_digest) else {
             return;
         };
         if self.capacity == 0 {
@@ -107,24 +109,6 @@ impl AgeCache {
         // matters (at worst an order entry without a time), so poisoning is ignored.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// The 32 bytes of a `sha256:<64 lowercase hex>` digest.
-fn key(digest: &str) -> Option<[u8; 32]> {
-    let hex = digest.strip_prefix("sha256:")?;
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -158,6 +158,25 @@ pub fn is_digest(s: &str) -> bool {
     validate_digest(s).is_ok()
 }
 
+/// The 32 bytes of a `sha256:<64 lowercase hex digits>` digest; `None` for any other
+/// algorithm or a malformed digest.
+pub fn sha256_bytes(digest: &str) -> Option<[u8; 32]> {
+    let hex = digest.strip_prefix("sha256:")?;
+    if hex.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut bytes = [0u8; 32];
+    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+        bytes[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(bytes)
+}
+
 /// Checks a manifest reference: a tag or a digest.
 pub fn validate_manifest_reference(reference: &str) -> Result<()> {
     if reference.contains(':') {

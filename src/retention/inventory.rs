@@ -38,22 +38,7 @@ pub(crate) enum DigestRepr {
 
 impl DigestRepr {
     fn parse(digest: &str) -> DigestRepr {
-        let sha256 = digest.strip_prefix("sha256:").and_then(|hex| {
-            if hex.len() != 64 {
-                return None;
-            }
-            let mut bytes = [0u8; 32];
-            for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-                let nibble = |c: u8| match c {
-                    b'0'..=b'9' => Some(c - b'0'),
-                    b'a'..=b'f' => Some(c - b'a' + 10),
-                    _ => None,
-                };
-                bytes[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
-            }
-            Some(bytes)
-        });
-        match sha256 {
+        match crate::oci::reference::sha256_bytes(digest) {
             Some(bytes) => DigestRepr::Sha256(bytes),
             None => DigestRepr::Other(digest.into()),
         }
