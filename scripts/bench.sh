@@ -10,9 +10,13 @@
 # with the default sets on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v docker-registry >/dev/null || scripts/setup.sh
+if [ "${BENCH_SKOPEO:-1}" != 0 ]; then
+  SETUP_SKOPEO=1 scripts/setup.sh || scripts/setup.sh
+else
+  scripts/setup.sh
+fi
 if [ "${BENCH_SKOPEO:-1}" != 0 ] && ! command -v skopeo >/dev/null; then
-  echo "bench: skopeo not installed; skipping the skopeo loop (apt-get install skopeo)" >&2
+  echo "bench: skopeo could not be installed; skipping the skopeo loop" >&2
   export BENCH_SKOPEO=0
 fi
 cargo build --quiet --release --bin registry-operator --example bench_retention --example bench_operator

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh Debian machine, idempotently:
 #   - Debian packages: docker-registry (CNCF distribution, the real registry the tests run),
-#     apache2-utils (htpasswd for bcrypt auth tests)
+#     apache2-utils (htpasswd for bcrypt auth tests); skopeo too when SETUP_SKOPEO=1 (bench)
 #   - a Python venv with kubernetes-validate (offline schema validation of rendered objects)
 # Nothing is downloaded when everything is already present.
 set -euo pipefail
@@ -15,6 +15,10 @@ missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# The benchmark's skopeo loop (scripts/bench.sh sets SETUP_SKOPEO=1); the tests do not need it.
+if [ "${SETUP_SKOPEO:-0}" = 1 ]; then
+  command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   # Installing docker-registry would start its system service on :5000; keep services down.
