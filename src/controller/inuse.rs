@@ -222,13 +222,18 @@ impl InUseIndex {
         self.len() == 0
     }
 
-    /// Everything in use on a registry known by any of `hosts` (`host` or `host:port`).
-    pub fn for_hosts(&self, hosts: &[String]) -> InUseRefs {
+    /// Everything in use on a registry known by any of `hosts` (`host` or `host:port`), in
+    /// the repositories `in_scope` accepts (a run needs no other: it decides nothing else).
+    pub fn for_hosts(&self, hosts: &[String], in_scope: impl Fn(&str) -> bool) -> InUseRefs {
         let hosts: BTreeSet<String> = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
         let mut out = InUseRefs::default();
         let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
         for usage in sources.values().flat_map(|s| s.objects.values()) {
-            for image in usage.images.iter().filter(|i| hosts.contains(&i.host)) {
+            for image in usage
+                .images
+                .iter()
+                .filter(|i| hosts.contains(&i.host) && in_scope(&i.repository))
+            {
                 if let Some(tag) = &image.tag {
                     out.tags
                         .entry((image.repository.clone(), tag.clone()))
@@ -407,10 +412,11 @@ mod tests {
                 images: images_of_pod(&pod(&["other.example.com/team-a/web:v2"], &[])),
             },
         );
-        let refs = index.for_hosts(&[
+        let hosts: [String; 2] = [
             "main.platform.svc.cluster.local:5000".into(),
             "REG.internal:5000".into(),
-        ]);
+        ];
+        let refs = index.for_hosts(&hosts, |_| true);
         assert_eq!(refs.tags.len(), 1);
         assert_eq!(
             refs.tags[&("team-a/web".to_string(), "v1".to_string())]
@@ -419,9 +425,16 @@ mod tests {
                 .unwrap(),
             "Pod team-a/web-7f9"
         );
+        assert!(
+            index
+                .for_hosts(&hosts, |r| r.starts_with("team-b/"))
+                .tags
+                .is_empty(),
+            "only repositories in the run's scope are collected"
+        );
         index.delete("Pod", "team-a/web-7f9");
         assert!(index
-            .for_hosts(&["reg.internal:5000".into()])
+            .for_hosts(&["reg.internal:5000".into()], |_| true)
             .tags
             .is_empty());
     }

@@ -67,6 +67,10 @@ pub struct Metrics {
     pub registry_requests: Family<RequestLabels, Counter>,
     /// Image config `created` times remembered for the next runs.
     pub age_cache_configs: Gauge,
+    /// Objects (Pods and workloads) in the in-use index.
+    pub in_use_objects: Gauge,
+    /// 1 once every kind of the in-use index has been listed (runs wait for it), else 0.
+    pub in_use_synced: Gauge,
 }
 
 impl Default for Metrics {
@@ -88,6 +92,8 @@ impl Metrics {
         let tags_deleted = Family::<ControllerLabels, Counter>::default();
         let registry_requests = Family::<RequestLabels, Counter>::default();
         let age_cache_configs = Gauge::default();
+        let in_use_objects = Gauge::default();
+        let in_use_synced = Gauge::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -119,6 +125,16 @@ impl Metrics {
             "Image config created times remembered, so later runs do not read those configs again",
             age_cache_configs.clone(),
         );
+        registry.register(
+            "in_use_objects",
+            "Pods and workloads in the index of images in use",
+            in_use_objects.clone(),
+        );
+        registry.register(
+            "in_use_synced",
+            "1 once the index of images in use has listed every kind (retention runs wait for it)",
+            in_use_synced.clone(),
+        );
         // Every controller's series exist from the start, so dashboards and rate() see zeros
         // rather than gaps before the first reconcile.
         for controller in CONTROLLERS {
@@ -136,6 +152,8 @@ impl Metrics {
             tags_deleted,
             registry_requests,
             age_cache_configs,
+            in_use_objects,
+            in_use_synced,
         }
     }
 

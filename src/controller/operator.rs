@@ -104,6 +104,19 @@ pub async fn run(
     // namespace may run an image of a watched registry.
     let in_use = InUseIndex::new();
     let index_task = tokio::spawn(in_use.clone().watch(client));
+    let index_gauges = tokio::spawn({
+        let (index, metrics) = (in_use.clone(), ctx.metrics.clone());
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                metrics
+                    .in_use_objects
+                    .set(i64::try_from(index.len()).unwrap_or(i64::MAX));
+                metrics.in_use_synced.set(i64::from(index.synced()));
+            }
+        }
+    });
     let pctx = Arc::new(PolicyContext::start(ctx.clone(), in_use));
     let namespaces: Vec<Option<String>> = if config.watch_namespaces.is_empty() {
         vec![None]
@@ -131,6 +144,7 @@ pub async fn run(
         let _ = t.await;
     }
     index_task.abort();
+    index_gauges.abort();
     server.abort();
     info!("stopped");
     Ok(())

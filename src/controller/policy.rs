@@ -619,7 +619,7 @@ async fn run_on_registry(
     let others = other_policies(view, registry, pctx).await?;
     let mut in_use = InUse::new();
     if view.rules.protects_in_use() {
-        let refs = pctx.in_use.for_hosts(&t.hosts);
+        let refs = pctx.in_use.for_hosts(&t.hosts, |r| policy.in_scope(r));
         for ((repo, tag), users) in &refs.tags {
             if let Some(by) = users.iter().next() {
                 in_use.add_tag(repo, tag, by);
