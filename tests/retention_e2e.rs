@@ -333,7 +333,7 @@ async fn in_use_references_supplied_as_data_protect_their_images() {
     expected.insert(seeded.signature_tag.clone());
     assert_eq!(tags(&c, "p/a").await, expected);
     let reasons: Vec<String> = result
-        .report
+        .report()
         .decisions
         .iter()
         .filter(|d| d.repository == "p/a" && (d.tag == "v1" || d.tag == "v3"))
@@ -429,7 +429,7 @@ async fn runs_sharing_an_age_cache_read_each_config_once_and_plan_the_same() {
         "the second run reads no config"
     );
     let decisions = |r: &registry_operator::engine::RunResult| -> Vec<String> {
-        r.report
+        r.report()
             .decisions
             .iter()
             .map(|d| {

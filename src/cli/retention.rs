@@ -523,7 +523,7 @@ fn print_result(result: &RunResult, output: Output, all: bool) -> Result<(), Fai
     let mut stdout = std::io::stdout().lock();
     let text = match output {
         Output::Table => {
-            let mut t = result.report.render_table(all);
+            let mut t = result.report().render_table(all);
             if let Some(e) = &result.execution {
                 t.push_str(&format!("\napplied: {}\n", e.headline()));
                 for item in e.problems() {
@@ -533,7 +533,7 @@ fn print_result(result: &RunResult, output: Output, all: bool) -> Result<(), Fai
             t
         }
         Output::Json => {
-            let mut v = serde_json::to_value(&result.report)
+            let mut v = serde_json::to_value(result.report())
                 .map_err(|e| Failure::failed(format!("serialising the report: {e}")))?;
             if let (Some(e), Some(map)) = (&result.execution, v.as_object_mut()) {
                 let c = e.counts;

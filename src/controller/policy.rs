@@ -357,7 +357,11 @@ async fn reconcile_view(
                 }
                 let reg_name = cluster.then_some(reg_key.as_str());
                 let room = MAX_STATUS_CANDIDATES.saturating_sub(candidates.len());
-                candidates.extend(result.report.candidates(reg_name).into_iter().take(room));
+                candidates.extend(
+                    crate::retention::candidates(&result.plan, reg_name)
+                        .into_iter()
+                        .take(room),
+                );
                 if let Some(m) = s.message {
                     messages.push(if registries.len() > 1 {
                         format!("{reg_key}: {m}")

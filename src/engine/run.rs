@@ -8,7 +8,9 @@ use super::collect::{collect_inventory, CollectError, CollectOptions};
 use super::execute::{execute, ExecuteError, ExecuteOptions, Execution};
 use crate::api::retention::{PolicyMode, RunOutcome, RunSummary};
 use crate::oci::{RegistryClient, RequestStats};
-use crate::retention::{plan, Inventory, LimitBreach, Plan, Policy, Protections, Report};
+use crate::retention::{
+    headline, plan, Inventory, LimitBreach, Plan, Policy, Protections, Report, Summary,
+};
 
 /// What a run needs besides the client and the policy.
 #[derive(Debug, Clone, Default)]
@@ -31,8 +33,6 @@ pub struct RunResult {
     pub inventory: Inventory,
     /// The plan.
     pub plan: Plan,
-    /// The plan as a report (counts, decisions, candidates).
-    pub report: Report,
     /// Set when a blast-radius limit stopped an `Enforce` run: nothing was deleted.
     pub blocked: Option<LimitBreach>,
     /// The execution (`Enforce` runs that were not blocked).
@@ -91,7 +91,6 @@ pub async fn run_policy(
         &options.protections,
         now,
     );
-    let report = Report::new(&plan);
     let (blocked, execution) = match execute(client, &plan, &inventory, &options.execute).await {
         Ok(x) => (None, Some(x)),
         Err(ExecuteError::PlanMode) => (None, None),
@@ -101,7 +100,6 @@ pub async fn run_policy(
     Ok(RunResult {
         inventory,
         plan,
-        report,
         blocked,
         execution,
         collect_requests: diff(&after_collect, &before),
@@ -125,6 +123,13 @@ pub fn diff(a: &RequestStats, b: &RequestStats) -> RequestStats {
 }
 
 impl RunResult {
+    /// The plan as a report: counts and every tag's decision as a sentence (the CLI's table
+    /// and JSON). Built on demand — at a million tags it costs about a second and 400 MiB,
+    /// which the operator, needing only counts and a bounded candidate list, never pays.
+    pub fn report(&self) -> Report {
+        Report::new(&self.plan)
+    }
+
     /// The outcome for a policy's status.
     pub fn outcome(&self) -> RunOutcome {
         if self.blocked.is_some() {
@@ -151,7 +156,7 @@ impl RunResult {
         let message = match (&self.blocked, &self.execution) {
             (Some(b), _) => format!("nothing deleted: {b}"),
             (None, Some(e)) => e.headline(),
-            (None, None) => self.report.headline(),
+            (None, None) => headline(&self.plan.policy, self.plan.mode, &Summary::of(&self.plan)),
         };
         RunSummary {
             start_time: k8s_time(self.started),

@@ -94,6 +94,22 @@ impl Summary {
     }
 }
 
+/// One sentence with the counts of a plan: `policy ns/name (Plan): 3 repositories, …`.
+pub fn headline(policy: &str, mode: PolicyMode, s: &Summary) -> String {
+    let verb = match mode {
+        PolicyMode::Plan => "would delete",
+        PolicyMode::Enforce => "to delete",
+    };
+    let mut line = format!(
+        "policy {policy} ({mode}): {} repositories, {} tags: {} kept, {} protected, {} {verb}, {} errors",
+        s.repositories, s.tags, s.kept, s.protected, s.planned_deletions, s.errors
+    );
+    if let Some(bytes) = s.reclaimable_bytes {
+        let _ = write!(line, "; about {} reclaimable", human_bytes(bytes));
+    }
+    line
+}
+
 /// The tags a plan deletes (or would), first by repository and tag, at most
 /// [`MAX_STATUS_CANDIDATES`]: the policy status's `candidates`, without rendering the other
 /// decisions. `registry` is the `namespace/name` of the Registry, for cluster policies.
@@ -154,26 +170,7 @@ impl Report {
 
     /// One sentence with the counts.
     pub fn headline(&self) -> String {
-        let s = &self.summary;
-        let verb = match self.mode {
-            PolicyMode::Plan => "would delete",
-            PolicyMode::Enforce => "to delete",
-        };
-        let mut line = format!(
-            "policy {} ({}): {} repositories, {} tags: {} kept, {} protected, {} {verb}, {} errors",
-            self.policy,
-            self.mode,
-            s.repositories,
-            s.tags,
-            s.kept,
-            s.protected,
-            s.planned_deletions,
-            s.errors
-        );
-        if let Some(bytes) = s.reclaimable_bytes {
-            let _ = write!(line, "; about {} reclaimable", human_bytes(bytes));
-        }
-        line
+        headline(&self.policy, self.mode, &self.summary)
     }
 
     /// A table for a terminal: one row per tag (`all`) or only the tags that are not kept by
