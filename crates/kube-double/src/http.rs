@@ -531,11 +531,6 @@ fn serve_verb(
         "get" => Ok((200, store.get(rt, &ns, &name)?, Vec::new())),
         "list" => {
             let (labels, fields) = selectors(q)?;
-            let items: Vec<Value> = store
-                .list(rt, t.namespace.as_deref())
-                .into_iter()
-                .filter(|o| labels.matches(o) && fields.matches(o))
-                .collect();
             // Pages: `continue` carries the offset (pages read the current state, not the
             // snapshot of the first page as upstream does).
             let offset = match q.get("continue").filter(|c| !c.is_empty()) {
@@ -551,13 +546,14 @@ fn serve_verb(
                 .get("limit")
                 .and_then(|l| l.parse::<usize>().ok())
                 .filter(|l| *l > 0);
-            let total = items.len();
+            let (page, total) = store.list_page(
+                rt,
+                t.namespace.as_deref(),
+                |o| labels.matches(o) && fields.matches(o),
+                offset,
+                limit,
+            );
             let end = limit.map_or(total, |l| (offset + l).min(total));
-            let page: Vec<Value> = items
-                .into_iter()
-                .skip(offset)
-                .take(end.saturating_sub(offset))
-                .collect();
             let mut doc = list_doc(rt, page, store.rv);
             if end < total {
                 doc["metadata"]["continue"] = json!(format!("{}/{end}", store.rv));
