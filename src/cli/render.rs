@@ -7,11 +7,9 @@ use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use clap::{Args, ValueEnum};
-use kube::CustomResourceExt;
 
 use super::strict;
 use crate::api::registry::Registry;
-use crate::api::{GROUP, VERSION};
 use crate::controller::builders::{desired_registry, DesiredRegistry, RegistryRef};
 use crate::controller::context::{parse_cluster_domain, DEFAULT_CLUSTER_DOMAIN};
 
@@ -109,13 +107,6 @@ fn read(args: &RenderArgs) -> Result<String, Failure> {
         .map_err(|e| Failure::Io(format!("reading {}: {e}", args.file.display())))
 }
 
-fn one_line(s: impl ToString) -> String {
-    s.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Parses a Registry manifest strictly (unknown fields, wrong types, bad YAML are problems)
 /// and renders it for a cluster with the default DNS domain; on invalid input every problem
 /// is returned as one line.
@@ -132,16 +123,7 @@ pub fn render_manifest(
 /// The Registry CRD's `openAPIV3Schema`, generated once per process.
 fn registry_schema() -> &'static serde_json::Value {
     static SCHEMA: OnceLock<serde_json::Value> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        Registry::crd()
-            .spec
-            .versions
-            .first()
-            .and_then(|v| v.schema.as_ref())
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .and_then(|s| serde_json::to_value(s).ok())
-            .unwrap_or(serde_json::Value::Null)
-    })
+    SCHEMA.get_or_init(strict::crd_schema::<Registry>)
 }
 
 fn parse_and_render(
@@ -149,34 +131,8 @@ fn parse_and_render(
     zot_version: Option<&str>,
     cluster_domain: &str,
 ) -> Result<DesiredRegistry, Failure> {
-    let value: serde_json::Value = serde_yaml::from_str(text).map_err(|e| {
-        Failure::Invalid(vec![format!("not a valid YAML document: {}", one_line(e))])
-    })?;
-    let expected_api_version = format!("{GROUP}/{VERSION}");
-    let mut problems = Vec::new();
-    if value.get("apiVersion").and_then(|v| v.as_str()) != Some(expected_api_version.as_str()) {
-        problems.push(format!("apiVersion: must be {expected_api_version}"));
-    }
-    if value.get("kind").and_then(|v| v.as_str()) != Some("Registry") {
-        problems.push("kind: must be Registry".to_string());
-    }
-    problems.extend(strict::check_object(&value, registry_schema()));
-    if !problems.is_empty() {
-        return Err(Failure::Invalid(problems));
-    }
-    let registry: Registry = serde_json::from_value(value)
-        .map_err(|e| Failure::Invalid(vec![format!("not a Registry: {}", one_line(e))]))?;
-    let name = registry.metadata.name.clone().unwrap_or_default();
-    if name.is_empty() {
-        return Err(Failure::Invalid(vec![
-            "metadata.name: required field is missing".to_string(),
-        ]));
-    }
-    let namespace = registry
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_string());
+    let (registry, namespace, name) =
+        strict::read_resource::<Registry>(text, registry_schema()).map_err(Failure::Invalid)?;
     desired_registry(
         RegistryRef {
             name: &name,

@@ -12,13 +12,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
-use kube::CustomResourceExt;
 
 use super::strict;
 use crate::api::retention::{
     Limits as LimitsSpec, PolicyMode, RepositoryScope, RetentionPolicy, RetentionRules,
 };
-use crate::api::{GROUP, VERSION};
 use crate::engine::{run_policy, RunOptions, RunResult};
 use crate::oci::{ClientOptions, Credentials, DockerConfig, RegistryClient, RequestStats};
 use crate::retention::{InUse, Policy, Protections};
@@ -294,50 +292,11 @@ fn read_input(path: &Path) -> Result<String, Failure> {
         .map_err(|e| Failure::failed(format!("reading {}: {e}", path.display())))
 }
 
-fn one_line(s: impl ToString) -> String {
-    s.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Parses a RetentionPolicy manifest strictly; returns `namespace/name` and its rules, or one
 /// line per problem.
 pub fn parse_policy(text: &str) -> Result<(String, RetentionRules), Vec<String>> {
-    let value: serde_json::Value = serde_yaml::from_str(text)
-        .map_err(|e| vec![format!("not a valid YAML document: {}", one_line(e))])?;
-    let expected = format!("{GROUP}/{VERSION}");
-    let mut problems = Vec::new();
-    if value.get("apiVersion").and_then(|v| v.as_str()) != Some(expected.as_str()) {
-        problems.push(format!("apiVersion: must be {expected}"));
-    }
-    if value.get("kind").and_then(|v| v.as_str()) != Some("RetentionPolicy") {
-        problems.push("kind: must be RetentionPolicy".to_string());
-    }
-    let crd = RetentionPolicy::crd();
-    let schema = crd
-        .spec
-        .versions
-        .first()
-        .and_then(|v| v.schema.as_ref())
-        .and_then(|s| s.open_api_v3_schema.as_ref())
-        .and_then(|s| serde_json::to_value(s).ok())
-        .unwrap_or(serde_json::Value::Null);
-    problems.extend(strict::check_object(&value, &schema));
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let policy: RetentionPolicy = serde_json::from_value(value)
-        .map_err(|e| vec![format!("not a RetentionPolicy: {}", one_line(e))])?;
-    let name = policy.metadata.name.clone().unwrap_or_default();
-    if name.is_empty() {
-        return Err(vec!["metadata.name: required field is missing".to_string()]);
-    }
-    let namespace = policy
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_string());
+    let schema = strict::crd_schema::<RetentionPolicy>();
+    let (policy, namespace, name) = strict::read_resource::<RetentionPolicy>(text, &schema)?;
     Ok((format!("{namespace}/{name}"), policy.spec.rules))
 }
 

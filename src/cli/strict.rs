@@ -3,7 +3,68 @@
 //! reject or prune them. serde's `deny_unknown_fields` cannot do this for the API types
 //! (flattened fields), so the document is walked against the CRD's `openAPIV3Schema`.
 
+use kube::{CustomResourceExt, Resource};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use crate::api::{GROUP, VERSION};
+
+/// The `openAPIV3Schema` of `K`'s CRD (its first version), as JSON.
+pub fn crd_schema<K: CustomResourceExt>() -> Value {
+    K::crd()
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Reads one `K` from a YAML document strictly against `schema` (its CRD's, see
+/// [`crd_schema`]): a wrong `apiVersion` or `kind`, unknown fields, wrong types and a missing
+/// name are problems, one line each. Returns the object with its namespace (`default` when
+/// unset) and name.
+pub fn read_resource<K>(text: &str, schema: &Value) -> Result<(K, String, String), Vec<String>>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    let kind = K::kind(&());
+    let value: Value = serde_yaml::from_str(text)
+        .map_err(|e| vec![format!("not a valid YAML document: {}", one_line(e))])?;
+    let expected = format!("{GROUP}/{VERSION}");
+    let mut problems = Vec::new();
+    if value.get("apiVersion").and_then(Value::as_str) != Some(expected.as_str()) {
+        problems.push(format!("apiVersion: must be {expected}"));
+    }
+    if value.get("kind").and_then(Value::as_str) != Some(kind.as_ref()) {
+        problems.push(format!("kind: must be {kind}"));
+    }
+    problems.extend(check_object(&value, schema));
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let object: K = serde_json::from_value(value)
+        .map_err(|e| vec![format!("not a {kind}: {}", one_line(e))])?;
+    let meta = object.meta();
+    let name = meta.name.clone().unwrap_or_default();
+    if name.is_empty() {
+        return Err(vec!["metadata.name: required field is missing".to_string()]);
+    }
+    let namespace = meta
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    Ok((object, namespace, name))
+}
+
+/// An error message on one line (YAML and serde errors span several).
+pub fn one_line(s: impl ToString) -> String {
+    s.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// `metadata` keys a client may send (ObjectMeta).
 const OBJECT_META_KEYS: &[&str] = &[
