@@ -612,13 +612,7 @@ async fn run_on_registry(
     now: Timestamp,
 ) -> Result<RunResult, ControllerError> {
     let ctx = &pctx.ctx;
-    let t = target::resolve(
-        &ctx.client,
-        registry,
-        &ctx.settings.registry_client,
-        &ctx.settings.cluster_domain,
-    )
-    .await?;
+    let t = target::resolve_with(ctx, registry).await?;
     let client = t.client()?;
     let others = other_policies(view, registry, pctx).await?;
     let mut in_use = InUse::new();

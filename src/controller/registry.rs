@@ -226,13 +226,7 @@ async fn check_health(
 ) -> Result<(), ControllerError> {
     let checked = Time(Timestamp::now());
     let outcome = async {
-        let t = target::resolve(
-            &ctx.client,
-            registry,
-            &ctx.settings.registry_client,
-            &ctx.settings.cluster_domain,
-        )
-        .await?;
+        let t = target::resolve_with(ctx, registry).await?;
         let client = t.client()?;
         let health = client.check().await;
         let version = match &health {

@@ -8,6 +8,7 @@ use kube::api::Api;
 use kube::{Client, ResourceExt};
 
 use super::builders::DEFAULT_SERVICE_PORT;
+use super::context::Context;
 use super::error::ControllerError;
 use crate::api::Registry;
 use crate::oci::{credentials_from_secret_data, ClientOptions, Credentials, RegistryClient};
@@ -113,6 +114,17 @@ async fn secret_data(
         .map(|(k, v)| (k, v.0))
         .collect();
     Ok((secret.type_, data))
+}
+
+/// [`resolve`] with the operator's client, registry client options and cluster domain.
+pub async fn resolve_with(ctx: &Context, registry: &Registry) -> Result<Target, ControllerError> {
+    resolve(
+        &ctx.client,
+        registry,
+        &ctx.settings.registry_client,
+        &ctx.settings.cluster_domain,
+    )
+    .await
 }
 
 /// Resolves how to reach `registry`, reading the Secrets it references.
