@@ -223,6 +223,91 @@ async fn a_tag_re_pushed_between_plan_and_execute_survives_on_its_new_image() {
 }
 
 #[tokio::test]
+async fn a_tag_added_to_a_doomed_image_between_plan_and_execute_keeps_the_image_and_the_tag() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    let seeded = seed_projects(&s).await;
+    let c = client(&reg.url);
+    let pol = policy("ns/keep-two", PolicyMode::Enforce, KEEP_TWO);
+    let inventory = collect_inventory(&c, |r| pol.in_scope(r), &CollectOptions::default())
+        .await
+        .unwrap();
+    let planned = plan(
+        &pol,
+        &[],
+        &inventory,
+        &Protections::default(),
+        jiff::Timestamp::now(),
+    );
+    // a rollback: someone tags the old v3 index `prod` after the listing; distribution
+    // deletes by digest, which would take `prod` with it
+    s.tag("p/a", "prod", &seeded.index).await;
+    let exec = execute(&c, &planned, &inventory, &ExecuteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(exec.counts.errors, 0);
+    assert!(
+        exec.items
+            .iter()
+            .any(|i| matches!(&i.result, ItemResult::Tagged { tag } if tag == "prod")),
+        "{:?}",
+        exec.items
+    );
+    let prod = c.head_manifest("p/a", "prod").await.unwrap().unwrap();
+    assert_eq!(prod.digest, seeded.index.digest);
+    // the index's platform images stay with it
+    for child in &seeded.index.children {
+        assert!(c
+            .head_manifest("p/a", &child.digest)
+            .await
+            .unwrap()
+            .is_some());
+    }
+    // the rest of the plan went ahead
+    let left = tags(&c, "p/a").await;
+    assert!(
+        !left.contains("v1") && left.contains("v3") && left.contains("prod"),
+        "{left:?}"
+    );
+    assert_eq!(tags(&c, "p/a/b").await, set(&["new", "old2"]));
+}
+
+#[tokio::test]
+async fn images_with_placeholder_build_times_have_unknown_age_and_are_not_deleted() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    // reproducible builds: ko/Jib/Nix write the epoch, buildpacks 1980, ggcr the zero time
+    for (tag, created) in [
+        ("ko", "1970-01-01T00:00:00Z"),
+        ("pack", "1980-01-01T00:00:01Z"),
+        ("ggcr", "0001-01-01T00:00:00Z"),
+    ] {
+        s.push_image("q/app", Some(tag), tag, created).await;
+    }
+    s.push_image("q/app", Some("old"), "old", &days_ago(30))
+        .await;
+    s.push_image("q/app", Some("new"), "new", &days_ago(2))
+        .await;
+    let c = client(&reg.url);
+    let pol = policy(
+        "ns/newest",
+        PolicyMode::Enforce,
+        "mode: Plan\nrepositories: {include: ['q/**']}\nkeep: [{mostRecent: 1}]\nprotect: {minAge: 24h}\n",
+    );
+    let result = run_policy(&c, &pol, &RunOptions::default(), jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(tags(&c, "q/app").await, set(&["ggcr", "ko", "new", "pack"]));
+    for d in result.report().decisions {
+        match d.tag.as_str() {
+            "ko" | "pack" | "ggcr" => assert!(d.reason.contains("age unknown"), "{d:?}"),
+            "new" => assert!(d.reason.contains("1st most recent"), "{d:?}"),
+            _ => assert!(d.reason.starts_with("delete: pushed 30d ago"), "{d:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_listing_fault_in_one_repository_leaves_it_untouched_while_others_are_pruned() {
     let reg = TestRegistry::start();
     let s = Seeder::new(&reg.url, None);
@@ -612,4 +697,238 @@ async fn purge_project_removes_the_projects_tags_except_protected_ones_and_wants
         .unwrap()
         .is_some());
     assert_eq!(tags(&c, "other/x").await, set(&["x1"]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_in_use_lines_as_in_a_pod_spec_protect_and_a_line_that_protects_nothing_is_exit_2() {
+    let reg = TestRegistry::start();
+    let seeded = seed_projects(&Seeder::new(&reg.url, None)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_policy(dir.path(), "");
+    let host = reg.url.trim_start_matches("http://");
+    let in_use = dir.path().join("in-use.txt");
+    let plan_with = |lines: String| {
+        std::fs::write(&in_use, lines).unwrap();
+        cli(&[
+            "retention",
+            "plan",
+            "--registry",
+            &reg.url,
+            "--policy",
+            file.to_str().unwrap(),
+            "--in-use",
+            in_use.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+    };
+    // pinned `tag@digest`, with this registry's host: the image is protected
+    let out = plan_with(format!("{host}/p/a:v1@{}\n", seeded.img1.digest));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v1 = report["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["repository"] == "p/a" && d["tag"] == "v1")
+        .unwrap();
+    assert_eq!(v1["action"], "protect", "{v1}");
+    assert!(
+        v1["reason"].as_str().unwrap().contains("in-use.txt:1"),
+        "{v1}"
+    );
+    // a truncated digest would protect nothing: refused, with the line named
+    let short = &seeded.img1.digest[..20];
+    let out = plan_with(format!("# ok\np/a:v2\np/a@{short}\n"));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in-use.txt:3"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_names_each_repository_it_could_not_read_in_the_table_the_json_and_the_error() {
+    let reg = TestRegistry::start();
+    seed_projects(&Seeder::new(&reg.url, None)).await;
+    let proxy = FaultProxy::start(&reg.url).await;
+    proxy.inject(FaultRule::new(Fault::Status(503)).path_contains("/v2/p/a/b/tags/list"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_policy(dir.path(), "");
+    let args = |output: &'static str| {
+        cli(&[
+            "retention",
+            "apply",
+            "--registry",
+            proxy.url(),
+            "--policy",
+            file.to_str().unwrap(),
+            "-o",
+            output,
+        ])
+    };
+    let out = args("table");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("incomplete: p/a/b: listing tags failed"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 repository could not be read completely and was left untouched: p/a/b (listing tags failed"),
+        "{stderr}"
+    );
+    // the readable repository was pruned, the unreadable one left alone
+    let direct = client(&reg.url);
+    assert_eq!(tags(&direct, "p/a").await, set(P_A_AFTER));
+    assert_eq!(tags(&direct, "p/a/b").await, set(&["new", "old1", "old2"]));
+    let out = args("json");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["incompleteRepositories"][0]["repository"], "p/a/b");
+    assert!(report["incompleteRepositories"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("503"));
+}
+
+#[test]
+fn cli_explains_a_registry_url_without_scheme_and_a_missing_policy_file_as_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_policy(dir.path(), "");
+    for registry in ["127.0.0.1:5000", "localhost:5000"] {
+        let out = cli(&[
+            "retention",
+            "plan",
+            "--registry",
+            registry,
+            "--policy",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("write http://{registry} or https://{registry}")),
+            "{stderr}"
+        );
+    }
+    let out = cli(&[
+        "retention",
+        "plan",
+        "--registry",
+        "http://127.0.0.1:9",
+        "--policy",
+        "/nonexistent/policy.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/policy.yaml"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_takes_a_url_ending_in_v2_and_a_policy_file_ending_in_a_document_separator() {
+    let reg = TestRegistry::start();
+    seed_projects(&Seeder::new(&reg.url, None)).await;
+    let dir = tempfile::tempdir().unwrap();
+    // helm and kustomize end documents with `---`
+    let file = write_policy(dir.path(), "---\n");
+    let out = cli(&[
+        "retention",
+        "plan",
+        "--registry",
+        &format!("{}/v2/", reg.url),
+        "--policy",
+        file.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["plannedDeletions"], 4);
+}
+
+/// A docker credential helper (the docker protocol: `get`, server on stdin, JSON out) that
+/// knows one server.
+fn write_credential_helper(dir: &std::path::Path, server: &str, user: &str, secret: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("docker-credential-testhelper");
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\nif [ \"$server\" = \"{server}\" ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{secret}\"}}' \"$server\"\nelse\n  echo 'credentials not found in native keychain'; exit 1\nfi\n"
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_asks_the_docker_credential_helper_the_config_names() {
+    let reg = TestRegistry::start_with_auth("robot", "s3cret");
+    seed_projects(&Seeder::new(
+        &reg.url,
+        Some(("robot".to_string(), "s3cret".to_string())),
+    ))
+    .await;
+    let host = reg.url.trim_start_matches("http://").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_policy(dir.path(), "");
+    let docker = dir.path().join("docker");
+    std::fs::create_dir(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!("{{\"auths\": {{\"{host}\": {{}}}}, \"credsStore\": \"testhelper\"}}"),
+    )
+    .unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let run = |path: &str| {
+        Command::new(BIN)
+            .args(["retention", "plan", "--registry", &reg.url, "--policy"])
+            .arg(&file)
+            .env_remove("REGISTRY_USERNAME")
+            .env_remove("REGISTRY_PASSWORD")
+            .env("DOCKER_CONFIG", &docker)
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // the helper is not installed: a clear error, not an anonymous 401
+    let out = run("/usr/bin:/bin");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("docker-credential-testhelper"), "{stderr}");
+    // installed, it answers for this host and the plan goes through
+    write_credential_helper(&bin, &host, "robot", "s3cret");
+    let out = run(&format!("{}:/usr/bin:/bin", bin.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 would delete"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn purge_project_over_its_limit_names_max_deletions_and_deletes_nothing() {
+    let reg = TestRegistry::start();
+    seed_projects(&Seeder::new(&reg.url, None)).await;
+    let out = cli(&[
+        "purge-project",
+        "--registry",
+        &reg.url,
+        "--project",
+        "p",
+        "--yes",
+        "--max-deletions",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("raise --max-deletions"), "{stderr}");
+    assert_eq!(tags(&client(&reg.url), "p/a").await.len(), 9);
 }

@@ -357,14 +357,14 @@ const CASES: &[Case] = &[
         name: "a tag whose push time is unknown is protected",
         policy: "keep: [{mostRecent: 1}]",
         repos: || vec![Repo::new("r").tag("new", 'a', 1.0).tag_unknown_age("mystery", 'b')],
-        expect: &[("r:new", "keep", ""), ("r:mystery", "protect", "kept: push time unknown")],
+        expect: &[("r:new", "keep", ""), ("r:mystery", "protect", "kept: age unknown")],
         ..BASE
     },
     Case {
         name: "an image whose tags all have unknown push times takes no mostRecent place",
         policy: "keep: [{mostRecent: 1}]",
         repos: || vec![Repo::new("r").tag_unknown_age("mystery", 'b').tag("new", 'a', 5.0).tag("old", 'c', 10.0)],
-        expect: &[("r:new", "keep", "1st most recent"), ("r:mystery", "protect", "push time unknown"), ("r:old", "delete", "")],
+        expect: &[("r:new", "keep", "1st most recent"), ("r:mystery", "protect", "age unknown"), ("r:old", "delete", "")],
         mutations: &["delete r@c [old]"],
         ..BASE
     },

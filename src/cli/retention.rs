@@ -17,7 +17,7 @@ use super::strict;
 use crate::api::retention::{
     Limits as LimitsSpec, PolicyMode, RepositoryScope, RetentionPolicy, RetentionRules,
 };
-use crate::engine::{run_policy, RunOptions, RunResult};
+use crate::engine::{enforce_shown, run_policy, RunOptions, RunResult};
 use crate::oci::{ClientOptions, Credentials, DockerConfig, RegistryClient, RequestStats};
 use crate::retention::{InUse, Policy, Protections};
 
@@ -45,7 +45,9 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "URL")]
     pub registry: String,
     /// User name (the password comes from --password-stdin or REGISTRY_PASSWORD). Without
-    /// it, REGISTRY_USERNAME/REGISTRY_PASSWORD, then the docker config file, are used.
+    /// it, REGISTRY_USERNAME/REGISTRY_PASSWORD, then the docker config file
+    /// ($DOCKER_CONFIG/config.json or ~/.docker/config.json: its credential helper for the
+    /// registry — credHelpers, credsStore — else its auths entry) are used.
     #[arg(long, short = 'u', env = "REGISTRY_USERNAME")]
     pub username: Option<String>,
     /// Read the password from standard input (first line).
@@ -54,8 +56,10 @@ pub struct RegistryArgs {
     /// Requests in flight at most.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
-    /// A file of images to protect as if in use, one reference per line
-    /// (`repo:tag` or `repo@sha256:…`, with or without the registry host; `#` comments).
+    /// A file of images to protect as if in use, one reference per line as in a Pod spec
+    /// (`repo:tag`, `repo@sha256:…` or `repo:tag@sha256:…`, with or without this registry's
+    /// host; a bare `repo` means `repo:latest`; `#` comments). A line that does not parse, or
+    /// names another registry, is an error (exit 2).
     #[arg(long, value_name = "FILE")]
     pub in_use: Option<PathBuf>,
 }
@@ -166,6 +170,11 @@ pub fn run(args: RetentionArgs) -> ExitCode {
 }
 
 fn run_retention(args: &PolicyArgs, mode: PolicyMode) -> Result<u8, Failure> {
+    if args.policy.as_os_str() == "-" && args.registry.password_stdin {
+        return Err(Failure::invalid(
+            "--policy - and --password-stdin both read standard input: give the policy as a file, or the password in REGISTRY_PASSWORD",
+        ));
+    }
     let text = read_input(&args.policy)?;
     let (name, rules) = parse_policy(&text).map_err(|lines| Failure {
         code: super::EXIT_INVALID,
@@ -186,6 +195,7 @@ fn run_retention(args: &PolicyArgs, mode: PolicyMode) -> Result<u8, Failure> {
         args.output,
         args.all,
         args.registry.concurrency,
+        Verb::Policy,
     )
 }
 
@@ -228,56 +238,80 @@ fn purge(args: &PurgeArgs) -> Result<u8, Failure> {
         code: super::EXIT_INVALID,
         lines: e.errors.iter().map(|p| p.to_string()).collect(),
     })?;
+    if !args.yes && !args.dry_run && !std::io::stdin().is_terminal() {
+        return Err(Failure::invalid(
+            "purge-project deletes every tag of the project: pass --yes to confirm (standard input is not a terminal, so nobody can be asked)",
+        ));
+    }
     let client = client(&args.registry)?;
     let protections = protections(&args.registry, &client)?;
-    if args.dry_run {
+    let concurrency = args.registry.concurrency;
+    if args.dry_run || args.yes {
+        let mode = if args.dry_run {
+            PolicyMode::Plan
+        } else {
+            PolicyMode::Enforce
+        };
         return execute_run(
             &client,
-            &policy.with_mode(PolicyMode::Plan),
+            &policy.with_mode(mode),
             protections,
             args.output,
             args.all,
-            args.registry.concurrency,
+            concurrency,
+            Verb::Purge,
         );
     }
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(Failure::invalid(
-                "purge-project deletes every tag of the project: pass --yes to confirm (standard input is not a terminal, so nobody can be asked)",
-            ));
-        }
-        // Show the plan first, then ask.
-        let code = execute_run(
+    // On a terminal: show the plan, ask, then delete exactly what was shown.
+    let runtime = runtime()?;
+    let (options, _) = run_options(protections.clone(), concurrency, PolicyMode::Plan);
+    let shown = runtime
+        .block_on(run_policy(
             &client,
             &policy.clone().with_mode(PolicyMode::Plan),
-            protections.clone(),
-            args.output,
-            args.all,
-            args.registry.concurrency,
-        )?;
-        if code != 0 {
-            return Ok(code);
-        }
-        eprint!("Delete these tags of project {project}? Type 'yes' to confirm: ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map_err(|e| Failure::failed(format!("reading the answer: {e}")))?;
-        if answer.trim() != "yes" {
-            eprintln!("nothing deleted");
-            return Ok(0);
-        }
+            &options,
+            jiff::Timestamp::now(),
+        ))
+        .map_err(|e| Failure::failed(format!("{}: {e}", client.base_url())))?;
+    // The preview is for the person at the terminal; standard output gets one document.
+    let preview = shown.report().render_table(args.all);
+    match args.output {
+        Output::Table => print!("{preview}"),
+        Output::Json => eprint!("{preview}"),
     }
-    execute_run(
-        &client,
-        &policy.with_mode(PolicyMode::Enforce),
-        protections,
-        args.output,
-        args.all,
-        args.registry.concurrency,
-    )
+    if let Err(b) = shown.plan.check_blast_radius() {
+        return Err(blast_radius_failure(&b, Verb::Purge));
+    }
+    if shown.plan.counts.errors > 0 {
+        return Err(Failure::failed(format!(
+            "{}; nothing deleted — purge a project only when all of it can be read",
+            incomplete_line(&shown)
+        )));
+    }
+    if shown.plan.counts.deletions == 0 {
+        eprintln!("nothing to delete");
+        return Ok(0);
+    }
+    eprint!(
+        "Delete these {} tags of project {project}? Type 'yes' to confirm: ",
+        shown.plan.counts.deletions
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::failed(format!("reading the answer: {e}")))?;
+    if answer.trim() != "yes" {
+        eprintln!("nothing deleted");
+        return Ok(0);
+    }
+    let (options, bar) = run_options(protections, concurrency, PolicyMode::Enforce);
+    let result = runtime.block_on(enforce_shown(&client, &policy, &options, shown));
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    conclude(&result, args.output, false, Verb::Purge)
 }
 
 fn read_input(path: &Path) -> Result<String, Failure> {
@@ -289,7 +323,7 @@ fn read_input(path: &Path) -> Result<String, Failure> {
         return Ok(text);
     }
     std::fs::read_to_string(path)
-        .map_err(|e| Failure::failed(format!("reading {}: {e}", path.display())))
+        .map_err(|e| Failure::invalid(format!("reading {}: {e}", path.display())))
 }
 
 /// Parses a RetentionPolicy manifest strictly; returns `namespace/name` and its rules, or one
@@ -301,8 +335,8 @@ pub fn parse_policy(text: &str) -> Result<(String, RetentionRules), Vec<String>>
 }
 
 fn client(args: &RegistryArgs) -> Result<RegistryClient, Failure> {
-    let url = url::Url::parse(&args.registry)
-        .map_err(|e| Failure::invalid(format!("--registry: not a URL: {e}")))?;
+    let url = crate::oci::parse_base_url(&args.registry)
+        .map_err(|e| Failure::invalid(format!("--registry: {e}")))?;
     let host = match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
@@ -334,10 +368,15 @@ fn client(args: &RegistryArgs) -> Result<RegistryClient, Failure> {
                 ))
             }
         },
-        (None, false) => DockerConfig::load_default()
+        (None, false) => match DockerConfig::load_default()
             .map_err(|e| Failure::invalid(format!("docker config: {e}")))?
-            .and_then(|c| c.credentials_for(&host).ok().flatten())
-            .unwrap_or_default(),
+        {
+            Some(config) => config
+                .resolve(&host)
+                .map_err(|e| Failure::invalid(format!("docker config: {e}")))?
+                .unwrap_or_default(),
+            None => Credentials::Anonymous,
+        },
     };
     let options = ClientOptions {
         max_concurrency: args.concurrency.max(1),
@@ -354,7 +393,7 @@ fn protections(args: &RegistryArgs, client: &RegistryClient) -> Result<Protectio
         return Ok(Protections { in_use });
     };
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::failed(format!("reading {}: {e}", path.display())))?;
+        .map_err(|e| Failure::invalid(format!("--in-use: reading {}: {e}", path.display())))?;
     let host = client.host();
     let mut problems = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -363,12 +402,16 @@ fn protections(args: &RegistryArgs, client: &RegistryClient) -> Result<Protectio
             continue;
         }
         let by = format!("{}:{}", path.display(), n + 1);
-        match split_reference(line, &host) {
-            Some((repo, Reference::Tag(t))) => in_use.add_tag(&repo, &t, &by),
-            Some((repo, Reference::Digest(d))) => in_use.add_digest(&repo, &d, &by),
-            None => problems.push(format!(
-                "{by}: {line:?} is not repo:tag or repo@digest of this registry"
-            )),
+        match in_use_reference(line, &host) {
+            Ok((repo, tag, digest)) => {
+                if let Some(t) = tag {
+                    in_use.add_tag(&repo, &t, &by);
+                }
+                if let Some(d) = digest {
+                    in_use.add_digest(&repo, &d, &by);
+                }
+            }
+            Err(why) => problems.push(format!("{by}: {line:?}: {why}")),
         }
     }
     if problems.is_empty() {
@@ -381,34 +424,41 @@ fn protections(args: &RegistryArgs, client: &RegistryClient) -> Result<Protectio
     }
 }
 
-enum Reference {
-    Tag(String),
-    Digest(String),
+/// One line of an `--in-use` file — `[host/]repo[:tag][@digest]`, as written in a Pod spec —
+/// as repository, tag and digest of this registry (`host`). A reference without a host is
+/// this registry's; without tag or digest it means `:latest`, as for a container runtime. A
+/// reference to another registry, or one that does not parse (a truncated or upper-case
+/// digest, say), is an error: a protection that silently protects nothing is worse than none.
+fn in_use_reference(
+    line: &str,
+    host: &str,
+) -> Result<(String, Option<String>, Option<String>), String> {
+    let first = line.split('/').next().unwrap_or("");
+    let has_host =
+        line.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let full = if has_host {
+        line.to_string()
+    } else {
+        format!("{host}/{line}")
+    };
+    let r = crate::oci::ImageReference::parse(&full).map_err(|e| e.to_string())?;
+    if r.registry != host {
+        return Err(format!(
+            "names registry {}, not this one ({host}); list only this registry's images",
+            r.registry
+        ));
+    }
+    let tag = r.tag_or_default().map(str::to_string);
+    Ok((r.repository, tag, r.digest))
 }
 
-/// `[host/]repo:tag` or `[host/]repo@digest` → repository and reference; `None` when the
-/// host is another registry's or there is no reference.
-fn split_reference(s: &str, host: &str) -> Option<(String, Reference)> {
-    let (name, reference) = match s.split_once('@') {
-        Some((n, d)) => (n, Reference::Digest(d.to_string())),
-        None => {
-            let slash = s.rfind('/').map_or(0, |i| i + 1);
-            let colon = s[slash..].rfind(':')? + slash;
-            (&s[..colon], Reference::Tag(s[colon + 1..].to_string()))
-        }
-    };
-    let name = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            if first != host {
-                return None;
-            }
-            rest
-        }
-        _ => name,
-    };
-    (!name.is_empty()).then(|| (name.to_string(), reference))
+/// Which command runs, for messages that name its settings.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    /// `retention plan|apply`: the limits are the policy file's.
+    Policy,
+    /// `purge-project`: the limit is `--max-deletions`.
+    Purge,
 }
 
 /// Plans (and, in Enforce mode, executes) and prints the outcome; returns the exit code.
@@ -419,31 +469,53 @@ fn execute_run(
     output: Output,
     all: bool,
     concurrency: usize,
+    verb: Verb,
 ) -> Result<u8, Failure> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = runtime()?;
+    let (options, bar) = run_options(protections, concurrency, policy.mode());
+    let result = runtime
+        .block_on(run_policy(client, policy, &options, jiff::Timestamp::now()))
+        .map_err(|e| Failure::failed(format!("{}: {e}", client.base_url())))?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    conclude(&result, output, all, verb)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::failed(format!("starting the runtime: {e}")))?;
+        .map_err(|e| Failure::failed(format!("starting the runtime: {e}")))
+}
+
+/// Run options for `concurrency` requests in flight; in `Enforce` mode on a terminal, with a
+/// progress bar (returned so the caller can clear it).
+fn run_options(
+    protections: Protections,
+    concurrency: usize,
+    mode: PolicyMode,
+) -> (RunOptions, Option<indicatif::ProgressBar>) {
     let mut options = RunOptions {
         protections,
         ..RunOptions::default()
     };
-    options.collect.repositories_in_flight = concurrency.clamp(1, 64);
-    options.collect.lookups_in_flight = concurrency.clamp(1, 64);
-    options.execute.repositories_in_flight = concurrency.clamp(1, 64);
-    options.execute.deletions_in_flight = concurrency.clamp(1, 64);
-    let bar =
-        (policy.mode() == PolicyMode::Enforce && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} deleting [{bar:30}] {pos}/{len} {elapsed}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            bar
-        });
+    let n = concurrency.clamp(1, 64);
+    options.collect.repositories_in_flight = n;
+    options.collect.lookups_in_flight = n;
+    options.execute.repositories_in_flight = n;
+    options.execute.deletions_in_flight = n;
+    let bar = (mode == PolicyMode::Enforce && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} deleting [{bar:30}] {pos}/{len} {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    });
     if let Some(bar) = &bar {
         let b = bar.clone();
         options.execute.progress = Some(Arc::new(move |n, total| {
@@ -451,31 +523,70 @@ fn execute_run(
             b.inc(n);
         }));
     }
-    let now = jiff::Timestamp::now();
-    let result = runtime
-        .block_on(run_policy(client, policy, &options, now))
-        .map_err(|e| Failure::failed(format!("{}: {e}", client.base_url())))?;
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    print_result(&result, output, all)?;
+    (options, bar)
+}
+
+/// Prints a run's outcome; the exit code, or the failure that sets it.
+fn conclude(result: &RunResult, output: Output, all: bool, verb: Verb) -> Result<u8, Failure> {
+    print_result(result, output, all)?;
     if let Some(b) = &result.blocked {
-        return Err(Failure {
-            code: EXIT_BLAST_RADIUS,
-            lines: vec![format!(
-                "blast radius: {b}; nothing was deleted (raise {} to allow it)",
-                b.field()
-            )],
-        });
+        return Err(blast_radius_failure(b, verb));
     }
     let failed_items = result.execution.as_ref().map_or(0, |e| e.counts.errors);
     let incomplete = result.plan.counts.errors;
-    if failed_items > 0 || incomplete > 0 {
-        return Err(Failure::failed(format!(
-            "{incomplete} repositories could not be listed completely (left untouched), {failed_items} deletions failed"
-        )));
+    match (incomplete, failed_items) {
+        (0, 0) => Ok(0),
+        (0, n) => Err(Failure::failed(format!("{n} deletions failed"))),
+        (_, 0) => Err(Failure::failed(incomplete_line(result))),
+        (_, n) => Err(Failure::failed(format!(
+            "{}; {n} deletions failed",
+            incomplete_line(result)
+        ))),
     }
-    Ok(0)
+}
+
+fn blast_radius_failure(b: &crate::retention::LimitBreach, verb: Verb) -> Failure {
+    let setting = match verb {
+        Verb::Policy => b.field().to_string(),
+        Verb::Purge => "--max-deletions".to_string(),
+    };
+    Failure {
+        code: EXIT_BLAST_RADIUS,
+        lines: vec![format!(
+            "blast radius: {b}; nothing was deleted (raise {setting} to allow it)"
+        )],
+    }
+}
+
+/// `2 repositories could not be read completely and were left untouched: a (why), b (why)`.
+fn incomplete_line(result: &RunResult) -> String {
+    let repos: Vec<String> = result
+        .plan
+        .repositories
+        .iter()
+        .filter_map(|r| {
+            r.incomplete
+                .as_ref()
+                .map(|why| format!("{} ({why})", r.name))
+        })
+        .collect();
+    let shown = repos.len().min(5);
+    let more = if repos.len() > shown {
+        format!(", and {} more", repos.len() - shown)
+    } else {
+        String::new()
+    };
+    format!(
+        "{} {} could not be read completely and {} left untouched: {}{more}",
+        repos.len(),
+        if repos.len() == 1 {
+            "repository"
+        } else {
+            "repositories"
+        },
+        if repos.len() == 1 { "was" } else { "were" },
+        repos[..shown].join("; ")
+    )
 }
 
 fn print_result(result: &RunResult, output: Output, all: bool) -> Result<(), Failure> {
@@ -571,16 +682,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn in_use_references_name_repository_and_tag_or_digest() {
+    fn in_use_references_name_repository_tag_and_digest_as_in_a_pod_spec() {
         let host = "127.0.0.1:5000";
-        let (r, t) = split_reference("team-a/web:v1", host).unwrap();
-        assert_eq!(r, "team-a/web");
-        assert!(matches!(t, Reference::Tag(t) if t == "v1"));
-        let (r, d) = split_reference("127.0.0.1:5000/team-a/web@sha256:aa", host).unwrap();
-        assert_eq!(r, "team-a/web");
-        assert!(matches!(d, Reference::Digest(d) if d == "sha256:aa"));
-        assert!(split_reference("other.example.com/team-a/web:v1", host).is_none());
-        assert!(split_reference("team-a/web", host).is_none());
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let own = |s: &str| in_use_reference(s, host).unwrap();
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            own("team-a/web:v1"),
+            ("team-a/web".into(), some("v1"), None)
+        );
+        assert_eq!(
+            own(&format!("127.0.0.1:5000/team-a/web@{d}")),
+            ("team-a/web".into(), None, some(&d))
+        );
+        // pinned tag@digest, the usual form in manifests: both are protected
+        assert_eq!(
+            own(&format!("127.0.0.1:5000/team-a/web:v1@{d}")),
+            ("team-a/web".into(), some("v1"), some(&d))
+        );
+        assert_eq!(own("web"), ("web".into(), some("latest"), None));
+        let err = |s: &str| in_use_reference(s, host).unwrap_err();
+        assert!(err("other.example.com/team-a/web:v1").contains("not this one"));
+        // truncated and upper-case digests protect nothing, so they are errors
+        assert!(err("team-a/web@sha256:3300b91715790").contains("64 lowercase hex"));
+        assert!(err(&format!("team-a/web@{}", d.to_uppercase())).contains("digest"));
+        assert!(err("team-a/web:").contains("tag"));
     }
 
     #[test]

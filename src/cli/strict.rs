@@ -30,8 +30,7 @@ where
     K: Resource<DynamicType = ()> + DeserializeOwned,
 {
     let kind = K::kind(&());
-    let value: Value = serde_yaml::from_str(text)
-        .map_err(|e| vec![format!("not a valid YAML document: {}", one_line(e))])?;
+    let value = single_document(text)?;
     let expected = format!("{GROUP}/{VERSION}");
     let mut problems = Vec::new();
     if value.get("apiVersion").and_then(Value::as_str) != Some(expected.as_str()) {
@@ -56,6 +55,27 @@ where
         .clone()
         .unwrap_or_else(|| "default".to_string());
     Ok((object, namespace, name))
+}
+
+/// The one non-empty YAML document of `text`: empty documents (a trailing `---`, as helm and
+/// kustomize write) are skipped; none, or more than one, is a problem.
+fn single_document(text: &str) -> Result<Value, Vec<String>> {
+    use serde::Deserialize;
+    let mut documents = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(text) {
+        let value = Value::deserialize(document)
+            .map_err(|e| vec![format!("not a valid YAML document: {}", one_line(e))])?;
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    match documents.len() {
+        1 => Ok(documents.remove(0)),
+        0 => Err(vec!["the file holds no YAML document".to_string()]),
+        n => Err(vec![format!(
+            "the file holds {n} YAML documents; give one resource per file"
+        )]),
+    }
 }
 
 /// An error message on one line (YAML and serde errors span several).
@@ -214,6 +234,15 @@ fn walk(value: &Value, schema: &Value, path: &str, problems: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_document_is_read_past_empty_ones_and_two_are_refused() {
+        assert_eq!(single_document("a: 1\n---\n").unwrap()["a"], 1);
+        assert_eq!(single_document("---\na: 1\n").unwrap()["a"], 1);
+        let two = single_document("a: 1\n---\nb: 2\n").unwrap_err();
+        assert!(two[0].contains("2 YAML documents"), "{two:?}");
+        assert!(single_document("").unwrap_err()[0].contains("no YAML document"));
+    }
     use serde_json::json;
 
     #[test]

@@ -5,6 +5,11 @@
 //! - Before each deletion it re-resolves the tag with a `HEAD` (for a manifest, its first
 //!   tag) and skips the deletion when it now points elsewhere (invariant 3): reported as
 //!   skipped, not an error. One re-check and one DELETE per deletion.
+//! - Deleting by digest removes every tag on the manifest, so before the first one in a
+//!   repository its tags are listed again: a manifest that a tag added since the listing
+//!   points at is kept (one tags listing per repository, one `HEAD` per new tag). A tag that
+//!   was listed and kept, then moved onto a doomed manifest during the run, is not seen: that
+//!   would take a `HEAD` of every kept tag.
 //! - Tags are deleted alone where the plan says so (zot); manifests by digest. A 404 is
 //!   success (already gone), so re-running an applied plan deletes nothing new.
 //! - Repositories run concurrently; within one, a manifest waits for the index that lists it
@@ -91,6 +96,12 @@ pub enum ItemResult {
         /// The digest it points at now.
         now: String,
     },
+    /// Skipped: a tag that was not in the listing now points at the manifest (someone tagged
+    /// the image during the run); deleting by digest would remove that tag too.
+    Tagged {
+        /// The new tag.
+        tag: String,
+    },
     /// Skipped: the deletion it depends on (its index, its subject) did not happen.
     Blocked {
         /// Which deletion did not happen.
@@ -118,6 +129,9 @@ impl fmt::Display for ItemResult {
             ItemResult::Changed { tag, now } => {
                 write!(f, "skipped: tag {tag} now points at {now}")
             }
+            ItemResult::Tagged { tag } => {
+                write!(f, "skipped: tag {tag} was added to it since the listing")
+            }
             ItemResult::Blocked { waiting_for } => {
                 write!(f, "skipped: {waiting_for} was not deleted")
             }
@@ -144,7 +158,8 @@ pub struct ExecutionCounts {
     pub deleted_manifests: u64,
     /// Mutations whose target was already gone.
     pub already_gone: u64,
-    /// Mutations skipped because a tag was re-pushed since the plan.
+    /// Mutations skipped because a tag was re-pushed, or added to the image, since the
+    /// listing.
     pub changed: u64,
     /// Mutations skipped because what they depend on was not deleted.
     pub blocked: u64,
@@ -171,7 +186,7 @@ impl Execution {
     pub fn headline(&self) -> String {
         let c = self.counts;
         format!(
-            "deleted {} tags ({} manifests), {} already gone, {} skipped because a tag moved, {} skipped because a dependency was not deleted, {} errors",
+            "deleted {} tags ({} manifests), {} already gone, {} skipped because tags changed since the listing, {} skipped because a dependency was not deleted, {} errors",
             c.deleted_tags, c.deleted_manifests, c.already_gone, c.changed, c.blocked, c.errors
         )
     }
@@ -214,7 +229,14 @@ pub async fn execute(
             (&*r.name, p)
         })
         .collect();
+    let listed: HashMap<&str, HashSet<&str>> = inventory
+        .repositories
+        .iter()
+        .filter(|r| by_repo.contains_key(&*r.name))
+        .map(|r| (&*r.name, r.tags.iter().map(|t| &*t.name).collect()))
+        .collect();
     let empty = HashMap::new();
+    let no_tags = HashSet::new();
     let per_repo = options.deletions_in_flight.max(1);
     let total = plan.mutations().count() as u64;
     // The futures are built eagerly so that no closure over borrowed data ends up inside the
@@ -226,8 +248,10 @@ pub async fn execute(
             let parents = parents.get(repo).unwrap_or(&empty);
             run_repository(
                 client,
+                repo,
                 items,
                 parents,
+                listed.get(repo).unwrap_or(&no_tags),
                 per_repo,
                 options.progress.clone(),
                 total,
@@ -255,7 +279,7 @@ pub async fn execute(
                 c.deleted_tags += tags.len() as u64;
             }
             (ItemResult::AlreadyGone, _) => c.already_gone += 1,
-            (ItemResult::Changed { .. }, _) => c.changed += 1,
+            (ItemResult::Changed { .. } | ItemResult::Tagged { .. }, _) => c.changed += 1,
             (ItemResult::Blocked { .. }, _) => c.blocked += 1,
             (ItemResult::Failed { .. }, _) => c.errors += 1,
         }
@@ -284,10 +308,13 @@ async fn run_one_reporting<'a>(
 
 /// Runs one repository's mutations: those whose dependencies are settled go together, in
 /// waves, until none is left.
+#[allow(clippy::too_many_arguments)]
 async fn run_repository(
     client: &RegistryClient,
+    repository: &str,
     items: Vec<(usize, &Mutation)>,
     parents: &HashMap<String, Vec<String>>,
+    listed: &HashSet<&str>,
     in_flight: usize,
     progress: Option<Progress>,
     total: u64,
@@ -300,6 +327,51 @@ async fn run_repository(
             Mutation::DeleteTag { .. } => None,
         })
         .collect();
+    // Deleting by digest removes every tag on the manifest, also one added since the
+    // listing: look for new tags first, and keep the manifests they point at.
+    let mut settled: HashMap<String, bool> = HashMap::new();
+    let mut out = Vec::with_capacity(items.len());
+    let mut items = items;
+    if !deleting.is_empty() {
+        match new_tags_on(client, repository, listed, &deleting).await {
+            Ok(tagged) => {
+                items.retain(|(i, m)| {
+                    let Mutation::DeleteManifest { digest, .. } = m else {
+                        return true;
+                    };
+                    let Some(tag) = tagged.get(&digest.to_string()) else {
+                        return true;
+                    };
+                    settled.insert(digest.to_string(), false);
+                    if let Some(p) = &progress {
+                        p(1, total);
+                    }
+                    out.push((*i, ItemResult::Tagged { tag: tag.clone() }));
+                    false
+                });
+            }
+            Err(reason) => {
+                // Fail closed: without a fresh listing no digest is deleted here (tag
+                // deletions touch nothing else and go on).
+                items.retain(|(i, m)| {
+                    let Mutation::DeleteManifest { digest, .. } = m else {
+                        return true;
+                    };
+                    settled.insert(digest.to_string(), false);
+                    if let Some(p) = &progress {
+                        p(1, total);
+                    }
+                    out.push((
+                        *i,
+                        ItemResult::Failed {
+                            reason: reason.clone(),
+                        },
+                    ));
+                    false
+                });
+            }
+        }
+    }
     let deps = |m: &Mutation| -> Vec<String> {
         match m {
             Mutation::DeleteTag { .. } => Vec::new(),
@@ -323,10 +395,8 @@ async fn run_repository(
             }
         }
     };
-    let mut settled: HashMap<String, bool> = HashMap::new();
     let mut pending: Vec<(usize, &Mutation, Vec<String>)> =
         items.into_iter().map(|(i, m)| (i, m, deps(m))).collect();
-    let mut out = Vec::with_capacity(pending.len());
     // Each wave settles at least one item, so this ends within `pending.len()` waves.
     for _ in 0..=pending.len() {
         if pending.is_empty() {
@@ -382,6 +452,31 @@ async fn run_repository(
         pending = waiting;
     }
     out
+}
+
+/// Tags of `repository` that were not `listed` and now point at a digest in `deleting`
+/// (digest → tag): one tags listing, and one `HEAD` per new tag.
+async fn new_tags_on(
+    client: &RegistryClient,
+    repository: &str,
+    listed: &HashSet<&str>,
+    deleting: &HashSet<String>,
+) -> Result<HashMap<String, String>, String> {
+    let tags = client
+        .tags(repository)
+        .await
+        .map_err(|e| format!("re-listing the tags before deleting failed: {e}"))?;
+    let mut tagged = HashMap::new();
+    for tag in tags.iter().filter(|t| !listed.contains(t.as_str())) {
+        let head = client
+            .head_manifest(repository, tag)
+            .await
+            .map_err(|e| format!("resolving tag {tag}, new since the listing, failed: {e}"))?;
+        if let Some(h) = head.filter(|h| deleting.contains(&h.digest)) {
+            tagged.entry(h.digest).or_insert_with(|| tag.clone());
+        }
+    }
+    Ok(tagged)
 }
 
 /// Re-checks and carries out one mutation.

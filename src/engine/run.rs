@@ -82,8 +82,57 @@ pub async fn run_policy(
     let mut collect = options.collect.clone();
     collect.referrers |= policy.delete_referrers || policy.is_purge();
     let inventory = collect_inventory(client, |r| policy.in_scope(r), &collect).await?;
-    let after_collect = client.stats();
-    let collected = Timestamp::now();
+    let collected = Collected {
+        inventory,
+        requests: diff(&client.stats(), &before),
+        started,
+        at: Timestamp::now(),
+    };
+    Ok(plan_and_execute(client, policy, options, now, collected).await)
+}
+
+/// Enforces exactly the plan a person was shown: re-plans `shown`'s inventory, at the same
+/// `now`, with `policy` (in `Enforce` mode) — the planner is pure, so the decisions are the
+/// ones shown — and executes it, re-checking every tag before its deletion. Nothing is listed
+/// again: a tag pushed after `shown` was collected is in no decision and is not touched.
+/// `purge-project` uses it after asking for confirmation.
+pub async fn enforce_shown(
+    client: &RegistryClient,
+    policy: &Policy,
+    options: &RunOptions,
+    shown: RunResult,
+) -> RunResult {
+    let policy = policy.clone().with_mode(PolicyMode::Enforce);
+    let collected = Collected {
+        inventory: shown.inventory,
+        requests: shown.collect_requests,
+        started: shown.started,
+        at: shown.collected,
+    };
+    plan_and_execute(client, &policy, options, shown.plan.now, collected).await
+}
+
+/// A finished collection: what [`plan_and_execute`] starts from.
+struct Collected {
+    inventory: Inventory,
+    requests: RequestStats,
+    started: Timestamp,
+    at: Timestamp,
+}
+
+async fn plan_and_execute(
+    client: &RegistryClient,
+    policy: &Policy,
+    options: &RunOptions,
+    now: Timestamp,
+    collected: Collected,
+) -> RunResult {
+    let Collected {
+        inventory,
+        requests: collect_requests,
+        started,
+        at: collected,
+    } = collected;
     let plan = plan(
         policy,
         &options.others,
@@ -91,23 +140,23 @@ pub async fn run_policy(
         &options.protections,
         now,
     );
+    let before = client.stats();
     let (blocked, execution) = match execute(client, &plan, &inventory, &options.execute).await {
         Ok(x) => (None, Some(x)),
         Err(ExecuteError::PlanMode) => (None, None),
         Err(ExecuteError::BlastRadius(b)) => (Some(b), None),
     };
-    let after_execute = client.stats();
-    Ok(RunResult {
+    RunResult {
         inventory,
         plan,
         blocked,
         execution,
-        collect_requests: diff(&after_collect, &before),
-        execute_requests: diff(&after_execute, &after_collect),
+        collect_requests,
+        execute_requests: diff(&client.stats(), &before),
         started,
         collected,
         finished: Timestamp::now(),
-    })
+    }
 }
 
 /// `a - b`, operation by operation.

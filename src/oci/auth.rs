@@ -87,10 +87,15 @@ struct AuthEntry {
     password: Option<String>,
 }
 
-/// The `auths` section of a docker `config.json` (or a legacy `.dockercfg` map).
+/// The `auths` section of a docker `config.json` (or a legacy `.dockercfg` map), and the
+/// credential helpers it names (`credsStore`, `credHelpers`).
 #[derive(Debug, Clone, Default)]
 pub struct DockerConfig {
     auths: BTreeMap<String, AuthEntry>,
+    /// The original `auths` keys, by normalised host (a helper is asked with that key).
+    keys: BTreeMap<String, String>,
+    creds_store: Option<String>,
+    cred_helpers: BTreeMap<String, String>,
 }
 
 /// Reduces a docker config key (`https://reg.io/v1/`, `reg.io:5000`) to `host[:port]`, and
@@ -118,23 +123,76 @@ impl DockerConfig {
             serde_json::from_slice(bytes).map_err(|e| OciError::InvalidCredentials {
                 message: format!("docker config is not JSON: {e}"),
             })?;
+        let malformed = |what: &str, e: serde_json::Error| OciError::InvalidCredentials {
+            message: format!("docker config `{what}` is malformed: {e}"),
+        };
+        let creds_store = match v.get("credsStore") {
+            Some(serde_json::Value::String(h)) if !h.is_empty() => Some(h.clone()),
+            _ => None,
+        };
+        let cred_helpers: BTreeMap<String, String> = match v.get("credHelpers") {
+            Some(h) => serde_json::from_value::<BTreeMap<String, String>>(h.clone())
+                .map_err(|e| malformed("credHelpers", e))?
+                .into_iter()
+                .map(|(k, h)| (normalize_registry_host(&k), h))
+                .collect(),
+            None => BTreeMap::new(),
+        };
         let map = match v.get("auths") {
             Some(a) => a.clone(),
-            None if v.is_object() => v,
+            None if v.is_object() && creds_store.is_none() && cred_helpers.is_empty() => v,
             None => serde_json::Value::Null,
         };
-        if map.is_null() {
-            return Ok(DockerConfig::default());
-        }
-        let raw: BTreeMap<String, AuthEntry> =
-            serde_json::from_value(map).map_err(|e| OciError::InvalidCredentials {
-                message: format!("docker config `auths` is malformed: {e}"),
-            })?;
+        let raw: BTreeMap<String, AuthEntry> = if map.is_null() {
+            BTreeMap::new()
+        } else {
+            serde_json::from_value(map).map_err(|e| malformed("auths", e))?
+        };
         let mut auths = BTreeMap::new();
+        let mut keys = BTreeMap::new();
         for (k, e) in raw {
-            auths.entry(normalize_registry_host(&k)).or_insert(e);
+            let host = normalize_registry_host(&k);
+            keys.entry(host.clone()).or_insert(k);
+            auths.entry(host).or_insert(e);
         }
-        Ok(DockerConfig { auths })
+        Ok(DockerConfig {
+            auths,
+            keys,
+            creds_store,
+            cred_helpers,
+        })
+    }
+
+    /// The credential helper docker would ask for `registry`: its `credHelpers` entry, else
+    /// `credsStore`.
+    pub fn helper_for(&self, registry: &str) -> Option<&str> {
+        self.cred_helpers
+            .get(&normalize_registry_host(registry))
+            .or(self.creds_store.as_ref())
+            .map(String::as_str)
+    }
+
+    /// Credentials for `registry` as the docker CLI finds them: from its credential helper
+    /// when the config names one (running `docker-credential-<helper> get`), else from
+    /// `auths`. For command-line use only — the operator never runs programs for
+    /// credentials. Errors say what to do: a helper missing from `PATH`, failing, or
+    /// answering with an identity token (not supported) is an error, never a silent fall back
+    /// to anonymous access.
+    pub fn resolve(&self, registry: &str) -> Result<Option<Credentials>> {
+        let Some(helper) = self.helper_for(registry) else {
+            return self.credentials_for(registry);
+        };
+        let host = normalize_registry_host(registry);
+        let server = match self.keys.get(&host) {
+            Some(k) => k.clone(),
+            None if host == "docker.io" => "https://index.docker.io/v1/".to_string(),
+            None => host.clone(),
+        };
+        match run_credential_helper(helper, &server)? {
+            Some(c) => Ok(Some(c)),
+            // the helper has nothing for this registry: docker then tries `auths`
+            None => self.credentials_for(registry),
+        }
     }
 
     /// Where docker looks for its config: `$DOCKER_CONFIG/config.json`, else
@@ -194,6 +252,75 @@ impl DockerConfig {
     pub fn registries(&self) -> impl Iterator<Item = &str> {
         self.auths.keys().map(String::as_str)
     }
+}
+
+/// Runs `docker-credential-<helper> get` with `server` on standard input (the docker
+/// credential helper protocol); `Ok(None)` when it has no credentials for `server`.
+fn run_credential_helper(helper: &str, server: &str) -> Result<Option<Credentials>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{helper}");
+    let fail = |message: String| OciError::InvalidCredentials { message };
+    if helper.is_empty() || helper.contains(['/', '\\']) {
+        return Err(fail(format!(
+            "credential helper name {helper:?} is not valid"
+        )));
+    }
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            fail(format!(
+                "the docker config asks credential helper {program} for {server}, but it cannot be run ({e}); install it, or pass --username with REGISTRY_PASSWORD or --password-stdin"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // a helper that exits without reading is reported by its exit status below
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| fail(format!("{program} get: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let said = format!(
+            "{} {}",
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        if said.to_ascii_lowercase().contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(fail(format!(
+            "{program} get failed for {server} ({}): {}",
+            out.status,
+            said.trim()
+        )));
+    }
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(rename = "Username", default)]
+        username: String,
+        #[serde(rename = "Secret", default)]
+        secret: String,
+    }
+    let a: Answer = serde_json::from_str(&stdout).map_err(|e| {
+        fail(format!(
+            "{program} get answered with something other than credentials: {e}"
+        ))
+    })?;
+    if a.username == "<token>" {
+        return Err(fail(format!(
+            "{program} holds an identity token for {server}, which this client does not support; pass --username with REGISTRY_PASSWORD or --password-stdin"
+        )));
+    }
+    if a.username.is_empty() && a.secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Credentials::basic(a.username, a.secret)))
 }
 
 /// Builds credentials from the `data` of a Kubernetes Secret (values already base64-decoded,
@@ -440,6 +567,35 @@ mod tests {
         ] {
             assert!(parse_challenges(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn docker_config_names_the_credential_helper_per_host() {
+        let c = DockerConfig::from_slice(
+            br#"{"auths": {"https://index.docker.io/v1/": {}}, "credsStore": "desktop",
+                 "credHelpers": {"123.dkr.ecr.eu-west-1.amazonaws.com": "ecr-login"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.helper_for("docker.io"), Some("desktop"));
+        assert_eq!(c.helper_for("reg.example.com:5000"), Some("desktop"));
+        assert_eq!(
+            c.helper_for("123.dkr.ecr.eu-west-1.amazonaws.com"),
+            Some("ecr-login")
+        );
+        let plain = DockerConfig::from_slice(br#"{"auths": {"r.io": {"auth": "dTpw"}}}"#).unwrap();
+        assert_eq!(plain.helper_for("r.io"), None);
+        assert_eq!(
+            plain.resolve("r.io").unwrap(),
+            Some(Credentials::basic("u", "p"))
+        );
+        // a helper that cannot be run is an error that names it, not anonymous access
+        let missing =
+            DockerConfig::from_slice(br#"{"credsStore": "surely-not-installed-here"}"#).unwrap();
+        let err = missing.resolve("r.io").unwrap_err().to_string();
+        assert!(
+            err.contains("docker-credential-surely-not-installed-here"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -261,22 +261,7 @@ impl RegistryClient {
     /// path prefix before `/v2/`). User info in the URL is used as basic credentials when
     /// `credentials` is anonymous, and never printed.
     pub fn new(base_url: &str, credentials: Credentials, options: ClientOptions) -> Result<Self> {
-        let mut base = Url::parse(base_url.trim()).map_err(|e| OciError::InvalidConfig {
-            message: format!("registry URL {:?} is not a URL: {e}", redact_hint(base_url)),
-        })?;
-        if base.scheme() != "http" && base.scheme() != "https" {
-            return Err(OciError::InvalidConfig {
-                message: format!(
-                    "registry URL scheme must be http or https, not {}",
-                    base.scheme()
-                ),
-            });
-        }
-        if base.host_str().is_none() {
-            return Err(OciError::InvalidConfig {
-                message: "registry URL has no host".to_string(),
-            });
-        }
+        let mut base = parse_base_url(base_url)?;
         let mut credentials = credentials;
         if !base.username().is_empty() {
             if credentials == Credentials::Anonymous {
@@ -286,12 +271,6 @@ impl RegistryClient {
             }
             let _ = base.set_username("");
             let _ = base.set_password(None);
-        }
-        base.set_query(None);
-        base.set_fragment(None);
-        if !base.path().ends_with('/') {
-            let p = format!("{}/", base.path());
-            base.set_path(&p);
         }
         if options.max_concurrency == 0 {
             return Err(OciError::InvalidConfig {
@@ -1052,7 +1031,8 @@ impl RegistryClient {
 
     /// The `created` time of an image config blob. Remembered by digest in the client's
     /// [`AgeCache`] (its own, or the one [`ClientOptions::age_cache`] shares), so a config is
-    /// read once. `Ok(None)` when the config has no (parseable) `created`. The blob is
+    /// read once. `Ok(None)` when the config has no usable `created` (missing, unparseable,
+    /// or a reproducible-build placeholder: [`crate::oci::manifest::build_time`]). The blob is
     /// verified against its digest before it is believed.
     pub async fn config_created(
         &self,
@@ -1094,7 +1074,7 @@ impl RegistryClient {
         })?;
         let created = c
             .created
-            .and_then(|v| v.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok()));
+            .and_then(|v| v.as_str().and_then(super::manifest::build_time));
         self.inner.created_cache.insert(config_digest, created);
         Ok(created)
     }
@@ -1353,6 +1333,42 @@ impl RegistryClient {
 /// page of a listing that asked for a page size.
 fn is_page_size_refusal(e: &OciError) -> bool {
     matches!(e, OciError::UnexpectedStatus { status: 400, .. })
+}
+
+/// A registry's base URL, checked and normalised: `http` or `https` with a host; query and
+/// fragment dropped; a trailing `/v2` (the API root, which people copy from curl commands)
+/// removed; the path ending in `/`. Credentials in the URL are kept for the caller.
+pub fn parse_base_url(input: &str) -> Result<Url> {
+    let input = input.trim();
+    let invalid = |message: String| OciError::InvalidConfig { message };
+    if !input.contains("://") {
+        return Err(invalid(format!(
+            "registry URL {:?} has no scheme: write http://{0} or https://{0}",
+            redact_hint(input)
+        )));
+    }
+    let mut base = Url::parse(input).map_err(|e| {
+        invalid(format!(
+            "registry URL {:?} is not a URL: {e}",
+            redact_hint(input)
+        ))
+    })?;
+    if base.scheme() != "http" && base.scheme() != "https" {
+        return Err(invalid(format!(
+            "registry URL scheme must be http or https, not {}",
+            base.scheme()
+        )));
+    }
+    if base.host_str().is_none() {
+        return Err(invalid("registry URL has no host".to_string()));
+    }
+    base.set_query(None);
+    base.set_fragment(None);
+    let path = base.path().trim_end_matches('/');
+    let path = path.strip_suffix("/v2").unwrap_or(path);
+    let path = format!("{path}/");
+    base.set_path(&path);
+    Ok(base)
 }
 
 fn parse_zot_time(s: &str) -> Option<jiff::Timestamp> {

@@ -194,17 +194,47 @@ impl Manifest {
         a.and_then(|a| a.get(key)).map(String::as_str)
     }
 
-    /// The `org.opencontainers.image.created` annotation, parsed.
+    /// The `org.opencontainers.image.created` annotation, parsed; `None` when it is missing,
+    /// unparseable or a placeholder (see [`build_time`]).
     pub fn created_annotation(&self) -> Option<jiff::Timestamp> {
         self.annotation("org.opencontainers.image.created")
-            .and_then(|s| s.parse().ok())
+            .and_then(build_time)
     }
+}
+
+/// Build times before this (2000-01-01T00:00:00Z) are placeholders, not times.
+const EARLIEST_BUILD_TIME: i64 = 946_684_800;
+
+/// An image's build time (config `created`, or the `created` annotation) as a usable age, or
+/// `None` when it is missing, unparseable or a placeholder. Reproducible builds write fixed
+/// times — ko, Jib, Bazel's rules_oci and Nix the Unix epoch, buildpacks 1980-01-01,
+/// go-containerregistry the zero time 0001-01-01 — and taking those as real would make an
+/// image pushed a minute ago look decades old, past every `minAge`. Such an image has an
+/// unknown age instead, which protects it.
+pub fn build_time(s: &str) -> Option<jiff::Timestamp> {
+    let t: jiff::Timestamp = s.trim().parse().ok()?;
+    (t.as_second() >= EARLIEST_BUILD_TIME).then_some(t)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn reproducible_build_placeholders_are_no_build_time() {
+        for placeholder in [
+            "1970-01-01T00:00:00Z",
+            "1980-01-01T00:00:01Z",
+            "0001-01-01T00:00:00Z",
+            "1999-12-31T23:59:59Z",
+        ] {
+            assert_eq!(build_time(placeholder), None, "{placeholder}");
+        }
+        assert_eq!(build_time("not a time"), None);
+        let t = build_time("2026-11-20T10:00:00.5+01:00").unwrap();
+        assert_eq!(t.to_string(), "2026-11-20T09:00:00.5Z");
+    }
 
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

@@ -24,8 +24,8 @@ pub mod transport;
 pub use auth::{credentials_from_secret_data, Credentials, DockerConfig};
 pub use cache::AgeCache;
 pub use client::{
-    Capabilities, DeleteOutcome, Health, Referrers, ReferrersSource, RegistryClient, TagCheck,
-    TagHeads, TagStats, ZotInfo,
+    parse_base_url, Capabilities, DeleteOutcome, Health, Referrers, ReferrersSource,
+    RegistryClient, TagCheck, TagHeads, TagStats, ZotInfo,
 };
 pub use error::{OciError, Operation, Result};
 pub use manifest::{media_types, Manifest, ManifestContent, ManifestHead};

@@ -282,7 +282,9 @@ impl fmt::Display for ProtectReason {
             ProtectReason::OtherPolicy { policy, reason } => {
                 write!(f, "by policy {policy}: {reason}")
             }
-            ProtectReason::UnknownAge => f.write_str("push time unknown"),
+            ProtectReason::UnknownAge => f.write_str(
+                "age unknown: no push time, and no build time (or a placeholder such as 1970-01-01)",
+            ),
             ProtectReason::TooYoung { age, min_age } => write!(
                 f,
                 "pushed {} ago, within the {} grace period (protect.minAge)",

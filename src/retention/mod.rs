@@ -78,4 +78,4 @@ pub use plan::{
     TagDecision,
 };
 pub use policy::{InvalidPolicy, Limits, Policy, PolicyError};
-pub use report::{candidates, headline, Report, ReportedDecision, Summary};
+pub use report::{candidates, headline, IncompleteRepository, Report, ReportedDecision, Summary};

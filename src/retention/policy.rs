@@ -27,7 +27,7 @@ pub enum PolicyError {
         message: String,
     },
     /// A Go duration does not parse.
-    #[error("{field}: invalid duration {value:?}: {message} (Go syntax, e.g. 720h, 1h30m)")]
+    #[error("{field}: invalid duration {value:?}: {message}")]
     BadDuration {
         /// Path of the field (`keep[0].pushedWithin`).
         field: String,
@@ -387,7 +387,12 @@ fn anchored(field: String, re: &str, errors: &mut Vec<PolicyError>) -> Option<Re
             errors.push(PolicyError::BadRegex {
                 field,
                 value: re.to_owned(),
-                message: e.to_string(),
+                // the regex crate draws a caret diagram over several lines
+                message: e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
             });
             None
         }

@@ -72,8 +72,22 @@ pub struct Report {
     /// Notes about the plan (unsupported criteria, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Repositories whose listing was incomplete, with why: nothing in them is deleted this
+    /// run, and tags that could not be read have no decision.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub incomplete_repositories: Vec<IncompleteRepository>,
     /// Every tag's decision, by repository and tag.
     pub decisions: Vec<ReportedDecision>,
+}
+
+/// A repository the run could not read completely.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncompleteRepository {
+    /// Repository.
+    pub repository: String,
+    /// What failed.
+    pub reason: String,
 }
 
 impl Summary {
@@ -137,6 +151,16 @@ impl Report {
             summary: Summary::of(plan),
             blast_radius_exceeded: plan.check_blast_radius().err().map(|e| e.to_string()),
             notes: plan.notes.clone(),
+            incomplete_repositories: plan
+                .repositories
+                .iter()
+                .filter_map(|r| {
+                    r.incomplete.as_ref().map(|why| IncompleteRepository {
+                        repository: r.name.to_string(),
+                        reason: why.to_string(),
+                    })
+                })
+                .collect(),
             decisions: plan
                 .decisions()
                 .map(|(r, t)| ReportedDecision {
@@ -233,6 +257,13 @@ impl Report {
             let _ = writeln!(
                 out,
                 "blast-radius limit exceeded: {breach}; nothing will be deleted"
+            );
+        }
+        for r in &self.incomplete_repositories {
+            let _ = writeln!(
+                out,
+                "incomplete: {}: {}; nothing in it is deleted this run",
+                r.repository, r.reason
             );
         }
         for note in &self.notes {
