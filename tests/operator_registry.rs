@@ -307,3 +307,42 @@ async fn an_external_registry_answering_v2_becomes_ready_with_health_and_latency
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_signs_in_to_a_managed_zot_with_the_account_auth_names() {
+    use registry_operator::controller::target;
+    use registry_operator::oci::{ClientOptions, Credentials};
+    let h = Harness::start().await;
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
+    let reg = managed(
+        "main",
+        json!({
+            "version": "v2.1.20",
+            "auth": {
+                "htpasswdSecretRef": {"name": "main-htpasswd"},
+                "operatorCredentialsSecretRef": {"name": "main-retention"},
+            },
+        }),
+    );
+    let options = ClientOptions::default();
+    let resolve = || target::resolve(&h.client, &reg, &options, "cluster.local");
+    // the Secret is missing: that is the error, not an anonymous attempt
+    let err = resolve().await.unwrap_err();
+    assert_eq!(err.reason(), "SecretNotFound", "{err}");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "main-retention"},
+                "type": "kubernetes.io/basic-auth",
+                "stringData": {"username": "retention", "password": "s3cret"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let t = resolve().await.unwrap();
+    assert_eq!(t.url, "http://main.default.svc.cluster.local:5000");
+    assert_eq!(t.credentials, Credentials::basic("retention", "s3cret"));
+    h.stop().await;
+}

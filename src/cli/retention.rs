@@ -285,7 +285,7 @@ fn purge(args: &PurgeArgs) -> Result<u8, Failure> {
     if shown.plan.counts.errors > 0 {
         return Err(Failure::failed(format!(
             "{}; nothing deleted — purge a project only when all of it can be read",
-            incomplete_line(&shown)
+            shown.incomplete_line(5).unwrap_or_default()
         )));
     }
     if shown.plan.counts.deletions == 0 {
@@ -534,6 +534,7 @@ fn conclude(result: &RunResult, output: Output, all: bool, verb: Verb) -> Result
     }
     let failed_items = result.execution.as_ref().map_or(0, |e| e.counts.errors);
     let incomplete = result.plan.counts.errors;
+    let incomplete_line = |r: &RunResult| r.incomplete_line(5).unwrap_or_default();
     match (incomplete, failed_items) {
         (0, 0) => Ok(0),
         (0, n) => Err(Failure::failed(format!("{n} deletions failed"))),
@@ -556,37 +557,6 @@ fn blast_radius_failure(b: &crate::retention::LimitBreach, verb: Verb) -> Failur
             "blast radius: {b}; nothing was deleted (raise {setting} to allow it)"
         )],
     }
-}
-
-/// `2 repositories could not be read completely and were left untouched: a (why), b (why)`.
-fn incomplete_line(result: &RunResult) -> String {
-    let repos: Vec<String> = result
-        .plan
-        .repositories
-        .iter()
-        .filter_map(|r| {
-            r.incomplete
-                .as_ref()
-                .map(|why| format!("{} ({why})", r.name))
-        })
-        .collect();
-    let shown = repos.len().min(5);
-    let more = if repos.len() > shown {
-        format!(", and {} more", repos.len() - shown)
-    } else {
-        String::new()
-    };
-    format!(
-        "{} {} could not be read completely and {} left untouched: {}{more}",
-        repos.len(),
-        if repos.len() == 1 {
-            "repository"
-        } else {
-            "repositories"
-        },
-        if repos.len() == 1 { "was" } else { "were" },
-        repos[..shown].join("; ")
-    )
 }
 
 fn print_result(result: &RunResult, output: Output, all: bool) -> Result<(), Failure> {

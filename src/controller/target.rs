@@ -116,6 +116,26 @@ async fn secret_data(
     Ok((secret.type_, data))
 }
 
+/// The credentials in the Secret `secret` names (anonymous without one), for `host`.
+async fn credentials(
+    client: &Client,
+    namespace: &str,
+    secret: Option<&crate::api::common::SecretRef>,
+    host: &str,
+) -> Result<Credentials, ControllerError> {
+    let Some(r) = secret else {
+        return Ok(Credentials::Anonymous);
+    };
+    let (type_, data) = secret_data(client, namespace, &r.name).await?;
+    credentials_from_secret_data(type_.as_deref(), &data, host).map_err(|e| {
+        ControllerError::SecretInvalid {
+            namespace: namespace.to_string(),
+            name: r.name.clone(),
+            message: e.to_string(),
+        }
+    })
+}
+
 /// [`resolve`] with the operator's client, registry client options and cluster domain.
 pub async fn resolve_with(ctx: &Context, registry: &Registry) -> Result<Target, ControllerError> {
     resolve(
@@ -137,28 +157,29 @@ pub async fn resolve(
     let namespace = registry.namespace().unwrap_or_default();
     let mut options = base.clone();
     let hosts = hosts(registry, cluster_domain);
+    let host = hosts.first().cloned().unwrap_or_default();
     let Some(ext) = &registry.spec.external else {
+        // A managed zot with htpasswd: the operator signs in with the account named in
+        // `auth.operatorCredentialsSecretRef` (anonymous without one).
+        let secret = registry
+            .spec
+            .auth
+            .as_ref()
+            .and_then(|a| a.operator_credentials_secret_ref.as_ref());
         return Ok(Target {
             url: managed_url(registry, cluster_domain),
-            credentials: Credentials::Anonymous,
+            credentials: credentials(client, &namespace, secret, &host).await?,
             options,
             hosts,
         });
     };
-    let host = hosts.first().cloned().unwrap_or_default();
-    let credentials = match &ext.credentials_secret_ref {
-        None => Credentials::Anonymous,
-        Some(r) => {
-            let (type_, data) = secret_data(client, &namespace, &r.name).await?;
-            credentials_from_secret_data(type_.as_deref(), &data, &host).map_err(|e| {
-                ControllerError::SecretInvalid {
-                    namespace: namespace.clone(),
-                    name: r.name.clone(),
-                    message: e.to_string(),
-                }
-            })?
-        }
-    };
+    let credentials = credentials(
+        client,
+        &namespace,
+        ext.credentials_secret_ref.as_ref(),
+        &host,
+    )
+    .await?;
     if let Some(r) = &ext.ca_secret_ref {
         let key = r.key.as_deref().unwrap_or(DEFAULT_CA_KEY);
         let (_, data) = secret_data(client, &namespace, &r.name).await?;

@@ -179,6 +179,39 @@ impl RunResult {
         Report::new(&self.plan)
     }
 
+    /// `2 repositories could not be read completely and were left untouched: a (why); b
+    /// (why)`, naming at most `max` of them; `None` when every repository was read.
+    pub fn incomplete_line(&self, max: usize) -> Option<String> {
+        let repos: Vec<String> = self
+            .plan
+            .repositories
+            .iter()
+            .filter_map(|r| {
+                r.incomplete
+                    .as_ref()
+                    .map(|why| format!("{} ({why})", r.name))
+            })
+            .collect();
+        if repos.is_empty() {
+            return None;
+        }
+        let shown = repos.len().min(max.max(1));
+        let more = match repos.len() - shown {
+            0 => String::new(),
+            n => format!("; and {n} more"),
+        };
+        let (noun, verb) = if repos.len() == 1 {
+            ("repository", "was")
+        } else {
+            ("repositories", "were")
+        };
+        Some(format!(
+            "{} {noun} could not be read completely and {verb} left untouched: {}{more}",
+            repos.len(),
+            repos[..shown].join("; ")
+        ))
+    }
+
     /// The outcome for a policy's status.
     pub fn outcome(&self) -> RunOutcome {
         if self.blocked.is_some() {
@@ -206,6 +239,10 @@ impl RunResult {
             (Some(b), _) => format!("nothing deleted: {b}"),
             (None, Some(e)) => e.headline(),
             (None, None) => headline(&self.plan.policy, self.plan.mode, &Summary::of(&self.plan)),
+        };
+        let message = match self.incomplete_line(3) {
+            Some(line) => format!("{message}; {line}"),
+            None => message,
         };
         RunSummary {
             start_time: k8s_time(self.started),
