@@ -332,19 +332,56 @@ fn the_chart_and_kustomize_grant_the_operator_the_same_rules() {
     }
 }
 
+/// The documented argocd-cm ConfigMap with the health check.
+fn argocd_cm() -> Value {
+    docs(&std::fs::read_to_string(root().join("docs/gitops/argocd-cm-health.yaml")).unwrap())
+        .remove(0)
+}
+
+/// The health script, from the `registry-operator.dev/*` entry of `resource.customizations`
+/// (the only key where Argo CD accepts a wildcard group/kind).
+fn argocd_health_script() -> String {
+    let cm = argocd_cm();
+    let customizations: Value = serde_yaml::from_str(
+        cm["data"]["resource.customizations"]
+            .as_str()
+            .expect("data.resource.customizations is a string"),
+    )
+    .unwrap();
+    customizations["registry-operator.dev/*"]["health.lua"]
+        .as_str()
+        .expect("resource.customizations has registry-operator.dev/* with health.lua")
+        .to_string()
+}
+
+#[test]
+fn the_argocd_configmap_has_only_keys_the_api_server_accepts() {
+    // apimachinery's IsConfigMapKey: [-._a-zA-Z0-9]+, at most 253 characters, not "." or "..".
+    let key_regex = regex::Regex::new(r"^[-._a-zA-Z0-9]+$").unwrap();
+    let cm = argocd_cm();
+    assert_eq!(cm["kind"], "ConfigMap");
+    let data = cm["data"].as_object().expect("data");
+    assert!(!data.is_empty());
+    for (key, value) in data {
+        assert!(
+            key_regex.is_match(key) && key.len() <= 253 && key != "." && key != "..",
+            "{key:?} is not a valid ConfigMap key ([-._a-zA-Z0-9]+)"
+        );
+        assert!(
+            value.is_string(),
+            "{key}: ConfigMap data values are strings"
+        );
+    }
+}
+
 /// Runs the Argo CD health script (Lua 5.1, like Argo CD's gopher-lua) on one object.
 fn argocd_health(object: &Value) -> (String, String) {
-    let cm =
-        docs(&std::fs::read_to_string(root().join("docs/gitops/argocd-cm-health.yaml")).unwrap())
-            .remove(0);
-    let script = cm["data"]["resource.customizations.health.registry-operator.dev_*"]
-        .as_str()
-        .unwrap();
+    let script = argocd_health_script();
     let lua = mlua::Lua::new();
     use mlua::LuaSerdeExt;
     let obj = lua.to_value(object).unwrap();
     lua.globals().set("obj", obj).unwrap();
-    let hs: mlua::Table = lua.load(script).eval().unwrap();
+    let hs: mlua::Table = lua.load(script.as_str()).eval().unwrap();
     (
         hs.get::<String>("status").unwrap(),
         hs.get::<String>("message").unwrap(),
