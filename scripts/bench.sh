@@ -10,10 +10,11 @@
 # with the default sets on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The benchmarks need the registry (and skopeo for its loop), not the tests' venv, helm or kubectl.
 if [ "${BENCH_SKOPEO:-1}" != 0 ]; then
-  SETUP_SKOPEO=1 scripts/setup.sh || scripts/setup.sh
+  SETUP_TEST_TOOLS=0 SETUP_SKOPEO=1 scripts/setup.sh || SETUP_TEST_TOOLS=0 scripts/setup.sh
 else
-  scripts/setup.sh
+  SETUP_TEST_TOOLS=0 scripts/setup.sh
 fi
 if [ "${BENCH_SKOPEO:-1}" != 0 ] && ! command -v skopeo >/dev/null; then
   echo "bench: skopeo could not be installed; skipping the skopeo loop" >&2
