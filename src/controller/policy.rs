@@ -1,7 +1,8 @@
 //! The RetentionPolicy and ClusterRetentionPolicy reconcilers.
 //!
 //! A run happens when a policy is created or its spec changes, when its schedule is due, and
-//! when the `registry-operator.dev/run-requested-at` annotation gets a new value. A run resolves
+//! when the `registry-operator.dev/run-requested-at` annotation gets a new value — never while
+//! `spec.suspend` is true (a request made then waits; resuming starts one run). A run resolves
 //! the target registries, the other policies that apply to each (their keep entries veto
 //! deletions), and the images the cluster runs; then the engine plans and, in Enforce mode,
 //! deletes. Never two runs against one registry at once. Status carries the last run, a bounded
@@ -244,6 +245,36 @@ async fn reconcile_view(
         schedule: schedule.as_ref(),
         suspended: view.rules.suspend.unwrap_or(false),
     };
+    if state.suspended {
+        // No run of any kind; a request made meanwhile is reported and runs on resume.
+        status.next_run_time = None;
+        let message = match trigger::pending_request(&state) {
+            Some(value) => format!(
+                "suspended (spec.suspend): the run requested by {RUN_REQUESTED_AT}={value} has not started; it starts when spec.suspend is false"
+            ),
+            None => "suspended (spec.suspend): no scheduled, spec-change or requested runs; one run starts when spec.suspend is false".to_string(),
+        };
+        let reported = view
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.reason == "Suspended" && c.message == message);
+        if !reported && trigger::pending_request(&state).is_some() {
+            ctx.publish(
+                &view.object_ref,
+                EventType::Normal,
+                "Suspended",
+                "Run",
+                &message,
+            )
+            .await;
+        }
+        return Ok(Outcome {
+            health: Health::ready("Suspended", message),
+            requeue: ctx.settings.policy_resync,
+            status,
+        });
+    }
     let Some(trigger) = trigger::due(&state, now) else {
         status.next_run_time = trigger::next_run(&state).map(|t| t.to_string());
         let requeue = trigger::requeue_after(
