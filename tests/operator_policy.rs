@@ -2,7 +2,8 @@
 //! distribution registry: Plan shows candidates and touches nothing; Enforce deletes exactly the
 //! expected tags; Pods protect their images by tag and by digest; a ClusterRetentionPolicy's keep
 //! vetoes a namespaced deletion; a blast-radius breach deletes nothing and stalls; purge removes
-//! a project except what runs; a suspended policy runs not at all until resumed.
+//! a project except what runs; a suspended policy runs not at all until resumed; an invalid
+//! policy on the same registry stalls an Enforce run, named in the message.
 
 mod operator;
 mod support;
@@ -11,6 +12,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use registry_operator::api::retention::RunOutcome;
 use registry_operator::api::{ClusterRetentionPolicy, Registry, RetentionPolicy};
 use registry_operator::oci::{ClientOptions, Credentials, RegistryClient};
 use serde_json::json;
@@ -531,5 +533,55 @@ async fn suspending_an_enforce_policy_deletes_nothing_until_it_is_resumed() {
     assert_eq!(status.last_run.unwrap().deleted, 1);
     assert_eq!(status.last_run_request.as_deref(), Some("now"));
     assert_eq!(f.tags("team-a/web").await, set(&["v5", "v6"]));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_policy_on_the_same_registry_stalls_an_enforce_run_and_is_named() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    external_registry(&h, &f.registry.url, json!({})).await;
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(&PostParams::default(), &policy("bad", json!({
+            "mode": "Plan", "repositories": {"include": ["team-a/**"]}, "keep": [{"tags": {"regex": "v(1"}}],
+        })))
+        .await
+        .unwrap();
+    wait_for("the invalid policy to stall", || async {
+        let p = policies.get("bad").await.unwrap();
+        condition(&p, "Stalled").filter(|c| c.status == "True")
+    })
+    .await;
+    policies
+        .create(&PostParams::default(), &policy("web", json!({
+            "mode": "Enforce", "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
+        })))
+        .await
+        .unwrap();
+    let done = wait_run(&policies, "web", 1).await;
+    let run = done.status.as_ref().unwrap().last_run.clone().unwrap();
+    assert_eq!(
+        (run.outcome, run.deleted),
+        (RunOutcome::Failed, 0),
+        "{run:?}"
+    );
+    let stalled = condition(&done, "Stalled").expect("Stalled condition");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "InvalidSpec"),
+        "a person must act, waiting does not help: {stalled:?}"
+    );
+    assert!(
+        stalled.message.contains("RetentionPolicy default/bad")
+            && stalled.message.contains("keep[0]"),
+        "the message names the other policy and its problem: {}",
+        stalled.message
+    );
+    assert!(
+        condition(&done, "Reconciling").is_none_or(|c| c.status != "True"),
+        "not reported as a registry that may come back"
+    );
+    assert_eq!(f.tags("team-a/web").await.len(), 5, "nothing deleted");
     h.stop().await;
 }

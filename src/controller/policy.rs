@@ -349,6 +349,9 @@ async fn reconcile_view(
     let mut messages = Vec::new();
     let mut blast: Option<String> = None;
     let mut unreachable: Option<String> = None;
+    // The first error only a person can fix (another policy on the registry is invalid, a
+    // credentials Secret is malformed): the policy is Stalled with its reason, not retried.
+    let mut permanent: Option<(&'static str, String)> = None;
     let cluster = matches!(view.kind, Kind::Cluster { .. });
     for registry in &registries {
         let reg_key = format!(
@@ -420,7 +423,11 @@ async fn reconcile_view(
                 let m = format!("{reg_key}: {e}");
                 warn!(policy = %view.display, registry = %reg_key, reason = e.reason(), error = %e, "retention run failed");
                 messages.push(m.clone());
-                unreachable = Some(m);
+                if e.is_permanent() {
+                    permanent.get_or_insert((e.reason(), m));
+                } else {
+                    unreachable = Some(m);
+                }
             }
         }
     }
@@ -465,6 +472,12 @@ async fn reconcile_view(
             EventType::Warning,
             "BlastRadiusExceeded",
         )
+    } else if let Some((reason, m)) = &permanent {
+        (
+            Health::stalled(reason, m.clone()),
+            EventType::Warning,
+            *reason,
+        )
     } else if let Some(u) = &unreachable {
         (
             Health::reconciling("RegistryUnreachable", u.clone()),
@@ -488,7 +501,7 @@ async fn reconcile_view(
         summary.message.as_deref().unwrap_or_default(),
     )
     .await;
-    let requeue = if unreachable.is_some() {
+    let requeue = if blast.is_none() && permanent.is_none() && unreachable.is_some() {
         ctx.backoff(&format!("policy/{}", view.display))
     } else {
         requeue.unsigned_abs()
@@ -594,7 +607,7 @@ async fn other_policies(
         }
         match Policy::compile(&name, &p.spec.rules) {
             Ok(c) => out.push(c),
-            Err(_) => invalid.push(format!("RetentionPolicy {name}")),
+            Err(e) => invalid.push(format!("RetentionPolicy {name} ({})", problems_of(&e))),
         }
     }
     let cluster_policies = pctx.cluster_policies.state();
@@ -623,16 +636,33 @@ async fn other_policies(
         }
         match Policy::compile(&name, &p.spec.rules) {
             Ok(c) => out.push(c),
-            Err(_) => invalid.push(format!("ClusterRetentionPolicy {name}")),
+            Err(e) => invalid.push(format!(
+                "ClusterRetentionPolicy {name} ({})",
+                problems_of(&e)
+            )),
         }
     }
     if !invalid.is_empty() && view.rules.mode == PolicyMode::Enforce {
+        let (applies, is, its, it) = if invalid.len() == 1 {
+            ("applies", "is", "its", "it")
+        } else {
+            ("apply", "are", "their", "them")
+        };
         return Err(ControllerError::InvalidSpec(format!(
-            "nothing deleted: {} also applies to this registry and is invalid, so its keep entries cannot be honoured",
+            "nothing deleted: {} also {applies} to this registry and {is} invalid, so {its} keep entries cannot be honoured; fix or delete {it}",
             invalid.join(", ")
         )));
     }
     Ok(out)
+}
+
+/// An invalid policy's problems, `; `-separated.
+fn problems_of(e: &crate::retention::InvalidPolicy) -> String {
+    e.errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 async fn run_on_registry(
