@@ -346,6 +346,12 @@ async fn an_invalid_policy_stalls_and_a_run_request_runs_again() {
         "every problem is named: {}",
         stalled.message
     );
+    wait_for("a counted InvalidSpec failure", || async {
+        h.metric("registry_operator_reconcile_failures_total{controller=\"retentionpolicy\",reason=\"InvalidSpec\"}")
+            .await
+            .filter(|n| *n >= 1.0)
+    })
+    .await;
 
     policies
         .patch(

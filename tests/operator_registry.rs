@@ -1,7 +1,9 @@
 //! The operator's Registry controller against the Kubernetes API test double: a managed
 //! Registry becomes a ConfigMap, Services and a StatefulSet owned by it; a spec change rolls the
 //! config hash; an invalid spec stalls with the renderer's message and deploys nothing; a
-//! converged Registry causes no further writes.
+//! converged Registry causes no further writes; an external registry that stops answering is
+//! reported in status, and counted in the failure
+//! metric.
 
 mod operator;
 
@@ -287,6 +289,13 @@ async fn an_external_registry_answering_v2_becomes_ready_with_health_and_latency
         .items
         .is_empty());
 
+    let unreachable = "registry_operator_reconcile_failures_total{controller=\"registry\",reason=\"RegistryUnreachable\"}";
+    assert_eq!(
+        h.metric(unreachable).await,
+        None,
+        "no failure while it answers"
+    );
+
     // The registry goes away: the Registry reports it, with the error, and is no longer Ready.
     drop(real);
     let down = wait_for("Ready=False after the registry stops", || async {
@@ -305,5 +314,11 @@ async fn an_external_registry_answering_v2_becomes_ready_with_health_and_latency
             .as_deref(),
         Some("RegistryUnreachable")
     );
+    // An alert on rising reconcile failures sees it.
+    let failures = wait_for("a counted RegistryUnreachable failure", || async {
+        h.metric(unreachable).await
+    })
+    .await;
+    assert!(failures >= 1.0, "{failures}");
     h.stop().await;
 }

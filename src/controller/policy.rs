@@ -24,7 +24,10 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::Mutex as AsyncMutex;
 use tracing::{info, warn};
 
-use super::conditions::{conditions_for, differ_ignoring_timestamps, Health};
+use super::conditions::{
+    conditions_for, differ_ignoring_timestamps, Health, PENDING, WAITING_FOR_CACHES,
+    WAITING_FOR_IN_USE_INDEX,
+};
 use super::context::Context;
 use super::error::ControllerError;
 use super::inuse::InUseIndex;
@@ -296,7 +299,7 @@ async fn reconcile_view(
     if view.rules.protects_in_use() && !pctx.in_use.synced() {
         return Ok(Outcome {
             health: Health::reconciling(
-                "WaitingForInUseIndex",
+                WAITING_FOR_IN_USE_INDEX,
                 "waiting for the list of images Pods run before planning",
             ),
             requeue: Duration::from_secs(2),
@@ -307,7 +310,7 @@ async fn reconcile_view(
     if !pctx.caches_ready().await {
         return Ok(Outcome {
             health: Health::reconciling(
-                "WaitingForCaches",
+                WAITING_FOR_CACHES,
                 "waiting for the list of retention policies",
             ),
             requeue: Duration::from_secs(2),
@@ -529,7 +532,7 @@ fn current_health(status: &RetentionPolicyStatus) -> Health {
     }
     match status.conditions.iter().find(|c| c.type_ == "Ready") {
         Some(c) => Health::reconciling(&c.reason, c.message.clone()),
-        None => Health::reconciling("Pending", "waiting for the first run"),
+        None => Health::reconciling(PENDING, "waiting for the first run"),
     }
 }
 
@@ -747,6 +750,17 @@ async fn finish(
     }
     if matches!(outcome.health, Health::Ready { .. }) {
         ctx.reset_backoff(&format!("policy/{}", view.display));
+    }
+    // A reconcile that ends in a failure condition counts as failed, like one that returns an
+    // error (counted in error_policy_for).
+    if let Some(reason) = outcome.health.failure_reason() {
+        ctx.metrics
+            .failures
+            .get_or_create(&FailureLabels {
+                controller: view.controller(),
+                reason: reason.to_string(),
+            })
+            .inc();
     }
     Ok(Action::requeue(outcome.requeue.max(Duration::from_secs(1))))
 }

@@ -24,7 +24,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::builders::{desired_registry, RegistryRef};
-use super::conditions::{conditions_for, differ_ignoring_timestamps, Health};
+use super::conditions::{conditions_for, differ_ignoring_timestamps, Health, ROLLING_OUT};
 use super::context::{Context, FIELD_MANAGER};
 use super::error::ControllerError;
 use super::metrics::{ControllerLabels, FailureLabels};
@@ -82,6 +82,17 @@ async fn reconcile_inner(registry: &Registry, ctx: &Context) -> Result<Action, C
     };
     status.conditions = conditions_for(&previous.conditions, &health_state, generation, now);
     write_status_if_changed(registry, ctx, &previous, status).await?;
+    // A reconcile that ends in a failure condition is a failed reconcile, like one that
+    // returns an error (counted in error_policy): an alert on rising failures sees both.
+    if let Some(reason) = health_state.failure_reason() {
+        ctx.metrics
+            .failures
+            .get_or_create(&FailureLabels {
+                controller: CONTROLLER,
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
     Ok(Action::requeue(requeue))
 }
 
@@ -125,13 +136,6 @@ async fn reconcile_managed(
                 &message,
             )
             .await;
-            ctx.metrics
-                .failures
-                .get_or_create(&FailureLabels {
-                    controller: CONTROLLER,
-                    reason: "InvalidSpec".into(),
-                })
-                .inc();
             return Ok((
                 Health::stalled("InvalidSpec", message),
                 ctx.settings.health_interval,
@@ -167,7 +171,7 @@ async fn reconcile_managed(
             desired.version
         );
         return Ok((
-            Health::reconciling("RollingOut", msg),
+            Health::reconciling(ROLLING_OUT, msg),
             Duration::from_secs(10),
         ));
     }

@@ -99,6 +99,20 @@ impl Harness {
             .collect()
     }
 
+    /// The value of one series on the operator's `/metrics`, named with its labels exactly as
+    /// exported (`name{label="value",…}`); None when the series does not exist (yet).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = reqwest::get(&self.metrics_url)
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     /// Writes (create, update, patch, delete) sent so far.
     pub fn writes(&self) -> usize {
         self.server
