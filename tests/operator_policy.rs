@@ -346,6 +346,10 @@ async fn an_invalid_policy_stalls_and_a_run_request_runs_again() {
         "every problem is named: {}",
         stalled.message
     );
+    wait_for("an InvalidSpec event", || async {
+        Some(h.events("bad", "InvalidSpec").await).filter(|e| !e.is_empty())
+    })
+    .await;
     wait_for("a counted InvalidSpec failure", || async {
         h.metric("registry_operator_reconcile_failures_total{controller=\"retentionpolicy\",reason=\"InvalidSpec\"}")
             .await

@@ -2,8 +2,7 @@
 //! Registry becomes a ConfigMap, Services and a StatefulSet owned by it; a spec change rolls the
 //! config hash; an invalid spec stalls with the renderer's message and deploys nothing; a
 //! converged Registry causes no further writes; an external registry that stops answering is
-//! reported in status, and counted in the failure
-//! metric.
+//! reported in status, counted in the failure metric and published as one Event.
 
 mod operator;
 
@@ -320,5 +319,25 @@ async fn an_external_registry_answering_v2_becomes_ready_with_health_and_latency
     })
     .await;
     assert!(failures >= 1.0, "{failures}");
+    // One Warning Event for the problem, not one per health check.
+    let events = wait_for("a RegistryUnreachable event", || async {
+        Some(h.events("dist", "RegistryUnreachable").await).filter(|e| !e.is_empty())
+    })
+    .await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].type_.as_deref(), Some("Warning"));
+    let event_writes = || {
+        h.operator_requests()
+            .iter()
+            .filter(|r| r.resource == "events" && r.is_write())
+            .count()
+    };
+    let before = event_writes();
+    tokio::time::sleep(Duration::from_secs(5)).await; // two more health checks
+    assert_eq!(
+        event_writes(),
+        before,
+        "the same problem is not published again"
+    );
     h.stop().await;
 }

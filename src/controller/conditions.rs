@@ -57,6 +57,15 @@ impl Health {
         }
     }
 
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            Health::Ready { message, .. }
+            | Health::Reconciling { message, .. }
+            | Health::Stalled { message, .. } => message,
+        }
+    }
+
     /// The reason, when this is a failure: Stalled, or Reconciling for a problem (an
     /// unreachable registry, a missing Secret or Registry) rather than for progress
     /// ([`PROGRESS_REASONS`]).

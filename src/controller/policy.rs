@@ -191,6 +191,8 @@ struct Outcome {
     health: Health,
     requeue: Duration,
     status: RetentionPolicyStatus,
+    /// A run happened and published its own Event.
+    ran: bool,
 }
 
 async fn reconcile_view(
@@ -236,6 +238,7 @@ async fn reconcile_view(
             health: Health::stalled("InvalidSpec", problems.join("; ")),
             requeue: ctx.settings.policy_resync,
             status,
+            ran: false,
         });
     };
 
@@ -276,6 +279,7 @@ async fn reconcile_view(
             health: Health::ready("Suspended", message),
             requeue: ctx.settings.policy_resync,
             status,
+            ran: false,
         });
     }
     let Some(trigger) = trigger::due(&state, now) else {
@@ -291,6 +295,7 @@ async fn reconcile_view(
             health,
             requeue: requeue.unsigned_abs(),
             status,
+            ran: false,
         });
     };
 
@@ -304,6 +309,7 @@ async fn reconcile_view(
             ),
             requeue: Duration::from_secs(2),
             status,
+            ran: false,
         });
     }
 
@@ -315,6 +321,7 @@ async fn reconcile_view(
             ),
             requeue: Duration::from_secs(2),
             status,
+            ran: false,
         });
     }
     let registries = match target_registries(view, ctx).await {
@@ -324,6 +331,7 @@ async fn reconcile_view(
                 health: Health::reconciling("RegistryNotFound", e.to_string()),
                 requeue: ctx.backoff(&format!("policy/{}", view.display)),
                 status,
+                ran: false,
             })
         }
         Err(e) => return Err(e),
@@ -513,6 +521,7 @@ async fn reconcile_view(
         health,
         requeue,
         status,
+        ran: true,
     })
 }
 
@@ -754,6 +763,17 @@ async fn finish(
     // A reconcile that ends in a failure condition counts as failed, like one that returns an
     // error (counted in error_policy_for).
     if let Some(reason) = outcome.health.failure_reason() {
+        // One Event per problem, when it appears or changes (a run publishes its own).
+        if !outcome.ran && differ_ignoring_timestamps(&view.status.conditions, &status.conditions) {
+            ctx.publish(
+                &view.object_ref,
+                EventType::Warning,
+                reason,
+                "Reconcile",
+                outcome.health.message(),
+            )
+            .await;
+        }
         ctx.metrics
             .failures
             .get_or_create(&FailureLabels {
@@ -789,6 +809,7 @@ async fn reconcile_common(
                     health: Health::stalled(e.reason(), e.to_string()),
                     requeue: pctx.ctx.settings.policy_resync,
                     status,
+                    ran: false,
                 },
             )
             .await

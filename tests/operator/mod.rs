@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, PostParams};
@@ -111,6 +112,23 @@ impl Harness {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// The Events (events.k8s.io) about the object named `name` with `reason`.
+    pub async fn events(&self, name: &str, reason: &str) -> Vec<Event> {
+        let api: Api<Event> = Api::all(self.client.clone());
+        api.list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding
+                        .as_ref()
+                        .is_some_and(|r| r.name.as_deref() == Some(name))
+            })
+            .collect()
     }
 
     /// Writes (create, update, patch, delete) sent so far.
