@@ -2,7 +2,8 @@
 //! distribution registry: Plan shows candidates and touches nothing; Enforce deletes exactly the
 //! expected tags; Pods protect their images by tag and by digest; a ClusterRetentionPolicy's keep
 //! vetoes a namespaced deletion; a blast-radius breach deletes nothing and stalls; purge removes
-//! a project except what runs.
+//! a project except what runs; a suspended policy runs not at all until resumed; an invalid
+//! policy on the same registry stalls an Enforce run, named in the message.
 
 mod operator;
 mod support;
@@ -11,6 +12,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use registry_operator::api::retention::RunOutcome;
 use registry_operator::api::{ClusterRetentionPolicy, Registry, RetentionPolicy};
 use registry_operator::oci::{ClientOptions, Credentials, RegistryClient};
 use serde_json::json;
@@ -344,6 +346,16 @@ async fn an_invalid_policy_stalls_and_a_run_request_runs_again() {
         "every problem is named: {}",
         stalled.message
     );
+    wait_for("an InvalidSpec event", || async {
+        Some(h.events("bad", "InvalidSpec").await).filter(|e| !e.is_empty())
+    })
+    .await;
+    wait_for("a counted InvalidSpec failure", || async {
+        h.metric("registry_operator_reconcile_failures_total{controller=\"retentionpolicy\",reason=\"InvalidSpec\"}")
+            .await
+            .filter(|n| *n >= 1.0)
+    })
+    .await;
 
     policies
         .patch(
@@ -449,5 +461,137 @@ async fn a_policys_next_run_reads_no_image_config_the_operator_has_read() {
         metrics.contains("registry_operator_registry_requests_total{operation=\"GetBlob\"} 8\n"),
         "retention runs' requests are counted: {metrics}"
     );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspending_an_enforce_policy_deletes_nothing_until_it_is_resumed() {
+    let f = fixture().await;
+    let proxy = support::proxy::FaultProxy::start(&f.registry.url).await;
+    let h = Harness::start().await;
+    external_registry(&h, proxy.url(), json!({})).await;
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(&PostParams::default(), &policy("web", json!({
+            "mode": "Enforce", "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
+        })))
+        .await
+        .unwrap();
+    let first = wait_run(&policies, "web", 1).await;
+    assert_eq!(first.status.unwrap().last_run.unwrap().deleted, 3);
+    // A newer image makes v4 a candidate for the next run.
+    Seeder::new(&f.registry.url, None)
+        .push_image("team-a/web", Some("v6"), "web6", "2025-01-06T00:00:00Z")
+        .await;
+    let deletes = proxy.count("DELETE");
+
+    let ready_at = |generation: i64| {
+        let policies = policies.clone();
+        async move {
+            let p = policies.get("web").await.unwrap();
+            condition(&p, "Ready")
+                .filter(|c| c.observed_generation == Some(generation))
+                .map(|c| (p, c))
+        }
+    };
+    policies
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": true}})),
+        )
+        .await
+        .unwrap();
+    let (suspended, ready) = wait_for("the suspension to be observed", || ready_at(2)).await;
+    assert_eq!(ready.reason, "Suspended", "{ready:?}");
+    assert_eq!(
+        proxy.count("DELETE"),
+        deletes,
+        "suspending started no deletion"
+    );
+    assert_eq!(
+        suspended.status.unwrap().last_run.unwrap().generation,
+        Some(1),
+        "no run is recorded"
+    );
+    assert_eq!(f.tags("team-a/web").await, set(&["v4", "v5", "v6"]));
+
+    // A run requested while suspended is reported, not run.
+    policies
+        .patch("web", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"registry-operator.dev/run-requested-at": "now"}}})))
+        .await
+        .unwrap();
+    let reported = wait_for("the pending request in the condition", || async {
+        let p = policies.get("web").await.unwrap();
+        condition(&p, "Ready").filter(|c| c.message.contains("now"))
+    })
+    .await;
+    assert!(reported.message.contains("suspend"), "{}", reported.message);
+    assert_eq!(proxy.count("DELETE"), deletes);
+
+    // Resuming starts one run, which serves the pending request.
+    policies
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": false}})),
+        )
+        .await
+        .unwrap();
+    let resumed = wait_run(&policies, "web", 3).await;
+    let status = resumed.status.unwrap();
+    assert_eq!(status.last_run.unwrap().deleted, 1);
+    assert_eq!(status.last_run_request.as_deref(), Some("now"));
+    assert_eq!(f.tags("team-a/web").await, set(&["v5", "v6"]));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_policy_on_the_same_registry_stalls_an_enforce_run_and_is_named() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    external_registry(&h, &f.registry.url, json!({})).await;
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(&PostParams::default(), &policy("bad", json!({
+            "mode": "Plan", "repositories": {"include": ["team-a/**"]}, "keep": [{"tags": {"regex": "v(1"}}],
+        })))
+        .await
+        .unwrap();
+    wait_for("the invalid policy to stall", || async {
+        let p = policies.get("bad").await.unwrap();
+        condition(&p, "Stalled").filter(|c| c.status == "True")
+    })
+    .await;
+    policies
+        .create(&PostParams::default(), &policy("web", json!({
+            "mode": "Enforce", "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
+        })))
+        .await
+        .unwrap();
+    let done = wait_run(&policies, "web", 1).await;
+    let run = done.status.as_ref().unwrap().last_run.clone().unwrap();
+    assert_eq!(
+        (run.outcome, run.deleted),
+        (RunOutcome::Failed, 0),
+        "{run:?}"
+    );
+    let stalled = condition(&done, "Stalled").expect("Stalled condition");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "InvalidSpec"),
+        "a person must act, waiting does not help: {stalled:?}"
+    );
+    assert!(
+        stalled.message.contains("RetentionPolicy default/bad")
+            && stalled.message.contains("keep[0]"),
+        "the message names the other policy and its problem: {}",
+        stalled.message
+    );
+    assert!(
+        condition(&done, "Reconciling").is_none_or(|c| c.status != "True"),
+        "not reported as a registry that may come back"
+    );
+    assert_eq!(f.tags("team-a/web").await.len(), 5, "nothing deleted");
     h.stop().await;
 }

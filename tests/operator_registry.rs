@@ -1,7 +1,8 @@
 //! The operator's Registry controller against the Kubernetes API test double: a managed
 //! Registry becomes a ConfigMap, Services and a StatefulSet owned by it; a spec change rolls the
 //! config hash; an invalid spec stalls with the renderer's message and deploys nothing; a
-//! converged Registry causes no further writes.
+//! converged Registry causes no further writes; an external registry that stops answering is
+//! reported in status, counted in the failure metric and published as one Event.
 
 mod operator;
 
@@ -287,6 +288,13 @@ async fn an_external_registry_answering_v2_becomes_ready_with_health_and_latency
         .items
         .is_empty());
 
+    let unreachable = "registry_operator_reconcile_failures_total{controller=\"registry\",reason=\"RegistryUnreachable\"}";
+    assert_eq!(
+        h.metric(unreachable).await,
+        None,
+        "no failure while it answers"
+    );
+
     // The registry goes away: the Registry reports it, with the error, and is no longer Ready.
     drop(real);
     let down = wait_for("Ready=False after the registry stops", || async {
@@ -304,6 +312,32 @@ async fn an_external_registry_answering_v2_becomes_ready_with_health_and_latency
             .map(|c| c.reason)
             .as_deref(),
         Some("RegistryUnreachable")
+    );
+    // An alert on rising reconcile failures sees it.
+    let failures = wait_for("a counted RegistryUnreachable failure", || async {
+        h.metric(unreachable).await
+    })
+    .await;
+    assert!(failures >= 1.0, "{failures}");
+    // One Warning Event for the problem, not one per health check.
+    let events = wait_for("a RegistryUnreachable event", || async {
+        Some(h.events("dist", "RegistryUnreachable").await).filter(|e| !e.is_empty())
+    })
+    .await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].type_.as_deref(), Some("Warning"));
+    let event_writes = || {
+        h.operator_requests()
+            .iter()
+            .filter(|r| r.resource == "events" && r.is_write())
+            .count()
+    };
+    let before = event_writes();
+    tokio::time::sleep(Duration::from_secs(5)).await; // two more health checks
+    assert_eq!(
+        event_writes(),
+        before,
+        "the same problem is not published again"
     );
     h.stop().await;
 }

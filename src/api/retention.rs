@@ -99,7 +99,8 @@ pub struct RetentionRules {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub schedule: Option<String>,
-    /// Pause scheduled runs. Requested runs still happen.
+    /// Pause the policy: no runs at all (scheduled, on a spec change or requested) while true;
+    /// a run requested meanwhile waits. Setting it back to false starts one run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
     /// Repositories in scope. Repositories outside it are never touched.

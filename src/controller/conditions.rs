@@ -6,6 +6,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 pub use crate::api::common::condition::{READY, RECONCILING, STALLED};
 
+/// `Reconciling` reasons that mean work is under way, not that something is wrong: they are
+/// neither counted in `reconcile_failures_total` nor published as Warning events.
+pub const PROGRESS_REASONS: [&str; 4] = [
+    ROLLING_OUT,
+    WAITING_FOR_IN_USE_INDEX,
+    WAITING_FOR_CACHES,
+    PENDING,
+];
+/// A managed registry's pods are rolling out.
+pub const ROLLING_OUT: &str = "RollingOut";
+/// A policy waits for the index of images Pods run.
+pub const WAITING_FOR_IN_USE_INDEX: &str = "WaitingForInUseIndex";
+/// A policy waits for the caches of the other policies.
+pub const WAITING_FOR_CACHES: &str = "WaitingForCaches";
+/// A policy has not run yet.
+pub const PENDING: &str = "Pending";
+
 /// The state a reconcile wants to report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
@@ -37,6 +54,28 @@ impl Health {
         Health::Stalled {
             reason: reason.into(),
             message: message.into(),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            Health::Ready { message, .. }
+            | Health::Reconciling { message, .. }
+            | Health::Stalled { message, .. } => message,
+        }
+    }
+
+    /// The reason, when this is a failure: Stalled, or Reconciling for a problem (an
+    /// unreachable registry, a missing Secret or Registry) rather than for progress
+    /// ([`PROGRESS_REASONS`]).
+    pub fn failure_reason(&self) -> Option<&str> {
+        match self {
+            Health::Ready { .. } => None,
+            Health::Stalled { reason, .. } => Some(reason),
+            Health::Reconciling { reason, .. } => {
+                (!PROGRESS_REASONS.contains(&reason.as_str())).then_some(reason.as_str())
+            }
         }
     }
 }
@@ -137,6 +176,22 @@ mod tests {
             .map(|c| (c.type_.as_str(), c.status.as_str()))
             .collect();
         assert_eq!(types, vec![(READY, "False"), (STALLED, "True")]);
+    }
+
+    #[test]
+    fn stalled_and_problem_reasons_are_failures_progress_is_not() {
+        assert_eq!(Health::ready("Available", "").failure_reason(), None);
+        assert_eq!(
+            Health::stalled("InvalidSpec", "").failure_reason(),
+            Some("InvalidSpec")
+        );
+        assert_eq!(
+            Health::reconciling("RegistryUnreachable", "").failure_reason(),
+            Some("RegistryUnreachable")
+        );
+        for reason in PROGRESS_REASONS {
+            assert_eq!(Health::reconciling(reason, "").failure_reason(), None);
+        }
     }
 
     #[test]

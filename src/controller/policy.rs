@@ -1,7 +1,8 @@
 //! The RetentionPolicy and ClusterRetentionPolicy reconcilers.
 //!
 //! A run happens when a policy is created or its spec changes, when its schedule is due, and
-//! when the `registry-operator.dev/run-requested-at` annotation gets a new value. A run resolves
+//! when the `registry-operator.dev/run-requested-at` annotation gets a new value — never while
+//! `spec.suspend` is true (a request made then waits; resuming starts one run). A run resolves
 //! the target registries, the other policies that apply to each (their keep entries veto
 //! deletions), and the images the cluster runs; then the engine plans and, in Enforce mode,
 //! deletes. Never two runs against one registry at once. Status carries the last run, a bounded
@@ -23,7 +24,10 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::Mutex as AsyncMutex;
 use tracing::{info, warn};
 
-use super::conditions::{conditions_for, differ_ignoring_timestamps, Health};
+use super::conditions::{
+    conditions_for, differ_ignoring_timestamps, Health, PENDING, WAITING_FOR_CACHES,
+    WAITING_FOR_IN_USE_INDEX,
+};
 use super::context::Context;
 use super::error::ControllerError;
 use super::inuse::InUseIndex;
@@ -187,6 +191,8 @@ struct Outcome {
     health: Health,
     requeue: Duration,
     status: RetentionPolicyStatus,
+    /// A run happened and published its own Event.
+    ran: bool,
 }
 
 async fn reconcile_view(
@@ -232,6 +238,7 @@ async fn reconcile_view(
             health: Health::stalled("InvalidSpec", problems.join("; ")),
             requeue: ctx.settings.policy_resync,
             status,
+            ran: false,
         });
     };
 
@@ -244,6 +251,37 @@ async fn reconcile_view(
         schedule: schedule.as_ref(),
         suspended: view.rules.suspend.unwrap_or(false),
     };
+    if state.suspended {
+        // No run of any kind; a request made meanwhile is reported and runs on resume.
+        status.next_run_time = None;
+        let message = match trigger::pending_request(&state) {
+            Some(value) => format!(
+                "suspended (spec.suspend): the run requested by {RUN_REQUESTED_AT}={value} has not started; it starts when spec.suspend is false"
+            ),
+            None => "suspended (spec.suspend): no scheduled, spec-change or requested runs; one run starts when spec.suspend is false".to_string(),
+        };
+        let reported = view
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.reason == "Suspended" && c.message == message);
+        if !reported && trigger::pending_request(&state).is_some() {
+            ctx.publish(
+                &view.object_ref,
+                EventType::Normal,
+                "Suspended",
+                "Run",
+                &message,
+            )
+            .await;
+        }
+        return Ok(Outcome {
+            health: Health::ready("Suspended", message),
+            requeue: ctx.settings.policy_resync,
+            status,
+            ran: false,
+        });
+    }
     let Some(trigger) = trigger::due(&state, now) else {
         status.next_run_time = trigger::next_run(&state).map(|t| t.to_string());
         let requeue = trigger::requeue_after(
@@ -257,6 +295,7 @@ async fn reconcile_view(
             health,
             requeue: requeue.unsigned_abs(),
             status,
+            ran: false,
         });
     };
 
@@ -265,22 +304,24 @@ async fn reconcile_view(
     if view.rules.protects_in_use() && !pctx.in_use.synced() {
         return Ok(Outcome {
             health: Health::reconciling(
-                "WaitingForInUseIndex",
+                WAITING_FOR_IN_USE_INDEX,
                 "waiting for the list of images Pods run before planning",
             ),
             requeue: Duration::from_secs(2),
             status,
+            ran: false,
         });
     }
 
     if !pctx.caches_ready().await {
         return Ok(Outcome {
             health: Health::reconciling(
-                "WaitingForCaches",
+                WAITING_FOR_CACHES,
                 "waiting for the list of retention policies",
             ),
             requeue: Duration::from_secs(2),
             status,
+            ran: false,
         });
     }
     let registries = match target_registries(view, ctx).await {
@@ -290,6 +331,7 @@ async fn reconcile_view(
                 health: Health::reconciling("RegistryNotFound", e.to_string()),
                 requeue: ctx.backoff(&format!("policy/{}", view.display)),
                 status,
+                ran: false,
             })
         }
         Err(e) => return Err(e),
@@ -318,6 +360,9 @@ async fn reconcile_view(
     let mut messages = Vec::new();
     let mut blast: Option<String> = None;
     let mut unreachable: Option<String> = None;
+    // The first error only a person can fix (another policy on the registry is invalid, a
+    // credentials Secret is malformed): the policy is Stalled with its reason, not retried.
+    let mut permanent: Option<(&'static str, String)> = None;
     let cluster = matches!(view.kind, Kind::Cluster { .. });
     for registry in &registries {
         let reg_key = format!(
@@ -389,7 +434,11 @@ async fn reconcile_view(
                 let m = format!("{reg_key}: {e}");
                 warn!(policy = %view.display, registry = %reg_key, reason = e.reason(), error = %e, "retention run failed");
                 messages.push(m.clone());
-                unreachable = Some(m);
+                if e.is_permanent() {
+                    permanent.get_or_insert((e.reason(), m));
+                } else {
+                    unreachable = Some(m);
+                }
             }
         }
     }
@@ -434,6 +483,12 @@ async fn reconcile_view(
             EventType::Warning,
             "BlastRadiusExceeded",
         )
+    } else if let Some((reason, m)) = &permanent {
+        (
+            Health::stalled(reason, m.clone()),
+            EventType::Warning,
+            *reason,
+        )
     } else if let Some(u) = &unreachable {
         (
             Health::reconciling("RegistryUnreachable", u.clone()),
@@ -457,7 +512,7 @@ async fn reconcile_view(
         summary.message.as_deref().unwrap_or_default(),
     )
     .await;
-    let requeue = if unreachable.is_some() {
+    let requeue = if blast.is_none() && permanent.is_none() && unreachable.is_some() {
         ctx.backoff(&format!("policy/{}", view.display))
     } else {
         requeue.unsigned_abs()
@@ -466,6 +521,7 @@ async fn reconcile_view(
         health,
         requeue,
         status,
+        ran: true,
     })
 }
 
@@ -485,7 +541,7 @@ fn current_health(status: &RetentionPolicyStatus) -> Health {
     }
     match status.conditions.iter().find(|c| c.type_ == "Ready") {
         Some(c) => Health::reconciling(&c.reason, c.message.clone()),
-        None => Health::reconciling("Pending", "waiting for the first run"),
+        None => Health::reconciling(PENDING, "waiting for the first run"),
     }
 }
 
@@ -563,7 +619,7 @@ async fn other_policies(
         }
         match Policy::compile(&name, &p.spec.rules) {
             Ok(c) => out.push(c),
-            Err(_) => invalid.push(format!("RetentionPolicy {name}")),
+            Err(e) => invalid.push(format!("RetentionPolicy {name} ({})", problems_of(&e))),
         }
     }
     let cluster_policies = pctx.cluster_policies.state();
@@ -592,16 +648,33 @@ async fn other_policies(
         }
         match Policy::compile(&name, &p.spec.rules) {
             Ok(c) => out.push(c),
-            Err(_) => invalid.push(format!("ClusterRetentionPolicy {name}")),
+            Err(e) => invalid.push(format!(
+                "ClusterRetentionPolicy {name} ({})",
+                problems_of(&e)
+            )),
         }
     }
     if !invalid.is_empty() && view.rules.mode == PolicyMode::Enforce {
+        let (applies, is, its, it) = if invalid.len() == 1 {
+            ("applies", "is", "its", "it")
+        } else {
+            ("apply", "are", "their", "them")
+        };
         return Err(ControllerError::InvalidSpec(format!(
-            "nothing deleted: {} also applies to this registry and is invalid, so its keep entries cannot be honoured",
+            "nothing deleted: {} also {applies} to this registry and {is} invalid, so {its} keep entries cannot be honoured; fix or delete {it}",
             invalid.join(", ")
         )));
     }
     Ok(out)
+}
+
+/// An invalid policy's problems, `; `-separated.
+fn problems_of(e: &crate::retention::InvalidPolicy) -> String {
+    e.errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 async fn run_on_registry(
@@ -687,6 +760,28 @@ async fn finish(
     if matches!(outcome.health, Health::Ready { .. }) {
         ctx.reset_backoff(&format!("policy/{}", view.display));
     }
+    // A reconcile that ends in a failure condition counts as failed, like one that returns an
+    // error (counted in error_policy_for).
+    if let Some(reason) = outcome.health.failure_reason() {
+        // One Event per problem, when it appears or changes (a run publishes its own).
+        if !outcome.ran && differ_ignoring_timestamps(&view.status.conditions, &status.conditions) {
+            ctx.publish(
+                &view.object_ref,
+                EventType::Warning,
+                reason,
+                "Reconcile",
+                outcome.health.message(),
+            )
+            .await;
+        }
+        ctx.metrics
+            .failures
+            .get_or_create(&FailureLabels {
+                controller: view.controller(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
     Ok(Action::requeue(outcome.requeue.max(Duration::from_secs(1))))
 }
 
@@ -714,6 +809,7 @@ async fn reconcile_common(
                     health: Health::stalled(e.reason(), e.to_string()),
                     requeue: pctx.ctx.settings.policy_resync,
                     status,
+                    ran: false,
                 },
             )
             .await

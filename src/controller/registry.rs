@@ -24,7 +24,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::builders::{desired_registry, RegistryRef};
-use super::conditions::{conditions_for, differ_ignoring_timestamps, Health};
+use super::conditions::{conditions_for, differ_ignoring_timestamps, Health, ROLLING_OUT};
 use super::context::{Context, FIELD_MANAGER};
 use super::error::ControllerError;
 use super::metrics::{ControllerLabels, FailureLabels};
@@ -81,7 +81,30 @@ async fn reconcile_inner(registry: &Registry, ctx: &Context) -> Result<Action, C
         reconcile_external(registry, ctx, &mut status).await?
     };
     status.conditions = conditions_for(&previous.conditions, &health_state, generation, now);
+    let changed = differ_ignoring_timestamps(&previous.conditions, &status.conditions);
     write_status_if_changed(registry, ctx, &previous, status).await?;
+    // A reconcile that ends in a failure condition is a failed reconcile, like one that
+    // returns an error (counted in error_policy): an alert on rising failures sees both.
+    if let Some(reason) = health_state.failure_reason() {
+        // One Event per problem: when it appears or changes, not on every health check.
+        if changed {
+            ctx.publish(
+                &registry.object_ref(&()),
+                EventType::Warning,
+                reason,
+                "Reconcile",
+                health_state.message(),
+            )
+            .await;
+        }
+        ctx.metrics
+            .failures
+            .get_or_create(&FailureLabels {
+                controller: CONTROLLER,
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
     Ok(Action::requeue(requeue))
 }
 
@@ -117,21 +140,6 @@ async fn reconcile_managed(
         Ok(d) => d,
         Err(errors) => {
             let message = errors.lines().join("; ");
-            ctx.publish(
-                &registry.object_ref(&()),
-                EventType::Warning,
-                "InvalidSpec",
-                "Validate",
-                &message,
-            )
-            .await;
-            ctx.metrics
-                .failures
-                .get_or_create(&FailureLabels {
-                    controller: CONTROLLER,
-                    reason: "InvalidSpec".into(),
-                })
-                .inc();
             return Ok((
                 Health::stalled("InvalidSpec", message),
                 ctx.settings.health_interval,
@@ -167,7 +175,7 @@ async fn reconcile_managed(
             desired.version
         );
         return Ok((
-            Health::reconciling("RollingOut", msg),
+            Health::reconciling(ROLLING_OUT, msg),
             Duration::from_secs(10),
         ));
     }

@@ -38,22 +38,28 @@ pub struct PolicyState<'a> {
     pub suspended: bool,
 }
 
-/// Decides whether to run now. Requested runs and spec changes run even when suspended;
-/// scheduled runs do not.
+/// Decides whether to run now. A suspended policy never runs: not on its schedule, not for a
+/// spec change (setting `suspend: true` is one) and not on request; a request made meanwhile
+/// stays pending (see [`pending_request`]). Resuming is a spec change, so it starts one run.
 pub fn due(state: &PolicyState<'_>, now: Timestamp) -> Option<Trigger> {
-    if let Some(value) = state.requested {
-        if state.last_request != Some(value) {
-            return Some(Trigger::Requested(value.to_string()));
-        }
+    if state.suspended {
+        return None;
+    }
+    if let Some(value) = pending_request(state) {
+        return Some(Trigger::Requested(value.to_string()));
     }
     if state.last_run_start.is_none() || state.generation != state.last_run_generation {
         return Some(Trigger::SpecChanged);
     }
-    if state.suspended {
-        return None;
-    }
     let next = next_run(state)?;
     (next <= now).then_some(Trigger::Scheduled)
+}
+
+/// The run-requested-at value no run has acted upon yet, if any.
+pub fn pending_request<'a>(state: &PolicyState<'a>) -> Option<&'a str> {
+    state
+        .requested
+        .filter(|value| state.last_request != Some(*value))
 }
 
 /// When the next scheduled run is due (None without a schedule or while suspended).
@@ -154,15 +160,33 @@ mod tests {
     }
 
     #[test]
-    fn a_suspended_policy_skips_its_schedule_but_honours_requests() {
+    fn a_suspended_policy_runs_neither_on_schedule_nor_spec_change_nor_request() {
         let every = Schedule::parse("@every 6h").unwrap();
         let mut s = base(Some(&every));
         s.suspended = true;
         assert_eq!(due(&s, ts("2026-11-24T09:00:00Z")), None);
+        // Setting suspend: true bumps the generation: that must not start a run.
+        s.generation = Some(3);
+        assert_eq!(due(&s, ts("2026-11-24T09:00:00Z")), None);
         s.requested = Some("now");
-        assert!(matches!(
+        assert_eq!(due(&s, ts("2026-11-24T09:00:00Z")), None);
+        assert_eq!(pending_request(&s), Some("now"), "the request waits");
+        assert_eq!(next_run(&s), None);
+    }
+
+    #[test]
+    fn resuming_runs_once_and_serves_a_pending_request() {
+        let mut s = base(None);
+        s.generation = Some(4);
+        s.requested = Some("now");
+        assert_eq!(
             due(&s, ts("2026-11-24T09:00:00Z")),
-            Some(Trigger::Requested(_))
-        ));
+            Some(Trigger::Requested("now".into()))
+        );
+        s.requested = None;
+        assert_eq!(
+            due(&s, ts("2026-11-24T09:00:00Z")),
+            Some(Trigger::SpecChanged)
+        );
     }
 }

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, PostParams};
@@ -96,6 +97,37 @@ impl Harness {
             .requests()
             .into_iter()
             .filter(|r| r.user == OPERATOR_USER)
+            .collect()
+    }
+
+    /// The value of one series on the operator's `/metrics`, named with its labels exactly as
+    /// exported (`name{label="value",…}`); None when the series does not exist (yet).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = reqwest::get(&self.metrics_url)
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// The Events (events.k8s.io) about the object named `name` with `reason`.
+    pub async fn events(&self, name: &str, reason: &str) -> Vec<Event> {
+        let api: Api<Event> = Api::all(self.client.clone());
+        api.list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding
+                        .as_ref()
+                        .is_some_and(|r| r.name.as_deref() == Some(name))
+            })
             .collect()
     }
 
