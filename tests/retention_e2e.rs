@@ -12,7 +12,7 @@ use std::time::Duration;
 use registry_operator::api::retention::{PolicyMode, RetentionRules, RunOutcome};
 use registry_operator::engine::{
     collect_inventory, execute, run_policy, CollectOptions, ExecuteError, ExecuteOptions,
-    ItemResult, RunOptions,
+    InUseSource, ItemResult, RunOptions,
 };
 use registry_operator::oci::{
     AgeCache, ClientOptions, Credentials, Operation, RegistryClient, RetryPolicy,
@@ -426,6 +426,99 @@ async fn in_use_references_supplied_as_data_protect_their_images() {
         .collect();
     assert!(reasons[0].contains("Pod team-a/web-1"), "{reasons:?}");
     assert!(reasons[1].contains("Pod team-a/arm-1"), "{reasons:?}");
+}
+
+/// (repository, tag) references the test changes while a run goes on.
+type SharedRefs = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// An in-use source over a list the test changes while the run goes on, counting its calls.
+fn shared_in_use() -> (SharedRefs, Arc<std::sync::atomic::AtomicUsize>, InUseSource) {
+    let refs: SharedRefs = Arc::default();
+    let calls: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+    let (r, c) = (refs.clone(), calls.clone());
+    let source: InUseSource = Arc::new(move |in_scope: &dyn Fn(&str) -> bool| {
+        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut in_use = InUse::new();
+        for (repo, tag) in r.lock().unwrap().iter().filter(|(repo, _)| in_scope(repo)) {
+            in_use.add_tag(repo, tag, "Pod team-a/late-1");
+        }
+        Ok(in_use)
+    });
+    (refs, calls, source)
+}
+
+#[tokio::test]
+async fn a_pod_started_while_the_registry_is_read_protects_its_image() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    seed_projects(&s).await;
+    // reading p/a takes a while (a large registry), and meanwhile a Pod starts on v1
+    let proxy = FaultProxy::start(&reg.url).await;
+    proxy.inject(
+        FaultRule::new(Fault::Delay(Duration::from_millis(600))).path_contains("/v2/p/a/tags/list"),
+    );
+    let (refs, _, source) = shared_in_use();
+    let c = client(proxy.url());
+    let pol = policy("ns/keep-two", PolicyMode::Enforce, KEEP_TWO);
+    let options = RunOptions {
+        in_use_source: Some(source),
+        ..RunOptions::default()
+    };
+    let later = refs.clone();
+    let pod = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        later.lock().unwrap().push(("p/a".into(), "v1".into()));
+    });
+    let result = run_policy(&c, &pol, &options, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    pod.await.unwrap();
+    let v1 = result
+        .report()
+        .decisions
+        .into_iter()
+        .find(|d| d.repository == "p/a" && d.tag == "v1")
+        .unwrap();
+    assert!(v1.reason.contains("in use by Pod team-a/late-1"), "{v1:?}");
+    assert!(tags(&client(&reg.url), "p/a").await.contains("v1"));
+}
+
+#[tokio::test]
+async fn a_pod_started_after_the_plan_keeps_its_image_from_deletion() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    seed_projects(&s).await;
+    let (refs, calls, source) = shared_in_use();
+    let c = client(&reg.url);
+    let pol = policy("ns/keep-two", PolicyMode::Enforce, KEEP_TWO);
+    let inventory = collect_inventory(&c, |r| pol.in_scope(r), &CollectOptions::default())
+        .await
+        .unwrap();
+    let planned = plan(
+        &pol,
+        &[],
+        &inventory,
+        &Protections::default(),
+        jiff::Timestamp::now(),
+    );
+    // planned for deletion; then a Pod starts on v1 and another on old1
+    refs.lock().unwrap().push(("p/a".into(), "v1".into()));
+    refs.lock().unwrap().push(("p/a/b".into(), "old1".into()));
+    let options = ExecuteOptions {
+        in_use: Some(source),
+        ..ExecuteOptions::default()
+    };
+    let exec = execute(&c, &planned, &inventory, &options).await.unwrap();
+    assert_eq!(exec.counts.in_use, 2, "{:?}", exec.items);
+    assert_eq!(exec.counts.errors, 0);
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert!(exec
+        .items
+        .iter()
+        .any(|i| matches!(&i.result, ItemResult::InUse { by } if by == "Pod team-a/late-1")));
+    let left = tags(&c, "p/a").await;
+    assert!(left.contains("v1") && !left.contains("v3"), "{left:?}");
+    assert_eq!(tags(&c, "p/a/b").await, set(&["new", "old1", "old2"]));
 }
 
 #[tokio::test]

@@ -584,6 +584,7 @@ fn print_result(result: &RunResult, output: Output, all: bool) -> Result<(), Fai
                         "deletedManifests": c.deleted_manifests,
                         "alreadyGone": c.already_gone,
                         "skippedChanged": c.changed,
+                        "skippedInUse": c.in_use,
                         "skippedBlocked": c.blocked,
                         "errors": c.errors,
                         "problems": e.problems().map(|i| serde_json::json!({

@@ -142,6 +142,24 @@ pub struct InUseRefs {
     pub digests: HashMap<(String, String), BTreeSet<String>>,
 }
 
+impl InUseRefs {
+    /// As the planner's data, naming the first user of each reference.
+    pub fn to_in_use(&self) -> crate::retention::InUse {
+        let mut in_use = crate::retention::InUse::new();
+        for ((repo, tag), users) in &self.tags {
+            if let Some(by) = users.iter().next() {
+                in_use.add_tag(repo, tag, by);
+            }
+        }
+        for ((repo, digest), users) in &self.digests {
+            if let Some(by) = users.iter().next() {
+                in_use.add_digest(repo, digest, by);
+            }
+        }
+        in_use
+    }
+}
+
 #[derive(Default)]
 struct Source {
     objects: HashMap<String, Arc<Usage>>,
@@ -189,9 +207,19 @@ impl InUseIndex {
     }
 
     /// A (re)listing of a source kind starts: its objects are collected aside until done.
+    /// A relisting means events were missed (the watch expired, or failed), so the source is
+    /// not synced until it completes: runs wait rather than trust a stale view.
     pub fn begin_list(&self, kind: &'static str) {
         let mut sources = self.sources.write().unwrap_or_else(|p| p.into_inner());
-        sources.entry(kind).or_default().pending = Some(HashMap::new());
+        let source = sources.entry(kind).or_default();
+        source.pending = Some(HashMap::new());
+        source.synced = false;
+    }
+
+    /// The watch of a source kind failed: it is not synced until it has listed again.
+    pub fn lost(&self, kind: &'static str) {
+        let mut sources = self.sources.write().unwrap_or_else(|p| p.into_inner());
+        sources.entry(kind).or_default().synced = false;
     }
 
     /// A (re)listing completed: it replaces what the source held, and the source is synced.
@@ -204,7 +232,7 @@ impl InUseIndex {
         source.synced = true;
     }
 
-    /// Whether every watched kind has completed its first listing.
+    /// Whether every watched kind has completed a listing since its watch last failed.
     pub fn synced(&self) -> bool {
         let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
         let expected = self.expected.load(Ordering::SeqCst);
@@ -298,27 +326,34 @@ impl InUseIndex {
     {
         let api: Api<K> = Api::all(client);
         let key = |o: &K| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any());
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        // While a watch fails, Pods created meanwhile are unseen; a watch that resumes does not
+        // say when it has caught up. So a failure makes the source unsynced, and a fresh
+        // watcher lists everything again before the source is trusted.
         loop {
-            match stream.try_next().await {
-                Ok(Some(event)) => match event {
-                    watcher::Event::Init => self.begin_list(kind),
-                    watcher::Event::InitDone => self.end_list(kind),
-                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                        let by = format!("{kind} {}", key(&o));
-                        let images = extract(&o);
-                        if images.is_empty() {
-                            self.delete(kind, &key(&o));
-                        } else {
-                            self.apply(kind, key(&o), Usage { by, images });
+            let mut stream = watcher(api.clone(), watcher::Config::default()).boxed();
+            loop {
+                match stream.try_next().await {
+                    Ok(Some(event)) => match event {
+                        watcher::Event::Init => self.begin_list(kind),
+                        watcher::Event::InitDone => self.end_list(kind),
+                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                            let by = format!("{kind} {}", key(&o));
+                            let images = extract(&o);
+                            if images.is_empty() {
+                                self.delete(kind, &key(&o));
+                            } else {
+                                self.apply(kind, key(&o), Usage { by, images });
+                            }
                         }
+                        watcher::Event::Delete(o) => self.delete(kind, &key(&o)),
+                    },
+                    Ok(None) => return,
+                    Err(e) => {
+                        self.lost(kind);
+                        warn!(kind, error = %e, "watching for images in use failed; listing again in 5 s (runs wait meanwhile)");
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                        break;
                     }
-                    watcher::Event::Delete(o) => self.delete(kind, &key(&o)),
-                },
-                Ok(None) => return,
-                Err(e) => {
-                    warn!(kind, error = %e, "watching for images in use; retrying");
-                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                 }
             }
         }
@@ -464,5 +499,27 @@ mod tests {
         index.end_list("Deployment");
         assert!(index.synced());
         assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_watch_or_a_relisting_makes_the_index_unsynced_until_it_has_listed_again() {
+        let index = InUseIndex::new();
+        index.expected.store(1, Ordering::SeqCst);
+        index.begin_list("Pod");
+        index.end_list("Pod");
+        assert!(index.synced());
+        // the watch fails (API server unreachable, permission revoked): Pods created
+        // meanwhile are unseen, so runs must wait
+        index.lost("Pod");
+        assert!(!index.synced());
+        index.begin_list("Pod");
+        assert!(!index.synced());
+        index.end_list("Pod");
+        assert!(index.synced());
+        // a relisting after an expired watch (410) means events were missed
+        index.begin_list("Pod");
+        assert!(!index.synced());
+        index.end_list("Pod");
+        assert!(index.synced());
     }
 }

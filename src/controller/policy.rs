@@ -41,8 +41,8 @@ use crate::api::retention::{
     RetentionRules, RunOutcome, RunSummary, MAX_STATUS_CANDIDATES,
 };
 use crate::api::Registry;
-use crate::engine::{run_policy, RunOptions, RunResult};
-use crate::retention::{InUse, Policy, Protections};
+use crate::engine::{run_policy, InUseSource, RunOptions, RunResult};
+use crate::retention::Policy;
 
 /// Serialises runs per registry across both policy controllers.
 #[derive(Default)]
@@ -688,23 +688,22 @@ async fn run_on_registry(
     let t = target::resolve_with(ctx, registry).await?;
     let client = t.client()?;
     let others = other_policies(view, registry, pctx).await?;
-    let mut in_use = InUse::new();
-    if view.rules.protects_in_use() {
-        let refs = pctx.in_use.for_hosts(&t.hosts, |r| policy.in_scope(r));
-        for ((repo, tag), users) in &refs.tags {
-            if let Some(by) = users.iter().next() {
-                in_use.add_tag(repo, tag, by);
+    // Read when it matters (after the registry was read, and before each repository's
+    // deletions), not now: reading a large registry takes minutes.
+    let in_use_source: Option<InUseSource> = view.rules.protects_in_use().then(|| {
+        let index = pctx.in_use.clone();
+        let hosts = t.hosts.clone();
+        let source: InUseSource = Arc::new(move |in_scope: &dyn Fn(&str) -> bool| {
+            if !index.synced() {
+                return Err("the operator is listing Pods and workloads again".to_string());
             }
-        }
-        for ((repo, digest), users) in &refs.digests {
-            if let Some(by) = users.iter().next() {
-                in_use.add_digest(repo, digest, by);
-            }
-        }
-    }
+            Ok(index.for_hosts(&hosts, in_scope).to_in_use())
+        });
+        source
+    });
     let options = RunOptions {
         others,
-        protections: Protections { in_use },
+        in_use_source,
         ..RunOptions::default()
     };
     let result = run_policy(&client, policy, &options, now).await;

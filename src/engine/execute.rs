@@ -24,11 +24,18 @@ use futures::stream::{self, StreamExt};
 
 use crate::api::retention::PolicyMode;
 use crate::oci::{DeleteOutcome, RegistryClient, TagCheck};
-use crate::retention::{Inventory, LimitBreach, Mutation, Plan};
+use crate::retention::{InUse, Inventory, LimitBreach, Mutation, Plan};
 
 /// Called as mutations finish, with how many just finished and how many the plan has in all
 /// (for progress bars).
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// Which images are in use *now*, in the repositories the argument accepts; an error when
+/// that cannot be vouched for (the operator's index of Pods is relisting). A run asks after
+/// reading the registry (for the plan) and again before each repository's deletions, so a
+/// Pod created while the registry was read, or while other repositories were pruned, still
+/// protects its image.
+pub type InUseSource = Arc<dyn Fn(&dyn Fn(&str) -> bool) -> Result<InUse, String> + Send + Sync>;
 
 /// How a plan is executed.
 #[derive(Clone)]
@@ -39,6 +46,9 @@ pub struct ExecuteOptions {
     pub deletions_in_flight: usize,
     /// Progress callback.
     pub progress: Option<Progress>,
+    /// Asked before each repository's deletions: a mutation whose tag or digest is in use
+    /// by then is skipped.
+    pub in_use: Option<InUseSource>,
 }
 
 impl Default for ExecuteOptions {
@@ -47,6 +57,7 @@ impl Default for ExecuteOptions {
             repositories_in_flight: 8,
             deletions_in_flight: 8,
             progress: None,
+            in_use: None,
         }
     }
 }
@@ -57,6 +68,7 @@ impl fmt::Debug for ExecuteOptions {
             .field("repositories_in_flight", &self.repositories_in_flight)
             .field("deletions_in_flight", &self.deletions_in_flight)
             .field("progress", &self.progress.is_some())
+            .field("in_use", &self.in_use.is_some())
             .finish()
     }
 }
@@ -102,6 +114,11 @@ pub enum ItemResult {
         /// The new tag.
         tag: String,
     },
+    /// Skipped: a Pod or workload started using the image (by tag or digest) after the plan.
+    InUse {
+        /// Who uses it (`Pod team-a/web-7f9`).
+        by: String,
+    },
     /// Skipped: the deletion it depends on (its index, its subject) did not happen.
     Blocked {
         /// Which deletion did not happen.
@@ -132,6 +149,7 @@ impl fmt::Display for ItemResult {
             ItemResult::Tagged { tag } => {
                 write!(f, "skipped: tag {tag} was added to it since the listing")
             }
+            ItemResult::InUse { by } => write!(f, "skipped: now in use by {by}"),
             ItemResult::Blocked { waiting_for } => {
                 write!(f, "skipped: {waiting_for} was not deleted")
             }
@@ -161,6 +179,8 @@ pub struct ExecutionCounts {
     /// Mutations skipped because a tag was re-pushed, or added to the image, since the
     /// listing.
     pub changed: u64,
+    /// Mutations skipped because the image came into use after the plan.
+    pub in_use: u64,
     /// Mutations skipped because what they depend on was not deleted.
     pub blocked: u64,
     /// Mutations that failed.
@@ -186,8 +206,8 @@ impl Execution {
     pub fn headline(&self) -> String {
         let c = self.counts;
         format!(
-            "deleted {} tags ({} manifests), {} already gone, {} skipped because tags changed since the listing, {} skipped because a dependency was not deleted, {} errors",
-            c.deleted_tags, c.deleted_manifests, c.already_gone, c.changed, c.blocked, c.errors
+            "deleted {} tags ({} manifests), {} already gone, {} skipped because tags changed since the listing, {} skipped because they came into use, {} skipped because a dependency was not deleted, {} errors",
+            c.deleted_tags, c.deleted_manifests, c.already_gone, c.changed, c.in_use, c.blocked, c.errors
         )
     }
 }
@@ -252,6 +272,7 @@ pub async fn execute(
                 items,
                 parents,
                 listed.get(repo).unwrap_or(&no_tags),
+                options.in_use.as_ref(),
                 per_repo,
                 options.progress.clone(),
                 total,
@@ -280,6 +301,7 @@ pub async fn execute(
             }
             (ItemResult::AlreadyGone, _) => c.already_gone += 1,
             (ItemResult::Changed { .. } | ItemResult::Tagged { .. }, _) => c.changed += 1,
+            (ItemResult::InUse { .. }, _) => c.in_use += 1,
             (ItemResult::Blocked { .. }, _) => c.blocked += 1,
             (ItemResult::Failed { .. }, _) => c.errors += 1,
         }
@@ -315,6 +337,7 @@ async fn run_repository(
     items: Vec<(usize, &Mutation)>,
     parents: &HashMap<String, Vec<String>>,
     listed: &HashSet<&str>,
+    in_use: Option<&InUseSource>,
     in_flight: usize,
     progress: Option<Progress>,
     total: u64,
@@ -371,6 +394,29 @@ async fn run_repository(
                 });
             }
         }
+    }
+    // Pods started since the plan: skip what they use (an in-memory lookup, no request).
+    if let Some(source) = in_use {
+        let now = source(&|r| r == repository);
+        items.retain(|(i, m)| {
+            let verdict = match &now {
+                Ok(in_use) => used_by(in_use, m).map(|by| ItemResult::InUse { by }),
+                Err(why) => Some(ItemResult::Failed {
+                    reason: format!("images in use cannot be checked: {why}"),
+                }),
+            };
+            let Some(r) = verdict else {
+                return true;
+            };
+            if let Mutation::DeleteManifest { digest, .. } = m {
+                settled.insert(digest.to_string(), false);
+            }
+            if let Some(p) = &progress {
+                p(1, total);
+            }
+            out.push((*i, r));
+            false
+        });
     }
     let deps = |m: &Mutation| -> Vec<String> {
         match m {
@@ -452,6 +498,31 @@ async fn run_repository(
         pending = waiting;
     }
     out
+}
+
+/// Who uses what `m` would delete: its digest, or any tag it removes.
+fn used_by(in_use: &InUse, m: &Mutation) -> Option<String> {
+    let (repository, digest, tags): (&str, String, Vec<&str>) = match m {
+        Mutation::DeleteTag {
+            repository,
+            tag,
+            digest,
+        } => (repository, digest.to_string(), vec![&**tag]),
+        Mutation::DeleteManifest {
+            repository,
+            digest,
+            tags,
+            ..
+        } => (
+            repository,
+            digest.to_string(),
+            tags.iter().map(|t| &**t).collect(),
+        ),
+    };
+    in_use
+        .digest_user(repository, &digest)
+        .or_else(|| tags.iter().find_map(|t| in_use.tag_user(repository, t)))
+        .map(str::to_string)
 }
 
 /// Tags of `repository` that were not `listed` and now point at a digest in `deleting`

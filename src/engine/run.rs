@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 
 use super::collect::{collect_inventory, CollectError, CollectOptions};
-use super::execute::{execute, ExecuteError, ExecuteOptions, Execution};
+use super::execute::{execute, ExecuteError, ExecuteOptions, Execution, InUseSource};
 use crate::api::retention::{PolicyMode, RunOutcome, RunSummary};
 use crate::oci::{RegistryClient, RequestStats};
 use crate::retention::{
@@ -13,17 +13,33 @@ use crate::retention::{
 };
 
 /// What a run needs besides the client and the policy.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Other policies on the same registry: their keep entries veto deletions.
     pub others: Vec<Policy>,
     /// Images the cluster runs (or a list the CLI was given).
     pub protections: Protections,
+    /// Where the images in use are read when they matter — after the registry was read, for
+    /// the plan, and before each repository's deletions — instead of `protections.in_use`
+    /// (the operator's index of Pods and workloads).
+    pub in_use_source: Option<InUseSource>,
     /// How to read the registry. `referrers` is switched on by the run when the policy can
     /// delete referrers.
     pub collect: CollectOptions,
     /// How to execute.
     pub execute: ExecuteOptions,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("others", &self.others.len())
+            .field("protections", &self.protections)
+            .field("in_use_source", &self.in_use_source.is_some())
+            .field("collect", &self.collect)
+            .field("execute", &self.execute)
+            .finish()
+    }
 }
 
 /// What one run did.
@@ -55,6 +71,9 @@ pub enum RunError {
     /// The registry could not be inventoried.
     #[error(transparent)]
     Collect(#[from] CollectError),
+    /// Which images are in use could not be vouched for after the registry was read.
+    #[error("images in use cannot be checked: {0}")]
+    InUse(String),
 }
 
 impl RunError {
@@ -62,6 +81,7 @@ impl RunError {
     pub fn reason(&self) -> &'static str {
         match self {
             RunError::Collect(e) => e.reason(),
+            RunError::InUse(_) => "WaitingForInUseIndex",
         }
     }
 }
@@ -88,7 +108,14 @@ pub async fn run_policy(
         started,
         at: Timestamp::now(),
     };
-    Ok(plan_and_execute(client, policy, options, now, collected).await)
+    // The images in use as of now, after the (possibly long) read of the registry.
+    let protections = match &options.in_use_source {
+        Some(source) => Protections {
+            in_use: source(&|r| policy.in_scope(r)).map_err(RunError::InUse)?,
+        },
+        None => options.protections.clone(),
+    };
+    Ok(plan_and_execute(client, policy, options, &protections, now, collected).await)
 }
 
 /// Enforces exactly the plan a person was shown: re-plans `shown`'s inventory, at the same
@@ -109,7 +136,15 @@ pub async fn enforce_shown(
         started: shown.started,
         at: shown.collected,
     };
-    plan_and_execute(client, &policy, options, shown.plan.now, collected).await
+    plan_and_execute(
+        client,
+        &policy,
+        options,
+        &options.protections,
+        shown.plan.now,
+        collected,
+    )
+    .await
 }
 
 /// A finished collection: what [`plan_and_execute`] starts from.
@@ -124,6 +159,7 @@ async fn plan_and_execute(
     client: &RegistryClient,
     policy: &Policy,
     options: &RunOptions,
+    protections: &Protections,
     now: Timestamp,
     collected: Collected,
 ) -> RunResult {
@@ -133,15 +169,13 @@ async fn plan_and_execute(
         started,
         at: collected,
     } = collected;
-    let plan = plan(
-        policy,
-        &options.others,
-        &inventory,
-        &options.protections,
-        now,
-    );
+    let plan = plan(policy, &options.others, &inventory, protections, now);
     let before = client.stats();
-    let (blocked, execution) = match execute(client, &plan, &inventory, &options.execute).await {
+    let mut execute_options = options.execute.clone();
+    if execute_options.in_use.is_none() {
+        execute_options.in_use = options.in_use_source.clone();
+    }
+    let (blocked, execution) = match execute(client, &plan, &inventory, &execute_options).await {
         Ok(x) => (None, Some(x)),
         Err(ExecuteError::PlanMode) => (None, None),
         Err(ExecuteError::BlastRadius(b)) => (Some(b), None),

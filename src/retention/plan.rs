@@ -44,6 +44,19 @@ impl InUse {
     pub fn is_empty(&self) -> bool {
         self.tags.is_empty() && self.digests.is_empty()
     }
+
+    /// Who runs `repository:tag`, if anyone.
+    pub fn tag_user(&self, repository: &str, tag: &str) -> Option<&str> {
+        self.tags.get(repository)?.get(tag).map(|by| &**by)
+    }
+
+    /// Who runs `repository@digest`, if anyone.
+    pub fn digest_user(&self, repository: &str, digest: &str) -> Option<&str> {
+        self.digests
+            .get(repository)?
+            .get(&Digest::new(digest))
+            .map(|by| &**by)
+    }
 }
 
 fn add<K: std::hash::Hash + Eq>(
