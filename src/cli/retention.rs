@@ -442,7 +442,10 @@ fn in_use_reference(
         format!("{host}/{line}")
     };
     let r = crate::oci::ImageReference::parse(&full).map_err(|e| e.to_string())?;
-    if r.registry != host {
+    let same = |a: &str, b: &str| {
+        crate::controller::inuse::normalize_host(a) == crate::controller::inuse::normalize_host(b)
+    };
+    if !same(&r.registry, host) {
         return Err(format!(
             "names registry {}, not this one ({host}); list only this registry's images",
             r.registry

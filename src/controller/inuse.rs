@@ -47,9 +47,26 @@ pub struct Usage {
     pub images: Vec<ImageUse>,
 }
 
+/// A registry host as images name it, in one spelling: lower case, without a scheme, path or
+/// trailing slash, and without `:443` — the port a container runtime uses when an image
+/// names none — so `Reg.example.com:443`, `https://reg.example.com/` and `reg.example.com`
+/// are one host. Other ports stay (`:5000`, and `:80`, which is not the runtime's default).
+pub fn normalize_host(host: &str) -> String {
+    let h = host.trim();
+    let h = h
+        .strip_prefix("https://")
+        .or_else(|| h.strip_prefix("http://"))
+        .unwrap_or(h);
+    let h = h.split('/').next().unwrap_or("").to_ascii_lowercase();
+    match h.strip_suffix(":443") {
+        Some(bare) if !bare.is_empty() => bare.to_string(),
+        _ => h,
+    }
+}
+
 fn image_use(reference: &ImageReference) -> ImageUse {
     ImageUse {
-        host: reference.registry.to_ascii_lowercase(),
+        host: normalize_host(&reference.registry),
         repository: reference.repository.clone(),
         tag: reference.tag_or_default().map(str::to_string),
         digest: reference.digest.clone(),
@@ -253,7 +270,7 @@ impl InUseIndex {
     /// Everything in use on a registry known by any of `hosts` (`host` or `host:port`), in
     /// the repositories `in_scope` accepts (a run needs no other: it decides nothing else).
     pub fn for_hosts(&self, hosts: &[String], in_scope: impl Fn(&str) -> bool) -> InUseRefs {
-        let hosts: BTreeSet<String> = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+        let hosts: BTreeSet<String> = hosts.iter().map(|h| normalize_host(h)).collect();
         let mut out = InUseRefs::default();
         let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
         for usage in sources.values().flat_map(|s| s.objects.values()) {

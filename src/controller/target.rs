@@ -63,7 +63,7 @@ fn service_port(registry: &Registry) -> i32 {
 }
 
 /// Every host name of a Registry: Service DNS forms for managed ones, the URL's host for
-/// external ones, plus `spec.aliases`.
+/// external ones, plus `spec.aliases` — each in [`super::inuse::normalize_host`]'s spelling.
 pub fn hosts(registry: &Registry, cluster_domain: &str) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(ext) = &registry.spec.external {
@@ -88,7 +88,11 @@ pub fn hosts(registry: &Registry, cluster_domain: &str) -> Vec<String> {
         }
     }
     out.extend(registry.spec.aliases.iter().cloned());
-    let mut out: Vec<String> = out.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+    let mut out: Vec<String> = out
+        .into_iter()
+        .map(|h| super::inuse::normalize_host(&h))
+        .filter(|h| !h.is_empty())
+        .collect();
     out.sort();
     out.dedup();
     out
@@ -251,5 +255,46 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(hosts(&r, "cluster.local"), vec!["harbor.example.com:8443"]);
+    }
+
+    #[test]
+    fn hosts_are_spelled_as_images_name_them_whatever_the_spec_says() {
+        let r = registry(RegistrySpec {
+            external: Some(ExternalRegistry {
+                url: "https://Harbor.example.com:443/".into(),
+                ..Default::default()
+            }),
+            aliases: vec![
+                "https://mirror.example.com/".into(),
+                "ingress.example.com:443".into(),
+                "node.example.com:30500".into(),
+            ],
+            ..Default::default()
+        });
+        assert_eq!(
+            hosts(&r, "cluster.local"),
+            vec![
+                "harbor.example.com",
+                "ingress.example.com",
+                "mirror.example.com",
+                "node.example.com:30500",
+            ]
+        );
+        // a Pod image naming the default port explicitly is the same host
+        let pod = crate::oci::ImageReference::parse("harbor.example.com:443/team/app:v1").unwrap();
+        assert_eq!(
+            super::super::inuse::normalize_host(&pod.registry),
+            "harbor.example.com"
+        );
+        // a managed registry on port 443: Pods write the Service name without it
+        let managed = registry(RegistrySpec {
+            version: Some("v2.1.20".into()),
+            service: Some(crate::api::registry::ServiceSpec {
+                port: Some(443),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert!(hosts(&managed, "cluster.local").contains(&"main.platform.svc".to_string()));
     }
 }
