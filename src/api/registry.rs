@@ -122,6 +122,9 @@ pub struct RegistrySpec {
 
     /// Other host names (`host` or `host:port`) this registry answers to, such as an ingress
     /// host or a node-port address. Pod images on any of them count as in use for retention.
+    /// Compared as images name hosts: case, a scheme, a path and the default port `:443` are
+    /// ignored. Set one for every name Pods pull this registry by (kubelets often cannot
+    /// resolve Service names, so Pods use an ingress or node address).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
 
