@@ -1025,3 +1025,40 @@ async fn purge_project_over_its_limit_names_max_deletions_and_deletes_nothing() 
     assert!(stderr.contains("raise --max-deletions"), "{stderr}");
     assert_eq!(tags(&client(&reg.url), "p/a").await.len(), 9);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_apply_json_says_how_each_deletion_ended() {
+    let reg = TestRegistry::start();
+    seed_projects(&Seeder::new(&reg.url, None)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_policy(dir.path(), "");
+    let out = cli(&[
+        "retention",
+        "apply",
+        "--registry",
+        &reg.url,
+        "--policy",
+        file.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let decision = |repo: &str, tag: &str| {
+        report["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["repository"] == repo && d["tag"] == tag)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(decision("p/a", "v1")["outcome"], "deleted");
+    assert_eq!(decision("p/a/b", "old1")["outcome"], "deleted");
+    assert!(decision("p/a", "v2").get("outcome").is_none());
+    assert_eq!(report["execution"]["deletedTags"], 4);
+}

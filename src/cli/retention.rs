@@ -578,6 +578,38 @@ fn print_result(result: &RunResult, output: Output, all: bool) -> Result<(), Fai
         Output::Json => {
             let mut v = serde_json::to_value(result.report())
                 .map_err(|e| Failure::failed(format!("serialising the report: {e}")))?;
+            if let Some(e) = &result.execution {
+                // Each deleted (or skipped, or failed) tag says how its deletion ended.
+                let mut outcome: std::collections::HashMap<(&str, &str), String> =
+                    std::collections::HashMap::new();
+                for item in &e.items {
+                    let (repo, tags): (&str, Vec<&str>) = match &item.mutation {
+                        crate::retention::Mutation::DeleteTag {
+                            repository, tag, ..
+                        } => (repository, vec![&**tag]),
+                        crate::retention::Mutation::DeleteManifest {
+                            repository, tags, ..
+                        } => (repository, tags.iter().map(|t| &**t).collect()),
+                    };
+                    for tag in tags {
+                        outcome.insert((repo, tag), item.result.to_string());
+                    }
+                }
+                if let Some(decisions) = v.get_mut("decisions").and_then(|d| d.as_array_mut()) {
+                    for d in decisions {
+                        let key = (
+                            d["repository"].as_str().unwrap_or_default(),
+                            d["tag"].as_str().unwrap_or_default(),
+                        );
+                        if let Some(o) = outcome.get(&key) {
+                            let o = o.clone();
+                            if let Some(obj) = d.as_object_mut() {
+                                obj.insert("outcome".to_string(), o.into());
+                            }
+                        }
+                    }
+                }
+            }
             if let (Some(e), Some(map)) = (&result.execution, v.as_object_mut()) {
                 let c = e.counts;
                 map.insert(
