@@ -522,6 +522,25 @@ async fn a_pod_started_after_the_plan_keeps_its_image_from_deletion() {
 }
 
 #[tokio::test]
+async fn a_fence_that_says_no_stops_the_run_before_any_deletion() {
+    let reg = TestRegistry::start();
+    seed_projects(&Seeder::new(&reg.url, None)).await;
+    let c = client(&reg.url);
+    let pol = policy("ns/keep-two", PolicyMode::Enforce, KEEP_TWO);
+    let mut options = RunOptions::default();
+    options.execute.fence = Some(Arc::new(|| {
+        Box::pin(async { Err("the Lease is held by another replica".to_string()) })
+    }));
+    let err = run_policy(&c, &pol, &options, jiff::Timestamp::now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "NotLeader");
+    assert!(err.to_string().contains("held by another replica"), "{err}");
+    assert_eq!(c.stats().mutating, 0);
+    assert_eq!(tags(&c, "p/a").await.len(), 9);
+}
+
+#[tokio::test]
 async fn re_running_an_applied_plan_deletes_nothing_new() {
     let reg = TestRegistry::start();
     let s = Seeder::new(&reg.url, None);

@@ -307,7 +307,9 @@ fn purge(args: &PurgeArgs) -> Result<u8, Failure> {
         return Ok(0);
     }
     let (options, bar) = run_options(protections, concurrency, PolicyMode::Enforce);
-    let result = runtime.block_on(enforce_shown(&client, &policy, &options, shown));
+    let result = runtime
+        .block_on(enforce_shown(&client, &policy, &options, shown))
+        .map_err(|e| Failure::failed(format!("{}: {e}", client.base_url())))?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

@@ -83,6 +83,9 @@ pub struct Context {
     pub settings: Settings,
     /// Publishes Events; one recorder, so a repeated event is counted rather than duplicated.
     pub recorder: Recorder,
+    /// Asked before deleting (with leader election: whether this replica still holds the
+    /// Lease).
+    pub fence: Option<crate::engine::Fence>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -101,8 +104,15 @@ impl Context {
             metrics,
             settings,
             recorder,
+            fence: None,
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same context, asking `fence` before deleting.
+    pub fn with_fence(mut self, fence: crate::engine::Fence) -> Self {
+        self.fence = Some(fence);
+        self
     }
 
     /// Records a transient failure of `key` and returns how long to wait before retrying:

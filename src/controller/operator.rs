@@ -95,11 +95,11 @@ pub async fn run(
         tokio::spawn(lost);
     }
 
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        metrics,
-        config.settings.clone(),
-    ));
+    let mut ctx = Context::new(client.clone(), metrics, config.settings.clone());
+    if let Some(le) = &config.leader_election {
+        ctx = ctx.with_fence(super::runtime::lease_fence(client.clone(), le));
+    }
+    let ctx = Arc::new(ctx);
     // Images in use are watched cluster-wide whatever namespaces are reconciled: a Pod in any
     // namespace may run an image of a watched registry.
     let in_use = InUseIndex::new();

@@ -701,11 +701,12 @@ async fn run_on_registry(
         });
         source
     });
-    let options = RunOptions {
+    let mut options = RunOptions {
         others,
         in_use_source,
         ..RunOptions::default()
     };
+    options.execute.fence = ctx.fence.clone();
     let result = run_policy(&client, policy, &options, now).await;
     // Counted whether or not the run succeeded: the requests were sent either way.
     ctx.metrics.count_requests(&client.stats());

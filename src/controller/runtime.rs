@@ -129,3 +129,41 @@ pub async fn elect(
     let (rx, _task) = manager.watch().await;
     Ok(rx)
 }
+
+/// A fence for deletions: this replica may delete only while the Lease names it and has been
+/// renewed within its duration, read fresh from the API server (an API server it cannot reach
+/// is a no). The lease manager's own view can lag behind: cut off from the API server, a
+/// replica keeps believing it leads while another takes over.
+pub fn lease_fence(client: Client, le: &LeaderElection) -> crate::engine::Fence {
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client, &le.namespace);
+    let (namespace, name, me) = (le.namespace.clone(), le.lease.clone(), le.identity.clone());
+    std::sync::Arc::new(move || {
+        let (api, namespace, name, me) = (api.clone(), namespace.clone(), name.clone(), me.clone());
+        Box::pin(async move {
+            let lease = api
+                .get(&name)
+                .await
+                .map_err(|e| format!("cannot read the leader Lease {namespace}/{name}: {e}"))?;
+            let spec = lease.spec.unwrap_or_default();
+            let holder = spec.holder_identity.unwrap_or_default();
+            if holder != me {
+                return Err(format!(
+                    "the leader Lease {namespace}/{name} is held by {holder:?}, not by this replica ({me})"
+                ));
+            }
+            let duration = i64::from(spec.lease_duration_seconds.unwrap_or(15));
+            let renewed = spec.renew_time.map(|t| t.0);
+            let now = jiff::Timestamp::now();
+            match renewed {
+                Some(t) if t + jiff::SignedDuration::from_secs(duration) > now => Ok(()),
+                Some(t) => Err(format!(
+                    "the leader Lease {namespace}/{name} was last renewed at {t}, more than {duration}s ago"
+                )),
+                None => Err(format!(
+                    "the leader Lease {namespace}/{name} has no renew time"
+                )),
+            }
+        })
+    })
+}

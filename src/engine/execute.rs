@@ -30,6 +30,13 @@ use crate::retention::{InUse, Inventory, LimitBreach, Mutation, Plan};
 /// (for progress bars).
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
+/// Says whether this process may still delete (the operator: whether it still holds its
+/// leader Lease); an error names why not. Asked before the first deletion and again before
+/// each repository's (at most every 2 s), so a replica that lost the Lease — cut off from
+/// the API server, say — stops instead of racing the new leader.
+pub type Fence =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
 /// Which images are in use *now*, in the repositories the argument accepts; an error when
 /// that cannot be vouched for (the operator's index of Pods is relisting). A run asks after
 /// reading the registry (for the plan) and again before each repository's deletions, so a
@@ -49,6 +56,8 @@ pub struct ExecuteOptions {
     /// Asked before each repository's deletions: a mutation whose tag or digest is in use
     /// by then is skipped.
     pub in_use: Option<InUseSource>,
+    /// Asked before deleting anything, and before each repository's deletions.
+    pub fence: Option<Fence>,
 }
 
 impl Default for ExecuteOptions {
@@ -58,6 +67,7 @@ impl Default for ExecuteOptions {
             deletions_in_flight: 8,
             progress: None,
             in_use: None,
+            fence: None,
         }
     }
 }
@@ -69,6 +79,7 @@ impl fmt::Debug for ExecuteOptions {
             .field("deletions_in_flight", &self.deletions_in_flight)
             .field("progress", &self.progress.is_some())
             .field("in_use", &self.in_use.is_some())
+            .field("fence", &self.fence.is_some())
             .finish()
     }
 }
@@ -82,6 +93,9 @@ pub enum ExecuteError {
     /// The plan breaches a blast-radius limit.
     #[error("{0}")]
     BlastRadius(#[from] LimitBreach),
+    /// The fence said no before the first deletion (this replica may no longer lead).
+    #[error("not deleting: {0}")]
+    Fenced(String),
 }
 
 impl ExecuteError {
@@ -90,6 +104,7 @@ impl ExecuteError {
         match self {
             ExecuteError::PlanMode => "PlanMode",
             ExecuteError::BlastRadius(b) => b.reason(),
+            ExecuteError::Fenced(_) => "NotLeader",
         }
     }
 }
@@ -226,6 +241,10 @@ pub async fn execute(
         return Err(ExecuteError::PlanMode);
     }
     plan.check_blast_radius()?;
+    let fence = options.fence.clone().map(Gate::new);
+    if let Some(gate) = &fence {
+        gate.check().await.map_err(ExecuteError::Fenced)?;
+    }
     // Mutations by repository, keeping plan order and each one's position.
     let mut by_repo: BTreeMap<&str, Vec<(usize, &Mutation)>> = BTreeMap::new();
     for (i, m) in plan.mutations().enumerate() {
@@ -273,6 +292,7 @@ pub async fn execute(
                 parents,
                 listed.get(repo).unwrap_or(&no_tags),
                 options.in_use.as_ref(),
+                fence.as_ref(),
                 per_repo,
                 options.progress.clone(),
                 total,
@@ -338,6 +358,7 @@ async fn run_repository(
     parents: &HashMap<String, Vec<String>>,
     listed: &HashSet<&str>,
     in_use: Option<&InUseSource>,
+    fence: Option<&Gate>,
     in_flight: usize,
     progress: Option<Progress>,
     total: u64,
@@ -393,6 +414,25 @@ async fn run_repository(
                     false
                 });
             }
+        }
+    }
+    if let Some(gate) = fence {
+        if let Err(why) = gate.check().await {
+            for (i, m) in items {
+                if let Mutation::DeleteManifest { digest, .. } = m {
+                    settled.insert(digest.to_string(), false);
+                }
+                if let Some(p) = &progress {
+                    p(1, total);
+                }
+                out.push((
+                    i,
+                    ItemResult::Failed {
+                        reason: format!("not deleting: {why}"),
+                    },
+                ));
+            }
+            return out;
         }
     }
     // Pods started since the plan: skip what they use (an in-memory lookup, no request).
@@ -498,6 +538,37 @@ async fn run_repository(
         pending = waiting;
     }
     out
+}
+
+/// A [`Fence`] asked at most every 2 s: a yes is trusted that long.
+struct Gate {
+    fence: Fence,
+    last_yes: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Gate {
+    fn new(fence: Fence) -> Gate {
+        Gate {
+            fence,
+            last_yes: std::sync::Mutex::new(None),
+        }
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let fresh = self
+            .last_yes
+            .lock()
+            .map(|t| t.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(2)))
+            .unwrap_or(false);
+        if fresh {
+            return Ok(());
+        }
+        (self.fence)().await?;
+        if let Ok(mut t) = self.last_yes.lock() {
+            *t = Some(std::time::Instant::now());
+        }
+        Ok(())
+    }
 }
 
 /// Who uses what `m` would delete: its digest, or any tag it removes.

@@ -14,7 +14,7 @@ pub mod run;
 
 pub use collect::{collect_inventory, CollectError, CollectOptions};
 pub use execute::{
-    execute, ExecuteError, ExecuteOptions, Execution, ExecutionCounts, InUseSource, ItemOutcome,
-    ItemResult, Progress,
+    execute, ExecuteError, ExecuteOptions, Execution, ExecutionCounts, Fence, InUseSource,
+    ItemOutcome, ItemResult, Progress,
 };
 pub use run::{enforce_shown, run_policy, RunError, RunOptions, RunResult};

@@ -74,6 +74,9 @@ pub enum RunError {
     /// Which images are in use could not be vouched for after the registry was read.
     #[error("images in use cannot be checked: {0}")]
     InUse(String),
+    /// The execute fence said no before the first deletion: nothing was deleted.
+    #[error("nothing deleted: {0}")]
+    Fenced(String),
 }
 
 impl RunError {
@@ -82,6 +85,7 @@ impl RunError {
         match self {
             RunError::Collect(e) => e.reason(),
             RunError::InUse(_) => "WaitingForInUseIndex",
+            RunError::Fenced(_) => "NotLeader",
         }
     }
 }
@@ -115,7 +119,7 @@ pub async fn run_policy(
         },
         None => options.protections.clone(),
     };
-    Ok(plan_and_execute(client, policy, options, &protections, now, collected).await)
+    plan_and_execute(client, policy, options, &protections, now, collected).await
 }
 
 /// Enforces exactly the plan a person was shown: re-plans `shown`'s inventory, at the same
@@ -128,7 +132,7 @@ pub async fn enforce_shown(
     policy: &Policy,
     options: &RunOptions,
     shown: RunResult,
-) -> RunResult {
+) -> Result<RunResult, RunError> {
     let policy = policy.clone().with_mode(PolicyMode::Enforce);
     let collected = Collected {
         inventory: shown.inventory,
@@ -162,7 +166,7 @@ async fn plan_and_execute(
     protections: &Protections,
     now: Timestamp,
     collected: Collected,
-) -> RunResult {
+) -> Result<RunResult, RunError> {
     let Collected {
         inventory,
         requests: collect_requests,
@@ -179,8 +183,9 @@ async fn plan_and_execute(
         Ok(x) => (None, Some(x)),
         Err(ExecuteError::PlanMode) => (None, None),
         Err(ExecuteError::BlastRadius(b)) => (Some(b), None),
+        Err(ExecuteError::Fenced(why)) => return Err(RunError::Fenced(why)),
     };
-    RunResult {
+    Ok(RunResult {
         inventory,
         plan,
         blocked,
@@ -190,7 +195,7 @@ async fn plan_and_execute(
         started,
         collected,
         finished: Timestamp::now(),
-    }
+    })
 }
 
 /// `a - b`, operation by operation.
