@@ -3,7 +3,8 @@
 //! expected tags; Pods protect their images by tag and by digest; a ClusterRetentionPolicy's keep
 //! vetoes a namespaced deletion; a blast-radius breach deletes nothing and stalls; purge removes
 //! a project except what runs; a suspended policy runs not at all until resumed; an invalid
-//! policy on the same registry stalls an Enforce run, named in the message.
+//! policy on the same registry stalls an Enforce run, named in the message, and so does a
+//! cluster policy whose selector is invalid.
 
 mod operator;
 mod support;
@@ -593,5 +594,86 @@ async fn an_invalid_policy_on_the_same_registry_stalls_an_enforce_run_and_is_nam
         "not reported as a registry that may come back"
     );
     assert_eq!(f.tags("team-a/web").await.len(), 5, "nothing deleted");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_policy_with_an_invalid_selector_stalls_and_stops_enforce_runs_it_may_cover() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    external_registry(&h, &f.registry.url, json!({"tier": "prod"})).await;
+    let crps: Api<ClusterRetentionPolicy> = Api::all(h.client.clone());
+    let cluster_policy = |name: &str, selector: serde_json::Value| {
+        object::<ClusterRetentionPolicy>(json!({
+            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "ClusterRetentionPolicy",
+            "metadata": {"name": name},
+            "spec": {"registrySelector": selector, "mode": "Plan",
+                     "repositories": {"include": ["**"]}, "keep": [{"tags": {"regex": "v1"}}]},
+        }))
+    };
+    // `in` for `In`, and `In` without values: neither may be read as "selects nothing".
+    for (name, selector) in [
+        (
+            "typo",
+            json!({"matchExpressions": [{"key": "tier", "operator": "in", "values": ["prod"]}]}),
+        ),
+        (
+            "no-values",
+            json!({"matchExpressions": [{"key": "tier", "operator": "In"}]}),
+        ),
+        // Invalid too, but its valid part rules this registry out.
+        (
+            "elsewhere",
+            json!({"matchLabels": {"tier": "dev"},
+                             "matchExpressions": [{"key": "zone", "operator": "in", "values": ["a"]}]}),
+        ),
+    ] {
+        crps.create(&PostParams::default(), &cluster_policy(name, selector))
+            .await
+            .unwrap();
+    }
+    let own = wait_for("the typo policy to stall", || async {
+        condition(&crps.get("typo").await.unwrap(), "Stalled").filter(|c| c.status == "True")
+    })
+    .await;
+    assert_eq!(own.reason, "InvalidSpec", "{own:?}");
+    assert!(own.message.contains("unknown operator"), "{}", own.message);
+
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(&PostParams::default(), &policy("api", json!({
+            "mode": "Enforce", "repositories": {"include": ["team-a/api"]}, "keep": [{"mostRecent": 1}],
+        })))
+        .await
+        .unwrap();
+    let done = wait_run(&policies, "api", 1).await;
+    let run = done.status.as_ref().unwrap().last_run.clone().unwrap();
+    assert_eq!(
+        (run.outcome, run.deleted),
+        (RunOutcome::Failed, 0),
+        "{run:?}"
+    );
+    assert_eq!(
+        f.tags("team-a/api").await,
+        set(&["v1", "v2", "v3"]),
+        "nothing deleted"
+    );
+    let stalled = condition(&done, "Stalled").expect("Stalled condition");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "InvalidSpec")
+    );
+    assert!(
+        stalled.message.contains("ClusterRetentionPolicy typo")
+            && stalled.message.contains("ClusterRetentionPolicy no-values")
+            && stalled.message.contains("label selector"),
+        "the message names the cluster policies and their selectors: {}",
+        stalled.message
+    );
+    assert!(
+        !stalled.message.contains("elsewhere"),
+        "a policy whose valid labels exclude the registry does not apply: {}",
+        stalled.message
+    );
     h.stop().await;
 }

@@ -596,7 +596,8 @@ async fn target_registries(
 }
 
 /// The other policies applying to `registry`, compiled. An invalid one cannot veto reliably, so
-/// it makes the run fail closed in Enforce mode.
+/// it makes the run fail closed in Enforce mode; a cluster policy whose selector is invalid
+/// counts as applying wherever its valid requirements allow.
 async fn other_policies(
     view: &PolicyView,
     registry: &Registry,
@@ -638,20 +639,40 @@ async fn other_policies(
         if name == view.display && matches!(view.kind, Kind::Cluster { .. }) {
             continue;
         }
-        let selects = selector::matches(&p.spec.registry_selector, registry.labels())
+        let selectors =
+            std::iter::once(&p.spec.registry_selector).chain(p.spec.namespace_selector.as_ref());
+        let mut problems: Vec<String> = selectors
+            .filter_map(|s| selector::validate(s).err())
+            .map(|e| e.to_string())
+            .collect();
+        // An invalid selector must not be read as selecting nothing: the policy then counts
+        // as applying to every registry its author may have meant.
+        let test = if problems.is_empty() {
+            selector::matches
+        } else {
+            selector::may_match
+        };
+        let selects = test(&p.spec.registry_selector, registry.labels())
             && p.spec
                 .namespace_selector
                 .as_ref()
-                .is_none_or(|s| selector::matches(s, &namespace_labels));
+                .is_none_or(|s| test(s, &namespace_labels));
         if !selects {
             continue;
         }
         match Policy::compile(&name, &p.spec.rules) {
-            Ok(c) => out.push(c),
-            Err(e) => invalid.push(format!(
+            Ok(c) if problems.is_empty() => out.push(c),
+            Ok(_) => invalid.push(format!(
                 "ClusterRetentionPolicy {name} ({})",
-                problems_of(&e)
+                problems.join("; ")
             )),
+            Err(e) => {
+                problems.push(problems_of(&e));
+                invalid.push(format!(
+                    "ClusterRetentionPolicy {name} ({})",
+                    problems.join("; ")
+                ));
+            }
         }
     }
     if !invalid.is_empty() && view.rules.mode == PolicyMode::Enforce {
