@@ -4,7 +4,8 @@
 //! vetoes a namespaced deletion; a blast-radius breach deletes nothing and stalls; purge removes
 //! a project except what runs; a suspended policy runs not at all until resumed; an invalid
 //! policy on the same registry stalls an Enforce run, named in the message, and so does a
-//! cluster policy whose selector is invalid.
+//! cluster policy whose selector is invalid; policies on one registry veto each other whichever
+//! Registry object (and URL spelling) they name it through.
 
 mod operator;
 mod support;
@@ -93,12 +94,22 @@ impl Fixture {
 }
 
 async fn external_registry(h: &Harness, url: &str, labels: serde_json::Value) {
-    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    external_registry_in(h, "default", "dist", url, labels).await;
+}
+
+async fn external_registry_in(
+    h: &Harness,
+    namespace: &str,
+    name: &str,
+    url: &str,
+    labels: serde_json::Value,
+) {
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), namespace);
     regs.create(
         &PostParams::default(),
         &object(json!({
             "apiVersion": "registry-operator.dev/v1alpha1", "kind": "Registry",
-            "metadata": {"name": "dist", "namespace": "default", "labels": labels},
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "spec": {"external": {"url": url}},
         })),
     )
@@ -674,6 +685,69 @@ async fn a_cluster_policy_with_an_invalid_selector_stalls_and_stops_enforce_runs
         !stalled.message.contains("elsewhere"),
         "a policy whose valid labels exclude the registry does not apply: {}",
         stalled.message
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_on_one_registry_veto_each_other_through_different_registry_objects() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+    for ns in ["team-a", "team-b"] {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &object(json!({
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+                })),
+            )
+            .await
+            .unwrap();
+    }
+    // Two teams, one registry, spelt two ways.
+    external_registry_in(&h, "team-a", "dist", &f.registry.url, json!({})).await;
+    external_registry_in(
+        &h,
+        "team-b",
+        "mirror",
+        &format!("{}/", f.registry.url),
+        json!({}),
+    )
+    .await;
+    let team_b: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "team-b");
+    team_b
+        .create(&PostParams::default(), &object(json!({
+            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "RetentionPolicy",
+            "metadata": {"name": "everything", "namespace": "team-b"},
+            "spec": {"registryRef": {"name": "mirror"}, "mode": "Plan",
+                     "repositories": {"include": ["team-a/web"]}, "keep": [{"tags": {"regex": "v.*"}}]},
+        })))
+        .await
+        .unwrap();
+    wait_run(&team_b, "everything", 1).await;
+    let team_a: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "team-a");
+    team_a
+        .create(
+            &PostParams::default(),
+            &object(json!({
+                "apiVersion": "registry-operator.dev/v1alpha1", "kind": "RetentionPolicy",
+                "metadata": {"name": "newest", "namespace": "team-a"},
+                "spec": {"registryRef": {"name": "dist"}, "mode": "Enforce",
+                         "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 1}]},
+            })),
+        )
+        .await
+        .unwrap();
+    let done = wait_run(&team_a, "newest", 1).await;
+    let status = done.status.unwrap();
+    let run = status.last_run.unwrap();
+    assert_eq!((run.deleted, run.would_delete), (0, 0), "{run:?}");
+    assert!(status.candidates.is_empty(), "{:?}", status.candidates);
+    assert_eq!(
+        f.tags("team-a/web").await,
+        set(&["v1", "v2", "v3", "v4", "v5"]),
+        "team-b's policy keeps every tag of the registry both Registry objects point at"
     );
     h.stop().await;
 }

@@ -29,6 +29,7 @@ use super::conditions::{
     WAITING_FOR_IN_USE_INDEX,
 };
 use super::context::Context;
+use super::endpoint::endpoint;
 use super::error::ControllerError;
 use super::inuse::InUseIndex;
 use super::metrics::{ControllerLabels, FailureLabels, RunLabels};
@@ -44,7 +45,8 @@ use crate::api::Registry;
 use crate::engine::{run_policy, RunOptions, RunResult};
 use crate::retention::{InUse, Policy, Protections};
 
-/// Serialises runs per registry across both policy controllers.
+/// Serialises runs per registry endpoint (see [`endpoint`]) across both policy controllers,
+/// whichever Registry objects name it.
 #[derive(Default)]
 pub struct RunLocks(std::sync::Mutex<HashMap<String, Arc<AsyncMutex<()>>>>);
 
@@ -61,7 +63,7 @@ pub struct PolicyContext {
     pub ctx: Arc<Context>,
     /// Images the cluster runs.
     pub in_use: InUseIndex,
-    /// One lock per registry.
+    /// One lock per registry endpoint.
     pub locks: RunLocks,
     /// Every RetentionPolicy (watch cache), for the vetoes of other policies.
     pub policies: Store<RetentionPolicy>,
@@ -364,18 +366,32 @@ async fn reconcile_view(
     // credentials Secret is malformed): the policy is Stalled with its reason, not retried.
     let mut permanent: Option<(&'static str, String)> = None;
     let cluster = matches!(view.kind, Kind::Cluster { .. });
+    // Every Registry object: several may name one actual registry, which is what runs are
+    // serialised on and what other policies' keeps veto on.
+    let all_registries = Api::<Registry>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
     for registry in &registries {
         let reg_key = format!(
             "{}/{}",
             registry.namespace().unwrap_or_default(),
             registry.name_any()
         );
-        let lock = pctx.locks.lock_for(&reg_key);
+        let key = endpoint(registry, &ctx.settings.cluster_domain);
+        let lock = pctx.locks.lock_for(&key);
         let _guard = lock.lock().await;
         // Boxed: the run's future is large, and erasing its type keeps the reconciler's future
         // provably Send (rustc cannot see through it otherwise).
-        let run: futures::future::BoxFuture<'_, _> =
-            Box::pin(run_on_registry(view, &policy, registry, pctx, now));
+        let run: futures::future::BoxFuture<'_, _> = Box::pin(run_on_registry(
+            view,
+            &policy,
+            registry,
+            &key,
+            &all_registries,
+            pctx,
+            now,
+        ));
         match run.await {
             Ok(result) => {
                 let s = result.summary();
@@ -595,26 +611,35 @@ async fn target_registries(
     }
 }
 
-/// The other policies applying to `registry`, compiled. An invalid one cannot veto reliably, so
-/// it makes the run fail closed in Enforce mode; a cluster policy whose selector is invalid
-/// counts as applying wherever its valid requirements allow.
+/// The other policies applying to the registry at `endpoint` — through `registry` or any other
+/// Registry object in `all_registries` naming the same endpoint — compiled. An invalid one
+/// cannot veto reliably, so it makes the run fail closed in Enforce mode; a cluster policy
+/// whose selector is invalid counts as applying wherever its valid requirements allow.
 async fn other_policies(
     view: &PolicyView,
     registry: &Registry,
+    endpoint_key: &str,
+    all_registries: &[Registry],
     pctx: &PolicyContext,
 ) -> Result<Vec<Policy>, ControllerError> {
     let ctx = &pctx.ctx;
-    let reg_ns = registry.namespace().unwrap_or_default();
+    let id = |r: &Registry| (r.namespace().unwrap_or_default(), r.name_any());
+    let mut same = vec![registry];
+    same.extend(all_registries.iter().filter(|r| {
+        id(r) != id(registry) && endpoint(r, &ctx.settings.cluster_domain) == endpoint_key
+    }));
     let mut out = Vec::new();
     let mut invalid = Vec::new();
     // From the watch caches, not the API: a run must not list every policy of the cluster.
     for p in pctx.policies.state() {
-        if p.namespace().as_deref() != Some(reg_ns.as_str())
-            || p.spec.registry_ref.name != registry.name_any()
+        let ns = p.namespace().unwrap_or_default();
+        if !same
+            .iter()
+            .any(|r| id(r) == (ns.clone(), p.spec.registry_ref.name.clone()))
         {
             continue;
         }
-        let name = format!("{reg_ns}/{}", p.name_any());
+        let name = format!("{ns}/{}", p.name_any());
         if name == view.display && matches!(view.kind, Kind::Namespaced { .. }) {
             continue;
         }
@@ -624,16 +649,23 @@ async fn other_policies(
         }
     }
     let cluster_policies = pctx.cluster_policies.state();
-    let namespace_labels = if cluster_policies.is_empty() {
-        BTreeMap::new()
-    } else {
+    let mut namespace_labels: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    if !cluster_policies.is_empty() {
         let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
-        ns_api
-            .get_opt(&reg_ns)
-            .await?
-            .map(|n| n.labels().clone())
-            .unwrap_or_default()
-    };
+        for r in &same {
+            if let std::collections::btree_map::Entry::Vacant(e) =
+                namespace_labels.entry(r.namespace().unwrap_or_default())
+            {
+                let labels = ns_api
+                    .get_opt(e.key())
+                    .await?
+                    .map(|n| n.labels().clone())
+                    .unwrap_or_default();
+                e.insert(labels);
+            }
+        }
+    }
+    let no_labels = BTreeMap::new();
     for p in cluster_policies {
         let name = p.name_any();
         if name == view.display && matches!(view.kind, Kind::Cluster { .. }) {
@@ -652,11 +684,14 @@ async fn other_policies(
         } else {
             selector::may_match
         };
-        let selects = test(&p.spec.registry_selector, registry.labels())
-            && p.spec
-                .namespace_selector
-                .as_ref()
-                .is_none_or(|s| test(s, &namespace_labels));
+        let selects = same.iter().any(|r| {
+            let ns = r.namespace().unwrap_or_default();
+            test(&p.spec.registry_selector, r.labels())
+                && p.spec
+                    .namespace_selector
+                    .as_ref()
+                    .is_none_or(|s| test(s, namespace_labels.get(&ns).unwrap_or(&no_labels)))
+        });
         if !selects {
             continue;
         }
@@ -702,13 +737,15 @@ async fn run_on_registry(
     view: &PolicyView,
     policy: &Policy,
     registry: &Registry,
+    endpoint_key: &str,
+    all_registries: &[Registry],
     pctx: &PolicyContext,
     now: Timestamp,
 ) -> Result<RunResult, ControllerError> {
     let ctx = &pctx.ctx;
     let t = target::resolve_with(ctx, registry).await?;
     let client = t.client()?;
-    let others = other_policies(view, registry, pctx).await?;
+    let others = other_policies(view, registry, endpoint_key, all_registries, pctx).await?;
     let mut in_use = InUse::new();
     if view.rules.protects_in_use() {
         let refs = pctx.in_use.for_hosts(&t.hosts, |r| policy.in_scope(r));
