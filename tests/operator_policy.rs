@@ -5,7 +5,8 @@
 //! a project except what runs; a suspended policy runs not at all until resumed; an invalid
 //! policy on the same registry stalls an Enforce run, named in the message, and so does a
 //! cluster policy whose selector is invalid; policies on one registry veto each other whichever
-//! Registry object (and URL spelling) they name it through.
+//! Registry object (and URL spelling) they name it through; a run's limits count every
+//! registry it covers.
 
 mod operator;
 mod support;
@@ -115,6 +116,19 @@ async fn external_registry_in(
     )
     .await
     .unwrap();
+}
+
+async fn wait_cluster_run(api: &Api<ClusterRetentionPolicy>, name: &str) -> ClusterRetentionPolicy {
+    wait_for(&format!("a run of {name}"), || async {
+        let p = api.get(name).await.unwrap();
+        let ran = p
+            .status
+            .as_ref()
+            .and_then(|s| s.last_run.as_ref())
+            .is_some_and(|r| r.completion_time.is_some());
+        ran.then_some(p)
+    })
+    .await
 }
 
 fn policy(name: &str, spec: serde_json::Value) -> RetentionPolicy {
@@ -748,6 +762,71 @@ async fn policies_on_one_registry_veto_each_other_through_different_registry_obj
         f.tags("team-a/web").await,
         set(&["v1", "v2", "v3", "v4", "v5"]),
         "team-b's policy keeps every tag of the registry both Registry objects point at"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_policys_limit_counts_every_registry_of_the_run() {
+    let east = fixture().await;
+    let west = fixture().await;
+    let h = Harness::start().await;
+    external_registry_in(
+        &h,
+        "default",
+        "east",
+        &east.registry.url,
+        json!({"tier": "prod"}),
+    )
+    .await;
+    external_registry_in(
+        &h,
+        "default",
+        "west",
+        &west.registry.url,
+        json!({"tier": "prod"}),
+    )
+    .await;
+    let crps: Api<ClusterRetentionPolicy> = Api::all(h.client.clone());
+    // Each registry alone: 3 deletions, within 5; together 6.
+    crps.create(
+        &PostParams::default(),
+        &object(json!({
+            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "ClusterRetentionPolicy",
+            "metadata": {"name": "prod-cleanup"},
+            "spec": {"registrySelector": {"matchLabels": {"tier": "prod"}}, "mode": "Enforce",
+                     "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
+                     "limits": {"maxDeletionsPerRun": 5}},
+        })),
+    )
+    .await
+    .unwrap();
+    let done = wait_cluster_run(&crps, "prod-cleanup").await;
+    let run = done.status.as_ref().unwrap().last_run.clone().unwrap();
+    assert_eq!(
+        (run.outcome, run.registries, run.deleted, run.would_delete),
+        (RunOutcome::Blocked, 2, 0, 6),
+        "{run:?}"
+    );
+    assert_eq!(
+        east.tags("team-a/web").await.len(),
+        5,
+        "nothing deleted on east"
+    );
+    assert_eq!(
+        west.tags("team-a/web").await.len(),
+        5,
+        "nothing deleted on west"
+    );
+    let stalled = condition(&done, "Stalled").expect("Stalled condition");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "BlastRadiusExceeded")
+    );
+    assert!(
+        stalled.message.contains("limits.maxDeletionsPerRun (5)") && stalled.message.contains('6'),
+        "{}",
+        stalled.message
     );
     h.stop().await;
 }

@@ -42,8 +42,9 @@ use crate::api::retention::{
     RetentionRules, RunOutcome, RunSummary, MAX_STATUS_CANDIDATES,
 };
 use crate::api::Registry;
-use crate::engine::{run_policy, RunOptions, RunResult};
-use crate::retention::{InUse, Policy, Protections};
+use crate::engine::{plan_policy, Planned, RunOptions, RunResult};
+use crate::oci::RegistryClient;
+use crate::retention::{check_limits, InUse, LimitBreach, Policy, Protections};
 
 /// Serialises runs per registry endpoint (see [`endpoint`]) across both policy controllers,
 /// whichever Registry objects name it.
@@ -372,27 +373,55 @@ async fn reconcile_view(
         .list(&ListParams::default())
         .await?
         .items;
-    for registry in &registries {
+    let endpoints: Vec<String> = registries
+        .iter()
+        .map(|r| endpoint(r, &ctx.settings.cluster_domain))
+        .collect();
+    // Every endpoint's lock for the whole run, taken in one global order (sorted) so that runs
+    // holding several cannot deadlock.
+    let mut keys = endpoints.clone();
+    keys.sort();
+    keys.dedup();
+    let mut guards = Vec::with_capacity(keys.len());
+    for key in &keys {
+        guards.push(pctx.locks.lock_for(key).lock_owned().await);
+    }
+    // Plan every registry before executing anything: the limits hold for the run as a whole.
+    let mut planned = Vec::with_capacity(registries.len());
+    for (registry, key) in registries.iter().zip(&endpoints) {
+        // Boxed: the run's future is large, and erasing its type keeps the reconciler's future
+        // provably Send (rustc cannot see through it otherwise).
+        let plan: futures::future::BoxFuture<'_, _> = Box::pin(plan_on_registry(
+            view,
+            &policy,
+            registry,
+            key,
+            &all_registries,
+            pctx,
+            now,
+        ));
+        planned.push(plan.await);
+    }
+    let held = run_limit_breach(view, &registries, &planned);
+    let mut results = Vec::with_capacity(planned.len());
+    for p in planned {
+        results.push(match p {
+            Ok(ready) => {
+                let run: futures::future::BoxFuture<'_, _> =
+                    Box::pin(ready.execute(ctx, held.as_ref().map(|(b, _)| *b)));
+                Ok(run.await)
+            }
+            Err(e) => Err(e),
+        });
+    }
+    drop(guards);
+    for (registry, result) in registries.iter().zip(results) {
         let reg_key = format!(
             "{}/{}",
             registry.namespace().unwrap_or_default(),
             registry.name_any()
         );
-        let key = endpoint(registry, &ctx.settings.cluster_domain);
-        let lock = pctx.locks.lock_for(&key);
-        let _guard = lock.lock().await;
-        // Boxed: the run's future is large, and erasing its type keeps the reconciler's future
-        // provably Send (rustc cannot see through it otherwise).
-        let run: futures::future::BoxFuture<'_, _> = Box::pin(run_on_registry(
-            view,
-            &policy,
-            registry,
-            &key,
-            &all_registries,
-            pctx,
-            now,
-        ));
-        match run.await {
+        match result {
             Ok(result) => {
                 let s = result.summary();
                 summary.registries += 1;
@@ -412,7 +441,7 @@ async fn reconcile_view(
                 {
                     summary.outcome = RunOutcome::PartiallyFailed;
                 }
-                if let Some(b) = &result.blocked {
+                if let (Some(b), None) = (&result.blocked, &held) {
                     summary.outcome = RunOutcome::Blocked;
                     blast = Some(format!("{reg_key}: {b}"));
                 }
@@ -423,7 +452,7 @@ async fn reconcile_view(
                         .into_iter()
                         .take(room),
                 );
-                if let Some(m) = s.message {
+                if let Some(m) = s.message.filter(|_| held.is_none()) {
                     messages.push(if registries.len() > 1 {
                         format!("{reg_key}: {m}")
                     } else {
@@ -457,6 +486,11 @@ async fn reconcile_view(
                 }
             }
         }
+    }
+    if let Some((_, m)) = held {
+        summary.outcome = RunOutcome::Blocked;
+        messages.insert(0, m.clone());
+        blast = Some(m);
     }
     if registries.is_empty() {
         messages.push("no Registry matches the policy's selectors".into());
@@ -733,7 +767,26 @@ fn problems_of(e: &crate::retention::InvalidPolicy) -> String {
         .join("; ")
 }
 
-async fn run_on_registry(
+/// One registry's part of a run, planned and not executed yet.
+struct PlannedRun {
+    planned: Planned,
+    client: RegistryClient,
+    options: RunOptions,
+}
+
+impl PlannedRun {
+    /// Executes the plan, or nothing when `held` (a breach of the run's limits) stops the run.
+    async fn execute(self, ctx: &Context, held: Option<LimitBreach>) -> RunResult {
+        let result = match held {
+            Some(b) => self.planned.hold(b),
+            None => self.planned.execute(&self.client, &self.options).await,
+        };
+        ctx.metrics.count_requests(&self.client.stats());
+        result
+    }
+}
+
+async fn plan_on_registry(
     view: &PolicyView,
     policy: &Policy,
     registry: &Registry,
@@ -741,7 +794,7 @@ async fn run_on_registry(
     all_registries: &[Registry],
     pctx: &PolicyContext,
     now: Timestamp,
-) -> Result<RunResult, ControllerError> {
+) -> Result<PlannedRun, ControllerError> {
     let ctx = &pctx.ctx;
     let t = target::resolve_with(ctx, registry).await?;
     let client = t.client()?;
@@ -765,17 +818,73 @@ async fn run_on_registry(
         protections: Protections { in_use },
         ..RunOptions::default()
     };
-    let result = run_policy(&client, policy, &options, now).await;
-    // Counted whether or not the run succeeded: the requests were sent either way.
-    ctx.metrics.count_requests(&client.stats());
+    let planned = plan_policy(&client, policy, &options, now).await;
     if let Some(ages) = &ctx.settings.registry_client.age_cache {
         ctx.metrics
             .age_cache_configs
             .set(i64::try_from(ages.len()).unwrap_or(i64::MAX));
     }
-    result.map_err(|e| ControllerError::Run {
-        reason: e.reason(),
-        message: e.to_string(),
+    match planned {
+        Ok(planned) => Ok(PlannedRun {
+            planned,
+            client,
+            options,
+        }),
+        Err(e) => {
+            // Counted whether or not the run succeeded: the requests were sent either way.
+            ctx.metrics.count_requests(&client.stats());
+            Err(ControllerError::Run {
+                reason: e.reason(),
+                message: e.to_string(),
+            })
+        }
+    }
+}
+
+/// The breach that stops an Enforce run over several registries as a whole, with the message
+/// for its status: one registry's plan breaching the limits, or all of them together (the
+/// count, and the percentage of every tag in scope). A run over one registry is checked by
+/// the engine as it executes.
+fn run_limit_breach(
+    view: &PolicyView,
+    registries: &[Registry],
+    planned: &[Result<PlannedRun, ControllerError>],
+) -> Option<(LimitBreach, String)> {
+    let plans: Vec<(&Registry, &PlannedRun)> = registries
+        .iter()
+        .zip(planned)
+        .filter_map(|(r, p)| p.as_ref().ok().map(|p| (r, p)))
+        .collect();
+    if view.rules.mode != PolicyMode::Enforce || plans.len() < 2 {
+        return None;
+    }
+    let n = plans.len();
+    let head = format!("nothing deleted on any of the {n} registries of this run");
+    let deletions = plans
+        .iter()
+        .map(|(_, p)| p.planned.plan.counts.deletions)
+        .sum();
+    let in_scope = plans.iter().map(|(_, p)| p.planned.plan.counts.tags).sum();
+    let limits = plans[0].1.planned.plan.limits;
+    if let Err(b) = check_limits(limits, deletions, in_scope) {
+        let what = match b {
+            LimitBreach::MaxDeletionsPerRun { planned, limit } => format!(
+                "together they would delete {planned} tags, more than limits.maxDeletionsPerRun ({limit}), which counts every registry of a run"
+            ),
+            LimitBreach::MaxDeletionPercent {
+                planned,
+                in_scope,
+                percent,
+            } => format!(
+                "together they would delete {planned} of {in_scope} tags in scope, more than limits.maxDeletionPercent ({percent}%), which counts every registry of a run"
+            ),
+        };
+        return Some((b, format!("{head}: {what}")));
+    }
+    plans.iter().find_map(|(r, p)| {
+        let b = p.planned.plan.check_blast_radius().err()?;
+        let reg_key = format!("{}/{}", r.namespace().unwrap_or_default(), r.name_any());
+        Some((b, format!("{head}: {reg_key}: {b}")))
     })
 }
 

@@ -77,18 +77,91 @@ pub async fn run_policy(
     options: &RunOptions,
     now: Timestamp,
 ) -> Result<RunResult, RunError> {
+    let planned = plan_policy(client, policy, options, now).await?;
+    Ok(planned.execute(client, options).await)
+}
+
+/// The first half of [`run_policy`]: collects the inventory and plans, sending only reads.
+/// A run over several registries plans them all, checks its limits on the total, and then
+/// [executes](Planned::execute) or [holds](Planned::hold) every plan.
+pub async fn plan_policy(
+    client: &RegistryClient,
+    policy: &Policy,
+    options: &RunOptions,
+    now: Timestamp,
+) -> Result<Planned, RunError> {
     let started = Timestamp::now();
     let before = client.stats();
     let mut collect = options.collect.clone();
     collect.referrers |= policy.delete_referrers || policy.is_purge();
     let inventory = collect_inventory(client, |r| policy.in_scope(r), &collect).await?;
-    let collected = Collected {
+    let collect_requests = diff(&client.stats(), &before);
+    let collected = Timestamp::now();
+    let plan = plan(
+        policy,
+        &options.others,
+        &inventory,
+        &options.protections,
+        now,
+    );
+    Ok(Planned {
         inventory,
-        requests: diff(&client.stats(), &before),
+        plan,
+        collect_requests,
         started,
-        at: Timestamp::now(),
-    };
-    Ok(plan_and_execute(client, policy, options, now, collected).await)
+        collected,
+    })
+}
+
+/// A plan not executed yet (see [`plan_policy`]).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The inventory the plan was made from.
+    pub inventory: Inventory,
+    /// The plan.
+    pub plan: Plan,
+    collect_requests: RequestStats,
+    started: Timestamp,
+    collected: Timestamp,
+}
+
+impl Planned {
+    /// Executes the plan (refused, with nothing sent, in `Plan` mode or when the plan breaches
+    /// its own limits).
+    pub async fn execute(self, client: &RegistryClient, options: &RunOptions) -> RunResult {
+        let before = client.stats();
+        let (blocked, execution) =
+            match execute(client, &self.plan, &self.inventory, &options.execute).await {
+                Ok(x) => (None, Some(x)),
+                Err(ExecuteError::PlanMode) => (None, None),
+                Err(ExecuteError::BlastRadius(b)) => (Some(b), None),
+            };
+        self.finish(blocked, execution, diff(&client.stats(), &before))
+    }
+
+    /// Executes nothing because `breach` stops the run this plan is part of.
+    pub fn hold(self, breach: LimitBreach) -> RunResult {
+        self.finish(Some(breach), None, RequestStats::default())
+    }
+
+    fn finish(
+        self,
+        blocked: Option<LimitBreach>,
+        execution: Option<Execution>,
+        execute_requests: RequestStats,
+    ) -> RunResult {
+        RunResult {
+            inventory: self.inventory,
+            plan: self.plan,
+            blocked,
+            execution,
+            collect_requests: self.collect_requests,
+            execute_requests,
+            started: self.started,
+            collected: self.collected,
+            finished: Timestamp::now(),
+        }
+    }
 }
 
 /// Enforces exactly the plan a person was shown: re-plans `shown`'s inventory, at the same
@@ -103,60 +176,22 @@ pub async fn enforce_shown(
     shown: RunResult,
 ) -> RunResult {
     let policy = policy.clone().with_mode(PolicyMode::Enforce);
-    let collected = Collected {
-        inventory: shown.inventory,
-        requests: shown.collect_requests,
-        started: shown.started,
-        at: shown.collected,
-    };
-    plan_and_execute(client, &policy, options, shown.plan.now, collected).await
-}
-
-/// A finished collection: what [`plan_and_execute`] starts from.
-struct Collected {
-    inventory: Inventory,
-    requests: RequestStats,
-    started: Timestamp,
-    at: Timestamp,
-}
-
-async fn plan_and_execute(
-    client: &RegistryClient,
-    policy: &Policy,
-    options: &RunOptions,
-    now: Timestamp,
-    collected: Collected,
-) -> RunResult {
-    let Collected {
-        inventory,
-        requests: collect_requests,
-        started,
-        at: collected,
-    } = collected;
     let plan = plan(
-        policy,
+        &policy,
         &options.others,
-        &inventory,
+        &shown.inventory,
         &options.protections,
-        now,
+        shown.plan.now,
     );
-    let before = client.stats();
-    let (blocked, execution) = match execute(client, &plan, &inventory, &options.execute).await {
-        Ok(x) => (None, Some(x)),
-        Err(ExecuteError::PlanMode) => (None, None),
-        Err(ExecuteError::BlastRadius(b)) => (Some(b), None),
-    };
-    RunResult {
-        inventory,
+    Planned {
+        inventory: shown.inventory,
         plan,
-        blocked,
-        execution,
-        collect_requests,
-        execute_requests: diff(&client.stats(), &before),
-        started,
-        collected,
-        finished: Timestamp::now(),
+        collect_requests: shown.collect_requests,
+        started: shown.started,
+        collected: shown.collected,
     }
+    .execute(client, options)
+    .await
 }
 
 /// `a - b`, operation by operation.
