@@ -3,7 +3,10 @@
 //! expected tags; Pods protect their images by tag and by digest; a ClusterRetentionPolicy's keep
 //! vetoes a namespaced deletion; a blast-radius breach deletes nothing and stalls; purge removes
 //! a project except what runs; a suspended policy runs not at all until resumed; an invalid
-//! policy on the same registry stalls an Enforce run, named in the message.
+//! policy on the same registry stalls an Enforce run, named in the message, and so does a
+//! cluster policy whose selector is invalid; policies on one registry veto each other whichever
+//! Registry object (and URL spelling) they name it through; a run's limits count every
+//! registry it covers.
 
 mod operator;
 mod support;
@@ -92,17 +95,40 @@ impl Fixture {
 }
 
 async fn external_registry(h: &Harness, url: &str, labels: serde_json::Value) {
-    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    external_registry_in(h, "default", "dist", url, labels).await;
+}
+
+async fn external_registry_in(
+    h: &Harness,
+    namespace: &str,
+    name: &str,
+    url: &str,
+    labels: serde_json::Value,
+) {
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), namespace);
     regs.create(
         &PostParams::default(),
         &object(json!({
             "apiVersion": "registry-operator.dev/v1alpha1", "kind": "Registry",
-            "metadata": {"name": "dist", "namespace": "default", "labels": labels},
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "spec": {"external": {"url": url}},
         })),
     )
     .await
     .unwrap();
+}
+
+async fn wait_cluster_run(api: &Api<ClusterRetentionPolicy>, name: &str) -> ClusterRetentionPolicy {
+    wait_for(&format!("a run of {name}"), || async {
+        let p = api.get(name).await.unwrap();
+        let ran = p
+            .status
+            .as_ref()
+            .and_then(|s| s.last_run.as_ref())
+            .is_some_and(|r| r.completion_time.is_some());
+        ran.then_some(p)
+    })
+    .await
 }
 
 fn policy(name: &str, spec: serde_json::Value) -> RetentionPolicy {
@@ -593,5 +619,214 @@ async fn an_invalid_policy_on_the_same_registry_stalls_an_enforce_run_and_is_nam
         "not reported as a registry that may come back"
     );
     assert_eq!(f.tags("team-a/web").await.len(), 5, "nothing deleted");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_policy_with_an_invalid_selector_stalls_and_stops_enforce_runs_it_may_cover() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    external_registry(&h, &f.registry.url, json!({"tier": "prod"})).await;
+    let crps: Api<ClusterRetentionPolicy> = Api::all(h.client.clone());
+    let cluster_policy = |name: &str, selector: serde_json::Value| {
+        object::<ClusterRetentionPolicy>(json!({
+            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "ClusterRetentionPolicy",
+            "metadata": {"name": name},
+            "spec": {"registrySelector": selector, "mode": "Plan",
+                     "repositories": {"include": ["**"]}, "keep": [{"tags": {"regex": "v1"}}]},
+        }))
+    };
+    // `in` for `In`, and `In` without values: neither may be read as "selects nothing".
+    for (name, selector) in [
+        (
+            "typo",
+            json!({"matchExpressions": [{"key": "tier", "operator": "in", "values": ["prod"]}]}),
+        ),
+        (
+            "no-values",
+            json!({"matchExpressions": [{"key": "tier", "operator": "In"}]}),
+        ),
+        // Invalid too, but its valid part rules this registry out.
+        (
+            "elsewhere",
+            json!({"matchLabels": {"tier": "dev"},
+                             "matchExpressions": [{"key": "zone", "operator": "in", "values": ["a"]}]}),
+        ),
+    ] {
+        crps.create(&PostParams::default(), &cluster_policy(name, selector))
+            .await
+            .unwrap();
+    }
+    let own = wait_for("the typo policy to stall", || async {
+        condition(&crps.get("typo").await.unwrap(), "Stalled").filter(|c| c.status == "True")
+    })
+    .await;
+    assert_eq!(own.reason, "InvalidSpec", "{own:?}");
+    assert!(own.message.contains("unknown operator"), "{}", own.message);
+
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(&PostParams::default(), &policy("api", json!({
+            "mode": "Enforce", "repositories": {"include": ["team-a/api"]}, "keep": [{"mostRecent": 1}],
+        })))
+        .await
+        .unwrap();
+    let done = wait_run(&policies, "api", 1).await;
+    let run = done.status.as_ref().unwrap().last_run.clone().unwrap();
+    assert_eq!(
+        (run.outcome, run.deleted),
+        (RunOutcome::Failed, 0),
+        "{run:?}"
+    );
+    assert_eq!(
+        f.tags("team-a/api").await,
+        set(&["v1", "v2", "v3"]),
+        "nothing deleted"
+    );
+    let stalled = condition(&done, "Stalled").expect("Stalled condition");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "InvalidSpec")
+    );
+    assert!(
+        stalled.message.contains("ClusterRetentionPolicy typo")
+            && stalled.message.contains("ClusterRetentionPolicy no-values")
+            && stalled.message.contains("label selector"),
+        "the message names the cluster policies and their selectors: {}",
+        stalled.message
+    );
+    assert!(
+        !stalled.message.contains("elsewhere"),
+        "a policy whose valid labels exclude the registry does not apply: {}",
+        stalled.message
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_on_one_registry_veto_each_other_through_different_registry_objects() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+    for ns in ["team-a", "team-b"] {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &object(json!({
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+                })),
+            )
+            .await
+            .unwrap();
+    }
+    // Two teams, one registry, spelt two ways.
+    external_registry_in(&h, "team-a", "dist", &f.registry.url, json!({})).await;
+    external_registry_in(
+        &h,
+        "team-b",
+        "mirror",
+        &format!("{}/", f.registry.url),
+        json!({}),
+    )
+    .await;
+    let team_b: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "team-b");
+    team_b
+        .create(&PostParams::default(), &object(json!({
+            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "RetentionPolicy",
+            "metadata": {"name": "everything", "namespace": "team-b"},
+            "spec": {"registryRef": {"name": "mirror"}, "mode": "Plan",
+                     "repositories": {"include": ["team-a/web"]}, "keep": [{"tags": {"regex": "v.*"}}]},
+        })))
+        .await
+        .unwrap();
+    wait_run(&team_b, "everything", 1).await;
+    let team_a: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "team-a");
+    team_a
+        .create(
+            &PostParams::default(),
+            &object(json!({
+                "apiVersion": "registry-operator.dev/v1alpha1", "kind": "RetentionPolicy",
+                "metadata": {"name": "newest", "namespace": "team-a"},
+                "spec": {"registryRef": {"name": "dist"}, "mode": "Enforce",
+                         "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 1}]},
+            })),
+        )
+        .await
+        .unwrap();
+    let done = wait_run(&team_a, "newest", 1).await;
+    let status = done.status.unwrap();
+    let run = status.last_run.unwrap();
+    assert_eq!((run.deleted, run.would_delete), (0, 0), "{run:?}");
+    assert!(status.candidates.is_empty(), "{:?}", status.candidates);
+    assert_eq!(
+        f.tags("team-a/web").await,
+        set(&["v1", "v2", "v3", "v4", "v5"]),
+        "team-b's policy keeps every tag of the registry both Registry objects point at"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_policys_limit_counts_every_registry_of_the_run() {
+    let east = fixture().await;
+    let west = fixture().await;
+    let h = Harness::start().await;
+    external_registry_in(
+        &h,
+        "default",
+        "east",
+        &east.registry.url,
+        json!({"tier": "prod"}),
+    )
+    .await;
+    external_registry_in(
+        &h,
+        "default",
+        "west",
+        &west.registry.url,
+        json!({"tier": "prod"}),
+    )
+    .await;
+    let crps: Api<ClusterRetentionPolicy> = Api::all(h.client.clone());
+    // Each registry alone: 3 deletions, within 5; together 6.
+    crps.create(
+        &PostParams::default(),
+        &object(json!({
+            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "ClusterRetentionPolicy",
+            "metadata": {"name": "prod-cleanup"},
+            "spec": {"registrySelector": {"matchLabels": {"tier": "prod"}}, "mode": "Enforce",
+                     "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
+                     "limits": {"maxDeletionsPerRun": 5}},
+        })),
+    )
+    .await
+    .unwrap();
+    let done = wait_cluster_run(&crps, "prod-cleanup").await;
+    let run = done.status.as_ref().unwrap().last_run.clone().unwrap();
+    assert_eq!(
+        (run.outcome, run.registries, run.deleted, run.would_delete),
+        (RunOutcome::Blocked, 2, 0, 6),
+        "{run:?}"
+    );
+    assert_eq!(
+        east.tags("team-a/web").await.len(),
+        5,
+        "nothing deleted on east"
+    );
+    assert_eq!(
+        west.tags("team-a/web").await.len(),
+        5,
+        "nothing deleted on west"
+    );
+    let stalled = condition(&done, "Stalled").expect("Stalled condition");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "BlastRadiusExceeded")
+    );
+    assert!(
+        stalled.message.contains("limits.maxDeletionsPerRun (5)") && stalled.message.contains('6'),
+        "{}",
+        stalled.message
+    );
     h.stop().await;
 }

@@ -4,6 +4,7 @@
 pub mod builders;
 pub mod conditions;
 pub mod context;
+pub mod endpoint;
 pub mod error;
 pub mod http;
 pub mod inuse;

@@ -29,6 +29,7 @@ use super::conditions::{
     WAITING_FOR_IN_USE_INDEX,
 };
 use super::context::Context;
+use super::endpoint::endpoint;
 use super::error::ControllerError;
 use super::inuse::InUseIndex;
 use super::metrics::{ControllerLabels, FailureLabels, RunLabels};
@@ -41,10 +42,12 @@ use crate::api::retention::{
     RetentionRules, RunOutcome, RunSummary, MAX_STATUS_CANDIDATES,
 };
 use crate::api::Registry;
-use crate::engine::{run_policy, InUseSource, RunOptions, RunResult};
-use crate::retention::Policy;
+use crate::engine::{plan_policy, InUseSource, Planned, RunOptions, RunResult};
+use crate::oci::RegistryClient;
+use crate::retention::{check_limits, LimitBreach, Policy};
 
-/// Serialises runs per registry across both policy controllers.
+/// Serialises runs per registry endpoint (see [`endpoint`]) across both policy controllers,
+/// whichever Registry objects name it.
 #[derive(Default)]
 pub struct RunLocks(std::sync::Mutex<HashMap<String, Arc<AsyncMutex<()>>>>);
 
@@ -61,7 +64,7 @@ pub struct PolicyContext {
     pub ctx: Arc<Context>,
     /// Images the cluster runs.
     pub in_use: InUseIndex,
-    /// One lock per registry.
+    /// One lock per registry endpoint.
     pub locks: RunLocks,
     /// Every RetentionPolicy (watch cache), for the vetoes of other policies.
     pub policies: Store<RetentionPolicy>,
@@ -364,19 +367,61 @@ async fn reconcile_view(
     // credentials Secret is malformed): the policy is Stalled with its reason, not retried.
     let mut permanent: Option<(&'static str, String)> = None;
     let cluster = matches!(view.kind, Kind::Cluster { .. });
-    for registry in &registries {
+    // Every Registry object: several may name one actual registry, which is what runs are
+    // serialised on and what other policies' keeps veto on.
+    let all_registries = Api::<Registry>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let endpoints: Vec<String> = registries
+        .iter()
+        .map(|r| endpoint(r, &ctx.settings.cluster_domain))
+        .collect();
+    // Every endpoint's lock for the whole run, taken in one global order (sorted) so that runs
+    // holding several cannot deadlock.
+    let mut keys = endpoints.clone();
+    keys.sort();
+    keys.dedup();
+    let mut guards = Vec::with_capacity(keys.len());
+    for key in &keys {
+        guards.push(pctx.locks.lock_for(key).lock_owned().await);
+    }
+    // Plan every registry before executing anything: the limits hold for the run as a whole.
+    let mut planned = Vec::with_capacity(registries.len());
+    for (registry, key) in registries.iter().zip(&endpoints) {
+        // Boxed: the run's future is large, and erasing its type keeps the reconciler's future
+        // provably Send (rustc cannot see through it otherwise).
+        let plan: futures::future::BoxFuture<'_, _> = Box::pin(plan_on_registry(
+            view,
+            &policy,
+            registry,
+            key,
+            &all_registries,
+            pctx,
+            now,
+        ));
+        planned.push(plan.await);
+    }
+    let held = run_limit_breach(view, &registries, &planned);
+    let mut results = Vec::with_capacity(planned.len());
+    for p in planned {
+        results.push(match p {
+            Ok(ready) => {
+                let run: futures::future::BoxFuture<'_, _> =
+                    Box::pin(ready.execute(ctx, held.as_ref().map(|(b, _)| *b)));
+                run.await
+            }
+            Err(e) => Err(e),
+        });
+    }
+    drop(guards);
+    for (registry, result) in registries.iter().zip(results) {
         let reg_key = format!(
             "{}/{}",
             registry.namespace().unwrap_or_default(),
             registry.name_any()
         );
-        let lock = pctx.locks.lock_for(&reg_key);
-        let _guard = lock.lock().await;
-        // Boxed: the run's future is large, and erasing its type keeps the reconciler's future
-        // provably Send (rustc cannot see through it otherwise).
-        let run: futures::future::BoxFuture<'_, _> =
-            Box::pin(run_on_registry(view, &policy, registry, pctx, now));
-        match run.await {
+        match result {
             Ok(result) => {
                 let s = result.summary();
                 summary.registries += 1;
@@ -396,7 +441,7 @@ async fn reconcile_view(
                 {
                     summary.outcome = RunOutcome::PartiallyFailed;
                 }
-                if let Some(b) = &result.blocked {
+                if let (Some(b), None) = (&result.blocked, &held) {
                     summary.outcome = RunOutcome::Blocked;
                     blast = Some(format!("{reg_key}: {b}"));
                 }
@@ -407,7 +452,7 @@ async fn reconcile_view(
                         .into_iter()
                         .take(room),
                 );
-                if let Some(m) = s.message {
+                if let Some(m) = s.message.filter(|_| held.is_none()) {
                     messages.push(if registries.len() > 1 {
                         format!("{reg_key}: {m}")
                     } else {
@@ -441,6 +486,11 @@ async fn reconcile_view(
                 }
             }
         }
+    }
+    if let Some((_, m)) = held {
+        summary.outcome = RunOutcome::Blocked;
+        messages.insert(0, m.clone());
+        blast = Some(m);
     }
     if registries.is_empty() {
         messages.push("no Registry matches the policy's selectors".into());
@@ -595,25 +645,35 @@ async fn target_registries(
     }
 }
 
-/// The other policies applying to `registry`, compiled. An invalid one cannot veto reliably, so
-/// it makes the run fail closed in Enforce mode.
+/// The other policies applying to the registry at `endpoint` — through `registry` or any other
+/// Registry object in `all_registries` naming the same endpoint — compiled. An invalid one
+/// cannot veto reliably, so it makes the run fail closed in Enforce mode; a cluster policy
+/// whose selector is invalid counts as applying wherever its valid requirements allow.
 async fn other_policies(
     view: &PolicyView,
     registry: &Registry,
+    endpoint_key: &str,
+    all_registries: &[Registry],
     pctx: &PolicyContext,
 ) -> Result<Vec<Policy>, ControllerError> {
     let ctx = &pctx.ctx;
-    let reg_ns = registry.namespace().unwrap_or_default();
+    let id = |r: &Registry| (r.namespace().unwrap_or_default(), r.name_any());
+    let mut same = vec![registry];
+    same.extend(all_registries.iter().filter(|r| {
+        id(r) != id(registry) && endpoint(r, &ctx.settings.cluster_domain) == endpoint_key
+    }));
     let mut out = Vec::new();
     let mut invalid = Vec::new();
     // From the watch caches, not the API: a run must not list every policy of the cluster.
     for p in pctx.policies.state() {
-        if p.namespace().as_deref() != Some(reg_ns.as_str())
-            || p.spec.registry_ref.name != registry.name_any()
+        let ns = p.namespace().unwrap_or_default();
+        if !same
+            .iter()
+            .any(|r| id(r) == (ns.clone(), p.spec.registry_ref.name.clone()))
         {
             continue;
         }
-        let name = format!("{reg_ns}/{}", p.name_any());
+        let name = format!("{ns}/{}", p.name_any());
         if name == view.display && matches!(view.kind, Kind::Namespaced { .. }) {
             continue;
         }
@@ -623,35 +683,65 @@ async fn other_policies(
         }
     }
     let cluster_policies = pctx.cluster_policies.state();
-    let namespace_labels = if cluster_policies.is_empty() {
-        BTreeMap::new()
-    } else {
+    let mut namespace_labels: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    if !cluster_policies.is_empty() {
         let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
-        ns_api
-            .get_opt(&reg_ns)
-            .await?
-            .map(|n| n.labels().clone())
-            .unwrap_or_default()
-    };
+        for r in &same {
+            if let std::collections::btree_map::Entry::Vacant(e) =
+                namespace_labels.entry(r.namespace().unwrap_or_default())
+            {
+                let labels = ns_api
+                    .get_opt(e.key())
+                    .await?
+                    .map(|n| n.labels().clone())
+                    .unwrap_or_default();
+                e.insert(labels);
+            }
+        }
+    }
+    let no_labels = BTreeMap::new();
     for p in cluster_policies {
         let name = p.name_any();
         if name == view.display && matches!(view.kind, Kind::Cluster { .. }) {
             continue;
         }
-        let selects = selector::matches(&p.spec.registry_selector, registry.labels())
-            && p.spec
-                .namespace_selector
-                .as_ref()
-                .is_none_or(|s| selector::matches(s, &namespace_labels));
+        let selectors =
+            std::iter::once(&p.spec.registry_selector).chain(p.spec.namespace_selector.as_ref());
+        let mut problems: Vec<String> = selectors
+            .filter_map(|s| selector::validate(s).err())
+            .map(|e| e.to_string())
+            .collect();
+        // An invalid selector must not be read as selecting nothing: the policy then counts
+        // as applying to every registry its author may have meant.
+        let test = if problems.is_empty() {
+            selector::matches
+        } else {
+            selector::may_match
+        };
+        let selects = same.iter().any(|r| {
+            let ns = r.namespace().unwrap_or_default();
+            test(&p.spec.registry_selector, r.labels())
+                && p.spec
+                    .namespace_selector
+                    .as_ref()
+                    .is_none_or(|s| test(s, namespace_labels.get(&ns).unwrap_or(&no_labels)))
+        });
         if !selects {
             continue;
         }
         match Policy::compile(&name, &p.spec.rules) {
-            Ok(c) => out.push(c),
-            Err(e) => invalid.push(format!(
+            Ok(c) if problems.is_empty() => out.push(c),
+            Ok(_) => invalid.push(format!(
                 "ClusterRetentionPolicy {name} ({})",
-                problems_of(&e)
+                problems.join("; ")
             )),
+            Err(e) => {
+                problems.push(problems_of(&e));
+                invalid.push(format!(
+                    "ClusterRetentionPolicy {name} ({})",
+                    problems.join("; ")
+                ));
+            }
         }
     }
     if !invalid.is_empty() && view.rules.mode == PolicyMode::Enforce {
@@ -677,22 +767,60 @@ fn problems_of(e: &crate::retention::InvalidPolicy) -> String {
         .join("; ")
 }
 
-async fn run_on_registry(
+/// One registry's part of a run, planned and not executed yet.
+struct PlannedRun {
+    planned: Planned,
+    client: RegistryClient,
+    options: RunOptions,
+}
+
+impl PlannedRun {
+    /// Executes the plan, or nothing when `held` (a breach of the run's limits) stops the run.
+    async fn execute(
+        self,
+        ctx: &Context,
+        held: Option<LimitBreach>,
+    ) -> Result<RunResult, ControllerError> {
+        let result = match held {
+            Some(b) => Ok(self.planned.hold(b)),
+            None => self.planned.execute(&self.client, &self.options).await,
+        };
+        ctx.metrics.count_requests(&self.client.stats());
+        result.map_err(|e| ControllerError::Run {
+            reason: e.reason(),
+            message: e.to_string(),
+        })
+    }
+}
+
+async fn plan_on_registry(
     view: &PolicyView,
     policy: &Policy,
     registry: &Registry,
+    endpoint_key: &str,
+    all_registries: &[Registry],
     pctx: &PolicyContext,
     now: Timestamp,
-) -> Result<RunResult, ControllerError> {
+) -> Result<PlannedRun, ControllerError> {
     let ctx = &pctx.ctx;
     let t = target::resolve_with(ctx, registry).await?;
     let client = t.client()?;
-    let others = other_policies(view, registry, pctx).await?;
+    let others = other_policies(view, registry, endpoint_key, all_registries, pctx).await?;
     // Read when it matters (after the registry was read, and before each repository's
     // deletions), not now: reading a large registry takes minutes.
     let in_use_source: Option<InUseSource> = view.rules.protects_in_use().then(|| {
         let index = pctx.in_use.clone();
-        let hosts = t.hosts.clone();
+        // Every host name any Registry object for this endpoint declares (its aliases too).
+        let domain = &ctx.settings.cluster_domain;
+        let mut hosts = t.hosts.clone();
+        for same in all_registries
+            .iter()
+            .filter(|r| endpoint(r, domain) == endpoint_key)
+        {
+            hosts.extend(target::hosts(same, domain));
+        }
+        hosts.sort();
+        hosts.dedup();
         let source: InUseSource = Arc::new(move |in_scope: &dyn Fn(&str) -> bool| {
             if !index.synced() {
                 return Err("the operator is listing Pods and workloads again".to_string());
@@ -707,17 +835,73 @@ async fn run_on_registry(
         ..RunOptions::default()
     };
     options.execute.fence = ctx.fence.clone();
-    let result = run_policy(&client, policy, &options, now).await;
-    // Counted whether or not the run succeeded: the requests were sent either way.
-    ctx.metrics.count_requests(&client.stats());
+    let planned = plan_policy(&client, policy, &options, now).await;
     if let Some(ages) = &ctx.settings.registry_client.age_cache {
         ctx.metrics
             .age_cache_configs
             .set(i64::try_from(ages.len()).unwrap_or(i64::MAX));
     }
-    result.map_err(|e| ControllerError::Run {
-        reason: e.reason(),
-        message: e.to_string(),
+    match planned {
+        Ok(planned) => Ok(PlannedRun {
+            planned,
+            client,
+            options,
+        }),
+        Err(e) => {
+            // Counted whether or not the run succeeded: the requests were sent either way.
+            ctx.metrics.count_requests(&client.stats());
+            Err(ControllerError::Run {
+                reason: e.reason(),
+                message: e.to_string(),
+            })
+        }
+    }
+}
+
+/// The breach that stops an Enforce run over several registries as a whole, with the message
+/// for its status: one registry's plan breaching the limits, or all of them together (the
+/// count, and the percentage of every tag in scope). A run over one registry is checked by
+/// the engine as it executes.
+fn run_limit_breach(
+    view: &PolicyView,
+    registries: &[Registry],
+    planned: &[Result<PlannedRun, ControllerError>],
+) -> Option<(LimitBreach, String)> {
+    let plans: Vec<(&Registry, &PlannedRun)> = registries
+        .iter()
+        .zip(planned)
+        .filter_map(|(r, p)| p.as_ref().ok().map(|p| (r, p)))
+        .collect();
+    if view.rules.mode != PolicyMode::Enforce || plans.len() < 2 {
+        return None;
+    }
+    let n = plans.len();
+    let head = format!("nothing deleted on any of the {n} registries of this run");
+    let deletions = plans
+        .iter()
+        .map(|(_, p)| p.planned.plan.counts.deletions)
+        .sum();
+    let in_scope = plans.iter().map(|(_, p)| p.planned.plan.counts.tags).sum();
+    let limits = plans[0].1.planned.plan.limits;
+    if let Err(b) = check_limits(limits, deletions, in_scope) {
+        let what = match b {
+            LimitBreach::MaxDeletionsPerRun { planned, limit } => format!(
+                "together they would delete {planned} tags, more than limits.maxDeletionsPerRun ({limit}), which counts every registry of a run"
+            ),
+            LimitBreach::MaxDeletionPercent {
+                planned,
+                in_scope,
+                percent,
+            } => format!(
+                "together they would delete {planned} of {in_scope} tags in scope, more than limits.maxDeletionPercent ({percent}%), which counts every registry of a run"
+            ),
+        };
+        return Some((b, format!("{head}: {what}")));
+    }
+    plans.iter().find_map(|(r, p)| {
+        let b = p.planned.plan.check_blast_radius().err()?;
+        let reg_key = format!("{}/{}", r.namespace().unwrap_or_default(), r.name_any());
+        Some((b, format!("{head}: {reg_key}: {b}")))
     })
 }
 

@@ -42,6 +42,18 @@ pub fn validate(selector: &LabelSelector) -> Result<(), SelectorError> {
 /// Whether `labels` satisfy `selector`. An empty selector matches everything. Call
 /// [`validate`] first: an unknown operator matches nothing here.
 pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    evaluate(selector, labels, false)
+}
+
+/// Whether `selector` could have been meant to select `labels`: [`matches`] where every
+/// malformed requirement (an unknown operator, `In` without values, …) counts as satisfied,
+/// because what its author meant is unknown. For an invalid selector, which must not be taken
+/// to select nothing.
+pub fn may_match(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    evaluate(selector, labels, true)
+}
+
+fn evaluate(selector: &LabelSelector, labels: &BTreeMap<String, String>, malformed: bool) -> bool {
     let by_labels = selector
         .match_labels
         .iter()
@@ -52,11 +64,13 @@ pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> b
             let values = e.values.as_deref().unwrap_or_default();
             let value = labels.get(&e.key);
             match e.operator.as_str() {
+                "In" | "NotIn" if values.is_empty() => malformed,
+                "Exists" | "DoesNotExist" if !values.is_empty() => malformed,
                 "In" => value.is_some_and(|v| values.contains(v)),
                 "NotIn" => value.is_none_or(|v| !values.contains(v)),
                 "Exists" => value.is_some(),
                 "DoesNotExist" => value.is_none(),
-                _ => false,
+                _ => malformed,
             }
         })
 }
@@ -134,5 +148,28 @@ mod tests {
             !matches(&bad, &labels(&[("team", "a")])),
             "an invalid selector matches nothing"
         );
+    }
+
+    #[test]
+    fn a_malformed_requirement_may_match_but_the_valid_ones_still_decide() {
+        let typo = LabelSelector {
+            match_labels: Some([("tier".to_string(), "prod".to_string())].into()),
+            match_expressions: Some(vec![expr("team", "in", &["a"]), expr("zone", "In", &[])]),
+        };
+        assert!(may_match(&typo, &labels(&[("tier", "prod")])));
+        assert!(may_match(
+            &typo,
+            &labels(&[("tier", "prod"), ("team", "b")])
+        ));
+        assert!(
+            !may_match(&typo, &labels(&[("tier", "dev"), ("team", "a")])),
+            "matchLabels rules the registry out whatever the typo meant"
+        );
+        let valid = LabelSelector {
+            match_expressions: Some(vec![expr("team", "In", &["a"])]),
+            ..Default::default()
+        };
+        assert!(!may_match(&valid, &labels(&[("team", "b")])));
+        assert!(may_match(&valid, &labels(&[("team", "a")])));
     }
 }

@@ -17,4 +17,4 @@ pub use execute::{
     execute, ExecuteError, ExecuteOptions, Execution, ExecutionCounts, Fence, InUseSource,
     ItemOutcome, ItemResult, Progress,
 };
-pub use run::{enforce_shown, run_policy, RunError, RunOptions, RunResult};
+pub use run::{enforce_shown, plan_policy, run_policy, Planned, RunError, RunOptions, RunResult};

@@ -101,17 +101,26 @@ pub async fn run_policy(
     options: &RunOptions,
     now: Timestamp,
 ) -> Result<RunResult, RunError> {
+    let planned = plan_policy(client, policy, options, now).await?;
+    planned.execute(client, options).await
+}
+
+/// The first half of [`run_policy`]: collects the inventory and plans, sending only reads.
+/// A run over several registries plans them all, checks its limits on the total, and then
+/// [executes](Planned::execute) or [holds](Planned::hold) every plan.
+pub async fn plan_policy(
+    client: &RegistryClient,
+    policy: &Policy,
+    options: &RunOptions,
+    now: Timestamp,
+) -> Result<Planned, RunError> {
     let started = Timestamp::now();
     let before = client.stats();
     let mut collect = options.collect.clone();
     collect.referrers |= policy.delete_referrers || policy.is_purge();
     let inventory = collect_inventory(client, |r| policy.in_scope(r), &collect).await?;
-    let collected = Collected {
-        inventory,
-        requests: diff(&client.stats(), &before),
-        started,
-        at: Timestamp::now(),
-    };
+    let collect_requests = diff(&client.stats(), &before);
+    let collected = Timestamp::now();
     // The images in use as of now, after the (possibly long) read of the registry.
     let protections = match &options.in_use_source {
         Some(source) => Protections {
@@ -119,7 +128,76 @@ pub async fn run_policy(
         },
         None => options.protections.clone(),
     };
-    plan_and_execute(client, policy, options, &protections, now, collected).await
+    let plan = plan(policy, &options.others, &inventory, &protections, now);
+    Ok(Planned {
+        inventory,
+        plan,
+        collect_requests,
+        started,
+        collected,
+    })
+}
+
+/// A plan not executed yet (see [`plan_policy`]).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The inventory the plan was made from.
+    pub inventory: Inventory,
+    /// The plan.
+    pub plan: Plan,
+    collect_requests: RequestStats,
+    started: Timestamp,
+    collected: Timestamp,
+}
+
+impl Planned {
+    /// Executes the plan (refused, with nothing sent, in `Plan` mode or when the plan breaches
+    /// its own limits). The images in use are read again before each repository's deletions
+    /// when `options` has a source of them; an error when the fence says no before the first
+    /// deletion.
+    pub async fn execute(
+        self,
+        client: &RegistryClient,
+        options: &RunOptions,
+    ) -> Result<RunResult, RunError> {
+        let before = client.stats();
+        let mut execute_options = options.execute.clone();
+        if execute_options.in_use.is_none() {
+            execute_options.in_use = options.in_use_source.clone();
+        }
+        let (blocked, execution) =
+            match execute(client, &self.plan, &self.inventory, &execute_options).await {
+                Ok(x) => (None, Some(x)),
+                Err(ExecuteError::PlanMode) => (None, None),
+                Err(ExecuteError::BlastRadius(b)) => (Some(b), None),
+                Err(ExecuteError::Fenced(why)) => return Err(RunError::Fenced(why)),
+            };
+        Ok(self.finish(blocked, execution, diff(&client.stats(), &before)))
+    }
+
+    /// Executes nothing because `breach` stops the run this plan is part of.
+    pub fn hold(self, breach: LimitBreach) -> RunResult {
+        self.finish(Some(breach), None, RequestStats::default())
+    }
+
+    fn finish(
+        self,
+        blocked: Option<LimitBreach>,
+        execution: Option<Execution>,
+        execute_requests: RequestStats,
+    ) -> RunResult {
+        RunResult {
+            inventory: self.inventory,
+            plan: self.plan,
+            blocked,
+            execution,
+            collect_requests: self.collect_requests,
+            execute_requests,
+            started: self.started,
+            collected: self.collected,
+            finished: Timestamp::now(),
+        }
+    }
 }
 
 /// Enforces exactly the plan a person was shown: re-plans `shown`'s inventory, at the same
@@ -134,68 +212,22 @@ pub async fn enforce_shown(
     shown: RunResult,
 ) -> Result<RunResult, RunError> {
     let policy = policy.clone().with_mode(PolicyMode::Enforce);
-    let collected = Collected {
-        inventory: shown.inventory,
-        requests: shown.collect_requests,
-        started: shown.started,
-        at: shown.collected,
-    };
-    plan_and_execute(
-        client,
+    let plan = plan(
         &policy,
-        options,
+        &options.others,
+        &shown.inventory,
         &options.protections,
         shown.plan.now,
-        collected,
-    )
-    .await
-}
-
-/// A finished collection: what [`plan_and_execute`] starts from.
-struct Collected {
-    inventory: Inventory,
-    requests: RequestStats,
-    started: Timestamp,
-    at: Timestamp,
-}
-
-async fn plan_and_execute(
-    client: &RegistryClient,
-    policy: &Policy,
-    options: &RunOptions,
-    protections: &Protections,
-    now: Timestamp,
-    collected: Collected,
-) -> Result<RunResult, RunError> {
-    let Collected {
-        inventory,
-        requests: collect_requests,
-        started,
-        at: collected,
-    } = collected;
-    let plan = plan(policy, &options.others, &inventory, protections, now);
-    let before = client.stats();
-    let mut execute_options = options.execute.clone();
-    if execute_options.in_use.is_none() {
-        execute_options.in_use = options.in_use_source.clone();
-    }
-    let (blocked, execution) = match execute(client, &plan, &inventory, &execute_options).await {
-        Ok(x) => (None, Some(x)),
-        Err(ExecuteError::PlanMode) => (None, None),
-        Err(ExecuteError::BlastRadius(b)) => (Some(b), None),
-        Err(ExecuteError::Fenced(why)) => return Err(RunError::Fenced(why)),
-    };
-    Ok(RunResult {
-        inventory,
+    );
+    Planned {
+        inventory: shown.inventory,
         plan,
-        blocked,
-        execution,
-        collect_requests,
-        execute_requests: diff(&client.stats(), &before),
-        started,
-        collected,
-        finished: Timestamp::now(),
-    })
+        collect_requests: shown.collect_requests,
+        started: shown.started,
+        collected: shown.collected,
+    }
+    .execute(client, options)
+    .await
 }
 
 /// `a - b`, operation by operation.
