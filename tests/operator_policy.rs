@@ -595,3 +595,52 @@ async fn an_invalid_policy_on_the_same_registry_stalls_an_enforce_run_and_is_nam
     assert_eq!(f.tags("team-a/web").await.len(), 5, "nothing deleted");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_and_next_run_time_disappear_from_status_when_there_are_none() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    external_registry(&h, &f.registry.url, json!({})).await;
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(&PostParams::default(), &policy("web", json!({
+            "mode": "Plan", "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
+            "schedule": "@every 6h",
+        })))
+        .await
+        .unwrap();
+    let status = wait_run(&policies, "web", 1).await.status.unwrap();
+    assert_eq!(status.candidates.len(), 3);
+    assert!(status.next_run_time.is_some());
+
+    // Keeping every tag: the new plan has no candidates, and status says so.
+    policies
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"keep": [{"mostRecent": 10}]}})),
+        )
+        .await
+        .unwrap();
+    let status = wait_run(&policies, "web", 2).await.status.unwrap();
+    assert_eq!(status.last_run.as_ref().unwrap().would_delete, 0);
+    assert_eq!(
+        status.candidates,
+        vec![],
+        "the previous run's candidates are gone"
+    );
+    assert!(status.next_run_time.is_some(), "still scheduled");
+
+    // Without a schedule there is no next run.
+    policies
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"schedule": null}})),
+        )
+        .await
+        .unwrap();
+    let status = wait_run(&policies, "web", 3).await.status.unwrap();
+    assert_eq!(status.next_run_time, None, "no schedule, no next run time");
+    h.stop().await;
+}

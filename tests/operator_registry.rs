@@ -380,3 +380,74 @@ async fn the_operator_signs_in_to_a_managed_zot_with_the_account_auth_names() {
     assert_eq!(t.credentials, Credentials::basic("retention", "s3cret"));
     h.stop().await;
 }
+
+/// A port on 127.0.0.1 nobody listens on (bound, then released).
+fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_recovers_loses_its_error_and_stops_writing_status() {
+    let real = support::registry::TestRegistry::start();
+    let h = Harness::start().await;
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    regs.create(
+        &PostParams::default(),
+        &managed("dist", json!({"external": {"url": dead_url()}})),
+    )
+    .await
+    .unwrap();
+    let down = wait_for("an unhealthy status with the error", || async {
+        let r = regs.get("dist").await.unwrap();
+        r.status
+            .as_ref()
+            .and_then(|s| s.health.as_ref())
+            .is_some_and(|h| !h.healthy && h.error.is_some())
+            .then_some(r)
+    })
+    .await;
+    assert_eq!(
+        condition(&down, "Ready").map(|c| c.status).as_deref(),
+        Some("False")
+    );
+
+    // The registry is fixed (here: pointed at one that answers).
+    regs.patch(
+        "dist",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"external": {"url": real.url}}})),
+    )
+    .await
+    .unwrap();
+    let up = wait_for("Ready=True", || async {
+        let r = regs.get("dist").await.unwrap();
+        condition(&r, "Ready")
+            .filter(|c| c.status == "True")
+            .map(|_| r)
+    })
+    .await;
+    let health = up.status.unwrap().health.unwrap();
+    assert!(health.healthy);
+    assert_eq!(
+        health.error, None,
+        "the old error is gone once the registry answers"
+    );
+
+    // Converged: further health checks (every 2 s here) write nothing.
+    let status_writes = || {
+        h.operator_requests()
+            .iter()
+            .filter(|r| r.resource == "registries" && r.subresource == "status" && r.is_write())
+            .count()
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = status_writes();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        status_writes(),
+        before,
+        "a healthy, converged Registry writes no status"
+    );
+    h.stop().await;
+}

@@ -14,6 +14,7 @@ pub mod registry;
 pub mod runtime;
 pub mod schedule;
 pub mod selector;
+pub mod status_patch;
 pub mod target;
 pub mod trigger;
 pub mod zot_input;

@@ -34,6 +34,7 @@ use super::inuse::InUseIndex;
 use super::metrics::{ControllerLabels, FailureLabels, RunLabels};
 use super::schedule::Schedule;
 use super::selector;
+use super::status_patch::status_patch;
 use super::target;
 use super::trigger::{self, PolicyState, Trigger, RUN_REQUESTED_AT};
 use crate::api::retention::{
@@ -743,7 +744,9 @@ async fn finish(
         Timestamp::now(),
     );
     if status_changed(&view.status, &status) {
-        let patch = serde_json::json!({"status": status});
+        // Fields that became empty (no candidates, no next run) are sent as null: a merge
+        // patch without them would leave the previous values in place.
+        let patch = status_patch(&view.status, &status)?;
         match &view.kind {
             Kind::Namespaced { namespace, .. } => {
                 let api: Api<RetentionPolicy> = Api::namespaced(ctx.client.clone(), namespace);

@@ -28,6 +28,7 @@ use super::conditions::{conditions_for, differ_ignoring_timestamps, Health, ROLL
 use super::context::{Context, FIELD_MANAGER};
 use super::error::ControllerError;
 use super::metrics::{ControllerLabels, FailureLabels};
+use super::status_patch::status_patch;
 use super::target;
 use crate::api::registry::{RegistryHealth, RegistryStatus};
 use crate::api::Registry;
@@ -381,7 +382,9 @@ async fn write_status_if_changed(
         ctx.client.clone(),
         &registry.namespace().unwrap_or_default(),
     );
-    let patch = serde_json::json!({"status": new});
+    // Fields that became empty (a cleared health error) are sent as null, or the server
+    // would keep them and every later reconcile would see a difference and write again.
+    let patch = status_patch(old, &new)?;
     api.patch_status(
         &registry.name_any(),
         &PatchParams::default(),
