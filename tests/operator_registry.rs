@@ -451,3 +451,175 @@ async fn a_registry_that_recovers_loses_its_error_and_stops_writing_status() {
     );
     h.stop().await;
 }
+
+fn claim_size(sts: &StatefulSet) -> Option<String> {
+    let claims = sts.spec.as_ref()?.volume_claim_templates.as_ref()?;
+    Some(
+        claims[0]
+            .spec
+            .as_ref()?
+            .resources
+            .as_ref()?
+            .requests
+            .as_ref()?["storage"]
+            .0
+            .clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_change_is_refused_with_how_to_migrate_and_applies_nothing() {
+    let h = Harness::start().await;
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    regs.create(
+        &PostParams::default(),
+        &managed(
+            "main",
+            json!({"version": "v2.1.20", "dedupe": false, "storage": {"size": "10Gi"}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let sts_api: Api<StatefulSet> = Api::namespaced(h.client.clone(), "default");
+    let cm: Api<ConfigMap> = Api::namespaced(h.client.clone(), "default");
+    wait_for("RollingOut", || async {
+        let r = regs.get("main").await.unwrap();
+        condition(&r, "Ready").filter(|c| c.reason == "RollingOut")
+    })
+    .await;
+    let config_before = cm.get("main-config").await.unwrap();
+    let owned_writes = || {
+        h.operator_requests()
+            .iter()
+            .filter(|r| {
+                ["configmaps", "services", "statefulsets"].contains(&r.resource.as_str())
+                    && r.is_write()
+            })
+            .count()
+    };
+
+    let stalled_with = |reason: &'static str, generation: i64| {
+        let regs = regs.clone();
+        async move {
+            let r = regs.get("main").await.unwrap();
+            condition(&r, "Stalled")
+                .filter(|c| c.reason == reason && c.observed_generation == Some(generation))
+        }
+    };
+
+    // A bigger volume: refused, with the way to grow the claims in place.
+    tokio::time::sleep(Duration::from_secs(1)).await; // the first reconciles settle
+    let writes = owned_writes();
+    let sts_version = sts_api.get("main").await.unwrap().metadata.resource_version;
+    regs.patch(
+        "main",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"storage": {"size": "20Gi"}}})),
+    )
+    .await
+    .unwrap();
+    let stalled = wait_for("Stalled=StorageChangeRefused", || {
+        stalled_with("StorageChangeRefused", 2)
+    })
+    .await;
+    assert!(
+        stalled.message.contains("storage.size 10Gi → 20Gi")
+            && stalled.message.contains("data-main-")
+            && stalled.message.contains("--cascade=orphan"),
+        "{}",
+        stalled.message
+    );
+    // A volume to S3: refused too, and the ConfigMap keeps the config the pods run with.
+    regs.patch(
+        "main",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"storage": {"size": null,
+            "s3": {"bucket": "images", "region": "eu-west-1"}}}})),
+    )
+    .await
+    .unwrap();
+    let stalled = wait_for("Stalled for the move to S3", || {
+        stalled_with("StorageChangeRefused", 3)
+    })
+    .await;
+    assert!(stalled.message.contains("to S3"), "{}", stalled.message);
+    tokio::time::sleep(Duration::from_secs(3)).await; // more health intervals
+    assert_eq!(owned_writes(), writes, "nothing was applied");
+    let sts = sts_api.get("main").await.unwrap();
+    assert_eq!(claim_size(&sts).as_deref(), Some("10Gi"));
+    assert_eq!(sts.metadata.resource_version, sts_version);
+    assert_eq!(
+        cm.get("main-config")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        config_before.metadata.resource_version,
+        "the running zot's config is untouched"
+    );
+
+    // Reverting the storage un-stalls it.
+    regs.patch(
+        "main",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"storage": {"size": "10Gi", "s3": null}}})),
+    )
+    .await
+    .unwrap();
+    wait_for("RollingOut again", || async {
+        let r = regs.get("main").await.unwrap();
+        condition(&r, "Ready")
+            .filter(|c| c.reason == "RollingOut" && c.observed_generation == Some(4))
+            .filter(|_| condition(&r, "Stalled").is_none())
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_the_api_server_refuses_stalls_the_registry_with_its_message() {
+    let h = Harness::start().await;
+    // A StatefulSet of the same name from another installation, with another serviceName:
+    // the operator's apply would change an immutable field.
+    let sts_api: Api<StatefulSet> = Api::namespaced(h.client.clone(), "default");
+    sts_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "main"},
+                "spec": {"serviceName": "zot", "selector": {"matchLabels": {"app": "zot"}},
+                         "template": {"metadata": {"labels": {"app": "zot"}},
+                                      "spec": {"containers": [{"name": "zot", "image": "zot"}]}},
+                         "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                             "spec": {"accessModes": ["ReadWriteOnce"],
+                                      "resources": {"requests": {"storage": "10Gi"}}}}]},
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    regs.create(
+        &PostParams::default(),
+        &managed("main", json!({"version": "v2.1.20"})),
+    )
+    .await
+    .unwrap();
+    let stalled = wait_for("Stalled=ApplyRejected", || async {
+        let r = regs.get("main").await.unwrap();
+        condition(&r, "Stalled").filter(|c| c.status == "True")
+    })
+    .await;
+    assert_eq!(stalled.reason, "ApplyRejected");
+    assert!(
+        stalled.message.contains("StatefulSet default/main")
+            && stalled.message.contains("Forbidden"),
+        "{}",
+        stalled.message
+    );
+    wait_for("an ApplyRejected event", || async {
+        Some(h.events("main", "ApplyRejected").await).filter(|e| !e.is_empty())
+    })
+    .await;
+    h.stop().await;
+}
