@@ -623,3 +623,159 @@ async fn an_object_the_api_server_refuses_stalls_the_registry_with_its_message()
     .await;
     h.stop().await;
 }
+
+/// A kubernetes.io/tls Secret as cert-manager writes it, with `ca.crt` when `ca` is given.
+fn tls_secret(name: &str, ca: Option<&str>) -> Secret {
+    let mut data = json!({"tls.crt": "cert", "tls.key": "key"});
+    if let Some(ca) = ca {
+        data["ca.crt"] = json!(ca);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": name}, "stringData": data,
+    }))
+    .unwrap()
+}
+
+/// The PEM certificate of a fresh self-signed CA (made with the `openssl` CLI).
+fn ca_pem() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, crt) = (dir.path().join("ca.key"), dir.path().join("ca.crt"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-subj",
+            "/CN=registry-operator test CA",
+            "-days",
+            "1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(crt).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_trusts_the_ca_in_a_managed_registrys_tls_secret() {
+    use registry_operator::controller::target;
+    use registry_operator::oci::ClientOptions;
+    let h = Harness::start().await;
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
+    let reg = managed(
+        "main",
+        json!({"version": "v2.1.20", "tls": {"name": "main-tls"}}),
+    );
+    let options = ClientOptions::default();
+    let resolve = || target::resolve(&h.client, &reg, &options, "cluster.local");
+
+    // A cert-manager Secret carries the CA that signed tls.crt: the client trusts it.
+    let ca = ca_pem();
+    secrets
+        .create(&PostParams::default(), &tls_secret("main-tls", Some(&ca)))
+        .await
+        .unwrap();
+    let t = resolve().await.unwrap();
+    assert_eq!(t.url, "https://main.default.svc.cluster.local:5000");
+    assert_eq!(t.options.ca_pem.as_deref(), Some(ca.as_bytes()));
+    t.client().expect("a client that trusts the CA");
+
+    // Without ca.crt there is nothing to verify the certificate with: a clear error.
+    secrets
+        .replace(
+            "main-tls",
+            &PostParams::default(),
+            &tls_secret("main-tls", None),
+        )
+        .await
+        .unwrap();
+    let err = resolve().await.unwrap_err();
+    assert_eq!(err.reason(), "SecretInvalid", "{err}");
+    assert!(err.to_string().contains("ca.crt"), "{err}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_tls_registry_without_a_ca_stalls_with_a_message_naming_ca_crt() {
+    let h = Harness::start().await;
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
+    secrets
+        .create(&PostParams::default(), &tls_secret("main-tls", None))
+        .await
+        .unwrap();
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    regs.create(
+        &PostParams::default(),
+        &managed(
+            "main",
+            json!({"version": "v2.1.20", "tls": {"name": "main-tls"}}),
+        ),
+    )
+    .await
+    .unwrap();
+    // The double runs no pods: play the StatefulSet controller and report the rollout done.
+    let sts_api: Api<StatefulSet> = Api::namespaced(h.client.clone(), "default");
+    let sts = wait_for("the StatefulSet", || async {
+        sts_api.get_opt("main").await.unwrap()
+    })
+    .await;
+    sts_api
+        .patch_status(
+            "main",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 1, "readyReplicas": 1,
+                "updatedReplicas": 1, "observedGeneration": sts.metadata.generation}})),
+        )
+        .await
+        .unwrap();
+    let stalled = wait_for("Stalled=SecretInvalid", || async {
+        let r = regs.get("main").await.unwrap();
+        condition(&r, "Stalled").filter(|c| c.status == "True")
+    })
+    .await;
+    assert_eq!(stalled.reason, "SecretInvalid");
+    assert!(
+        stalled.message.contains("main-tls") && stalled.message.contains("ca.crt"),
+        "{}",
+        stalled.message
+    );
+
+    // cert-manager (or a person) adds ca.crt: the operator goes on to check /v2/ over HTTPS
+    // (which cannot resolve the Service name outside a cluster).
+    secrets
+        .replace(
+            "main-tls",
+            &PostParams::default(),
+            &tls_secret("main-tls", Some(&ca_pem())),
+        )
+        .await
+        .unwrap();
+    let next = wait_for("the CA accepted", || async {
+        let r = regs.get("main").await.unwrap();
+        condition(&r, "Ready").filter(|c| c.reason != "SecretInvalid")
+    })
+    .await;
+    assert_eq!(next.reason, "RegistryUnreachable", "{next:?}");
+    assert!(
+        next.message
+            .contains("https://main.default.svc.cluster.local:5000/v2/"),
+        "the check went out over HTTPS: {}",
+        next.message
+    );
+    h.stop().await;
+}
