@@ -619,6 +619,120 @@ async fn an_invalid_policy_on_the_same_registry_stalls_an_enforce_run_and_is_nam
         "not reported as a registry that may come back"
     );
     assert_eq!(f.tags("team-a/web").await.len(), 5, "nothing deleted");
+    // Only a person can fix it: no retry (backoff is at most 2 s here).
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let later = policies.get("web").await.unwrap();
+    assert_eq!(
+        later.status.unwrap().last_run.unwrap().start_time,
+        run.start_time,
+        "a Stalled run is not retried"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_and_next_run_time_disappear_from_status_when_there_are_none() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    external_registry(&h, &f.registry.url, json!({})).await;
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    policies
+        .create(&PostParams::default(), &policy("web", json!({
+            "mode": "Plan", "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
+            "schedule": "@every 6h",
+        })))
+        .await
+        .unwrap();
+    let status = wait_run(&policies, "web", 1).await.status.unwrap();
+    assert_eq!(status.candidates.len(), 3);
+    assert!(status.next_run_time.is_some());
+
+    // Keeping every tag: the new plan has no candidates, and status says so.
+    policies
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"keep": [{"mostRecent": 10}]}})),
+        )
+        .await
+        .unwrap();
+    let status = wait_run(&policies, "web", 2).await.status.unwrap();
+    assert_eq!(status.last_run.as_ref().unwrap().would_delete, 0);
+    assert_eq!(
+        status.candidates,
+        vec![],
+        "the previous run's candidates are gone"
+    );
+    assert!(status.next_run_time.is_some(), "still scheduled");
+
+    // Without a schedule there is no next run.
+    policies
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"schedule": null}})),
+        )
+        .await
+        .unwrap();
+    let status = wait_run(&policies, "web", 3).await.status.unwrap();
+    assert_eq!(status.next_run_time, None, "no schedule, no next run time");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_failed_on_an_unreachable_registry_is_retried_until_it_succeeds() {
+    use support::proxy::{Fault, FaultProxy, FaultRule};
+    let f = fixture().await;
+    let proxy = FaultProxy::start(&f.registry.url).await;
+    // The registry does not answer: every connection is reset.
+    proxy.inject(FaultRule::new(Fault::Reset));
+    let h = Harness::start().await;
+    external_registry(&h, proxy.url(), json!({})).await;
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    // No schedule: only a retry can run it again without an edit.
+    policies
+        .create(&PostParams::default(), &policy("web", json!({
+            "mode": "Plan", "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
+        })))
+        .await
+        .unwrap();
+    let failed = wait_run(&policies, "web", 1).await;
+    let status = failed.status.as_ref().unwrap();
+    assert_eq!(
+        status.last_run.as_ref().unwrap().outcome,
+        RunOutcome::Failed,
+        "{status:?}"
+    );
+    assert_eq!(
+        condition(&failed, "Reconciling")
+            .map(|c| c.reason)
+            .as_deref(),
+        Some("RegistryUnreachable")
+    );
+    assert!(
+        status.next_run_time.is_some(),
+        "the retry time is shown: {status:?}"
+    );
+
+    // The registry comes back; nobody touches the policy.
+    proxy.clear();
+    let planned = wait_for("a successful run without any edit", || async {
+        let p = policies.get("web").await.unwrap();
+        condition(&p, "Ready")
+            .filter(|c| c.status == "True" && c.reason == "Planned")
+            .map(|_| p)
+    })
+    .await;
+    assert_eq!(
+        planned.metadata.generation,
+        Some(1),
+        "the spec is unchanged"
+    );
+    let status = planned.status.unwrap();
+    let run = status.last_run.unwrap();
+    assert_eq!((run.outcome, run.would_delete), (RunOutcome::Succeeded, 3));
+    assert_eq!(status.candidates.len(), 3);
+    assert_eq!(status.next_run_time, None, "no schedule, no retry pending");
     h.stop().await;
 }
 

@@ -380,3 +380,402 @@ async fn the_operator_signs_in_to_a_managed_zot_with_the_account_auth_names() {
     assert_eq!(t.credentials, Credentials::basic("retention", "s3cret"));
     h.stop().await;
 }
+
+/// A port on 127.0.0.1 nobody listens on (bound, then released).
+fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_recovers_loses_its_error_and_stops_writing_status() {
+    let real = support::registry::TestRegistry::start();
+    let h = Harness::start().await;
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    regs.create(
+        &PostParams::default(),
+        &managed("dist", json!({"external": {"url": dead_url()}})),
+    )
+    .await
+    .unwrap();
+    let down = wait_for("an unhealthy status with the error", || async {
+        let r = regs.get("dist").await.unwrap();
+        r.status
+            .as_ref()
+            .and_then(|s| s.health.as_ref())
+            .is_some_and(|h| !h.healthy && h.error.is_some())
+            .then_some(r)
+    })
+    .await;
+    assert_eq!(
+        condition(&down, "Ready").map(|c| c.status).as_deref(),
+        Some("False")
+    );
+
+    // The registry is fixed (here: pointed at one that answers).
+    regs.patch(
+        "dist",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"external": {"url": real.url}}})),
+    )
+    .await
+    .unwrap();
+    let up = wait_for("Ready=True", || async {
+        let r = regs.get("dist").await.unwrap();
+        condition(&r, "Ready")
+            .filter(|c| c.status == "True")
+            .map(|_| r)
+    })
+    .await;
+    let health = up.status.unwrap().health.unwrap();
+    assert!(health.healthy);
+    assert_eq!(
+        health.error, None,
+        "the old error is gone once the registry answers"
+    );
+
+    // Converged: further health checks (every 2 s here) write nothing.
+    let status_writes = || {
+        h.operator_requests()
+            .iter()
+            .filter(|r| r.resource == "registries" && r.subresource == "status" && r.is_write())
+            .count()
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = status_writes();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        status_writes(),
+        before,
+        "a healthy, converged Registry writes no status"
+    );
+    h.stop().await;
+}
+
+fn claim_size(sts: &StatefulSet) -> Option<String> {
+    let claims = sts.spec.as_ref()?.volume_claim_templates.as_ref()?;
+    Some(
+        claims[0]
+            .spec
+            .as_ref()?
+            .resources
+            .as_ref()?
+            .requests
+            .as_ref()?["storage"]
+            .0
+            .clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_change_is_refused_with_how_to_migrate_and_applies_nothing() {
+    let h = Harness::start().await;
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    regs.create(
+        &PostParams::default(),
+        &managed(
+            "main",
+            json!({"version": "v2.1.20", "dedupe": false, "storage": {"size": "10Gi"}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let sts_api: Api<StatefulSet> = Api::namespaced(h.client.clone(), "default");
+    let cm: Api<ConfigMap> = Api::namespaced(h.client.clone(), "default");
+    wait_for("RollingOut", || async {
+        let r = regs.get("main").await.unwrap();
+        condition(&r, "Ready").filter(|c| c.reason == "RollingOut")
+    })
+    .await;
+    let config_before = cm.get("main-config").await.unwrap();
+    let owned_writes = || {
+        h.operator_requests()
+            .iter()
+            .filter(|r| {
+                ["configmaps", "services", "statefulsets"].contains(&r.resource.as_str())
+                    && r.is_write()
+            })
+            .count()
+    };
+
+    let stalled_with = |reason: &'static str, generation: i64| {
+        let regs = regs.clone();
+        async move {
+            let r = regs.get("main").await.unwrap();
+            condition(&r, "Stalled")
+                .filter(|c| c.reason == reason && c.observed_generation == Some(generation))
+        }
+    };
+
+    // A bigger volume: refused, with the way to grow the claims in place.
+    tokio::time::sleep(Duration::from_secs(1)).await; // the first reconciles settle
+    let writes = owned_writes();
+    let sts_version = sts_api.get("main").await.unwrap().metadata.resource_version;
+    regs.patch(
+        "main",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"storage": {"size": "20Gi"}}})),
+    )
+    .await
+    .unwrap();
+    let stalled = wait_for("Stalled=StorageChangeRefused", || {
+        stalled_with("StorageChangeRefused", 2)
+    })
+    .await;
+    assert!(
+        stalled.message.contains("storage.size 10Gi → 20Gi")
+            && stalled.message.contains("data-main-")
+            && stalled.message.contains("--cascade=orphan"),
+        "{}",
+        stalled.message
+    );
+    // A volume to S3: refused too, and the ConfigMap keeps the config the pods run with.
+    regs.patch(
+        "main",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"storage": {"size": null,
+            "s3": {"bucket": "images", "region": "eu-west-1"}}}})),
+    )
+    .await
+    .unwrap();
+    let stalled = wait_for("Stalled for the move to S3", || {
+        stalled_with("StorageChangeRefused", 3)
+    })
+    .await;
+    assert!(stalled.message.contains("to S3"), "{}", stalled.message);
+    tokio::time::sleep(Duration::from_secs(3)).await; // more health intervals
+    assert_eq!(owned_writes(), writes, "nothing was applied");
+    let sts = sts_api.get("main").await.unwrap();
+    assert_eq!(claim_size(&sts).as_deref(), Some("10Gi"));
+    assert_eq!(sts.metadata.resource_version, sts_version);
+    assert_eq!(
+        cm.get("main-config")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        config_before.metadata.resource_version,
+        "the running zot's config is untouched"
+    );
+
+    // Reverting the storage un-stalls it.
+    regs.patch(
+        "main",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"storage": {"size": "10Gi", "s3": null}}})),
+    )
+    .await
+    .unwrap();
+    wait_for("RollingOut again", || async {
+        let r = regs.get("main").await.unwrap();
+        condition(&r, "Ready")
+            .filter(|c| c.reason == "RollingOut" && c.observed_generation == Some(4))
+            .filter(|_| condition(&r, "Stalled").is_none())
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_the_api_server_refuses_stalls_the_registry_with_its_message() {
+    let h = Harness::start().await;
+    // A StatefulSet of the same name from another installation, with another serviceName:
+    // the operator's apply would change an immutable field.
+    let sts_api: Api<StatefulSet> = Api::namespaced(h.client.clone(), "default");
+    sts_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "main"},
+                "spec": {"serviceName": "zot", "selector": {"matchLabels": {"app": "zot"}},
+                         "template": {"metadata": {"labels": {"app": "zot"}},
+                                      "spec": {"containers": [{"name": "zot", "image": "zot"}]}},
+                         "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                             "spec": {"accessModes": ["ReadWriteOnce"],
+                                      "resources": {"requests": {"storage": "10Gi"}}}}]},
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    regs.create(
+        &PostParams::default(),
+        &managed("main", json!({"version": "v2.1.20"})),
+    )
+    .await
+    .unwrap();
+    let stalled = wait_for("Stalled=ApplyRejected", || async {
+        let r = regs.get("main").await.unwrap();
+        condition(&r, "Stalled").filter(|c| c.status == "True")
+    })
+    .await;
+    assert_eq!(stalled.reason, "ApplyRejected");
+    assert!(
+        stalled.message.contains("StatefulSet default/main")
+            && stalled.message.contains("Forbidden"),
+        "{}",
+        stalled.message
+    );
+    wait_for("an ApplyRejected event", || async {
+        Some(h.events("main", "ApplyRejected").await).filter(|e| !e.is_empty())
+    })
+    .await;
+    h.stop().await;
+}
+
+/// A kubernetes.io/tls Secret as cert-manager writes it, with `ca.crt` when `ca` is given.
+fn tls_secret(name: &str, ca: Option<&str>) -> Secret {
+    let mut data = json!({"tls.crt": "cert", "tls.key": "key"});
+    if let Some(ca) = ca {
+        data["ca.crt"] = json!(ca);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": name}, "stringData": data,
+    }))
+    .unwrap()
+}
+
+/// The PEM certificate of a fresh self-signed CA (made with the `openssl` CLI).
+fn ca_pem() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, crt) = (dir.path().join("ca.key"), dir.path().join("ca.crt"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-subj",
+            "/CN=registry-operator test CA",
+            "-days",
+            "1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(crt).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_trusts_the_ca_in_a_managed_registrys_tls_secret() {
+    use registry_operator::controller::target;
+    use registry_operator::oci::ClientOptions;
+    let h = Harness::start().await;
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
+    let reg = managed(
+        "main",
+        json!({"version": "v2.1.20", "tls": {"name": "main-tls"}}),
+    );
+    let options = ClientOptions::default();
+    let resolve = || target::resolve(&h.client, &reg, &options, "cluster.local");
+
+    // A cert-manager Secret carries the CA that signed tls.crt: the client trusts it.
+    let ca = ca_pem();
+    secrets
+        .create(&PostParams::default(), &tls_secret("main-tls", Some(&ca)))
+        .await
+        .unwrap();
+    let t = resolve().await.unwrap();
+    assert_eq!(t.url, "https://main.default.svc.cluster.local:5000");
+    assert_eq!(t.options.ca_pem.as_deref(), Some(ca.as_bytes()));
+    t.client().expect("a client that trusts the CA");
+
+    // Without ca.crt there is nothing to verify the certificate with: a clear error.
+    secrets
+        .replace(
+            "main-tls",
+            &PostParams::default(),
+            &tls_secret("main-tls", None),
+        )
+        .await
+        .unwrap();
+    let err = resolve().await.unwrap_err();
+    assert_eq!(err.reason(), "SecretInvalid", "{err}");
+    assert!(err.to_string().contains("ca.crt"), "{err}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_tls_registry_without_a_ca_stalls_with_a_message_naming_ca_crt() {
+    let h = Harness::start().await;
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
+    secrets
+        .create(&PostParams::default(), &tls_secret("main-tls", None))
+        .await
+        .unwrap();
+    let regs: Api<Registry> = Api::namespaced(h.client.clone(), "default");
+    regs.create(
+        &PostParams::default(),
+        &managed(
+            "main",
+            json!({"version": "v2.1.20", "tls": {"name": "main-tls"}}),
+        ),
+    )
+    .await
+    .unwrap();
+    // The double runs no pods: play the StatefulSet controller and report the rollout done.
+    let sts_api: Api<StatefulSet> = Api::namespaced(h.client.clone(), "default");
+    let sts = wait_for("the StatefulSet", || async {
+        sts_api.get_opt("main").await.unwrap()
+    })
+    .await;
+    sts_api
+        .patch_status(
+            "main",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 1, "readyReplicas": 1,
+                "updatedReplicas": 1, "observedGeneration": sts.metadata.generation}})),
+        )
+        .await
+        .unwrap();
+    let stalled = wait_for("Stalled=SecretInvalid", || async {
+        let r = regs.get("main").await.unwrap();
+        condition(&r, "Stalled").filter(|c| c.status == "True")
+    })
+    .await;
+    assert_eq!(stalled.reason, "SecretInvalid");
+    assert!(
+        stalled.message.contains("main-tls") && stalled.message.contains("ca.crt"),
+        "{}",
+        stalled.message
+    );
+
+    // cert-manager (or a person) adds ca.crt: the operator goes on to check /v2/ over HTTPS
+    // (which cannot resolve the Service name outside a cluster).
+    secrets
+        .replace(
+            "main-tls",
+            &PostParams::default(),
+            &tls_secret("main-tls", Some(&ca_pem())),
+        )
+        .await
+        .unwrap();
+    let next = wait_for("the CA accepted", || async {
+        let r = regs.get("main").await.unwrap();
+        condition(&r, "Ready").filter(|c| c.reason != "SecretInvalid")
+    })
+    .await;
+    assert_eq!(next.reason, "RegistryUnreachable", "{next:?}");
+    assert!(
+        next.message
+            .contains("https://main.default.svc.cluster.local:5000/v2/"),
+        "the check went out over HTTPS: {}",
+        next.message
+    );
+    h.stop().await;
+}

@@ -84,7 +84,9 @@ pub struct RegistrySpec {
     pub auth: Option<AuthSpec>,
 
     /// Serve HTTPS with the certificate in this Secret (type kubernetes.io/tls: `tls.crt`,
-    /// `tls.key`). Clients then reach it over HTTPS; the probes switch to HTTPS too.
+    /// `tls.key`). Clients then reach it over HTTPS; the probes switch to HTTPS too. The
+    /// operator verifies the certificate with the CA in the Secret's `ca.crt` (cert-manager
+    /// writes it), which must therefore be present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<SecretRef>,
 

@@ -268,7 +268,8 @@ pub struct RetentionPolicyStatus {
     /// The latest run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunSummary>,
-    /// When the next scheduled run is due (RFC 3339, UTC).
+    /// When the next run is due (RFC 3339, UTC): the schedule's next time, or sooner the retry
+    /// of a run that failed on a problem that may pass (an unreachable registry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run_time: Option<String>,
     /// The last value of the `registry-operator.dev/run-requested-at` annotation acted upon.

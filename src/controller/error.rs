@@ -46,6 +46,19 @@ pub enum ControllerError {
         /// What failed.
         message: String,
     },
+    /// The API server refused an object the operator applied as invalid (422): retrying the
+    /// same object cannot help.
+    #[error("the API server rejected {kind} {namespace}/{name}: {message}")]
+    Rejected {
+        /// Kind of the object.
+        kind: String,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The API server's message.
+        message: String,
+    },
     /// The Kubernetes API failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -64,6 +77,7 @@ impl ControllerError {
             ControllerError::RegistryNotFound { .. } => "RegistryNotFound",
             ControllerError::Registry(_) => "RegistryUnreachable",
             ControllerError::Run { reason, .. } => reason,
+            ControllerError::Rejected { .. } => "ApplyRejected",
             ControllerError::Kube(_) => "KubeApiError",
             ControllerError::Serialize(_) => "InternalError",
         }
@@ -73,7 +87,9 @@ impl ControllerError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            ControllerError::InvalidSpec(_) | ControllerError::SecretInvalid { .. }
+            ControllerError::InvalidSpec(_)
+                | ControllerError::SecretInvalid { .. }
+                | ControllerError::Rejected { .. }
         )
     }
 }

@@ -15,6 +15,8 @@ pub mod registry;
 pub mod runtime;
 pub mod schedule;
 pub mod selector;
+pub mod status_patch;
+pub mod storage;
 pub mod target;
 pub mod trigger;
 pub mod zot_input;

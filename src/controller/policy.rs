@@ -35,6 +35,7 @@ use super::inuse::InUseIndex;
 use super::metrics::{ControllerLabels, FailureLabels, RunLabels};
 use super::schedule::Schedule;
 use super::selector;
+use super::status_patch::status_patch;
 use super::target;
 use super::trigger::{self, PolicyState, Trigger, RUN_REQUESTED_AT};
 use crate::api::retention::{
@@ -253,6 +254,7 @@ async fn reconcile_view(
         last_request: view.status.last_run_request.as_deref(),
         schedule: schedule.as_ref(),
         suspended: view.rules.suspend.unwrap_or(false),
+        retry_at: pending_retry(&view.status, schedule.as_ref()),
     };
     if state.suspended {
         // No run of any kind; a request made meanwhile is reported and runs on resume.
@@ -514,15 +516,25 @@ async fn reconcile_view(
     if let Trigger::Requested(value) = &trigger {
         status.last_run_request = Some(value.clone());
     }
+    // A run that failed on a problem that may pass (an unreachable registry, a missing
+    // Secret) is tried again after the controller's backoff, growing per failure up to its
+    // maximum; the retry time is `nextRunTime`, so it survives a restart. A failure only a
+    // person can fix (Stalled) waits for a change instead.
+    let completed = Timestamp::now();
+    let retry_at = (blast.is_none() && permanent.is_none() && unreachable.is_some())
+        .then(|| ctx.backoff(&format!("policy/{}", view.display)))
+        .and_then(|wait| SignedDuration::try_from(wait).ok())
+        .and_then(|wait| completed.checked_add(wait).ok());
     let after = PolicyState {
         last_run_start: Some(started),
         last_run_generation: view.generation,
+        retry_at,
         ..state
     };
     status.next_run_time = trigger::next_run(&after).map(|t| t.to_string());
     let requeue = trigger::requeue_after(
         &after,
-        Timestamp::now(),
+        completed,
         SignedDuration::try_from(ctx.settings.policy_resync)
             .unwrap_or(SignedDuration::from_hours(1)),
     );
@@ -562,17 +574,27 @@ async fn reconcile_view(
         summary.message.as_deref().unwrap_or_default(),
     )
     .await;
-    let requeue = if blast.is_none() && permanent.is_none() && unreachable.is_some() {
-        ctx.backoff(&format!("policy/{}", view.display))
-    } else {
-        requeue.unsigned_abs()
-    };
     Ok(Outcome {
         health,
-        requeue,
+        requeue: requeue.unsigned_abs(),
         status,
         ran: true,
     })
+}
+
+/// When the last run failed on a problem that may pass: the time its retry is due. It is
+/// recorded as `nextRunTime` ahead of the schedule (a time the schedule gives is no retry).
+fn pending_retry(status: &RetentionPolicyStatus, schedule: Option<&Schedule>) -> Option<Timestamp> {
+    let last = status.last_run.as_ref()?;
+    if !matches!(
+        last.outcome,
+        RunOutcome::Failed | RunOutcome::PartiallyFailed
+    ) {
+        return None;
+    }
+    let at: Timestamp = status.next_run_time.as_deref()?.parse().ok()?;
+    let scheduled = schedule.and_then(|s| s.next_after(last.start_time.0));
+    scheduled.is_none_or(|s| at < s).then_some(at)
 }
 
 /// The condition to keep when nothing ran: the last run's, or Ready/Waiting for a new policy.
@@ -927,7 +949,9 @@ async fn finish(
         Timestamp::now(),
     );
     if status_changed(&view.status, &status) {
-        let patch = serde_json::json!({"status": status});
+        // Fields that became empty (no candidates, no next run) are sent as null: a merge
+        // patch without them would leave the previous values in place.
+        let patch = status_patch(&view.status, &status)?;
         match &view.kind {
             Kind::Namespaced { namespace, .. } => {
                 let api: Api<RetentionPolicy> = Api::namespaced(ctx.client.clone(), namespace);

@@ -28,6 +28,8 @@ use super::conditions::{conditions_for, differ_ignoring_timestamps, Health, ROLL
 use super::context::{Context, FIELD_MANAGER};
 use super::error::ControllerError;
 use super::metrics::{ControllerLabels, FailureLabels};
+use super::status_patch::status_patch;
+use super::storage::{storage_change, STORAGE_CHANGE_REFUSED};
 use super::target;
 use crate::api::registry::{RegistryHealth, RegistryStatus};
 use crate::api::Registry;
@@ -148,16 +150,42 @@ async fn reconcile_managed(
     };
     let owner = owner_reference(registry)?;
     let objects = desired.objects;
-    // Apply: the ConfigMap first, so pods never start on a config that is not there yet.
-    apply(ctx, &namespace, with_owner(objects.config_map, &owner)).await?;
-    apply(
-        ctx,
-        &namespace,
-        with_owner(objects.headless_service, &owner),
-    )
-    .await?;
-    apply(ctx, &namespace, with_owner(objects.service, &owner)).await?;
-    let sts: StatefulSet = apply(ctx, &namespace, with_owner(objects.stateful_set, &owner)).await?;
+    // A StatefulSet's volume claim templates are immutable: a storage change would be refused
+    // (422) after the ConfigMap was applied. Nothing is applied; the condition says how to
+    // migrate.
+    let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    if let Some(existing) = sts_api.get_opt(&name).await? {
+        if let Some(change) = storage_change(&existing, &objects.stateful_set) {
+            return Ok((
+                Health::stalled(STORAGE_CHANGE_REFUSED, change.message(&namespace, &name)),
+                ctx.settings.health_interval,
+            ));
+        }
+    }
+    // Apply: the ConfigMap first, so pods never start on a config that is not there yet. An
+    // object the API server refuses as invalid stalls the Registry with the server's message.
+    let applied = async {
+        apply(ctx, &namespace, with_owner(objects.config_map, &owner)).await?;
+        apply(
+            ctx,
+            &namespace,
+            with_owner(objects.headless_service, &owner),
+        )
+        .await?;
+        apply(ctx, &namespace, with_owner(objects.service, &owner)).await?;
+        apply(ctx, &namespace, with_owner(objects.stateful_set, &owner)).await
+    }
+    .await;
+    let sts: StatefulSet = match applied {
+        Ok(sts) => sts,
+        Err(e @ ControllerError::Rejected { .. }) => {
+            return Ok((
+                Health::stalled(e.reason(), e.to_string()),
+                ctx.settings.health_interval,
+            ))
+        }
+        Err(e) => return Err(e),
+    };
 
     let want = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let sts_status = sts.status.clone().unwrap_or_default();
@@ -333,7 +361,16 @@ where
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
     let name = object.name_any();
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    Ok(api.patch(&name, &params, &Patch::Apply(&object)).await?)
+    match api.patch(&name, &params, &Patch::Apply(&object)).await {
+        Ok(applied) => Ok(applied),
+        Err(kube::Error::Api(status)) if status.code == 422 => Err(ControllerError::Rejected {
+            kind: K::kind(&K::DynamicType::default()).into_owned(),
+            namespace: namespace.to_string(),
+            name,
+            message: status.message,
+        }),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether two statuses differ in anything a person would care about (not check timestamps or
@@ -381,7 +418,9 @@ async fn write_status_if_changed(
         ctx.client.clone(),
         &registry.namespace().unwrap_or_default(),
     );
-    let patch = serde_json::json!({"status": new});
+    // Fields that became empty (a cleared health error) are sent as null, or the server
+    // would keep them and every later reconcile would see a difference and write again.
+    let patch = status_patch(old, &new)?;
     api.patch_status(
         &registry.name_any(),
         &PatchParams::default(),

@@ -170,9 +170,28 @@ pub async fn resolve(
             .auth
             .as_ref()
             .and_then(|a| a.operator_credentials_secret_ref.as_ref());
+        let credentials = credentials(client, &namespace, secret, &host).await?;
+        // zot serves HTTPS with the certificate in `spec.tls`; no public CA signs a
+        // `*.svc.<cluster domain>` name, so the operator trusts the CA that Secret carries
+        // (cert-manager puts it in `ca.crt`).
+        if let Some(tls) = &registry.spec.tls {
+            let (_, data) = secret_data(client, &namespace, &tls.name).await?;
+            let pem = data
+                .get(DEFAULT_CA_KEY)
+                .filter(|pem| !pem.is_empty())
+                .cloned()
+                .ok_or_else(|| ControllerError::SecretInvalid {
+                    namespace: namespace.clone(),
+                    name: tls.name.clone(),
+                    message: format!(
+                        "no {DEFAULT_CA_KEY:?}: the operator verifies the registry's HTTPS certificate with the CA in the TLS Secret's {DEFAULT_CA_KEY} (cert-manager adds it when a CA or self-signed issuer signs the certificate); add the PEM CA bundle that signed tls.crt under {DEFAULT_CA_KEY}"
+                    ),
+                })?;
+            options.ca_pem = Some(pem);
+        }
         return Ok(Target {
             url: managed_url(registry, cluster_domain),
-            credentials: credentials(client, &namespace, secret, &host).await?,
+            credentials,
             options,
             hosts,
         });

@@ -17,6 +17,9 @@ pub enum Trigger {
     Requested(String),
     /// The schedule is due.
     Scheduled,
+    /// The last run failed on a problem that may pass (an unreachable registry, a missing
+    /// Secret), and its retry is due.
+    Retry,
 }
 
 /// What the reconciler knows about a policy when deciding.
@@ -36,6 +39,8 @@ pub struct PolicyState<'a> {
     pub schedule: Option<&'a Schedule>,
     /// `spec.suspend`.
     pub suspended: bool,
+    /// When the last run failed on a problem that may pass: when to try again.
+    pub retry_at: Option<Timestamp>,
 }
 
 /// Decides whether to run now. A suspended policy never runs: not on its schedule, not for a
@@ -51,7 +56,10 @@ pub fn due(state: &PolicyState<'_>, now: Timestamp) -> Option<Trigger> {
     if state.last_run_start.is_none() || state.generation != state.last_run_generation {
         return Some(Trigger::SpecChanged);
     }
-    let next = next_run(state)?;
+    if state.retry_at.is_some_and(|at| at <= now) {
+        return Some(Trigger::Retry);
+    }
+    let next = next_scheduled(state)?;
     (next <= now).then_some(Trigger::Scheduled)
 }
 
@@ -62,8 +70,20 @@ pub fn pending_request<'a>(state: &PolicyState<'a>) -> Option<&'a str> {
         .filter(|value| state.last_request != Some(*value))
 }
 
-/// When the next scheduled run is due (None without a schedule or while suspended).
+/// When the next run is due: the schedule's next time, or the retry of a failed run when that
+/// comes first (None without either, or while suspended).
 pub fn next_run(state: &PolicyState<'_>) -> Option<Timestamp> {
+    if state.suspended {
+        return None;
+    }
+    match (next_scheduled(state), state.retry_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// When the next scheduled run is due (None without a schedule or while suspended).
+pub fn next_scheduled(state: &PolicyState<'_>) -> Option<Timestamp> {
     if state.suspended {
         return None;
     }
@@ -105,6 +125,7 @@ mod tests {
             last_request: None,
             schedule,
             suspended: false,
+            retry_at: None,
         }
     }
 
@@ -188,5 +209,34 @@ mod tests {
             due(&s, ts("2026-11-24T09:00:00Z")),
             Some(Trigger::SpecChanged)
         );
+    }
+
+    #[test]
+    fn a_transiently_failed_run_is_retried_when_its_backoff_ends() {
+        let mut s = base(None);
+        s.retry_at = Some(ts("2026-11-23T03:00:04Z"));
+        assert_eq!(due(&s, ts("2026-11-23T03:00:03Z")), None);
+        assert_eq!(
+            requeue_after(
+                &s,
+                ts("2026-11-23T03:00:01Z"),
+                SignedDuration::from_mins(10)
+            ),
+            SignedDuration::from_secs(3)
+        );
+        assert_eq!(next_run(&s), Some(ts("2026-11-23T03:00:04Z")));
+        assert_eq!(
+            due(&s, ts("2026-11-23T03:00:04Z")),
+            Some(Trigger::Retry),
+            "no schedule and no edit needed"
+        );
+        // A schedule due sooner comes first; a suspended policy does not retry.
+        let every = Schedule::parse("@every 6h").unwrap();
+        let mut s = base(Some(&every));
+        s.retry_at = Some(ts("2026-11-23T12:00:00Z"));
+        assert_eq!(next_run(&s), Some(ts("2026-11-23T09:00:00Z")));
+        s.suspended = true;
+        assert_eq!(due(&s, ts("2026-11-23T12:00:00Z")), None);
+        assert_eq!(next_run(&s), None);
     }
 }

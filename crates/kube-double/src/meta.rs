@@ -1,5 +1,6 @@
-//! ObjectMeta rules every kind shares (names, labels, annotations, owner references), and the
-//! built-in kinds' write-time conversions the double performs (Secret `stringData`).
+//! ObjectMeta rules every kind shares (names, labels, annotations, owner references), the
+//! built-in kinds' write-time conversions the double performs (Secret `stringData`), and the
+//! few built-in immutability rules it enforces (StatefulSet spec).
 
 use std::sync::OnceLock;
 
@@ -152,6 +153,36 @@ pub fn check_metadata(obj: &Value) -> Vec<FieldError> {
         }
     }
     errors
+}
+
+/// Fields of a StatefulSet's spec an update may change; upstream forbids changing any other.
+const STATEFULSET_MUTABLE: [&str; 7] = [
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "revisionHistoryLimit",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+];
+
+/// Upstream's StatefulSet update rule: only [`STATEFULSET_MUTABLE`] fields of `spec` may change
+/// (so `volumeClaimTemplates`, `serviceName`, `selector`, `podManagementPolicy` are immutable).
+pub fn check_statefulset_update(obj: &Value, old: &Value) -> Option<FieldError> {
+    let fixed = |o: &Value| -> Value {
+        let mut spec = o.get("spec").cloned().unwrap_or_else(|| json!({}));
+        if let Some(m) = spec.as_object_mut() {
+            for k in STATEFULSET_MUTABLE {
+                m.remove(k);
+            }
+        }
+        spec
+    };
+    (fixed(obj) != fixed(old)).then(|| FieldError {
+        field: "spec".into(),
+        reason: "FieldValueForbidden",
+        detail: "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".into(),
+    })
 }
 
 /// What the apiserver does to a Secret on every write: `stringData` entries are base64-encoded

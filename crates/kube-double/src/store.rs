@@ -323,6 +323,11 @@ impl Store {
             errors.push(e);
         }
         errors.extend(crate::meta::check_metadata(obj));
+        if rt.group == "apps" && rt.kind == "StatefulSet" {
+            if let Some(old) = old {
+                errors.extend(crate::meta::check_statefulset_update(obj, old));
+            }
+        }
         let mut pruned = Vec::new();
         if errors.is_empty() {
             if let Some(s) = &rt.schema {

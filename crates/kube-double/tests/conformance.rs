@@ -1212,3 +1212,86 @@ async fn kube_discovery_finds_builtins_and_crd_served_resources() {
         .resolve_gvk(&GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease"))
         .is_some());
 }
+
+#[tokio::test]
+async fn a_statefulsets_volume_claim_templates_are_immutable_its_template_is_not() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let server = TestApiServer::start().await.unwrap();
+    let sts: Api<StatefulSet> = Api::namespaced(server.client(), "default");
+    let claim = |size: &str| {
+        json!([{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": size}}}}])
+    };
+    let object = |size: &str, image: &str| -> StatefulSet {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+            "spec": {"serviceName": "db", "replicas": 1,
+                     "selector": {"matchLabels": {"app": "db"}},
+                     "template": {"metadata": {"labels": {"app": "db"}},
+                                  "spec": {"containers": [{"name": "db", "image": image}]}},
+                     "volumeClaimTemplates": claim(size)},
+        }))
+        .unwrap()
+    };
+    let apply = PatchParams::apply("test").force();
+    sts.patch("db", &apply, &Patch::Apply(&object("1Gi", "db:1")))
+        .await
+        .unwrap();
+    // The pod template and replicas may change.
+    sts.patch("db", &apply, &Patch::Apply(&object("1Gi", "db:2")))
+        .await
+        .unwrap();
+    sts.patch(
+        "db",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 3}})),
+    )
+    .await
+    .unwrap();
+    // volumeClaimTemplates may not, by apply, merge patch or update.
+    let err = api_error(
+        sts.patch("db", &apply, &Patch::Apply(&object("2Gi", "db:2")))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        err.message,
+        "StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+    );
+    let err = api_error(
+        sts.patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"volumeClaimTemplates": null}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    let mut current = sts.get("db").await.unwrap();
+    current.spec.as_mut().unwrap().service_name = Some("other".into());
+    let err = api_error(
+        sts.replace("db", &PostParams::default(), &current)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422, "serviceName is immutable too");
+    let stored = sts.get("db").await.unwrap();
+    let spec = stored.spec.unwrap();
+    assert_eq!(spec.replicas, Some(3));
+    assert_eq!(
+        spec.volume_claim_templates.unwrap()[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["storage"]
+            .0,
+        "1Gi"
+    );
+}
