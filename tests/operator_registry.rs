@@ -332,6 +332,14 @@ async fn an_external_registry_answering_v2_becomes_ready_with_health_and_latency
             .filter(|r| r.resource == "events" && r.is_write())
             .count()
     };
+    // The first check may have caught the registry mid-shutdown (a different error, so a
+    // second Event): count from when the problem is the steady "connection refused".
+    wait_for("the steady connection-refused message", || async {
+        let r = regs.get("dist").await.unwrap();
+        condition(&r, "Reconciling").filter(|c| c.message.contains("refused"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let before = event_writes();
     tokio::time::sleep(Duration::from_secs(5)).await; // two more health checks
     assert_eq!(

@@ -364,7 +364,7 @@ async fn reconcile_view(
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut messages = Vec::new();
     let mut blast: Option<String> = None;
-    let mut unreachable: Option<String> = None;
+    let mut unreachable: Option<(&'static str, String)> = None;
     // The first error only a person can fix (another policy on the registry is invalid, a
     // credentials Secret is malformed): the policy is Stalled with its reason, not retried.
     let mut permanent: Option<(&'static str, String)> = None;
@@ -484,7 +484,12 @@ async fn reconcile_view(
                 if e.is_permanent() {
                     permanent.get_or_insert((e.reason(), m));
                 } else {
-                    unreachable = Some(m);
+                    // Transient: the registry, unless the operator itself held the run back.
+                    let reason = match e.reason() {
+                        r @ ("NotLeader" | "WaitingForInUseIndex") => r,
+                        _ => "RegistryUnreachable",
+                    };
+                    unreachable = Some((reason, m));
                 }
             }
         }
@@ -551,11 +556,11 @@ async fn reconcile_view(
             EventType::Warning,
             *reason,
         )
-    } else if let Some(u) = &unreachable {
+    } else if let Some((reason, u)) = &unreachable {
         (
-            Health::reconciling("RegistryUnreachable", u.clone()),
+            Health::reconciling(reason, u.clone()),
             EventType::Warning,
-            "RegistryUnreachable",
+            *reason,
         )
     } else {
         let message = summary.message.clone().unwrap_or_default();
