@@ -944,3 +944,49 @@ async fn a_cluster_policys_limit_counts_every_registry_of_the_run() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_policy_runs_a_registry_named_by_two_registry_objects_once() {
+    let f = fixture().await;
+    let h = Harness::start().await;
+    // two teams declared the same registry, spelled differently
+    external_registry_in(
+        &h,
+        "default",
+        "shared",
+        &f.registry.url,
+        json!({"tier": "prod"}),
+    )
+    .await;
+    external_registry_in(
+        &h,
+        "default",
+        "shared-too",
+        &format!("{}/", f.registry.url),
+        json!({"tier": "prod"}),
+    )
+    .await;
+    let crps: Api<ClusterRetentionPolicy> = Api::all(h.client.clone());
+    // 3 deletions on the one registry: within 5, unless counted twice
+    crps.create(
+        &PostParams::default(),
+        &object(json!({
+            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "ClusterRetentionPolicy",
+            "metadata": {"name": "prod-cleanup"},
+            "spec": {"registrySelector": {"matchLabels": {"tier": "prod"}}, "mode": "Enforce",
+                     "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
+                     "limits": {"maxDeletionsPerRun": 5}},
+        })),
+    )
+    .await
+    .unwrap();
+    let done = wait_cluster_run(&crps, "prod-cleanup").await;
+    let run = done.status.as_ref().unwrap().last_run.clone().unwrap();
+    assert_eq!(
+        (run.outcome, run.registries, run.deleted),
+        (RunOutcome::Succeeded, 1, 3),
+        "{run:?}"
+    );
+    assert_eq!(f.tags("team-a/web").await.len(), 2);
+    h.stop().await;
+}

@@ -541,6 +541,49 @@ async fn a_fence_that_says_no_stops_the_run_before_any_deletion() {
 }
 
 #[tokio::test]
+async fn losing_the_lease_part_way_stops_the_remaining_repositories_and_says_why() {
+    let reg = TestRegistry::start();
+    seed_projects(&Seeder::new(&reg.url, None)).await;
+    // p/a's first deletion takes over 2 s, so the fence is asked again before p/a/b
+    let proxy = FaultProxy::start(&reg.url).await;
+    proxy.inject(
+        FaultRule::new(Fault::Delay(Duration::from_millis(2200)))
+            .method("DELETE")
+            .path_contains("/v2/p/a/manifests")
+            .times(1),
+    );
+    let c = client(proxy.url());
+    let pol = policy("ns/keep-two", PolicyMode::Enforce, KEEP_TWO);
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut options = RunOptions::default();
+    options.execute.repositories_in_flight = 1;
+    let count = asked.clone();
+    options.execute.fence = Some(Arc::new(move || {
+        let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            if n == 0 {
+                Ok(())
+            } else {
+                Err("the Lease is held by operator-1".to_string())
+            }
+        })
+    }));
+    let result = run_policy(&c, &pol, &options, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let exec = result.execution.as_ref().unwrap();
+    assert_eq!(
+        exec.interrupted(),
+        Some(("NotLeader", "the Lease is held by operator-1"))
+    );
+    assert_eq!(result.outcome(), RunOutcome::PartiallyFailed);
+    // p/a went ahead; p/a/b, after the Lease was lost, did not
+    let direct = client(&reg.url);
+    assert_eq!(tags(&direct, "p/a").await, set(P_A_AFTER));
+    assert_eq!(tags(&direct, "p/a/b").await, set(&["new", "old1", "old2"]));
+}
+
+#[tokio::test]
 async fn re_running_an_applied_plan_deletes_nothing_new() {
     let reg = TestRegistry::start();
     let s = Seeder::new(&reg.url, None);

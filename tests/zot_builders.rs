@@ -153,42 +153,6 @@ fn a_local_registry_gets_a_10gi_volume_claim_at_var_lib_registry() {
         .any(|m| m.name == "data" && m.mount_path == "/var/lib/registry"));
 }
 
-/// The size of the `data` claim template, if there is one, and whether `data` is an emptyDir.
-fn data_volume(d: &DesiredRegistry) -> (Option<String>, bool) {
-    let spec = d.objects.stateful_set.spec.as_ref().expect("spec");
-    let claim = spec
-        .volume_claim_templates
-        .iter()
-        .flatten()
-        .find(|c| c.metadata.name.as_deref() == Some("data"))
-        .and_then(|c| c.spec.as_ref())
-        .and_then(|s| s.resources.as_ref())
-        .and_then(|r| r.requests.as_ref())
-        .and_then(|r| r.get("storage"))
-        .map(|q| q.0.clone());
-    let empty_dir = pod(&d.objects.stateful_set)
-        .volumes
-        .iter()
-        .flatten()
-        .any(|v| v.name == "data" && v.empty_dir.is_some());
-    (claim, empty_dir)
-}
-
-#[test]
-fn s3_without_a_remote_cache_keeps_zots_metadata_on_a_volume_so_pull_history_survives() {
-    // no remote cache: zot's metadata database (pull times) lives in its local root
-    let no_cache = desired(
-        "version: v2.1.20\ndedupe: false\nstorage:\n  s3:\n    bucket: zot-images\n    region: us-east-1\n",
-    );
-    assert_eq!(data_volume(&no_cache), (Some("2Gi".to_string()), false));
-    let sized = desired(
-        "version: v2.1.20\ndedupe: false\nstorage:\n  size: 5Gi\n  s3:\n    bucket: zot-images\n    region: us-east-1\n",
-    );
-    assert_eq!(data_volume(&sized), (Some("5Gi".to_string()), false));
-    // with Redis the metadata is remote: scratch space is enough
-    assert_eq!(data_volume(&desired(S3)), (None, true));
-}
-
 #[test]
 fn a_scale_out_registry_lists_every_pod_by_its_headless_dns_name_and_starts_them_together() {
     let d = desired(S3);

@@ -165,9 +165,7 @@ pub struct ExternalRegistry {
     "message": "storage.size sizes the per-pod volume; with storage.s3 the images live in the bucket, so leave size unset"
 }]))]
 pub struct StorageSpec {
-    /// Size of each pod's PersistentVolumeClaim, e.g. `50Gi`. Default `10Gi`. With `s3` and no
-    /// `s3.cache`, the claim holds zot's local metadata database (push and pull times, the
-    /// dedupe cache; default `2Gi`), so a restart keeps the pull history.
+    /// Size of each pod's PersistentVolumeClaim, e.g. `50Gi`. Default `10Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"))]
     pub size: Option<String>,

@@ -313,7 +313,7 @@ fn purge(args: &PurgeArgs) -> Result<u8, Failure> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    conclude(&result, args.output, false, Verb::Purge)
+    conclude(&result, args.output, args.all, Verb::Purge)
 }
 
 fn read_input(path: &Path) -> Result<String, Failure> {
@@ -435,24 +435,25 @@ fn in_use_reference(
     line: &str,
     host: &str,
 ) -> Result<(String, Option<String>, Option<String>), String> {
-    let first = line.split('/').next().unwrap_or("");
-    let has_host =
-        line.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    let full = if has_host {
-        line.to_string()
-    } else {
-        format!("{host}/{line}")
-    };
-    let r = crate::oci::ImageReference::parse(&full).map_err(|e| e.to_string())?;
-    let same = |a: &str, b: &str| {
-        crate::controller::inuse::normalize_host(a) == crate::controller::inuse::normalize_host(b)
-    };
-    if !same(&r.registry, host) {
+    use crate::controller::inuse::normalize_host;
+    let this = normalize_host(host);
+    // The first path component names a registry when it is this one's host (in any
+    // spelling: a single-label host such as `zot` has no dot to show it) or looks like a host.
+    let (first, rest) = line.split_once('/').unwrap_or(("", line));
+    let names_host = !first.is_empty()
+        && (normalize_host(first) == this
+            || first.contains('.')
+            || first.contains(':')
+            || first == "localhost");
+    if names_host && normalize_host(first) != this {
         return Err(format!(
-            "names registry {}, not this one ({host}); list only this registry's images",
-            r.registry
+            "names registry {first}, not this one ({host}); list only this registry's images"
         ));
     }
+    let path = if names_host { rest } else { line };
+    // Parsed under a placeholder host, so that no Docker Hub rule (`library/`) applies.
+    let r = crate::oci::ImageReference::parse(&format!("registry.invalid/{path}"))
+        .map_err(|e| e.to_string().replace("registry.invalid/", ""))?;
     let tag = r.tag_or_default().map(str::to_string);
     Ok((r.repository, tag, r.digest))
 }
@@ -715,6 +716,11 @@ mod tests {
         assert!(err("team-a/web@sha256:3300b91715790").contains("64 lowercase hex"));
         assert!(err(&format!("team-a/web@{}", d.to_uppercase())).contains("digest"));
         assert!(err("team-a/web:").contains("tag"));
+        // a single-label host (no dot, no port) is recognised as this registry's
+        let zot = |s: &str| in_use_reference(s, "zot").unwrap();
+        assert_eq!(zot("zot/web:v1"), ("web".into(), some("v1"), None));
+        assert_eq!(zot("team/web:v1"), ("team/web".into(), some("v1"), None));
+        assert!(in_use_reference("other.io/web:v1", "zot").is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::zot_input::{self, DEFAULT_METADATA_SIZE, DEFAULT_STORAGE_SIZE};
+use super::zot_input::{self, DEFAULT_STORAGE_SIZE};
 use crate::api::registry::{RegistrySpec, ServiceType};
 use crate::zot::input::{paths, ZOT_PORT};
 use crate::zot::{render, RenderErrors, RenderedConfig, ZotVersion};
@@ -364,11 +364,8 @@ pub fn stateful_set(
         mount("data", paths::ROOT_DIRECTORY, false),
         mount("tmp", "/tmp", false),
     ];
-    // With S3 and a remote cache (Redis, DynamoDB) the local root holds scratch files only
-    // (sync staging). Without a remote cache zot keeps its metadata database there — push and
-    // pull times, the dedupe cache — and losing it on a restart would lose the pull history
-    // `pulledWithin` keeps tags by: it gets a volume like local storage.
-    if s3.is_some_and(|s| s.cache.is_some()) {
+    if s3.is_some() {
+        // Images live in the bucket; the local root only holds scratch files (sync staging).
         volumes.push(Volume {
             name: "data".to_string(),
             empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -516,13 +513,8 @@ pub fn stateful_set(
         }),
     };
 
-    let volume_claim_templates = s3.is_none_or(|s| s.cache.is_none()).then(|| {
+    let volume_claim_templates = s3.is_none().then(|| {
         let storage = spec.storage.clone().unwrap_or_default();
-        let default_size = if s3.is_some() {
-            DEFAULT_METADATA_SIZE
-        } else {
-            DEFAULT_STORAGE_SIZE
-        };
         vec![PersistentVolumeClaim {
             metadata: ObjectMeta {
                 name: Some("data".to_string()),
@@ -535,7 +527,11 @@ pub fn stateful_set(
                 resources: Some(VolumeResourceRequirements {
                     requests: Some(BTreeMap::from([(
                         "storage".to_string(),
-                        Quantity(storage.size.unwrap_or_else(|| default_size.to_string())),
+                        Quantity(
+                            storage
+                                .size
+                                .unwrap_or_else(|| DEFAULT_STORAGE_SIZE.to_string()),
+                        ),
                     )])),
                     ..VolumeResourceRequirements::default()
                 }),
@@ -545,13 +541,8 @@ pub fn stateful_set(
         }]
     });
 
-    let mut metadata = meta(registry, name.to_string(), version);
-    metadata.annotations = Some(BTreeMap::from([(
-        super::storage::STORAGE_ANNOTATION.to_string(),
-        if s3.is_some() { "s3" } else { "volume" }.to_string(),
-    )]));
     StatefulSet {
-        metadata,
+        metadata: meta(registry, name.to_string(), version),
         spec: Some(StatefulSetSpec {
             replicas: Some(zot_input::replicas(spec)),
             service_name: Some(headless_service_name(name)),

@@ -375,6 +375,14 @@ async fn reconcile_view(
         .list(&ListParams::default())
         .await?
         .items;
+    // One actual registry is run once, whichever of the Registry objects naming it the
+    // policy selected (the first by namespace/name): twice would send every request twice and
+    // count its deletions twice against the limits.
+    let mut seen = std::collections::BTreeSet::new();
+    let registries: Vec<Registry> = registries
+        .into_iter()
+        .filter(|r| seen.insert(endpoint(r, &ctx.settings.cluster_domain)))
+        .collect();
     let endpoints: Vec<String> = registries
         .iter()
         .map(|r| endpoint(r, &ctx.settings.cluster_domain))
@@ -425,6 +433,13 @@ async fn reconcile_view(
         );
         match result {
             Ok(result) => {
+                // Stopped part-way by the operator's own state (lost the Lease, in-use index
+                // relisting): reported like a transient failure, so the run is retried.
+                if let Some((reason, message)) =
+                    result.execution.as_ref().and_then(|e| e.interrupted())
+                {
+                    unreachable = Some((reason, format!("{reg_key}: {message}")));
+                }
                 let s = result.summary();
                 summary.registries += 1;
                 summary.repositories += s.repositories;

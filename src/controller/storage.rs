@@ -11,10 +11,6 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 /// Condition reason for a refused storage change.
 pub const STORAGE_CHANGE_REFUSED: &str = "StorageChangeRefused";
 
-/// Annotation on a managed Registry's StatefulSet: where the images live, `volume` or `s3`.
-/// (An S3 registry without a remote cache has a volume too, for zot's metadata.)
-pub const STORAGE_ANNOTATION: &str = "registry-operator.dev/storage";
-
 /// What differs between the storage a StatefulSet has and the storage the spec asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageChange {
@@ -56,39 +52,13 @@ pub fn storage_change(existing: &StatefulSet, desired: &StatefulSet) -> Option<S
     let (old, new) = (claims(existing), claims(desired));
     let mut changes = Vec::new();
     let mut grow_only = false;
-    // Where the images live: the annotation, or (StatefulSets from before it) whether there
-    // is a volume claim at all.
-    let backend = |s: &StatefulSet, claims: &[PersistentVolumeClaim]| {
-        s.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(STORAGE_ANNOTATION))
-            .cloned()
-            .unwrap_or_else(|| if claims.is_empty() { "s3" } else { "volume" }.to_string())
-    };
-    let (from, to) = (backend(existing, &old), backend(desired, &new));
-    if from != to {
-        let change = if to == "s3" {
-            "the images would move from the pods' volumes to S3 (spec.storage.s3 is set)"
-        } else {
-            "the images would move from S3 to a volume per pod (spec.storage.s3 is removed)"
-        };
-        return Some(StorageChange {
-            changes: vec![change.to_string()],
-            grow_only: false,
-        });
-    }
     match (old.is_empty(), new.is_empty()) {
         (true, true) => {}
-        // Same backend (S3), a remote cache added or removed: the volume for zot's local
-        // metadata would go or come.
         (false, true) => changes.push(
-            "the volume holding zot's local metadata would go (spec.storage.s3.cache is set)"
-                .into(),
+            "the images would move from the pods' volumes to S3 (spec.storage.s3 is set)".into(),
         ),
         (true, false) => changes.push(
-            "a volume for zot's local metadata would be added (spec.storage.s3.cache is removed)"
-                .into(),
+            "the images would move from S3 to a volume per pod (spec.storage.s3 is removed)".into(),
         ),
         (false, false) => {
             let names = |c: &[PersistentVolumeClaim]| -> Vec<Option<String>> {
@@ -268,40 +238,5 @@ mod tests {
         assert!(c.changes[0].contains("to S3"), "{c:?}");
         let c = storage_change(&sts(json!(null)), &volume("10Gi", None)).unwrap();
         assert!(c.changes[0].contains("from S3"), "{c:?}");
-    }
-
-    fn annotated(mut s: StatefulSet, backend: &str) -> StatefulSet {
-        s.metadata.annotations = Some(
-            [(STORAGE_ANNOTATION.to_string(), backend.to_string())]
-                .into_iter()
-                .collect(),
-        );
-        s
-    }
-
-    #[test]
-    fn the_metadata_volume_of_s3_without_a_cache_is_not_taken_for_local_storage() {
-        // local images → S3 without a cache (which has a 2Gi volume for metadata): a move
-        let c = storage_change(
-            &annotated(volume("10Gi", None), "volume"),
-            &annotated(volume("2Gi", None), "s3"),
-        )
-        .unwrap();
-        assert_eq!(c.changes.len(), 1);
-        assert!(c.changes[0].contains("to S3"), "{c:?}");
-        // S3 with a cache → without: the metadata volume would be added
-        let c = storage_change(
-            &annotated(sts(json!(null)), "s3"),
-            &annotated(volume("2Gi", None), "s3"),
-        )
-        .unwrap();
-        assert!(c.changes[0].contains("local metadata"), "{c:?}");
-        // S3 without a cache, metadata volume grown: a size change like any other
-        let c = storage_change(
-            &annotated(volume("2Gi", None), "s3"),
-            &annotated(volume("4Gi", None), "s3"),
-        )
-        .unwrap();
-        assert!(c.grow_only);
     }
 }

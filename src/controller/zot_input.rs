@@ -14,9 +14,6 @@ pub const MAX_NAME_LEN: usize = 52;
 
 /// The default PVC size.
 pub const DEFAULT_STORAGE_SIZE: &str = "10Gi";
-/// Default size of the volume that holds zot's local metadata database when images live in
-/// S3 without a remote cache.
-pub const DEFAULT_METADATA_SIZE: &str = "2Gi";
 
 /// The zot release to render for: `override_version` when given (the CLI's `--zot-version`),
 /// else `spec.version`.
@@ -145,12 +142,10 @@ pub fn render_input(
     let storage = match &storage_spec.s3 {
         None => StorageInput::Local,
         Some(s3) => {
-            if s3.cache.is_some()
-                && (storage_spec.size.is_some() || storage_spec.storage_class_name.is_some())
-            {
+            if storage_spec.size.is_some() || storage_spec.storage_class_name.is_some() {
                 errors.push(ZotError::invalid(
                     "spec.storage",
-                    "size and storageClassName size a volume; with s3 and a cache the images live in the bucket and the metadata in the cache, so leave them unset",
+                    "size and storageClassName size a volume; with s3 the images live in the bucket, so leave them unset",
                 ));
             }
             let cache = s3

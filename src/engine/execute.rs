@@ -144,6 +144,14 @@ pub enum ItemResult {
         /// What went wrong.
         reason: String,
     },
+    /// Not attempted: the run was stopped part-way by something outside the registry (this
+    /// replica no longer leads, or the images in use cannot be checked); worth retrying.
+    Interrupted {
+        /// PascalCase reason (`NotLeader`, `WaitingForInUseIndex`).
+        reason: &'static str,
+        /// Why, for people.
+        message: String,
+    },
 }
 
 impl ItemResult {
@@ -169,6 +177,7 @@ impl fmt::Display for ItemResult {
                 write!(f, "skipped: {waiting_for} was not deleted")
             }
             ItemResult::Failed { reason } => write!(f, "failed: {reason}"),
+            ItemResult::Interrupted { message, .. } => write!(f, "not done: {message}"),
         }
     }
 }
@@ -215,6 +224,15 @@ impl Execution {
     /// The failed and skipped items, for people.
     pub fn problems(&self) -> impl Iterator<Item = &ItemOutcome> {
         self.items.iter().filter(|i| !i.result.is_done())
+    }
+
+    /// Why the run stopped part-way, when it did: the first interruption's reason and
+    /// message.
+    pub fn interrupted(&self) -> Option<(&'static str, &str)> {
+        self.items.iter().find_map(|i| match &i.result {
+            ItemResult::Interrupted { reason, message } => Some((*reason, message.as_str())),
+            _ => None,
+        })
     }
 
     /// One sentence with the counts.
@@ -323,7 +341,7 @@ pub async fn execute(
             (ItemResult::Changed { .. } | ItemResult::Tagged { .. }, _) => c.changed += 1,
             (ItemResult::InUse { .. }, _) => c.in_use += 1,
             (ItemResult::Blocked { .. }, _) => c.blocked += 1,
-            (ItemResult::Failed { .. }, _) => c.errors += 1,
+            (ItemResult::Failed { .. } | ItemResult::Interrupted { .. }, _) => c.errors += 1,
         }
         execution.items.push(ItemOutcome {
             mutation: m.clone(),
@@ -427,8 +445,9 @@ async fn run_repository(
                 }
                 out.push((
                     i,
-                    ItemResult::Failed {
-                        reason: format!("not deleting: {why}"),
+                    ItemResult::Interrupted {
+                        reason: "NotLeader",
+                        message: why.clone(),
                     },
                 ));
             }
@@ -441,8 +460,9 @@ async fn run_repository(
         items.retain(|(i, m)| {
             let verdict = match &now {
                 Ok(in_use) => used_by(in_use, m).map(|by| ItemResult::InUse { by }),
-                Err(why) => Some(ItemResult::Failed {
-                    reason: format!("images in use cannot be checked: {why}"),
+                Err(why) => Some(ItemResult::Interrupted {
+                    reason: "WaitingForInUseIndex",
+                    message: format!("images in use cannot be checked: {why}"),
                 }),
             };
             let Some(r) = verdict else {

@@ -254,19 +254,34 @@ impl DockerConfig {
     }
 }
 
+/// How long a docker credential helper may take to answer.
+const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Runs `docker-credential-<helper> get` with `server` on standard input (the docker
 /// credential helper protocol); `Ok(None)` when it has no credentials for `server`.
 fn run_credential_helper(helper: &str, server: &str) -> Result<Option<Credentials>> {
+    if helper.is_empty() || helper.contains(['/', '\\']) {
+        return Err(OciError::InvalidCredentials {
+            message: format!("credential helper name {helper:?} is not valid"),
+        });
+    }
+    helper_get(
+        &format!("docker-credential-{helper}"),
+        server,
+        HELPER_TIMEOUT,
+    )
+}
+
+/// `program get`, with `server` on standard input, answered within `timeout`.
+fn helper_get(
+    program: &str,
+    server: &str,
+    timeout: std::time::Duration,
+) -> Result<Option<Credentials>> {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let program = format!("docker-credential-{helper}");
     let fail = |message: String| OciError::InvalidCredentials { message };
-    if helper.is_empty() || helper.contains(['/', '\\']) {
-        return Err(fail(format!(
-            "credential helper name {helper:?} is not valid"
-        )));
-    }
-    let mut child = Command::new(&program)
+    let mut child = Command::new(program)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -281,9 +296,53 @@ fn run_credential_helper(helper: &str, server: &str) -> Result<Option<Credential
         // a helper that exits without reading is reported by its exit status below
         let _ = stdin.write_all(server.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| fail(format!("{program} get: {e}")))?;
+    // Read both pipes aside, and give the helper a bounded time: one waiting for a keychain
+    // to be unlocked, or a pinentry nobody answers, must not hang the command forever.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(p) = pipe {
+                use std::io::Read as _;
+                let _ = p.take(1 << 20).read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout_reader = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let stderr_reader = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!(
+                    "{program} get did not answer within {:.1}s (is it waiting for a keychain or a passphrase?); pass --username with REGISTRY_PASSWORD or --password-stdin instead",
+                    timeout.as_secs_f64()
+                )));
+            }
+            Err(e) => return Err(fail(format!("{program} get: {e}"))),
+        }
+    };
+    let out = std::process::Output {
+        status,
+        stdout: stdout_reader.join().unwrap_or_default(),
+        stderr: stderr_reader.join().unwrap_or_default(),
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         let said = format!(
@@ -595,6 +654,42 @@ mod tests {
         assert!(
             err.contains("docker-credential-surely-not-installed-here"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_credential_helper_that_does_not_answer_is_stopped_with_a_clear_error() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("docker-credential-slow");
+        std::fs::write(&script, "#!/bin/sh\nsleep 5\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let started = std::time::Instant::now();
+        let err = helper_get(
+            script.to_str().unwrap(),
+            "r.io",
+            std::time::Duration::from_millis(300),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("did not answer within 0.3s"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+        // one that answers is believed
+        let good = dir.path().join("docker-credential-good");
+        std::fs::write(
+            &good,
+            "#!/bin/sh\nread s\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"u\",\"Secret\":\"p\"}' \"$s\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            helper_get(
+                good.to_str().unwrap(),
+                "r.io",
+                std::time::Duration::from_secs(5)
+            )
+            .unwrap(),
+            Some(Credentials::basic("u", "p"))
         );
     }
 
