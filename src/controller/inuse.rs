@@ -52,12 +52,7 @@ pub struct Usage {
 /// names none — so `Reg.example.com:443`, `https://reg.example.com/` and `reg.example.com`
 /// are one host. Other ports stay (`:5000`, and `:80`, which is not the runtime's default).
 pub fn normalize_host(host: &str) -> String {
-    let h = host.trim();
-    let h = h
-        .strip_prefix("https://")
-        .or_else(|| h.strip_prefix("http://"))
-        .unwrap_or(h);
-    let h = h.split('/').next().unwrap_or("").to_ascii_lowercase();
+    let h = crate::oci::auth::host_part(host);
     match h.strip_suffix(":443") {
         Some(bare) if !bare.is_empty() => bare.to_string(),
         _ => h,

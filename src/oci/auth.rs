@@ -98,15 +98,21 @@ pub struct DockerConfig {
     cred_helpers: BTreeMap<String, String>,
 }
 
-/// Reduces a docker config key (`https://reg.io/v1/`, `reg.io:5000`) to `host[:port]`, and
-/// Docker Hub's aliases to `docker.io`.
-pub fn normalize_registry_host(key: &str) -> String {
-    let s = key.trim();
+/// The `host[:port]` of a URL or host written any way (`https://Reg.io/v1/` → `reg.io`):
+/// without scheme or path, lower case.
+pub fn host_part(s: &str) -> String {
+    let s = s.trim();
     let s = s
         .strip_prefix("https://")
         .or_else(|| s.strip_prefix("http://"))
         .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or("").to_ascii_lowercase();
+    s.split('/').next().unwrap_or("").to_ascii_lowercase()
+}
+
+/// Reduces a docker config key (`https://reg.io/v1/`, `reg.io:5000`) to `host[:port]`, and
+/// Docker Hub's aliases to `docker.io`.
+pub fn normalize_registry_host(key: &str) -> String {
+    let host = host_part(key);
     match host.as_str() {
         "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
             "docker.io".to_string()
