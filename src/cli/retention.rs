@@ -435,17 +435,17 @@ fn in_use_reference(
     line: &str,
     host: &str,
 ) -> Result<(String, Option<String>, Option<String>), String> {
-    use crate::controller::inuse::normalize_host;
-    let this = normalize_host(host);
+    use crate::oci::host::image_host;
+    let this = image_host(host);
     // The first path component names a registry when it is this one's host (in any
     // spelling: a single-label host such as `zot` has no dot to show it) or looks like a host.
     let (first, rest) = line.split_once('/').unwrap_or(("", line));
     let names_host = !first.is_empty()
-        && (normalize_host(first) == this
+        && (image_host(first) == this
             || first.contains('.')
             || first.contains(':')
             || first == "localhost");
-    if names_host && normalize_host(first) != this {
+    if names_host && image_host(first) != this {
         return Err(format!(
             "names registry {first}, not this one ({host}); list only this registry's images"
         ));

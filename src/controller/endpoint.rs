@@ -6,6 +6,7 @@ use kube::ResourceExt;
 
 use super::target::managed_url;
 use crate::api::Registry;
+use crate::oci::host::endpoint_with_port;
 use crate::oci::parse_base_url;
 
 /// The normalised base URL of the registry `registry` points at: scheme, lower-case host,
@@ -28,11 +29,7 @@ pub fn endpoint(registry: &Registry, cluster_domain: &str) -> String {
 }
 
 fn normalise(url: &str) -> Option<String> {
-    let base = parse_base_url(url).ok()?;
-    let host = base.host_str()?.to_ascii_lowercase();
-    let port = base.port_or_known_default()?;
-    let path = base.path().trim_end_matches('/');
-    Some(format!("{}://{host}:{port}{path}", base.scheme()))
+    endpoint_with_port(&parse_base_url(url).ok()?)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
+use crate::oci::host::image_host;
 use crate::oci::ImageReference;
 
 /// One image an object uses.
@@ -47,21 +48,9 @@ pub struct Usage {
     pub images: Vec<ImageUse>,
 }
 
-/// A registry host as images name it, in one spelling: lower case, without a scheme, path or
-/// trailing slash, and without `:443` — the port a container runtime uses when an image
-/// names none — so `Reg.example.com:443`, `https://reg.example.com/` and `reg.example.com`
-/// are one host. Other ports stay (`:5000`, and `:80`, which is not the runtime's default).
-pub fn normalize_host(host: &str) -> String {
-    let h = crate::oci::auth::host_part(host);
-    match h.strip_suffix(":443") {
-        Some(bare) if !bare.is_empty() => bare.to_string(),
-        _ => h,
-    }
-}
-
 fn image_use(reference: &ImageReference) -> ImageUse {
     ImageUse {
-        host: normalize_host(&reference.registry),
+        host: image_host(&reference.registry),
         repository: reference.repository.clone(),
         tag: reference.tag_or_default().map(str::to_string),
         digest: reference.digest.clone(),
@@ -265,7 +254,7 @@ impl InUseIndex {
     /// Everything in use on a registry known by any of `hosts` (`host` or `host:port`), in
     /// the repositories `in_scope` accepts (a run needs no other: it decides nothing else).
     pub fn for_hosts(&self, hosts: &[String], in_scope: impl Fn(&str) -> bool) -> InUseRefs {
-        let hosts: BTreeSet<String> = hosts.iter().map(|h| normalize_host(h)).collect();
+        let hosts: BTreeSet<String> = hosts.iter().map(|h| image_host(h)).collect();
         let mut out = InUseRefs::default();
         let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
         for usage in sources.values().flat_map(|s| s.objects.values()) {

@@ -63,7 +63,7 @@ fn service_port(registry: &Registry) -> i32 {
 }
 
 /// Every host name of a Registry: Service DNS forms for managed ones, the URL's host for
-/// external ones, plus `spec.aliases` — each in [`super::inuse::normalize_host`]'s spelling.
+/// external ones, plus `spec.aliases` — each in [`crate::oci::host::image_host`]'s spelling.
 pub fn hosts(registry: &Registry, cluster_domain: &str) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(ext) = &registry.spec.external {
@@ -90,7 +90,7 @@ pub fn hosts(registry: &Registry, cluster_domain: &str) -> Vec<String> {
     out.extend(registry.spec.aliases.iter().cloned());
     let mut out: Vec<String> = out
         .into_iter()
-        .map(|h| super::inuse::normalize_host(&h))
+        .map(|h| crate::oci::host::image_host(&h))
         .filter(|h| !h.is_empty())
         .collect();
     out.sort();
@@ -302,7 +302,7 @@ mod tests {
         // a Pod image naming the default port explicitly is the same host
         let pod = crate::oci::ImageReference::parse("harbor.example.com:443/team/app:v1").unwrap();
         assert_eq!(
-            super::super::inuse::normalize_host(&pod.registry),
+            crate::oci::host::image_host(&pod.registry),
             "harbor.example.com"
         );
         // a managed registry on port 443: Pods write the Service name without it

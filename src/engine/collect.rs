@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
+use crate::oci::digest::referrer_tag_subject;
 use crate::oci::{self, Manifest, ManifestContent, OciError, RegistryClient, TagStats};
-use crate::retention::inventory::referrer_tag_subject;
 use crate::retention::inventory::Time;
 use crate::retention::{Capabilities, Inventory, Repository, RepositoryBuilder};
 
@@ -395,7 +395,7 @@ async fn resolve_tag(
 ) -> Result<Option<Resolved>, String> {
     if let Some(s) = stat {
         if let Some(mt) = s.media_type.as_deref().filter(|mt| !mt.is_empty()) {
-            if oci::reference::is_digest(&s.digest) {
+            if oci::digest::is_digest(&s.digest) {
                 return Ok(Some(Resolved {
                     tag,
                     digest: s.digest.clone(),

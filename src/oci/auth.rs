@@ -18,6 +18,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::error::{OciError, Result};
+use super::host::docker_config_host;
 
 /// Who the client is towards a registry.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -98,29 +99,6 @@ pub struct DockerConfig {
     cred_helpers: BTreeMap<String, String>,
 }
 
-/// The `host[:port]` of a URL or host written any way (`https://Reg.io/v1/` → `reg.io`):
-/// without scheme or path, lower case.
-pub fn host_part(s: &str) -> String {
-    let s = s.trim();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    s.split('/').next().unwrap_or("").to_ascii_lowercase()
-}
-
-/// Reduces a docker config key (`https://reg.io/v1/`, `reg.io:5000`) to `host[:port]`, and
-/// Docker Hub's aliases to `docker.io`.
-pub fn normalize_registry_host(key: &str) -> String {
-    let host = host_part(key);
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_string()
-        }
-        _ => host,
-    }
-}
-
 impl DockerConfig {
     /// Parses `config.json` bytes (`{"auths": {...}}`) or a legacy `.dockercfg` map
     /// (`{"host": {"auth": ...}}`).
@@ -140,7 +118,7 @@ impl DockerConfig {
             Some(h) => serde_json::from_value::<BTreeMap<String, String>>(h.clone())
                 .map_err(|e| malformed("credHelpers", e))?
                 .into_iter()
-                .map(|(k, h)| (normalize_registry_host(&k), h))
+                .map(|(k, h)| (docker_config_host(&k), h))
                 .collect(),
             None => BTreeMap::new(),
         };
@@ -157,7 +135,7 @@ impl DockerConfig {
         let mut auths = BTreeMap::new();
         let mut keys = BTreeMap::new();
         for (k, e) in raw {
-            let host = normalize_registry_host(&k);
+            let host = docker_config_host(&k);
             keys.entry(host.clone()).or_insert(k);
             auths.entry(host).or_insert(e);
         }
@@ -173,7 +151,7 @@ impl DockerConfig {
     /// `credsStore`.
     pub fn helper_for(&self, registry: &str) -> Option<&str> {
         self.cred_helpers
-            .get(&normalize_registry_host(registry))
+            .get(&docker_config_host(registry))
             .or(self.creds_store.as_ref())
             .map(String::as_str)
     }
@@ -188,7 +166,7 @@ impl DockerConfig {
         let Some(helper) = self.helper_for(registry) else {
             return self.credentials_for(registry);
         };
-        let host = normalize_registry_host(registry);
+        let host = docker_config_host(registry);
         let server = match self.keys.get(&host) {
             Some(k) => k.clone(),
             None if host == "docker.io" => "https://index.docker.io/v1/".to_string(),
@@ -227,7 +205,7 @@ impl DockerConfig {
     /// The credentials stored for `registry` (`host[:port]`, any docker key spelling).
     /// `Ok(None)` when there is no entry; an error when the entry is malformed.
     pub fn credentials_for(&self, registry: &str) -> Result<Option<Credentials>> {
-        let Some(e) = self.auths.get(&normalize_registry_host(registry)) else {
+        let Some(e) = self.auths.get(&docker_config_host(registry)) else {
             return Ok(None);
         };
         if let (Some(u), Some(p)) = (&e.username, &e.password) {

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use jiff::Timestamp;
 
-use super::reference::sha256_bytes;
+use super::digest::sha256_bytes;
 
 /// Entries kept by [`AgeCache::default`]: about 10 MiB at most.
 pub const DEFAULT_AGE_CACHE_ENTRIES: usize = 100_000;

@@ -270,9 +270,7 @@ impl OciError {
             OciError::Unreachable { .. }
             | OciError::ServerError { .. }
             | OciError::IncompleteListing { .. } => true,
-            OciError::TokenRequest { status, .. } => {
-                status.is_none_or(super::transport::is_retryable_status)
-            }
+            OciError::TokenRequest { status, .. } => status.is_none_or(is_retryable_status),
             _ => false,
         }
     }
@@ -370,6 +368,11 @@ impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// True for statuses worth retrying: 408, 429 and every 5xx.
+pub fn is_retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..=599).contains(&status)
 }
 
 /// Result alias of the registry client.

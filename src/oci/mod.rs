@@ -3,19 +3,23 @@
 //! It knows the Distribution API (and zot's extensions to it) and nothing of policies or
 //! Kubernetes. Entry point: [`RegistryClient`], one per registry, cheap to clone.
 //!
-//! - [`reference`](mod@reference): repository/tag/digest grammar and full image references;
+//! - [`reference`](mod@reference): repository and tag grammar, full image references;
+//! - [`digest`]: the digest grammar, sha256, and the referrers tag schema's tags;
+//! - [`host`]: registry host names — one primitive and the forms built on it;
 //! - [`auth`]: credentials (user/password, docker config, Secret data) and challenges;
 //! - [`transport`]: options, retry policy, `Link` / `Retry-After` parsing, request counters;
 //! - [`manifest`]: manifests and indexes parsed with `oci-spec`;
 //! - [`redact`]: URL redaction for errors and logs;
-//! - [`error`]: the one error type, with `reason()`.
+//! - [`error`]: the one error type, with `reason()`, and which statuses are worth a retry.
 
 #![warn(missing_docs)]
 
 pub mod auth;
 pub mod cache;
 mod client;
+pub mod digest;
 pub mod error;
+pub mod host;
 pub mod manifest;
 pub mod redact;
 pub mod reference;

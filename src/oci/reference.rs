@@ -12,7 +12,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::digest::validate_digest;
 use super::error::{OciError, Result};
+use super::host::is_valid_host;
 
 /// Longest repository name accepted (the distribution reference grammar's limit).
 pub const MAX_REPOSITORY_LEN: usize = 255;
@@ -111,72 +113,6 @@ pub fn validate_tag(tag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks a digest (`sha256:<64 hex>`) against the OCI digest grammar; sha256 and sha512 must
-/// have the right length of lowercase hex.
-pub fn validate_digest(digest: &str) -> Result<()> {
-    let Some((alg, enc)) = digest.split_once(':') else {
-        return Err(OciError::invalid("digest", digest, "missing ':'"));
-    };
-    let alg_ok = !alg.is_empty()
-        && alg.split(['+', '.', '_', '-']).all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        });
-    if !alg_ok {
-        return Err(OciError::invalid("digest", digest, "invalid algorithm"));
-    }
-    let enc_ok = !enc.is_empty()
-        && enc
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'=' || c == b'_' || c == b'-');
-    if !enc_ok {
-        return Err(OciError::invalid("digest", digest, "invalid encoded part"));
-    }
-    let hex_len = match alg {
-        "sha256" => Some(64),
-        "sha512" => Some(128),
-        _ => None,
-    };
-    if let Some(n) = hex_len {
-        let lower_hex = enc
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
-        if enc.len() != n || !lower_hex {
-            return Err(OciError::invalid(
-                "digest",
-                digest,
-                format!("{alg} needs {n} lowercase hex characters"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// True when `s` is a syntactically valid digest (then it is not a tag: tags cannot hold `:`).
-pub fn is_digest(s: &str) -> bool {
-    validate_digest(s).is_ok()
-}
-
-/// The 32 bytes of a `sha256:<64 lowercase hex digits>` digest; `None` for any other
-/// algorithm or a malformed digest.
-pub fn sha256_bytes(digest: &str) -> Option<[u8; 32]> {
-    let hex = digest.strip_prefix("sha256:")?;
-    if hex.len() != 64 {
-        return None;
-    }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut bytes = [0u8; 32];
-    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-        bytes[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(bytes)
-}
-
 /// Checks a manifest reference: a tag or a digest.
 pub fn validate_manifest_reference(reference: &str) -> Result<()> {
     if reference.contains(':') {
@@ -184,58 +120,6 @@ pub fn validate_manifest_reference(reference: &str) -> Result<()> {
     } else {
         validate_tag(reference)
     }
-}
-
-/// The `sha256:<hex>` digest of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    use sha2::{Digest as _, Sha256};
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// The tag under which the OCI referrers tag schema stores the referrers of `digest`
-/// (`sha256:abc…` → `sha256-abc…`).
-pub fn referrers_tag(digest: &str) -> Result<String> {
-    validate_digest(digest)?;
-    Ok(digest.replacen(':', "-", 1))
-}
-
-fn host_ok(host: &str) -> bool {
-    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
-        // [ipv6]:port
-        let Some((ip, after)) = rest.split_once(']') else {
-            return false;
-        };
-        if ip.is_empty()
-            || !ip
-                .bytes()
-                .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
-        {
-            return false;
-        }
-        match after.strip_prefix(':') {
-            Some(p) => ("x", Some(p)),
-            None if after.is_empty() => ("x", None),
-            None => return false,
-        }
-    } else {
-        match host.split_once(':') {
-            Some((n, p)) => (n, Some(p)),
-            None => (host, None),
-        }
-    };
-    if let Some(p) = port {
-        if p.is_empty() || p.len() > 5 || !p.bytes().all(|c| c.is_ascii_digit()) {
-            return false;
-        }
-    }
-    !name.is_empty()
-        && name.split('.').all(|label| {
-            let b = label.as_bytes();
-            !b.is_empty()
-                && b[0].is_ascii_alphanumeric()
-                && b[b.len() - 1].is_ascii_alphanumeric()
-                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-        })
 }
 
 /// A full image reference as written in a Pod spec: `host[:port]/path[:tag][@digest]`.
@@ -293,7 +177,7 @@ impl ImageReference {
             Some((first, path))
                 if first.contains('.') || first.contains(':') || first == "localhost" =>
             {
-                if !host_ok(first) {
+                if !is_valid_host(first) {
                     return Err(bad("invalid registry host"));
                 }
                 let host = if first == "index.docker.io" || first == "registry-1.docker.io" {
@@ -398,20 +282,6 @@ mod tests {
         }
         assert!(validate_tag(&"a".repeat(128)).is_ok());
         assert!(validate_tag(&"a".repeat(129)).is_err());
-    }
-
-    #[test]
-    fn digest_grammar_checks_sha256_length_and_case() {
-        assert!(validate_digest(D).is_ok());
-        assert!(validate_digest(&D.to_uppercase()).is_err());
-        assert!(validate_digest("sha256:abc").is_err());
-        assert!(validate_digest("sha256").is_err());
-        assert!(validate_digest(":abc").is_err());
-        assert!(
-            validate_digest("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8")
-                .is_ok()
-        );
-        assert_eq!(referrers_tag(D).unwrap(), D.replace(':', "-"));
     }
 
     #[test]

@@ -120,11 +120,6 @@ impl std::fmt::Debug for ClientOptions {
     }
 }
 
-/// True for statuses worth retrying: 408, 429 and every 5xx.
-pub fn is_retryable_status(status: u16) -> bool {
-    status == 408 || status == 429 || (500..=599).contains(&status)
-}
-
 /// Parses a `Retry-After` value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3). A date in
 /// the past is a zero wait; anything else unparseable is `None`.
 pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {

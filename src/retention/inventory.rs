@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use crate::oci::digest::{referrer_tag_subject, sha256_bytes};
+
 /// What the registry can do and tell, which changes how a plan is carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Capabilities {
@@ -38,7 +40,7 @@ pub(crate) enum DigestRepr {
 
 impl DigestRepr {
     fn parse(digest: &str) -> DigestRepr {
-        match crate::oci::reference::sha256_bytes(digest) {
+        match sha256_bytes(digest) {
             Some(bytes) => DigestRepr::Sha256(bytes),
             None => DigestRepr::Other(digest.into()),
         }
@@ -247,24 +249,6 @@ impl Repository {
     pub fn is_complete(&self) -> bool {
         matches!(self.completeness, Completeness::Complete)
     }
-}
-
-/// The subject digest a referrer tag names: `sha256-<64 hex>` optionally followed by `.` and a
-/// suffix (`.sig`, `.att`, `.sbom`), as the referrers tag schema and cosign write them.
-pub fn referrer_tag_subject(tag: &str) -> Option<String> {
-    let hex = tag.strip_prefix("sha256-")?;
-    let (hex, suffix) = match hex.find('.') {
-        Some(i) => (&hex[..i], Some(&hex[i + 1..])),
-        None => (hex, None),
-    };
-    let valid_hex = hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !valid_hex || suffix.is_some_and(str::is_empty) {
-        return None;
-    }
-    Some(format!("sha256:{hex}"))
 }
 
 /// Builds a [`Repository`], interning digests and resolving referrer tags.

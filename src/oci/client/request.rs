@@ -1,0 +1,275 @@
+//! The request executor: one request through the concurrency limit, the auth header, the
+//! retry policy and the body cap; and the mapping of an answer's status to [`OciError`].
+
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use url::Url;
+
+use super::RegistryClient;
+use crate::oci::error::{is_retryable_status, OciError, Operation, Result};
+use crate::oci::redact::redact_url;
+use crate::oci::transport::parse_retry_after;
+
+pub(super) struct Req {
+    pub(super) op: Operation,
+    pub(super) method: Method,
+    pub(super) url: Url,
+    pub(super) scope: Option<String>,
+    pub(super) accept: Option<&'static str>,
+    pub(super) body: Option<(Vec<u8>, &'static str)>,
+    pub(super) retry: bool,
+    pub(super) auth_retry: bool,
+}
+
+impl Req {
+    pub(super) fn new(op: Operation, method: Method, url: Url) -> Self {
+        Req {
+            op,
+            method,
+            url,
+            scope: None,
+            accept: None,
+            body: None,
+            retry: true,
+            auth_retry: true,
+        }
+    }
+    pub(super) fn scope(mut self, scope: String) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+    pub(super) fn accept(mut self, accept: &'static str) -> Self {
+        self.accept = Some(accept);
+        self
+    }
+}
+
+pub(super) struct Resp {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Vec<u8>,
+    pub(super) url: Url,
+    pub(super) attempts: u32,
+}
+
+impl Resp {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub(super) enum ReadError {
+    TooLarge,
+    Transport(String),
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEntry {
+    #[serde(default)]
+    code: Option<String>,
+}
+
+pub(super) fn error_code(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.errors.into_iter().find_map(|e| e.code))
+}
+
+impl RegistryClient {
+    pub(super) async fn execute(&self, req: Req) -> Result<Resp> {
+        let inner = &self.inner;
+        let _permit = inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| OciError::InvalidConfig {
+                message: "client is shut down".to_string(),
+            })?;
+        let policy = &inner.options.retry;
+        let redacted = || redact_url(&req.url);
+        let mut attempts: u32 = 0;
+        let mut retries: u32 = 0;
+        let mut auth_retried = false;
+        loop {
+            attempts += 1;
+            let mut rb = inner.http.request(req.method.clone(), req.url.clone());
+            if let Some(a) = req.accept {
+                rb = rb.header(ACCEPT, a);
+            }
+            if let Some(h) = self.auth_header(&req).await? {
+                rb = rb.header(AUTHORIZATION, h);
+            }
+            if let Some((body, ct)) = &req.body {
+                rb = rb.header(CONTENT_TYPE, *ct).body(body.clone());
+            }
+            inner.counters.count(req.op);
+            if retries > 0 {
+                inner.counters.retry();
+            }
+            tracing::trace!(op = %req.op, method = %req.method, url = %redacted(), attempt = attempts, "request");
+            let failure = match rb.send().await {
+                Err(e) => transport_message(&e),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    if status == StatusCode::UNAUTHORIZED && req.auth_retry && !auth_retried {
+                        auth_retried = true;
+                        if self.on_unauthorized(&req, &headers).await? {
+                            attempts -= 1;
+                            continue;
+                        }
+                    }
+                    let head = req.method == Method::HEAD;
+                    if req.retry
+                        && is_retryable_status(status.as_u16())
+                        && retries < policy.max_retries
+                    {
+                        retries += 1;
+                        let wait = headers
+                            .get(reqwest::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()))
+                            .map(|d| d.min(policy.max_retry_after))
+                            .unwrap_or_else(|| policy.backoff(retries));
+                        tracing::debug!(op = %req.op, url = %redacted(), status = status.as_u16(), wait_ms = wait.as_millis() as u64, "retrying");
+                        drop(resp);
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    match read_capped(resp, inner.options.max_body_bytes, head).await {
+                        Ok(body) => {
+                            return Ok(Resp {
+                                status,
+                                headers,
+                                body,
+                                url: req.url.clone(),
+                                attempts,
+                            })
+                        }
+                        Err(ReadError::TooLarge) => {
+                            return Err(OciError::BodyTooLarge {
+                                op: req.op,
+                                url: redacted(),
+                                limit: inner.options.max_body_bytes,
+                            })
+                        }
+                        Err(ReadError::Transport(m)) => m,
+                    }
+                }
+            };
+            if req.retry && retries < policy.max_retries {
+                retries += 1;
+                let wait = policy.backoff(retries);
+                tracing::debug!(op = %req.op, url = %redacted(), error = %failure, wait_ms = wait.as_millis() as u64, "retrying after transport error");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Err(OciError::Unreachable {
+                op: req.op,
+                url: redacted(),
+                attempts,
+                message: failure,
+            });
+        }
+    }
+
+    pub(super) fn status_error(&self, op: Operation, resp: &Resp) -> OciError {
+        let url = redact_url(&resp.url);
+        let code = error_code(&resp.body);
+        let status = resp.status.as_u16();
+        match status {
+            401 => OciError::Unauthorized { op, url, code },
+            403 => OciError::Forbidden { op, url, code },
+            404 => OciError::NotFound { op, url, code },
+            s if is_retryable_status(s) => OciError::ServerError {
+                op,
+                url,
+                status,
+                code,
+                attempts: resp.attempts,
+            },
+            _ => OciError::UnexpectedStatus {
+                op,
+                url,
+                status,
+                code,
+            },
+        }
+    }
+
+    pub(super) fn invalid_body(
+        &self,
+        op: Operation,
+        resp: &Resp,
+        message: impl Into<String>,
+    ) -> OciError {
+        OciError::InvalidResponse {
+            op,
+            url: redact_url(&resp.url),
+            message: message.into(),
+        }
+    }
+}
+
+pub(super) fn transport_message(e: &reqwest::Error) -> String {
+    // reqwest's Display includes the URL, which may hold a signed query: build the message
+    // from the error's kind and its causes instead.
+    let mut msg = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect error"
+    } else if e.is_body() || e.is_decode() {
+        "body error"
+    } else if e.is_request() {
+        "request error"
+    } else {
+        "transport error"
+    }
+    .to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+pub(super) async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: u64,
+    head: bool,
+) -> std::result::Result<Vec<u8>, ReadError> {
+    if head {
+        return Ok(Vec::new());
+    }
+    if let Some(len) = resp
+        .headers()
+        .get(reqwest::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit {
+            return Err(ReadError::TooLarge);
+        }
+    }
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if out.len() as u64 + c.len() as u64 > limit {
+                    return Err(ReadError::TooLarge);
+                }
+                out.extend_from_slice(&c);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(ReadError::Transport(transport_message(&e))),
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! zot: detection (its management endpoint, else extension discovery) and its search
+//! extension (GraphQL `ImageList`) with the types of its answer.
+
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+
+use super::request::Req;
+use super::{pull_scope, RegistryClient};
+use crate::oci::error::{is_retryable_status, OciError, Operation, Result};
+use crate::oci::redact::redact_url;
+use crate::oci::reference::validate_repository;
+
+/// What the registry can do beyond the Distribution API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Set when the registry is zot.
+    pub zot: Option<ZotInfo>,
+    /// zot's search extension (GraphQL) answers: push/pull statistics are available.
+    pub search: bool,
+}
+
+/// What zot's management endpoint reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZotInfo {
+    /// `releaseTag`, e.g. `v2.1.20`.
+    pub release: Option<String>,
+    /// `distSpecVersion`.
+    pub dist_spec_version: Option<String>,
+    /// `binaryType` (`-minimal` for zot-minimal).
+    pub binary_type: Option<String>,
+}
+
+/// Per-tag statistics from zot's search extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagStats {
+    /// The tag.
+    pub tag: String,
+    /// The digest the tag points to.
+    pub digest: String,
+    /// The manifest media type, when reported.
+    pub media_type: Option<String>,
+    /// When the image was pushed.
+    pub pushed: Option<jiff::Timestamp>,
+    /// When the image was last pulled (`None`: never).
+    pub last_pulled: Option<jiff::Timestamp>,
+    /// How often the image was downloaded.
+    pub download_count: Option<u64>,
+}
+
+impl RegistryClient {
+    /// Detects zot (its management endpoint `/v2/_zot/ext/mgmt`, else the extension discovery
+    /// `/v2/_oci/ext/discover`) and its search extension. Cached for the client's life.
+    pub async fn capabilities(&self) -> Result<Capabilities> {
+        self.inner
+            .capabilities
+            .get_or_try_init(|| self.detect_capabilities())
+            .await
+            .cloned()
+    }
+
+    async fn detect_capabilities(&self) -> Result<Capabilities> {
+        let req = Req::new(
+            Operation::Capabilities,
+            Method::GET,
+            self.url("v2/_zot/ext/mgmt")?,
+        )
+        .accept("application/json");
+        let resp = self.execute(req).await?;
+        if resp.status == StatusCode::OK {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Mgmt {
+                #[serde(default)]
+                dist_spec_version: Option<String>,
+                #[serde(default)]
+                release_tag: Option<String>,
+                #[serde(default)]
+                binary_type: Option<String>,
+            }
+            if let Ok(m) = serde_json::from_slice::<Mgmt>(&resp.body) {
+                return Ok(Capabilities {
+                    zot: Some(ZotInfo {
+                        release: m.release_tag.filter(|s| !s.is_empty()),
+                        dist_spec_version: m.dist_spec_version,
+                        binary_type: m.binary_type,
+                    }),
+                    // zot serves mgmt only when search is enabled
+                    search: true,
+                });
+            }
+        } else if is_retryable_status(resp.status.as_u16()) {
+            return Err(self.status_error(Operation::Capabilities, &resp));
+        }
+        let req = Req::new(
+            Operation::Capabilities,
+            Method::GET,
+            self.url("v2/_oci/ext/discover")?,
+        )
+        .accept("application/json");
+        let resp = self.execute(req).await?;
+        if resp.status == StatusCode::OK {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&resp.body) {
+                let text = v.to_string();
+                let search = text.contains("/_zot/ext/search");
+                if search || text.contains("_zot") {
+                    return Ok(Capabilities {
+                        zot: Some(ZotInfo::default()),
+                        search,
+                    });
+                }
+            }
+        } else if is_retryable_status(resp.status.as_u16()) {
+            return Err(self.status_error(Operation::Capabilities, &resp));
+        }
+        Ok(Capabilities::default())
+    }
+
+    /// Per-tag push time, last pull time and download count of `repository` from zot's search
+    /// extension (`ImageList`, paged), sorted by tag. [`OciError::Unsupported`] when the
+    /// registry has no search extension; an error, never a short list, when paging breaks.
+    pub async fn zot_tag_stats(&self, repository: &str) -> Result<Vec<TagStats>> {
+        validate_repository(repository)?;
+        if !self.capabilities().await?.search {
+            return Err(OciError::Unsupported {
+                url: self.base_url().to_string(),
+                what: "zot search extension",
+            });
+        }
+        let url = self.url("v2/_zot/ext/search")?;
+        let limit = self.inner.options.search_page_size.max(1) as u64;
+        let mut offset: u64 = 0;
+        let mut out: std::collections::BTreeMap<String, TagStats> = Default::default();
+        let mut total: Option<u64> = None;
+        loop {
+            // `repository` passed the name grammar: it cannot break out of the string literal.
+            let query = format!(
+                "{{ ImageList(repo: \"{repository}\", requestedPage: {{limit: {limit}, offset: {offset}, sortBy: ALPHABETIC_ASC}}) \
+                 {{ Page {{ TotalCount ItemCount }} Results {{ RepoName Tag Digest MediaType PushTimestamp LastPullTimestamp DownloadCount }} }} }}"
+            );
+            let body = serde_json::to_vec(&serde_json::json!({ "query": query })).map_err(|e| {
+                OciError::InvalidConfig {
+                    message: format!("encoding search query: {e}"),
+                }
+            })?;
+            let mut req = Req::new(Operation::Search, Method::POST, url.clone())
+                .scope(pull_scope(repository))
+                .accept("application/json");
+            req.body = Some((body, "application/json"));
+            let resp = self.execute(req).await?;
+            if resp.status != StatusCode::OK {
+                return Err(self.status_error(Operation::Search, &resp));
+            }
+            let page: SearchResponse = serde_json::from_slice(&resp.body).map_err(|e| {
+                self.invalid_body(Operation::Search, &resp, format!("search answer: {e}"))
+            })?;
+            if let Some(e) = page.errors.as_ref().and_then(|e| e.first()) {
+                return Err(self.invalid_body(
+                    Operation::Search,
+                    &resp,
+                    format!(
+                        "search error: {}",
+                        e.message.as_deref().unwrap_or("unknown")
+                    ),
+                ));
+            }
+            let list = page.data.and_then(|d| d.image_list).ok_or_else(|| {
+                self.invalid_body(Operation::Search, &resp, "no ImageList in answer")
+            })?;
+            let this_total = list.page.as_ref().and_then(|p| p.total_count);
+            let t = *total.get_or_insert(this_total.unwrap_or(0));
+            let results = list.results.unwrap_or_default();
+            let n = results.len() as u64;
+            for r in results {
+                if r.repo_name.as_deref().is_some_and(|n| n != repository) {
+                    continue;
+                }
+                let (Some(tag), Some(digest)) = (r.tag, r.digest) else {
+                    continue;
+                };
+                out.insert(
+                    tag.clone(),
+                    TagStats {
+                        tag,
+                        digest,
+                        media_type: r.media_type,
+                        pushed: r.push_timestamp.as_deref().and_then(parse_zot_time),
+                        last_pulled: r.last_pull_timestamp.as_deref().and_then(parse_zot_time),
+                        download_count: r.download_count,
+                    },
+                );
+            }
+            offset += n;
+            if offset >= t {
+                return Ok(out.into_values().collect());
+            }
+            if n == 0 {
+                return Err(OciError::IncompleteListing {
+                    op: Operation::Search,
+                    url: redact_url(&url),
+                    message: format!("search returned {offset} of {t} images"),
+                });
+            }
+        }
+    }
+}
+
+fn parse_zot_time(s: &str) -> Option<jiff::Timestamp> {
+    let t: jiff::Timestamp = s.parse().ok()?;
+    // zot reports "never" as the zero time (0001-01-01)
+    (t.as_second() > 0).then_some(t)
+}
+
+#[derive(Deserialize)]
+struct SearchResponse {
+    #[serde(default)]
+    data: Option<SearchData>,
+    #[serde(default)]
+    errors: Option<Vec<SearchError>>,
+}
+
+#[derive(Deserialize)]
+struct SearchError {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SearchData {
+    #[serde(rename = "ImageList", default)]
+    image_list: Option<ImageList>,
+}
+
+#[derive(Deserialize)]
+struct ImageList {
+    #[serde(rename = "Page", default)]
+    page: Option<PageInfo>,
+    #[serde(rename = "Results", default)]
+    results: Option<Vec<ImageSummary>>,
+}
+
+#[derive(Deserialize)]
+struct PageInfo {
+    #[serde(rename = "TotalCount", default)]
+    total_count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ImageSummary {
+    #[serde(default)]
+    repo_name: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    push_timestamp: Option<String>,
+    #[serde(default)]
+    last_pull_timestamp: Option<String>,
+    #[serde(default)]
+    download_count: Option<u64>,
+}
