@@ -143,6 +143,13 @@ pub struct DurationError {
     pub why: &'static str,
 }
 
+impl From<jiff::SignedDuration> for GoDuration {
+    /// A signed duration as a Go duration; a negative one (never parsed) is zero.
+    fn from(d: jiff::SignedDuration) -> Self {
+        GoDuration(Duration::try_from(d).unwrap_or(Duration::ZERO))
+    }
+}
+
 impl GoDuration {
     /// Parses a non-negative Go duration (`1h30m`, `300s`, `0s`, `1.5h`); negative ones, `d`/`w`
     /// units and bare numbers other than `0` are rejected.
@@ -174,6 +181,12 @@ impl GoDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiff::SignedDuration;
+
+    /// A non-negative Go duration as jiff's type, as policies and reasons use it.
+    fn signed(s: &str) -> Result<SignedDuration, DurationError> {
+        GoDuration::parse(s).map(GoDuration::as_signed)
+    }
 
     fn render(s: &str) -> String {
         let d = parse_go_duration(s).expect("valid");
@@ -224,5 +237,44 @@ mod tests {
         let d = parse_go_duration("-1h").expect("valid syntax");
         assert!(d.negative);
         assert!(!parse_go_duration("-0s").expect("valid").negative);
+    }
+
+    #[test]
+    fn go_durations_parse_like_go() {
+        let h = |n: i64| SignedDuration::from_hours(n);
+        assert_eq!(signed("720h"), Ok(h(720)));
+        assert_eq!(signed("1h30m"), Ok(SignedDuration::from_mins(90)));
+        assert_eq!(signed("1.5h"), Ok(SignedDuration::from_mins(90)));
+        assert_eq!(signed("90s"), Ok(SignedDuration::from_secs(90)));
+        assert_eq!(signed("250ms"), Ok(SignedDuration::from_millis(250)));
+        assert_eq!(signed("3µs"), Ok(SignedDuration::from_micros(3)));
+        assert_eq!(signed("0"), Ok(SignedDuration::ZERO));
+    }
+
+    #[test]
+    fn malformed_go_durations_are_rejected() {
+        for bad in ["", "30d", "h", "10", "-1h", "99999999999999999999h"] {
+            assert!(signed(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn durations_print_back_as_written() {
+        assert_eq!(
+            GoDuration::from(SignedDuration::from_hours(720)).to_string(),
+            "720h"
+        );
+        assert_eq!(
+            GoDuration::from(SignedDuration::from_mins(90)).to_string(),
+            "1h30m"
+        );
+        assert_eq!(
+            GoDuration::from(SignedDuration::from_secs(45)).to_string(),
+            "45s"
+        );
+        assert_eq!(
+            GoDuration::from(SignedDuration::from_millis(250)).to_string(),
+            "250ms"
+        );
     }
 }

@@ -538,7 +538,7 @@ proptest! {
     fn nothing_younger_than_min_age_or_of_unknown_age_is_deleted(s in scenario().prop_map(enforce)) {
         let plan = run(&s, None);
         let inventory = build(&s, None);
-        let min_age = registry_operator::retention::duration::parse_go_duration(MIN_AGES[s.policy.min_age]).unwrap();
+        let min_age = registry_operator::duration::GoDuration::parse(MIN_AGES[s.policy.min_age]).unwrap().as_signed();
         let mut ages: HashMap<(String, String), Option<jiff::SignedDuration>> = HashMap::new();
         for repo in &inventory.repositories {
             for t in &repo.tags {

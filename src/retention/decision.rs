@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use jiff::SignedDuration;
 
-use super::duration::{GoDuration, HumanAge};
 use super::inventory::Digest;
+use crate::duration::GoDuration;
 
 /// A duration in whole seconds: ages and policy durations in reasons. (Reasons are kept
 /// small: a plan holds one per tag.)
@@ -245,13 +245,13 @@ impl fmt::Display for KeepReason {
                 f,
                 "pushed {} ago, within {} (entry {entry})",
                 HumanAge(dur(age)),
-                GoDuration(dur(within))
+                GoDuration::from(dur(within))
             ),
             KeepReason::PulledWithin { entry, ago, within } => write!(
                 f,
                 "pulled {} ago, within {} (entry {entry})",
                 HumanAge(dur(ago)),
-                GoDuration(dur(within))
+                GoDuration::from(dur(within))
             ),
             KeepReason::PullStatsUnavailable { entry } => write!(
                 f,
@@ -289,7 +289,7 @@ impl fmt::Display for ProtectReason {
                 f,
                 "pushed {} ago, within the {} grace period (protect.minAge)",
                 HumanAge(dur(*age)),
-                GoDuration(dur(*min_age))
+                GoDuration::from(dur(*min_age))
             ),
             ProtectReason::IncompleteRepository { reason } => write!(
                 f,
@@ -363,6 +363,25 @@ impl fmt::Display for Decision {
     }
 }
 
+/// Writes an age roughly, the way people say it: `41d`, `3h`, `12m`, `30s`. Negative ages
+/// (a push time in the future, clock skew) are written `in the future`.
+pub struct HumanAge(pub SignedDuration);
+
+impl fmt::Display for HumanAge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.as_secs();
+        if secs < 0 {
+            return f.write_str("in the future");
+        }
+        match secs {
+            s if s >= 2 * 86_400 => write!(f, "{}d", s / 86_400),
+            s if s >= 3_600 => write!(f, "{}h", s / 3_600),
+            s if s >= 60 => write!(f, "{}m", s / 60),
+            s => write!(f, "{s}s"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,6 +423,20 @@ mod tests {
         assert_eq!(
             delete.to_string(),
             "delete: pushed 41d ago; entry 2: older than 720h, not among the 10 most recent"
+        );
+    }
+
+    #[test]
+    fn ages_print_in_the_largest_sensible_unit() {
+        assert_eq!(
+            HumanAge(SignedDuration::from_hours(41 * 24)).to_string(),
+            "41d"
+        );
+        assert_eq!(HumanAge(SignedDuration::from_hours(30)).to_string(), "30h");
+        assert_eq!(HumanAge(SignedDuration::from_mins(12)).to_string(), "12m");
+        assert_eq!(
+            HumanAge(SignedDuration::from_secs(-5)).to_string(),
+            "in the future"
         );
     }
 }

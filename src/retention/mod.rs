@@ -60,7 +60,6 @@
 //!   name. Every tie is broken by name or digest, never by listing order.
 
 pub mod decision;
-pub mod duration;
 pub mod inventory;
 pub mod plan;
 pub mod policy;

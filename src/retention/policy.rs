@@ -7,8 +7,8 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use jiff::SignedDuration;
 use regex::Regex;
 
-use super::duration::{parse_go_duration, GoDuration};
 use crate::api::retention::{KeepRule, PolicyMode, RetentionRules, DEFAULT_MIN_AGE};
+use crate::duration::GoDuration;
 
 /// Most keep entries a policy may have (the CRD allows 64).
 pub const MAX_KEEP_ENTRIES: usize = 64;
@@ -160,10 +160,10 @@ impl Entry {
             parts.push(format!("not among the {n} most recent"));
         }
         if let Some(d) = self.pushed_within {
-            parts.push(format!("older than {}", GoDuration(d)));
+            parts.push(format!("older than {}", GoDuration::from(d)));
         }
         if let Some(d) = self.pulled_within {
-            parts.push(format!("not pulled within {}", GoDuration(d)));
+            parts.push(format!("not pulled within {}", GoDuration::from(d)));
         }
         if let Some(s) = self.semver {
             let mut lines = Vec::new();
@@ -240,7 +240,11 @@ impl Policy {
             .as_ref()
             .and_then(|p| p.min_age.as_deref())
             .map_or_else(
-                || parse_go_duration(DEFAULT_MIN_AGE).ok(),
+                || {
+                    GoDuration::parse(DEFAULT_MIN_AGE)
+                        .ok()
+                        .map(GoDuration::as_signed)
+                },
                 |v| duration("protect.minAge", v, &mut errors),
             )
             .unwrap_or(SignedDuration::ZERO);
@@ -400,8 +404,8 @@ fn anchored(field: String, re: &str, errors: &mut Vec<PolicyError>) -> Option<Re
 }
 
 fn duration(field: &str, value: &str, errors: &mut Vec<PolicyError>) -> Option<SignedDuration> {
-    match parse_go_duration(value) {
-        Ok(d) => Some(d),
+    match GoDuration::parse(value) {
+        Ok(d) => Some(d.as_signed()),
         Err(e) => {
             errors.push(PolicyError::BadDuration {
                 field: field.to_owned(),

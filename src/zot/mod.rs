@@ -5,7 +5,6 @@
 //! and mounts what [`input::paths`] names.
 
 pub mod config;
-pub use crate::duration;
 pub mod error;
 pub mod input;
 pub mod keys;

@@ -6,13 +6,13 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::config::*;
-use super::duration::{parse_go_duration, GoDuration};
 use super::error::{RenderErrors, ZotError};
 use super::input::*;
 use super::keys::{self, KeyStatus};
 use super::merge::merge;
 use super::verify;
 use super::version::ZotVersion;
+use crate::duration::{parse_go_duration, GoDuration};
 
 /// First release accepting `storage.gcTimeWindow`.
 pub const GC_TIME_WINDOW_SINCE: ZotVersion = ZotVersion::new(2, 1, 19);

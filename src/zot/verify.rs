@@ -5,10 +5,10 @@
 
 use serde_json::Value;
 
-use super::duration::parse_go_duration;
 use super::error::{RenderErrors, ZotError};
 use super::keys::STORAGE_DRIVERS;
 use super::version::ZotVersion;
+use crate::duration::parse_go_duration;
 
 /// Case-insensitive lookup of one key, as viper does.
 pub fn get<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
