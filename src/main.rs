@@ -6,7 +6,6 @@ use clap::Parser;
 use registry_operator::cli::Cli;
 
 fn main() -> ExitCode {
-    registry_operator::tls::install_crypto_provider();
     let cli = Cli::parse();
     registry_operator::cli::run(cli)
 }

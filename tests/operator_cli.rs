@@ -105,6 +105,7 @@ async fn the_operator_serves_health_and_metrics_and_stops_on_sigterm() {
     server.write_kubeconfig(&kc).unwrap();
     let port = free_port();
     let child = run_with(&kc, port);
+    registry_operator::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);

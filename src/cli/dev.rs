@@ -191,6 +191,7 @@ async fn seed(args: &SeedArgs) -> Result<u64, String> {
     if !base.path().ends_with('/') {
         base.set_path(&format!("{}/", base.path()));
     }
+    crate::tls::install_crypto_provider();
     let pusher = Pusher {
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(64)

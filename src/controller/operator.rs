@@ -64,7 +64,6 @@ pub async fn run(
     config: OperatorConfig,
     shutdown: ShutdownSignal,
 ) -> Result<(), RuntimeError> {
-    crate::tls::install_crypto_provider();
     check_crds(&client).await?;
     let metrics = Metrics::new();
     let readiness = Readiness::default();

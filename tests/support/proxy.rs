@@ -104,6 +104,7 @@ impl FaultProxy {
     /// Starts a proxy in front of `upstream` (`http://127.0.0.1:PORT`).
     pub async fn start(upstream: &str) -> FaultProxy {
         let state = Arc::new(Mutex::new(State::default()));
+        registry_operator::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -72,6 +72,7 @@ pub struct Seeder {
 impl Seeder {
     /// A seeder for the registry at `url`, with optional basic credentials.
     pub fn new(url: &str, auth: Option<(String, String)>) -> Seeder {
+        registry_operator::tls::install_crypto_provider();
         Seeder {
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(32)

@@ -251,9 +251,6 @@ impl TestApiServer {
     }
 
     /// A kube-rs client for this server (default namespace `default`), as user `admin`.
-    ///
-    /// If no process-wide rustls crypto provider is installed yet (and the build enables more
-    /// than one, as the root crate's does), this installs rustls' `ring` provider first.
     pub fn client(&self) -> kube::Client {
         self.client_as("admin")
     }
@@ -262,9 +259,6 @@ impl TestApiServer {
     /// token). Give the controller under test its own user, then [`Self::api_usage`] lists
     /// exactly what its RBAC must grant. Nothing is enforced.
     pub fn client_as(&self, user: &str) -> kube::Client {
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
         let url = self
             .url()
             .parse()

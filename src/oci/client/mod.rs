@@ -109,6 +109,7 @@ impl RegistryClient {
                 message: "max_concurrency must be at least 1".to_string(),
             });
         }
+        crate::tls::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
             .timeout(options.timeout)
