@@ -829,52 +829,88 @@ fn plan_repository(
     unsupported: &mut [u64],
 ) -> Result<RepositoryPlan, &'static str> {
     let policy = ctx.policy;
-    let now = ctx.now_secs;
-    let n = repo.tags.len();
-    let m = repo.manifests.len();
-    let man = |id: ManifestId| &repo.manifests[id.index()];
     let min_age = ceil_secs(policy.min_age);
-    let ages: Vec<Option<Seconds>> = repo
-        .tags
-        .iter()
-        .map(|t| {
-            t.pushed
-                .or(man(t.manifest).created)
-                .map(|p| now - p.unix_seconds())
-        })
-        .collect();
-
-    // 1. Keep entries of this policy.
-    let keeps = if policy.deletes_anything() {
-        Some(evaluate_keeps(
+    let ages = tag_ages(repo, ctx.now_secs);
+    let keeps = policy.deletes_anything().then(|| {
+        evaluate_keeps(
             policy,
             repo,
             &ages,
             ctx.caps,
-            now,
+            ctx.now_secs,
             Some(unsupported),
-        ))
-    } else {
-        None
+        )
+    });
+    let run_by_digest = match ctx.in_use.digests.get(&*repo.name) {
+        Some(users) if policy.in_use => digest_users(repo, users),
+        _ => Vec::new(),
     };
+    let mut decisions =
+        decide_chosen_tags(ctx, repo, keeps.as_ref(), &ages, min_age, &run_by_digest);
+    let mut fates = manifest_fates(repo, &decisions);
+    let delete_referrers = policy.delete_referrers || policy.purge;
+    if delete_referrers {
+        cascade_referrers(
+            repo,
+            &ages,
+            min_age,
+            ctx.now_secs,
+            &run_by_digest,
+            &mut fates,
+        );
+    }
+    settle_tags(
+        ctx,
+        repo,
+        &ages,
+        min_age,
+        delete_referrers,
+        &fates,
+        &mut decisions,
+        out,
+    );
+    plan_manifest_deletions(ctx, repo, &fates, out);
+    finish_repository(repo, decisions, out)
+}
 
-    // 2. Decisions of the tags people chose (referrer tags follow their subject, below).
+/// Each tag's age in seconds at `now`: from its push time, else its image's build time.
+fn tag_ages(repo: &Repository, now: Seconds) -> Vec<Option<Seconds>> {
+    repo.tags
+        .iter()
+        .map(|t| {
+            t.pushed
+                .or(repo.manifests[t.manifest.index()].created)
+                .map(|p| now - p.unix_seconds())
+        })
+        .collect()
+}
+
+/// The decisions of the tags people chose: this policy's keeps (`None`: the policy deletes
+/// nothing), then protections, most telling first — in use by tag, in use by digest, another
+/// policy's keep, unknown age, the grace period — else deletion. Referrer tags are left
+/// undecided: they follow their subject ([`settle_tags`]).
+fn decide_chosen_tags(
+    ctx: &Ctx<'_>,
+    repo: &Repository,
+    keeps: Option<&Keeps>,
+    ages: &[Option<Seconds>],
+    min_age: Seconds,
+    run_by_digest: &[Option<(Arc<str>, Digest)>],
+) -> Vec<Option<Decision>> {
+    let policy = ctx.policy;
+    let now = ctx.now_secs;
     let tag_users = if policy.in_use {
         ctx.in_use.tags.get(&*repo.name)
     } else {
         None
     };
-    let run_by_digest = match ctx.in_use.digests.get(&*repo.name) {
-        Some(users) if policy.in_use => digest_users(repo, users),
-        _ => Vec::new(),
-    };
     let mut other_keeps: Vec<Option<Keeps>> = Vec::new();
-    let mut decisions: Vec<Option<Decision>> = vec![None; n];
+    let mut decisions: Vec<Option<Decision>> = vec![None; repo.tags.len()];
     for (i, t) in repo.tags.iter().enumerate() {
         if t.subject.is_some() {
             continue;
         }
-        let Some(keeps) = &keeps else {
+        let Some(keeps) = keeps else {
             decisions[i] = Some(Decision::Keep(KeepReason::NoKeepEntries));
             continue;
         };
@@ -903,7 +939,7 @@ fn plan_repository(
                 .iter()
                 .map(|o| {
                     o.in_scope(&repo.name)
-                        .then(|| evaluate_keeps(o, repo, &ages, ctx.caps, now, None))
+                        .then(|| evaluate_keeps(o, repo, ages, ctx.caps, now, None))
                 })
                 .collect();
         }
@@ -937,8 +973,30 @@ fn plan_repository(
             }
         }));
     }
+    decisions
+}
 
-    // 3. Which manifests go entirely: every tag on them goes.
+/// What happens to each manifest of a repository, by [`ManifestId`] index.
+struct ManifestFates {
+    /// How many tags point at the manifest.
+    tag_count: Vec<u32>,
+    /// The manifest is a referrer: it has a subject, or a referrer tag names one.
+    referrer: Vec<bool>,
+    /// The manifest's subject: its own, else the first by digest its referrer tags name.
+    subject_of: Vec<Option<ManifestId>>,
+    /// The manifest is deleted.
+    going: Vec<bool>,
+    /// A manifest kept because an index that stays lists it: the first such index by digest.
+    blocked_by: HashMap<ManifestId, ManifestId>,
+    /// For a referrer deleted with its subject, the cascade round (1 and up) that added it.
+    round: Vec<u32>,
+}
+
+/// Which manifests go entirely — every tag on them goes — and which are held back because an
+/// index that stays lists them (at any depth).
+fn manifest_fates(repo: &Repository, decisions: &[Option<Decision>]) -> ManifestFates {
+    let m = repo.manifests.len();
+    let man = |id: ManifestId| &repo.manifests[id.index()];
     let mut tag_count = vec![0u32; m];
     let mut delete_count = vec![0u32; m];
     let mut referrer = vec![false; m];
@@ -991,68 +1049,102 @@ fn plan_repository(
                 .or_insert(parent);
         }
     }
+    ManifestFates {
+        tag_count,
+        referrer,
+        subject_of,
+        going,
+        blocked_by,
+        round: vec![0u32; m],
+    }
+}
 
-    // 4. Referrers of manifests that go, when asked (purge implies it), cascading.
-    let delete_referrers = policy.delete_referrers || policy.purge;
-    let mut round = vec![0u32; m];
+/// Referrers of manifests that go, cascading round by round (a signature of a signature
+/// goes the round after the one it signs). A referrer may go only if every tag on it is a
+/// referrer tag old enough to go, it was not created within the grace period, nothing runs
+/// it, and every index listing it goes too.
+fn cascade_referrers(
+    repo: &Repository,
+    ages: &[Option<Seconds>],
+    min_age: Seconds,
+    now: Seconds,
+    run_by_digest: &[Option<(Arc<str>, Digest)>],
+    fates: &mut ManifestFates,
+) {
+    let m = repo.manifests.len();
+    let referrer = &fates.referrer;
     let referrers: Vec<usize> = (0..m).filter(|&id| referrer[id]).collect();
-    if delete_referrers && !referrers.is_empty() {
-        let mut parents: HashMap<usize, Vec<usize>> = HashMap::new();
-        for (p, x) in repo.manifests.iter().enumerate() {
-            for c in &x.children {
-                if referrer[c.index()] {
-                    parents.entry(c.index()).or_default().push(p);
-                }
+    if referrers.is_empty() {
+        return;
+    }
+    let mut parents: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (p, x) in repo.manifests.iter().enumerate() {
+        for c in &x.children {
+            if referrer[c.index()] {
+                parents.entry(c.index()).or_default().push(p);
             }
-        }
-        // A referrer may go only if every tag on it is a referrer tag old enough to go, it
-        // was not created within the grace period, and nothing runs it.
-        let mut deletable: Vec<bool> = (0..m)
-            .map(|id| {
-                referrer[id]
-                    && repo.manifests[id]
-                        .created
-                        .is_none_or(|c| now - c.unix_seconds() >= min_age)
-            })
-            .collect();
-        for (i, t) in repo.tags.iter().enumerate() {
-            let ok = t.subject.is_some() && ages[i].is_none_or(|a| a >= min_age);
-            deletable[t.manifest.index()] &= ok;
-        }
-        for &id in &referrers {
-            if run_by_digest.get(id).is_some_and(Option::is_some) {
-                deletable[id] = false;
-            }
-        }
-        let mut r = 1;
-        loop {
-            let mut added = Vec::new();
-            for &id in &referrers {
-                if going[id] || !deletable[id] {
-                    continue;
-                }
-                let subject_goes = subject_of[id].is_some_and(|s| going[s.index()]);
-                let parents_go = parents
-                    .get(&id)
-                    .is_none_or(|ps| ps.iter().all(|&p| going[p]));
-                if subject_goes && parents_go {
-                    added.push(id);
-                }
-            }
-            if added.is_empty() {
-                break;
-            }
-            for id in added {
-                going[id] = true;
-                round[id] = r;
-            }
-            r += 1;
         }
     }
+    let mut deletable: Vec<bool> = (0..m)
+        .map(|id| {
+            referrer[id]
+                && repo.manifests[id]
+                    .created
+                    .is_none_or(|c| now - c.unix_seconds() >= min_age)
+        })
+        .collect();
+    for (i, t) in repo.tags.iter().enumerate() {
+        let ok = t.subject.is_some() && ages[i].is_none_or(|a| a >= min_age);
+        deletable[t.manifest.index()] &= ok;
+    }
+    for &id in &referrers {
+        if run_by_digest.get(id).is_some_and(Option::is_some) {
+            deletable[id] = false;
+        }
+    }
+    let going = &mut fates.going;
+    let mut r = 1;
+    loop {
+        let mut added = Vec::new();
+        for &id in &referrers {
+            if going[id] || !deletable[id] {
+                continue;
+            }
+            let subject_goes = fates.subject_of[id].is_some_and(|s| going[s.index()]);
+            let parents_go = parents
+                .get(&id)
+                .is_none_or(|ps| ps.iter().all(|&p| going[p]));
+            if subject_goes && parents_go {
+                added.push(id);
+            }
+        }
+        if added.is_empty() {
+            break;
+        }
+        for id in added {
+            going[id] = true;
+            fates.round[id] = r;
+        }
+        r += 1;
+    }
+}
 
-    // 5. Referrer tags follow their manifest; deletions the registry cannot carry out
-    //    alone become protections.
-    let mut staying: Vec<Option<usize>> = vec![None; m];
+/// Referrer tags follow their manifest; a tag deletion is planned where the registry can
+/// delete tags alone, and becomes a protection where it cannot and the image stays (another
+/// tag, or an index, still needs it).
+#[allow(clippy::too_many_arguments)]
+fn settle_tags(
+    ctx: &Ctx<'_>,
+    repo: &Repository,
+    ages: &[Option<Seconds>],
+    min_age: Seconds,
+    delete_referrers: bool,
+    fates: &ManifestFates,
+    decisions: &mut [Option<Decision>],
+    out: &mut RepoOut,
+) {
+    let going = &fates.going;
+    let mut staying: Vec<Option<usize>> = vec![None; repo.manifests.len()];
     for (i, t) in repo.tags.iter().enumerate() {
         if t.subject.is_none() && !decisions[i].as_ref().is_some_and(Decision::is_delete) {
             let slot = &mut staying[t.manifest.index()];
@@ -1064,9 +1156,10 @@ fn plan_repository(
     for (i, t) in repo.tags.iter().enumerate() {
         let id = t.manifest.index();
         if t.subject.is_some() {
-            let subject = subject_of[id].or(t.subject).map(|s| digest_of(repo, s));
+            let subject_of = fates.subject_of[id];
+            let subject = subject_of.or(t.subject).map(|s| digest_of(repo, s));
             let subject = subject.unwrap_or_else(|| Digest::new("unknown"));
-            let subject_goes = subject_of[id].is_some_and(|s| going[s.index()]);
+            let subject_goes = subject_of.is_some_and(|s| going[s.index()]);
             decisions[i] = Some(if going[id] {
                 Decision::Delete(DeleteReason::Referrer { subject })
             } else if !subject_goes {
@@ -1104,11 +1197,11 @@ fn plan_repository(
                 Mutation::DeleteTag {
                     repository: repo.name.clone(),
                     tag: t.name.clone(),
-                    digest: man(t.manifest).digest.clone(),
+                    digest: repo.manifests[id].digest.clone(),
                 },
             ));
         } else {
-            let reason = match (staying[id], blocked_by.get(&t.manifest)) {
+            let reason = match (staying[id], fates.blocked_by.get(&t.manifest)) {
                 (Some(s), _) => ProtectReason::SharedImage {
                     with_tag: repo.tags[s].name.clone(),
                 },
@@ -1122,8 +1215,19 @@ fn plan_repository(
             decisions[i] = Some(Decision::Protect(reason));
         }
     }
+}
 
-    // 6. Manifest deletions.
+/// The manifests that go: counted (with the bytes they free) in every mode, and deleted in
+/// Enforce mode — indexes before manifests, referrers after their subjects, round by round —
+/// each with the tags it takes along.
+fn plan_manifest_deletions(
+    ctx: &Ctx<'_>,
+    repo: &Repository,
+    fates: &ManifestFates,
+    out: &mut RepoOut,
+) {
+    let m = repo.manifests.len();
+    let going = &fates.going;
     let mut tags_on: Vec<Vec<Arc<str>>> = Vec::new();
     if ctx.mutations && going.iter().any(|g| *g) {
         tags_on.resize_with(m, Vec::new);
@@ -1132,7 +1236,7 @@ fn plan_repository(
             if going[id] {
                 let list = &mut tags_on[id];
                 if list.capacity() == 0 {
-                    list.reserve_exact(tag_count[id] as usize);
+                    list.reserve_exact(fates.tag_count[id] as usize);
                 }
                 list.push(t.name.clone());
             }
@@ -1151,8 +1255,9 @@ fn plan_repository(
         }
         let mut tags = tags_on.get_mut(id).map(std::mem::take).unwrap_or_default();
         tags.sort_unstable();
-        let phase = if referrer[id] {
-            2 + round[id]
+        let referrer = fates.referrer[id];
+        let phase = if referrer {
+            2 + fates.round[id]
         } else if x.children.is_empty() {
             2
         } else {
@@ -1164,20 +1269,28 @@ fn plan_repository(
                 repository: repo.name.clone(),
                 digest: x.digest.clone(),
                 tags,
-                subject: referrer[id]
-                    .then(|| subject_of[id].map(|s| digest_of(repo, s)))
+                subject: referrer
+                    .then(|| fates.subject_of[id].map(|s| digest_of(repo, s)))
                     .flatten(),
             },
         ));
     }
+}
 
+/// The repository's plan: every tag's decision by name, the mutations in execution order.
+/// Fails when a tag name is listed twice.
+fn finish_repository(
+    repo: &Repository,
+    decisions: Vec<Option<Decision>>,
+    out: &mut RepoOut,
+) -> Result<RepositoryPlan, &'static str> {
     let mut tags: Vec<TagDecision> = repo
         .tags
         .iter()
         .zip(decisions)
         .map(|(t, d)| TagDecision {
             tag: t.name.clone(),
-            digest: man(t.manifest).digest.clone(),
+            digest: repo.manifests[t.manifest.index()].digest.clone(),
             decision: d.unwrap_or(Decision::Protect(ProtectReason::UnknownAge)),
         })
         .collect();
