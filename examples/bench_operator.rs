@@ -53,10 +53,14 @@ async fn main() {
         .collect();
     let policies = args.first().copied().unwrap_or(1000);
     let pods = args.get(1).copied().unwrap_or(20_000);
-    let bin = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/target/release/registry-operator"
-    );
+    let bin = std::env::var("REGISTRY_OPERATOR_BIN").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/release/registry-operator"
+        )
+        .to_string()
+    });
+    let bin = bin.as_str();
     assert!(
         std::path::Path::new(bin).exists(),
         "build it first: cargo build --release --bin registry-operator"

@@ -21,11 +21,15 @@ if [ "${BENCH_SKOPEO:-1}" != 0 ] && ! command -v skopeo >/dev/null; then
   export BENCH_SKOPEO=0
 fi
 cargo build --quiet --release --bin registry-operator --example bench_retention --example bench_operator
+# Where cargo put them: CARGO_TARGET_DIR or the workspace's target directory.
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+export REGISTRY_OPERATOR_BIN=$TARGET_DIR/release/registry-operator
 echo "== retention: engine vs sequential client vs skopeo loop (real registry, loopback and +5 ms)"
-timeout 1200 target/release/examples/bench_retention
+timeout 1200 "$TARGET_DIR/release/examples/bench_retention"
 echo
 echo "== planner alone: 1,000,000 tags in 10,000 repositories"
 timeout 600 cargo bench --quiet --bench retention_planner
 echo
 echo "== operator: ${BENCH_POLICIES:-1000} RetentionPolicies and ${BENCH_PODS:-20000} Pods in the API test double"
-timeout 900 target/release/examples/bench_operator "${BENCH_POLICIES:-1000}" "${BENCH_PODS:-20000}"
+timeout 900 "$TARGET_DIR/release/examples/bench_operator" "${BENCH_POLICIES:-1000}" "${BENCH_PODS:-20000}"

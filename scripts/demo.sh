@@ -12,7 +12,10 @@ TAGS=${DEMO_TAGS:-12}
 SETUP_TEST_TOOLS=0 scripts/setup.sh
 echo "==> building (release)"
 cargo build --quiet --release --bin registry-operator
-BIN=target/release/registry-operator
+# Where cargo put it: CARGO_TARGET_DIR or the workspace's target directory.
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+BIN=$TARGET_DIR/release/registry-operator
 
 base=/tmp; [ -w /dev/shm ] && base=/dev/shm
 DIR=$(mktemp -d "$base/registry-operator-demo.XXXXXX")
