@@ -1,12 +1,13 @@
 //! The CRDs are generated from the API types, structural, and enforce the rules users rely on;
 //! every sample under config/samples/ is a valid object of its kind.
 
-mod schema;
+mod support;
 
 use std::path::Path;
 
 use registry_operator::api;
 use serde_json::{json, Value};
+use support::schema;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,14 +1,14 @@
 //! The deletion fence of a leader-elected operator, against the Kubernetes API test double:
 //! a replica deletes only while the Lease, read fresh, names it and is within its duration.
 
-mod operator;
+mod support;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use registry_operator::controller::runtime::{lease_fence, LeaderElection};
 use serde_json::json;
 
-use operator::Harness;
+use support::operator::Harness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_may_delete_only_while_the_lease_names_it_and_is_fresh() {

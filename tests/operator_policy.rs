@@ -8,7 +8,6 @@
 //! Registry object (and URL spelling) they name it through; a run's limits count every
 //! registry it covers.
 
-mod operator;
 mod support;
 
 use std::collections::BTreeSet;
@@ -20,7 +19,7 @@ use registry_operator::api::{ClusterRetentionPolicy, Registry, RetentionPolicy};
 use registry_operator::oci::{ClientOptions, Credentials, RegistryClient};
 use serde_json::json;
 
-use operator::{condition, object, wait_for, Harness};
+use support::operator::{condition, object, wait_for, Harness};
 use support::registry::TestRegistry;
 use support::seed::Seeder;
 

@@ -3,7 +3,6 @@
 //! leader election), and the set of (API group, resource, verb) it called must equal the rules
 //! of config/rbac (ClusterRole + leader-election Role), which the chart's are tested equal to.
 
-mod operator;
 mod support;
 
 use std::collections::BTreeSet;
@@ -16,7 +15,7 @@ use registry_operator::controller::context::Settings;
 use registry_operator::controller::runtime::LeaderElection;
 use serde_json::json;
 
-use operator::{granted_rules, object, wait_for, Harness, OPERATOR_USER};
+use support::operator::{granted_rules, object, wait_for, Harness, OPERATOR_USER};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_is_granted_exactly_what_it_calls() {

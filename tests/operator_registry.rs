@@ -4,7 +4,7 @@
 //! converged Registry causes no further writes; an external registry that stops answering is
 //! reported in status, counted in the failure metric and published as one Event.
 
-mod operator;
+mod support;
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use registry_operator::api::Registry;
 use registry_operator::controller::builders::CONFIG_HASH_ANNOTATION;
 use serde_json::json;
 
-use operator::{condition, wait_for, Harness};
+use support::operator::{condition, wait_for, Harness};
 
 fn managed(name: &str, spec: serde_json::Value) -> Registry {
     serde_json::from_value(json!({
@@ -228,7 +228,7 @@ async fn a_converged_registry_causes_no_further_writes() {
         "writes after convergence: {:#?}",
         &h.requests()[..]
     );
-    let missing = operator::ungranted(&h.operator_requests());
+    let missing = support::operator::ungranted(&h.operator_requests());
     assert!(
         missing.is_empty(),
         "the operator called what config/rbac/role.yaml does not grant: {missing:#?}"
@@ -239,8 +239,6 @@ async fn a_converged_registry_causes_no_further_writes() {
         .any(|r| r.resource == "statefulsets" && r.verb == "patch"));
     h.stop().await;
 }
-
-mod support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_external_registry_answering_v2_becomes_ready_with_health_and_latency() {

@@ -2,12 +2,11 @@
 //! named as a sentence. Every case lists every tag of the plan with its decision and a
 //! fragment of its reason, and the exact mutations in execution order.
 
-#[path = "retention_support.rs"]
 mod support;
 
 use registry_operator::api::retention::{RetentionRules, MAX_STATUS_CANDIDATES};
 use registry_operator::retention::{plan, Action, LimitBreach, Plan, Policy, PolicyError, Report};
-use support::{compact, inventory, policy, protections, tag_name, Repo};
+use support::planner::{compact, inventory, policy, protections, tag_name, Repo};
 
 struct Case {
     name: &'static str,
@@ -601,7 +600,13 @@ fn run(case: &Case) -> Plan {
     let p = policy("test/policy", case.policy);
     let others: Vec<_> = case.others.iter().map(|(n, y)| policy(n, y)).collect();
     let inv = inventory(case.delete_by_tag, case.pull_stats, (case.repos)());
-    plan(&p, &others, &inv, &protections(case.in_use), support::now())
+    plan(
+        &p,
+        &others,
+        &inv,
+        &protections(case.in_use),
+        support::planner::now(),
+    )
 }
 
 #[test]
@@ -695,7 +700,7 @@ fn plan_with(policy_yaml: &str, repos: Vec<Repo>) -> Plan {
         &[],
         &inventory(true, false, repos),
         &protections(&[]),
-        support::now(),
+        support::planner::now(),
     )
 }
 
@@ -955,7 +960,7 @@ fn hand_built(
             name: "r".into(),
             completeness: Default::default(),
             tags,
-            manifests: vec![Manifest::new(Digest::new(&support::d('a')))],
+            manifests: vec![Manifest::new(Digest::new(&support::planner::d('a')))],
         }],
     }
 }
@@ -964,7 +969,7 @@ fn hand_tag(name: &str, manifest: u32) -> registry_operator::retention::Tag {
     registry_operator::retention::Tag {
         name: name.into(),
         manifest: registry_operator::retention::ManifestId(manifest),
-        pushed: Some(support::ago(100.0).into()),
+        pushed: Some(support::planner::ago(100.0).into()),
         last_pulled: None,
         subject: None,
     }
@@ -974,7 +979,7 @@ fn hand_tag(name: &str, manifest: u32) -> registry_operator::retention::Tag {
 fn an_inventory_referring_to_manifests_it_does_not_list_leaves_the_repository_untouched() {
     let p = policy("p", "purge: true");
     let inv = hand_built(vec![hand_tag("x", 0), hand_tag("y", 7)]);
-    let plan = plan(&p, &[], &inv, &protections(&[]), support::now());
+    let plan = plan(&p, &[], &inv, &protections(&[]), support::planner::now());
     assert_eq!(plan.mutations().count(), 0);
     assert_eq!(
         plan.repositories[0].incomplete.as_deref(),
@@ -987,7 +992,7 @@ fn an_inventory_referring_to_manifests_it_does_not_list_leaves_the_repository_un
 fn a_hand_built_repository_listing_a_tag_twice_is_left_untouched() {
     let p = policy("p", "purge: true");
     let inv = hand_built(vec![hand_tag("x", 0), hand_tag("x", 0)]);
-    let plan = plan(&p, &[], &inv, &protections(&[]), support::now());
+    let plan = plan(&p, &[], &inv, &protections(&[]), support::planner::now());
     assert_eq!(plan.mutations().count(), 0);
     assert_eq!(
         plan.repositories[0].incomplete.as_deref(),

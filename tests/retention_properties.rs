@@ -2,7 +2,6 @@
 //! digests, index graphs (cycles included), referrers, unknown ages, incomplete listings,
 //! in-use references, other policies and limits.
 
-#[path = "retention_support.rs"]
 mod support;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -12,7 +11,7 @@ use registry_operator::api::retention::PolicyMode;
 use registry_operator::retention::{
     plan, Action, Capabilities, Inventory, Mutation, Plan, Policy, Protections, RepositoryBuilder,
 };
-use support::{ago, d, now, policy, sig_tag};
+use support::planner::{ago, d, now, policy, sig_tag};
 
 const REPOS: &[&str] = &["a", "a/b", "c/d/e", "team/x", "c"];
 const TAGS: &[&str] = &[

@@ -6,7 +6,10 @@
 //! - [`http`]: a tiny loopback HTTP/1.1 server for test doubles of what distribution cannot
 //!   show (bearer tokens, zot's tag deletion and search API);
 //! - [`proxy`]: a fault-injecting loopback proxy (5xx, 429 + Retry-After, resets, latency)
-//!   that counts requests by method.
+//!   that counts requests by method;
+//! - [`operator`]: the real operator running against the Kubernetes API test double;
+//! - [`planner`]: a small language for synthetic inventories and policies (planner tests);
+//! - [`schema`]: offline CRD schema checks, as the API server does them.
 //!
 //! Include it with `mod support;` from a test file (or `#[path = "../tests/support/mod.rs"]`
 //! from an example). Not every test file uses every item. Typical use:
@@ -27,6 +30,9 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod operator;
+pub mod planner;
 pub mod proxy;
 pub mod registry;
+pub mod schema;
 pub mod seed;

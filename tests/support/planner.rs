@@ -1,4 +1,3 @@
-//! (Not a test suite of its own: included by the retention_* tests with `#[path]`.)
 //! Shared helpers for the retention planner tests: a small language for synthetic
 //! inventories and policies. Digests are one hex character repeated (`'a'` →
 //! `sha256:aaaa…`), so expectations can name them by that character.
