@@ -2,7 +2,7 @@
 
 use reqwest::Method;
 
-use super::request::{error_code, Req, Resp};
+use super::request::{error_code, Req};
 use super::RegistryClient;
 use crate::oci::digest::validate_digest;
 use crate::oci::error::{OciError, Operation, Result};
@@ -19,11 +19,29 @@ pub enum DeleteOutcome {
 }
 
 impl RegistryClient {
-    async fn delete(&self, repository: &str, reference: &str) -> Result<Resp> {
+    /// DELETEs a manifest by tag or digest. 2xx is [`DeleteOutcome::Deleted`]; 404, and 400
+    /// `NAME_UNKNOWN`, are [`DeleteOutcome::AlreadyGone`]; a status in `refused` is the
+    /// registry refusing this kind of delete, turned into an error by `refusal` (URL, status,
+    /// error code).
+    async fn delete(
+        &self,
+        repository: &str,
+        reference: &str,
+        refused: &[u16],
+        refusal: fn(String, u16, Option<String>) -> OciError,
+    ) -> Result<DeleteOutcome> {
         let url = self.manifest_url(repository, reference)?;
         let req = Req::new(Operation::DeleteManifest, Method::DELETE, url)
             .scope(format!("repository:{repository}:delete"));
-        self.execute(req).await
+        let resp = self.execute(req).await?;
+        let code = error_code(&resp.body);
+        match resp.status.as_u16() {
+            200 | 202 | 204 => Ok(DeleteOutcome::Deleted),
+            404 => Ok(DeleteOutcome::AlreadyGone),
+            400 if code.as_deref() == Some("NAME_UNKNOWN") => Ok(DeleteOutcome::AlreadyGone),
+            s if refused.contains(&s) => Err(refusal(redact_url(&resp.url), s, code)),
+            _ => Err(self.status_error(Operation::DeleteManifest, &resp)),
+        }
     }
 
     /// Deletes one tag, leaving the manifest and its other tags in place (zot). Registries that
@@ -32,19 +50,10 @@ impl RegistryClient {
     /// [`delete_manifest`](Self::delete_manifest) when every tag on the digest is going.
     pub async fn delete_tag(&self, repository: &str, tag: &str) -> Result<DeleteOutcome> {
         validate_tag(tag)?;
-        let resp = self.delete(repository, tag).await?;
-        let code = error_code(&resp.body);
-        match resp.status.as_u16() {
-            200 | 202 | 204 => Ok(DeleteOutcome::Deleted),
-            404 => Ok(DeleteOutcome::AlreadyGone),
-            400 if code.as_deref() == Some("NAME_UNKNOWN") => Ok(DeleteOutcome::AlreadyGone),
-            400 | 405 => Err(OciError::TagDeleteUnsupported {
-                url: redact_url(&resp.url),
-                status: resp.status.as_u16(),
-                code,
-            }),
-            _ => Err(self.status_error(Operation::DeleteManifest, &resp)),
-        }
+        self.delete(repository, tag, &[400, 405], |url, status, code| {
+            OciError::TagDeleteUnsupported { url, status, code }
+        })
+        .await
     }
 
     /// Deletes a manifest by digest — in every registry this removes **every tag** pointing to
@@ -52,18 +61,9 @@ impl RegistryClient {
     /// [`OciError::DeleteNotAllowed`] (deletes disabled, or still referenced by an index).
     pub async fn delete_manifest(&self, repository: &str, digest: &str) -> Result<DeleteOutcome> {
         validate_digest(digest)?;
-        let resp = self.delete(repository, digest).await?;
-        let code = error_code(&resp.body);
-        match resp.status.as_u16() {
-            200 | 202 | 204 => Ok(DeleteOutcome::Deleted),
-            404 => Ok(DeleteOutcome::AlreadyGone),
-            400 if code.as_deref() == Some("NAME_UNKNOWN") => Ok(DeleteOutcome::AlreadyGone),
-            400 | 405 | 409 => Err(OciError::DeleteNotAllowed {
-                url: redact_url(&resp.url),
-                status: resp.status.as_u16(),
-                code,
-            }),
-            _ => Err(self.status_error(Operation::DeleteManifest, &resp)),
-        }
+        self.delete(repository, digest, &[400, 405, 409], |url, status, code| {
+            OciError::DeleteNotAllowed { url, status, code }
+        })
+        .await
     }
 }

@@ -108,6 +108,14 @@ impl RegistryClient {
         ))
     }
 
+    /// The first page of the listing at `path`, asking for the configured page size.
+    fn listing_url(&self, path: &str) -> Result<Url> {
+        let mut url = self.url(path)?;
+        url.query_pairs_mut()
+            .append_pair("n", &self.inner.options.page_size.to_string());
+        Ok(url)
+    }
+
     fn incomplete(op: Operation, url: &Url, page: usize, e: OciError) -> OciError {
         if page == 0 {
             e
@@ -123,9 +131,7 @@ impl RegistryClient {
     /// Every repository in the registry (`GET /v2/_catalog`, following `Link` pages), sorted
     /// and deduplicated. Fails — never returns a short list — when any page fails after retries.
     pub async fn catalog(&self) -> Result<Vec<String>> {
-        let mut url = self.url("v2/_catalog")?;
-        url.query_pairs_mut()
-            .append_pair("n", &self.inner.options.page_size.to_string());
+        let mut url = self.listing_url("v2/_catalog")?;
         #[derive(Deserialize)]
         struct Catalog {
             repositories: Option<Vec<String>>,
@@ -149,11 +155,7 @@ impl RegistryClient {
             other => other,
         }
         .map_err(|(p, e)| Self::incomplete(Operation::Catalog, &url, p, e))?;
-        Ok(list
-            .into_iter()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect())
+        Ok(sorted_unique(list))
     }
 
     /// The repositories of a project: `prefix` itself and every `prefix/…`, sorted.
@@ -175,9 +177,7 @@ impl RegistryClient {
     /// listing restarts; a listing that cannot complete is an error, never a short list.
     pub async fn tags(&self, repository: &str) -> Result<Vec<String>> {
         validate_repository(repository)?;
-        let mut url = self.url(&format!("v2/{repository}/tags/list"))?;
-        url.query_pairs_mut()
-            .append_pair("n", &self.inner.options.page_size.to_string());
+        let url = self.listing_url(&format!("v2/{repository}/tags/list"))?;
         #[derive(Deserialize)]
         struct TagList {
             tags: Option<Vec<String>>,
@@ -198,13 +198,7 @@ impl RegistryClient {
                 )
                 .await
             {
-                Ok(list) => {
-                    return Ok(list
-                        .into_iter()
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .collect())
-                }
+                Ok(list) => return Ok(sorted_unique(list)),
                 Err((page, OciError::NotFound { .. }))
                     if page > 0 && restarts < TAG_LIST_RESTARTS =>
                 {
@@ -224,4 +218,12 @@ impl RegistryClient {
 /// page of a listing that asked for a page size.
 fn is_page_size_refusal(e: &OciError) -> bool {
     matches!(e, OciError::UnexpectedStatus { status: 400, .. })
+}
+
+/// A listing's items sorted, each once.
+fn sorted_unique(list: Vec<String>) -> Vec<String> {
+    list.into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }

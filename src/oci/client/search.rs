@@ -59,14 +59,7 @@ impl RegistryClient {
     }
 
     async fn detect_capabilities(&self) -> Result<Capabilities> {
-        let req = Req::new(
-            Operation::Capabilities,
-            Method::GET,
-            self.url("v2/_zot/ext/mgmt")?,
-        )
-        .accept("application/json");
-        let resp = self.execute(req).await?;
-        if resp.status == StatusCode::OK {
+        if let Some(body) = self.probe("v2/_zot/ext/mgmt").await? {
             #[derive(Deserialize)]
             #[serde(rename_all = "camelCase")]
             struct Mgmt {
@@ -77,7 +70,7 @@ impl RegistryClient {
                 #[serde(default)]
                 binary_type: Option<String>,
             }
-            if let Ok(m) = serde_json::from_slice::<Mgmt>(&resp.body) {
+            if let Ok(m) = serde_json::from_slice::<Mgmt>(&body) {
                 return Ok(Capabilities {
                     zot: Some(ZotInfo {
                         release: m.release_tag.filter(|s| !s.is_empty()),
@@ -88,18 +81,9 @@ impl RegistryClient {
                     search: true,
                 });
             }
-        } else if is_retryable_status(resp.status.as_u16()) {
-            return Err(self.status_error(Operation::Capabilities, &resp));
         }
-        let req = Req::new(
-            Operation::Capabilities,
-            Method::GET,
-            self.url("v2/_oci/ext/discover")?,
-        )
-        .accept("application/json");
-        let resp = self.execute(req).await?;
-        if resp.status == StatusCode::OK {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&resp.body) {
+        if let Some(body) = self.probe("v2/_oci/ext/discover").await? {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
                 let text = v.to_string();
                 let search = text.contains("/_zot/ext/search");
                 if search || text.contains("_zot") {
@@ -109,10 +93,23 @@ impl RegistryClient {
                     });
                 }
             }
-        } else if is_retryable_status(resp.status.as_u16()) {
-            return Err(self.status_error(Operation::Capabilities, &resp));
         }
         Ok(Capabilities::default())
+    }
+
+    /// GETs a discovery endpoint: its body when it answers 200, `None` for any other final
+    /// answer (the endpoint is not there), an error for an answer worth retrying later.
+    async fn probe(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let req = Req::new(Operation::Capabilities, Method::GET, self.url(path)?)
+            .accept("application/json");
+        let resp = self.execute(req).await?;
+        if resp.status == StatusCode::OK {
+            Ok(Some(resp.body))
+        } else if is_retryable_status(resp.status.as_u16()) {
+            Err(self.status_error(Operation::Capabilities, &resp))
+        } else {
+            Ok(None)
+        }
     }
 
     /// Per-tag push time, last pull time and download count of `repository` from zot's search
