@@ -8,6 +8,10 @@
 //! deletes. Never two runs against one registry at once. Status carries the last run, a bounded
 //! list of candidates and kstatus conditions; Events tell what happened.
 
+pub mod schedule;
+pub mod selector;
+pub mod trigger;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,25 +28,24 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::Mutex as AsyncMutex;
 use tracing::{info, warn};
 
-use super::conditions::{
-    conditions_for, differ_ignoring_timestamps, Health, PENDING, WAITING_FOR_CACHES,
-    WAITING_FOR_IN_USE_INDEX,
-};
-use super::context::Context;
-use super::endpoint::endpoint;
-use super::error::ControllerError;
-use super::inuse::InUseIndex;
-use super::metrics::{ControllerLabels, FailureLabels, RunLabels};
-use super::schedule::Schedule;
-use super::selector;
-use super::status_patch::status_patch;
-use super::target;
-use super::trigger::{self, PolicyState, Trigger, RUN_REQUESTED_AT};
+use self::schedule::Schedule;
+use self::trigger::{PolicyState, Trigger, RUN_REQUESTED_AT};
 use crate::api::retention::{
     Candidate, ClusterRetentionPolicy, PolicyMode, RetentionPolicy, RetentionPolicyStatus,
     RetentionRules, RunOutcome, RunSummary, MAX_STATUS_CANDIDATES,
 };
 use crate::api::Registry;
+use crate::controller::conditions::{
+    conditions_for, differ_ignoring_timestamps, Health, PENDING, WAITING_FOR_CACHES,
+    WAITING_FOR_IN_USE_INDEX,
+};
+use crate::controller::context::Context;
+use crate::controller::endpoint::endpoint;
+use crate::controller::error::ControllerError;
+use crate::controller::inuse::InUseIndex;
+use crate::controller::metrics::{ControllerLabels, FailureLabels, RunLabels};
+use crate::controller::status_patch::status_patch;
+use crate::controller::target;
 use crate::engine::{plan_policy, InUseSource, Planned, RunOptions, RunResult};
 use crate::oci::RegistryClient;
 use crate::retention::{check_limits, LimitBreach, Policy};

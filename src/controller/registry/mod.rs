@@ -5,6 +5,10 @@
 //! when the config changes. External registries only get credentials resolved and health
 //! checked. Status is patched only when it changed (timestamps and latency aside).
 
+pub mod builders;
+pub mod storage;
+pub mod zot_input;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,16 +27,18 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::builders::{desired_registry, RegistryRef};
-use super::conditions::{conditions_for, differ_ignoring_timestamps, Health, ROLLING_OUT};
-use super::context::{Context, FIELD_MANAGER};
-use super::error::ControllerError;
-use super::metrics::{ControllerLabels, FailureLabels};
-use super::status_patch::status_patch;
-use super::storage::{storage_change, STORAGE_CHANGE_REFUSED};
-use super::target;
+use self::builders::{desired_registry, RegistryRef};
+use self::storage::{storage_change, STORAGE_CHANGE_REFUSED};
 use crate::api::registry::{RegistryHealth, RegistryStatus};
 use crate::api::Registry;
+use crate::controller::conditions::{
+    conditions_for, differ_ignoring_timestamps, Health, ROLLING_OUT,
+};
+use crate::controller::context::{Context, FIELD_MANAGER};
+use crate::controller::error::ControllerError;
+use crate::controller::metrics::{ControllerLabels, FailureLabels};
+use crate::controller::status_patch::status_patch;
+use crate::controller::target;
 
 const CONTROLLER: &str = "registry";
 /// Health and latency are refreshed in status at least this often even when nothing changed.
