@@ -5,7 +5,11 @@
 //! when the config changes. External registries only get credentials resolved and health
 //! checked. Status is patched only when it changed (timestamps and latency aside).
 
+mod apply;
 pub mod builders;
+mod dereference;
+mod health;
+mod status;
 pub mod storage;
 pub mod zot_input;
 
@@ -16,34 +20,31 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tracing::{info, warn};
 
+use self::apply::{apply, owner_reference, with_owner};
 use self::builders::{desired_registry, RegistryRef};
+use self::dereference::referenced_secrets;
+use self::health::{check_health, unhealthy};
+use self::status::write_status_if_changed;
 use self::storage::{storage_change, STORAGE_CHANGE_REFUSED};
-use crate::api::registry::{RegistryHealth, RegistryStatus};
+use crate::api::registry::RegistryStatus;
 use crate::api::Registry;
 use crate::controller::conditions::{
     conditions_for, differ_ignoring_timestamps, Health, ROLLING_OUT,
 };
-use crate::controller::context::{Context, FIELD_MANAGER};
+use crate::controller::context::Context;
 use crate::controller::error::ControllerError;
 use crate::controller::metrics::{ControllerLabels, FailureLabels};
-use crate::controller::status_patch::status_patch;
 use crate::controller::target;
 
 const CONTROLLER: &str = "registry";
-/// Health and latency are refreshed in status at least this often even when nothing changed.
-const HEALTH_REFRESH: Duration = Duration::from_secs(600);
-
 /// Reconciles one Registry.
 pub async fn reconcile(
     registry: Arc<Registry>,
@@ -249,193 +250,6 @@ async fn reconcile_external(
     }
 }
 
-/// The condition for a failed health check: a malformed Secret needs a person (Stalled);
-/// anything else may pass (Reconciling, checked again).
-fn unhealthy(e: &ControllerError) -> Health {
-    if e.is_permanent() {
-        Health::stalled(e.reason(), e.to_string())
-    } else {
-        Health::reconciling(e.reason(), e.to_string())
-    }
-}
-
-/// `GET /v2/` through the operator's client; records health in status. Errors resolving the
-/// target (missing or malformed credentials Secret) are reported as unhealthy with the reason.
-async fn check_health(
-    registry: &Registry,
-    ctx: &Context,
-    status: &mut RegistryStatus,
-) -> Result<(), ControllerError> {
-    let checked = Time(Timestamp::now());
-    let outcome = async {
-        let t = target::resolve_with(ctx, registry).await?;
-        let client = t.client()?;
-        let health = client.check().await;
-        let version = match &health {
-            Ok(_) => client
-                .capabilities()
-                .await
-                .ok()
-                .and_then(|caps| caps.zot)
-                .and_then(|z| z.release),
-            Err(_) => None,
-        };
-        ctx.metrics.count_requests(&client.stats());
-        Ok::<_, ControllerError>((health?, version))
-    }
-    .await;
-    match outcome {
-        Ok((health, version)) => {
-            if version.is_some() {
-                status.version = version;
-            }
-            status.health = Some(RegistryHealth {
-                healthy: true,
-                latency_ms: Some(i64::try_from(health.latency.as_millis()).unwrap_or(i64::MAX)),
-                last_checked: Some(checked),
-                error: None,
-            });
-            Ok(())
-        }
-        Err(e) => {
-            status.health = Some(RegistryHealth {
-                healthy: false,
-                latency_ms: None,
-                last_checked: Some(checked),
-                error: Some(e.to_string()),
-            });
-            Err(e)
-        }
-    }
-}
-
-/// Names of the Secrets a managed registry's pods mount or read.
-fn referenced_secrets(registry: &Registry) -> Vec<String> {
-    let spec = &registry.spec;
-    let mut out = Vec::new();
-    if let Some(r) = spec
-        .auth
-        .as_ref()
-        .and_then(|a| a.htpasswd_secret_ref.as_ref())
-    {
-        out.push(r.name.clone());
-    }
-    if let Some(r) = &spec.tls {
-        out.push(r.name.clone());
-    }
-    if let Some(r) = spec
-        .sync
-        .as_ref()
-        .and_then(|s| s.credentials_secret_ref.as_ref())
-    {
-        out.push(r.name.clone());
-    }
-    if let Some(r) = spec
-        .storage
-        .as_ref()
-        .and_then(|s| s.s3.as_ref())
-        .and_then(|s| s.credentials_secret_ref.as_ref())
-    {
-        out.push(r.name.clone());
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
-fn owner_reference(registry: &Registry) -> Result<OwnerReference, ControllerError> {
-    registry
-        .controller_owner_ref(&())
-        .ok_or_else(|| ControllerError::InvalidSpec("the Registry has no uid yet".into()))
-}
-
-fn with_owner<K: Resource>(mut object: K, owner: &OwnerReference) -> K {
-    object.meta_mut().owner_references = Some(vec![owner.clone()]);
-    object
-}
-
-/// Server-side apply of one owned object, forcing ownership of the fields the operator sets.
-async fn apply<K>(ctx: &Context, namespace: &str, object: K) -> Result<K, ControllerError>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-    let name = object.name_any();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    match api.patch(&name, &params, &Patch::Apply(&object)).await {
-        Ok(applied) => Ok(applied),
-        Err(kube::Error::Api(status)) if status.code == 422 => Err(ControllerError::Rejected {
-            kind: K::kind(&K::DynamicType::default()).into_owned(),
-            namespace: namespace.to_string(),
-            name,
-            message: status.message,
-        }),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Whether two statuses differ in anything a person would care about (not check timestamps or
-/// latency), or the recorded health is older than [`HEALTH_REFRESH`].
-fn status_changed(old: &RegistryStatus, new: &RegistryStatus) -> bool {
-    let strip = |s: &RegistryStatus| {
-        let mut s = s.clone();
-        s.conditions = Vec::new();
-        if let Some(h) = s.health.as_mut() {
-            h.latency_ms = None;
-            h.last_checked = None;
-        }
-        s
-    };
-    if strip(old) != strip(new) || differ_ignoring_timestamps(&old.conditions, &new.conditions) {
-        return true;
-    }
-    let last = old
-        .health
-        .as_ref()
-        .and_then(|h| h.last_checked.as_ref())
-        .map(|t| t.0);
-    let now = new
-        .health
-        .as_ref()
-        .and_then(|h| h.last_checked.as_ref())
-        .map(|t| t.0);
-    match (last, now) {
-        (Some(last), Some(now)) => last.duration_until(now).unsigned_abs() >= HEALTH_REFRESH,
-        (None, Some(_)) => true,
-        _ => false,
-    }
-}
-
-async fn write_status_if_changed(
-    registry: &Registry,
-    ctx: &Context,
-    old: &RegistryStatus,
-    new: RegistryStatus,
-) -> Result<(), ControllerError> {
-    if registry.status.is_some() && !status_changed(old, &new) {
-        return Ok(());
-    }
-    let api: Api<Registry> = Api::namespaced(
-        ctx.client.clone(),
-        &registry.namespace().unwrap_or_default(),
-    );
-    // Fields that became empty (a cleared health error) are sent as null, or the server
-    // would keep them and every later reconcile would see a difference and write again.
-    let patch = status_patch(old, &new)?;
-    api.patch_status(
-        &registry.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Requeues after an error: permanent errors wait for a change, transient ones back off.
 pub fn error_policy(registry: Arc<Registry>, error: &ControllerError, ctx: Arc<Context>) -> Action {
     ctx.metrics
@@ -510,44 +324,4 @@ pub async fn run(
             }
         })
         .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn latency_and_check_time_alone_do_not_rewrite_status() {
-        let t = |s: &str| Some(Time(s.parse().unwrap()));
-        let old = RegistryStatus {
-            health: Some(RegistryHealth {
-                healthy: true,
-                latency_ms: Some(3),
-                last_checked: t("2026-11-23T03:00:00Z"),
-                error: None,
-            }),
-            ..Default::default()
-        };
-        let mut new = old.clone();
-        new.health = Some(RegistryHealth {
-            healthy: true,
-            latency_ms: Some(9),
-            last_checked: t("2026-11-23T03:01:00Z"),
-            error: None,
-        });
-        assert!(!status_changed(&old, &new));
-        new.health.as_mut().unwrap().last_checked = t("2026-11-23T03:11:00Z");
-        assert!(
-            status_changed(&old, &new),
-            "health is refreshed every 10 minutes"
-        );
-        let mut broken = old.clone();
-        broken.health = Some(RegistryHealth {
-            healthy: false,
-            latency_ms: None,
-            last_checked: t("2026-11-23T03:01:00Z"),
-            error: Some("refused".into()),
-        });
-        assert!(status_changed(&old, &broken));
-    }
 }
