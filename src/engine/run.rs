@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 
 use super::collect::{collect_inventory, CollectError, CollectOptions};
-use super::execute::{execute, ExecuteError, ExecuteOptions, Execution, InUseSource};
+use super::execute::{execute, ExecuteError, ExecuteOptions, Execution, InUseSource, Interruption};
 use crate::api::retention::{PolicyMode, RunOutcome, RunSummary};
 use crate::oci::{RegistryClient, RequestStats};
 use crate::retention::{
@@ -80,12 +80,21 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The PascalCase reason for conditions, events and metrics.
+    /// The PascalCase reason of what failed (the registry client's, for a failed inventory).
     pub fn reason(&self) -> &'static str {
         match self {
             RunError::Collect(e) => e.reason(),
-            RunError::InUse(_) => "WaitingForInUseIndex",
-            RunError::Fenced(_) => "NotLeader",
+            RunError::InUse(_) => Interruption::InUseUnknown.reason().as_str(),
+            RunError::Fenced(_) => Interruption::NotLeader.reason().as_str(),
+        }
+    }
+
+    /// What stopped the run from outside the registry, when that is why it failed.
+    pub fn interruption(&self) -> Option<Interruption> {
+        match self {
+            RunError::Collect(_) => None,
+            RunError::InUse(_) => Some(Interruption::InUseUnknown),
+            RunError::Fenced(_) => Some(Interruption::NotLeader),
         }
     }
 }

@@ -8,6 +8,7 @@ use jiff::SignedDuration;
 use regex::Regex;
 
 use super::duration::{parse_go_duration, GoDuration};
+use crate::api::common::condition::Reason;
 use crate::api::retention::{KeepRule, PolicyMode, RetentionRules, DEFAULT_MIN_AGE};
 
 /// Most keep entries a policy may have (the CRD allows 64).
@@ -82,7 +83,7 @@ pub enum PolicyError {
 impl PolicyError {
     /// The condition reason this error leads to.
     pub fn reason(&self) -> &'static str {
-        "InvalidSpec"
+        Reason::InvalidSpec.as_str()
     }
 }
 
@@ -99,7 +100,7 @@ pub struct InvalidPolicy {
 impl InvalidPolicy {
     /// The condition reason this error leads to.
     pub fn reason(&self) -> &'static str {
-        "InvalidSpec"
+        Reason::InvalidSpec.as_str()
     }
 }
 

@@ -169,10 +169,10 @@ fn error_policy_for(
         .failures
         .get_or_create(&FailureLabels {
             controller,
-            reason: error.reason().into(),
+            reason: error.reason().as_str().into(),
         })
         .inc();
-    warn!(policy = %key, reason = error.reason(), error = %error, "reconcile failed");
+    warn!(policy = %key, reason = %error.reason(), error = %error, "reconcile failed");
     Action::requeue(pctx.ctx.backoff(&format!("policy/{key}")))
 }
 

@@ -19,10 +19,11 @@ use crate::api::retention::{
     Candidate, PolicyMode, RetentionPolicyStatus, RunOutcome, RunSummary, MAX_STATUS_CANDIDATES,
 };
 use crate::api::Registry;
-use crate::controller::conditions::{Health, WAITING_FOR_CACHES, WAITING_FOR_IN_USE_INDEX};
+use crate::controller::conditions::{Health, Reason, READY};
 use crate::controller::endpoint::endpoint;
 use crate::controller::error::ControllerError;
 use crate::controller::metrics::{ControllerLabels, RunLabels};
+use crate::engine::Interruption;
 use crate::retention::Policy;
 
 /// The outcome of one reconcile, before it is written to status.
@@ -74,7 +75,7 @@ pub(super) async fn reconcile_view(
     let Some(policy) = policy.filter(|_| problems.is_empty()) else {
         status.next_run_time = None;
         return Ok(Outcome {
-            health: Health::stalled("InvalidSpec", problems.join("; ")),
+            health: Health::stalled(Reason::InvalidSpec, problems.join("; ")),
             requeue: ctx.settings.policy_resync,
             status,
             ran: false,
@@ -100,23 +101,21 @@ pub(super) async fn reconcile_view(
             ),
             None => "suspended (spec.suspend): no scheduled, spec-change or requested runs; one run starts when spec.suspend is false".to_string(),
         };
-        let reported = view
-            .status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.reason == "Suspended" && c.message == message);
+        let reported = view.status.conditions.iter().any(|c| {
+            c.type_ == READY && c.reason == Reason::Suspended.as_str() && c.message == message
+        });
         if !reported && trigger::pending_request(&state).is_some() {
             ctx.publish(
                 &view.object_ref,
                 EventType::Normal,
-                "Suspended",
+                Reason::Suspended.as_str(),
                 "Run",
                 &message,
             )
             .await;
         }
         return Ok(Outcome {
-            health: Health::ready("Suspended", message),
+            health: Health::ready(Reason::Suspended, message),
             requeue: ctx.settings.policy_resync,
             status,
             ran: false,
@@ -144,7 +143,7 @@ pub(super) async fn reconcile_view(
     if view.rules.protects_in_use() && !pctx.in_use.synced() {
         return Ok(Outcome {
             health: Health::reconciling(
-                WAITING_FOR_IN_USE_INDEX,
+                Reason::WaitingForInUseIndex,
                 "waiting for the list of images Pods run before planning",
             ),
             requeue: Duration::from_secs(2),
@@ -156,7 +155,7 @@ pub(super) async fn reconcile_view(
     if !pctx.caches_ready().await {
         return Ok(Outcome {
             health: Health::reconciling(
-                WAITING_FOR_CACHES,
+                Reason::WaitingForCaches,
                 "waiting for the list of retention policies",
             ),
             requeue: Duration::from_secs(2),
@@ -168,7 +167,7 @@ pub(super) async fn reconcile_view(
         Ok(r) => r,
         Err(e @ ControllerError::RegistryNotFound { .. }) => {
             return Ok(Outcome {
-                health: Health::reconciling("RegistryNotFound", e.to_string()),
+                health: Health::reconciling(e.reason(), e.to_string()),
                 requeue: ctx.backoff(&format!("policy/{}", view.display)),
                 status,
                 ran: false,
@@ -199,10 +198,10 @@ pub(super) async fn reconcile_view(
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut messages = Vec::new();
     let mut blast: Option<String> = None;
-    let mut unreachable: Option<(&'static str, String)> = None;
+    let mut unreachable: Option<(Reason, String)> = None;
     // The first error only a person can fix (another policy on the registry is invalid, a
     // credentials Secret is malformed): the policy is Stalled with its reason, not retried.
-    let mut permanent: Option<(&'static str, String)> = None;
+    let mut permanent: Option<(Reason, String)> = None;
     let cluster = matches!(view.kind, Kind::Cluster { .. });
     // Every Registry object: several may name one actual registry, which is what runs are
     // serialised on and what other policies' keeps veto on.
@@ -270,10 +269,10 @@ pub(super) async fn reconcile_view(
             Ok(result) => {
                 // Stopped part-way by the operator's own state (lost the Lease, in-use index
                 // relisting): reported like a transient failure, so the run is retried.
-                if let Some((reason, message)) =
-                    result.execution.as_ref().and_then(|e| e.interrupted())
+                if let Some((by, message)) =
+                    result.execution.as_ref().and_then(|e| e.interruption())
                 {
-                    unreachable = Some((reason, format!("{reg_key}: {message}")));
+                    unreachable = Some((by.reason(), format!("{reg_key}: {message}")));
                 }
                 let s = result.summary();
                 summary.registries += 1;
@@ -329,16 +328,15 @@ pub(super) async fn reconcile_view(
                     RunOutcome::PartiallyFailed
                 };
                 let m = format!("{reg_key}: {e}");
-                warn!(policy = %view.display, registry = %reg_key, reason = e.reason(), error = %e, "retention run failed");
+                warn!(policy = %view.display, registry = %reg_key, reason = %e.reason(), error = %e, "retention run failed");
                 messages.push(m.clone());
                 if e.is_permanent() {
                     permanent.get_or_insert((e.reason(), m));
                 } else {
                     // Transient: the registry, unless the operator itself held the run back.
-                    let reason = match e.reason() {
-                        r @ ("NotLeader" | "WaitingForInUseIndex") => r,
-                        _ => "RegistryUnreachable",
-                    };
+                    let reason = e
+                        .interruption()
+                        .map_or(Reason::RegistryUnreachable, Interruption::reason);
                     unreachable = Some((reason, m));
                 }
             }
@@ -396,9 +394,9 @@ pub(super) async fn reconcile_view(
 
     let (health, event_type, reason) = if let Some(b) = &blast {
         (
-            Health::stalled("BlastRadiusExceeded", b.clone()),
+            Health::stalled(Reason::BlastRadiusExceeded, b.clone()),
             EventType::Warning,
-            "BlastRadiusExceeded",
+            Reason::BlastRadiusExceeded,
         )
     } else if let Some((reason, m)) = &permanent {
         (
@@ -415,16 +413,16 @@ pub(super) async fn reconcile_view(
     } else {
         let message = summary.message.clone().unwrap_or_default();
         let reason = if view.rules.mode == PolicyMode::Plan {
-            "Planned"
+            Reason::Planned
         } else {
-            "Enforced"
+            Reason::Enforced
         };
         (Health::ready(reason, message), EventType::Normal, reason)
     };
     ctx.publish(
         &view.object_ref,
         event_type,
-        reason,
+        reason.as_str(),
         "Run",
         summary.message.as_deref().unwrap_or_default(),
     )

@@ -52,10 +52,7 @@ impl PlannedRun {
             None => self.planned.execute(&self.client, &self.options).await,
         };
         ctx.metrics.count_requests(&self.client.stats());
-        result.map_err(|e| ControllerError::Run {
-            reason: e.reason(),
-            message: e.to_string(),
-        })
+        result.map_err(ControllerError::Run)
     }
 }
 
@@ -116,10 +113,7 @@ pub(super) async fn plan_on_registry(
         Err(e) => {
             // Counted whether or not the run succeeded: the requests were sent either way.
             ctx.metrics.count_requests(&client.stats());
-            Err(ControllerError::Run {
-                reason: e.reason(),
-                message: e.to_string(),
-            })
+            Err(ControllerError::Run(e))
         }
     }
 }

@@ -14,7 +14,7 @@ use super::PolicyContext;
 use crate::api::retention::{
     ClusterRetentionPolicy, RetentionPolicy, RetentionPolicyStatus, RunOutcome,
 };
-use crate::controller::conditions::{conditions_for, differ_ignoring_timestamps, Health, PENDING};
+use crate::controller::conditions::{conditions_for, differ_ignoring_timestamps, Health, Reason};
 use crate::controller::error::ControllerError;
 use crate::controller::metrics::FailureLabels;
 use crate::controller::status_patch::status_patch;
@@ -53,7 +53,7 @@ pub(super) fn current_health(status: &RetentionPolicyStatus) -> Health {
     }
     match status.conditions.iter().find(|c| c.type_ == "Ready") {
         Some(c) => Health::reconciling(&c.reason, c.message.clone()),
-        None => Health::reconciling(PENDING, "waiting for the first run"),
+        None => Health::reconciling(Reason::Pending, "waiting for the first run"),
     }
 }
 

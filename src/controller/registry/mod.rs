@@ -33,12 +33,10 @@ use self::builders::{desired_registry, RegistryRef};
 use self::dereference::referenced_secrets;
 use self::health::{check_health, unhealthy};
 use self::status::write_status_if_changed;
-use self::storage::{storage_change, STORAGE_CHANGE_REFUSED};
+use self::storage::storage_change;
 use crate::api::registry::RegistryStatus;
 use crate::api::Registry;
-use crate::controller::conditions::{
-    conditions_for, differ_ignoring_timestamps, Health, ROLLING_OUT,
-};
+use crate::controller::conditions::{conditions_for, differ_ignoring_timestamps, Health, Reason};
 use crate::controller::context::Context;
 use crate::controller::error::ControllerError;
 use crate::controller::metrics::{ControllerLabels, FailureLabels};
@@ -131,7 +129,7 @@ async fn reconcile_managed(
         if api.get_metadata_opt(&secret).await?.is_none() {
             let msg = format!("waiting for Secret {namespace}/{secret}, which the registry mounts");
             return Ok((
-                Health::reconciling("SecretNotFound", msg),
+                Health::reconciling(Reason::SecretNotFound, msg),
                 ctx.settings.backoff_base * 6,
             ));
         }
@@ -150,7 +148,7 @@ async fn reconcile_managed(
         Err(errors) => {
             let message = errors.lines().join("; ");
             return Ok((
-                Health::stalled("InvalidSpec", message),
+                Health::stalled(Reason::InvalidSpec, message),
                 ctx.settings.health_interval,
             ));
         }
@@ -164,7 +162,10 @@ async fn reconcile_managed(
     if let Some(existing) = sts_api.get_opt(&name).await? {
         if let Some(change) = storage_change(&existing, &objects.stateful_set) {
             return Ok((
-                Health::stalled(STORAGE_CHANGE_REFUSED, change.message(&namespace, &name)),
+                Health::stalled(
+                    Reason::StorageChangeRefused,
+                    change.message(&namespace, &name),
+                ),
                 ctx.settings.health_interval,
             ));
         }
@@ -210,7 +211,7 @@ async fn reconcile_managed(
             desired.version
         );
         return Ok((
-            Health::reconciling(ROLLING_OUT, msg),
+            Health::reconciling(Reason::RollingOut, msg),
             Duration::from_secs(10),
         ));
     }
@@ -218,7 +219,7 @@ async fn reconcile_managed(
     Ok(match health {
         Ok(()) => (
             Health::ready(
-                "Available",
+                Reason::Available,
                 format!(
                     "zot {} serving with {ready}/{want} replicas",
                     desired.version
@@ -243,7 +244,7 @@ async fn reconcile_external(
     status.ready_replicas = None;
     match check_health(registry, ctx, status).await {
         Ok(()) => Ok((
-            Health::ready("Available", "registry answers /v2/"),
+            Health::ready(Reason::Available, "registry answers /v2/"),
             ctx.settings.health_interval,
         )),
         Err(e) => Ok((unhealthy(&e), ctx.settings.health_interval)),
@@ -256,10 +257,10 @@ pub fn error_policy(registry: Arc<Registry>, error: &ControllerError, ctx: Arc<C
         .failures
         .get_or_create(&FailureLabels {
             controller: CONTROLLER,
-            reason: error.reason().into(),
+            reason: error.reason().as_str().into(),
         })
         .inc();
-    warn!(registry = %object_key(&registry), reason = error.reason(), error = %error, "reconcile failed");
+    warn!(registry = %object_key(&registry), reason = %error.reason(), error = %error, "reconcile failed");
     if error.is_permanent() {
         Action::await_change()
     } else {
