@@ -10,6 +10,7 @@ pub mod inuse;
 pub mod metrics;
 pub mod operator;
 pub mod policy;
+pub mod reconcile;
 pub mod registry;
 pub mod runtime;
 pub mod status_patch;

@@ -27,7 +27,6 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, reflector, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
-use tracing::warn;
 
 use self::reconcile::{reconcile_view, Outcome};
 pub use self::run::RunLocks;
@@ -38,7 +37,7 @@ use crate::controller::conditions::Health;
 use crate::controller::context::Context;
 use crate::controller::error::ControllerError;
 use crate::controller::inuse::InUseIndex;
-use crate::controller::metrics::{ControllerLabels, FailureLabels};
+use crate::controller::reconcile::{error_policy, timed};
 
 /// What the policy controllers share beyond [`Context`].
 pub struct PolicyContext {
@@ -107,39 +106,27 @@ async fn reconcile_common(
     view: PolicyView,
     pctx: Arc<PolicyContext>,
 ) -> Result<Action, ControllerError> {
-    let labels = ControllerLabels {
-        controller: view.controller(),
-    };
-    pctx.ctx.metrics.reconciles.get_or_create(&labels).inc();
-    let started = std::time::Instant::now();
-    let outcome = reconcile_view(&view, &pctx).await;
-    let result = match outcome {
-        Ok(o) => finish(&view, &pctx, o).await,
-        Err(e) if e.is_permanent() => {
-            let status = RetentionPolicyStatus {
-                observed_generation: view.generation,
-                ..view.status.clone()
-            };
-            finish(
-                &view,
-                &pctx,
-                Outcome {
+    let reconcile = async {
+        match reconcile_view(&view, &pctx).await {
+            Ok(o) => finish(&view, &pctx, o).await,
+            // Only a person can fix it: Stalled with the error's reason, not retried.
+            Err(e) if e.is_permanent() => {
+                let status = RetentionPolicyStatus {
+                    observed_generation: view.generation,
+                    ..view.status.clone()
+                };
+                let outcome = Outcome {
                     health: Health::stalled(e.reason(), e.to_string()),
                     requeue: pctx.ctx.settings.policy_resync,
                     status,
                     ran: false,
-                },
-            )
-            .await
+                };
+                finish(&view, &pctx, outcome).await
+            }
+            Err(e) => Err(e),
         }
-        Err(e) => Err(e),
     };
-    pctx.ctx
-        .metrics
-        .durations
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    result
+    timed(&pctx.ctx, view.controller(), reconcile).await
 }
 
 /// Reconciles one RetentionPolicy.
@@ -158,22 +145,15 @@ pub async fn reconcile_cluster(
     reconcile_common(cluster_view(&p), pctx).await
 }
 
+/// Requeues after an error (see [`error_policy`]); a permanent error never gets
+/// here, it stalls the policy in [`reconcile_common`].
 fn error_policy_for(
     controller: &'static str,
     key: String,
     error: &ControllerError,
     pctx: &PolicyContext,
 ) -> Action {
-    pctx.ctx
-        .metrics
-        .failures
-        .get_or_create(&FailureLabels {
-            controller,
-            reason: error.reason().as_str().into(),
-        })
-        .inc();
-    warn!(policy = %key, reason = %error.reason(), error = %error, "reconcile failed");
-    Action::requeue(pctx.ctx.backoff(&format!("policy/{key}")))
+    error_policy(&pctx.ctx, controller, &format!("policy/{key}"), error)
 }
 
 fn error_policy_namespaced(

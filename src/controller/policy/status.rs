@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 
 use super::reconcile::Outcome;
 use super::schedule::Schedule;
@@ -14,10 +14,9 @@ use super::PolicyContext;
 use crate::api::retention::{
     ClusterRetentionPolicy, RetentionPolicy, RetentionPolicyStatus, RunOutcome,
 };
-use crate::controller::conditions::{conditions_for, differ_ignoring_timestamps, Health, Reason};
+use crate::controller::conditions::{Health, Reason};
 use crate::controller::error::ControllerError;
-use crate::controller::metrics::FailureLabels;
-use crate::controller::status_patch::status_patch;
+use crate::controller::reconcile::{write_status, ConditionedStatus, Write};
 
 /// When the last run failed on a problem that may pass: the time its retry is due. It is
 /// recorded as `nextRunTime` ahead of the schedule (a time the schedule gives is no retry).
@@ -57,68 +56,51 @@ pub(super) fn current_health(status: &RetentionPolicyStatus) -> Health {
     }
 }
 
-pub(super) fn status_changed(old: &RetentionPolicyStatus, new: &RetentionPolicyStatus) -> bool {
-    let mut a = old.clone();
-    let mut b = new.clone();
-    let ca = std::mem::take(&mut a.conditions);
-    let cb = std::mem::take(&mut b.conditions);
-    a != b || differ_ignoring_timestamps(&ca, &cb)
+impl ConditionedStatus for RetentionPolicyStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+
+    fn set_conditions(&mut self, conditions: Vec<Condition>) {
+        self.conditions = conditions;
+    }
+
+    fn differs_besides_conditions(&self, new: &Self) -> bool {
+        let mut a = self.clone();
+        let mut b = new.clone();
+        a.conditions = Vec::new();
+        b.conditions = Vec::new();
+        a != b
+    }
 }
 
+/// The status step (see [`write_status`]), then the requeue; a policy that is Ready again
+/// forgets its failures.
 pub(super) async fn finish(
     view: &PolicyView,
     pctx: &PolicyContext,
     outcome: Outcome,
 ) -> Result<Action, ControllerError> {
     let ctx = &pctx.ctx;
-    let mut status = outcome.status;
-    status.conditions = conditions_for(
-        &view.status.conditions,
-        &outcome.health,
-        view.generation,
-        Timestamp::now(),
-    );
-    if status_changed(&view.status, &status) {
-        // Fields that became empty (no candidates, no next run) are sent as null: a merge
-        // patch without them would leave the previous values in place.
-        let patch = status_patch(&view.status, &status)?;
-        match &view.kind {
-            Kind::Namespaced { namespace, .. } => {
-                let api: Api<RetentionPolicy> = Api::namespaced(ctx.client.clone(), namespace);
-                api.patch_status(&view.name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
-            }
-            Kind::Cluster { .. } => {
-                let api: Api<ClusterRetentionPolicy> = Api::all(ctx.client.clone());
-                api.patch_status(&view.name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
-            }
+    let now = Timestamp::now();
+    // A run publishes its own Event.
+    let write = Write {
+        always: false,
+        quiet: outcome.ran,
+    };
+    let (old, new, health) = (&view.status, outcome.status, &outcome.health);
+    match &view.kind {
+        Kind::Namespaced { namespace, .. } => {
+            let api = Api::<RetentionPolicy>::namespaced(ctx.client.clone(), namespace);
+            write_status(ctx, view.object(api), old, new, health, now, write).await?;
+        }
+        Kind::Cluster { .. } => {
+            let api = Api::<ClusterRetentionPolicy>::all(ctx.client.clone());
+            write_status(ctx, view.object(api), old, new, health, now, write).await?;
         }
     }
     if matches!(outcome.health, Health::Ready { .. }) {
         ctx.reset_backoff(&format!("policy/{}", view.display));
-    }
-    // A reconcile that ends in a failure condition counts as failed, like one that returns an
-    // error (counted in error_policy_for).
-    if let Some(reason) = outcome.health.failure_reason() {
-        // One Event per problem, when it appears or changes (a run publishes its own).
-        if !outcome.ran && differ_ignoring_timestamps(&view.status.conditions, &status.conditions) {
-            ctx.publish(
-                &view.object_ref,
-                EventType::Warning,
-                reason,
-                "Reconcile",
-                outcome.health.message(),
-            )
-            .await;
-        }
-        ctx.metrics
-            .failures
-            .get_or_create(&FailureLabels {
-                controller: view.controller(),
-                reason: reason.to_string(),
-            })
-            .inc();
     }
     Ok(Action::requeue(outcome.requeue.max(Duration::from_secs(1))))
 }

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::controller::reconcile::Object;
+use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
 use crate::api::retention::{
@@ -35,6 +37,17 @@ pub(super) struct PolicyView {
 }
 
 impl PolicyView {
+    /// The policy as the status step writes it, through `api`.
+    pub(super) fn object<K>(&self, api: Api<K>) -> Object<'_, K> {
+        Object {
+            api,
+            name: &self.name,
+            reference: &self.object_ref,
+            controller: self.controller(),
+            generation: self.generation,
+        }
+    }
+
     pub(super) fn controller(&self) -> &'static str {
         match self.kind {
             Kind::Namespaced { .. } => "retentionpolicy",

@@ -22,45 +22,34 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use tracing::{info, warn};
+use tracing::info;
 
 use self::apply::{apply, owner_reference, with_owner};
 use self::builders::{desired_registry, RegistryRef};
 use self::dereference::referenced_secrets;
 use self::health::{check_health, unhealthy};
-use self::status::write_status_if_changed;
 use self::storage::storage_change;
 use crate::api::registry::RegistryStatus;
 use crate::api::Registry;
-use crate::controller::conditions::{conditions_for, differ_ignoring_timestamps, Health, Reason};
+use crate::controller::conditions::{Health, Reason};
 use crate::controller::context::Context;
 use crate::controller::error::ControllerError;
-use crate::controller::metrics::{ControllerLabels, FailureLabels};
+use crate::controller::reconcile::{self, timed, write_status, Object, Write};
 use crate::controller::target;
 
 const CONTROLLER: &str = "registry";
+
 /// Reconciles one Registry.
 pub async fn reconcile(
     registry: Arc<Registry>,
     ctx: Arc<Context>,
 ) -> Result<Action, ControllerError> {
-    let labels = ControllerLabels {
-        controller: CONTROLLER,
-    };
-    ctx.metrics.reconciles.get_or_create(&labels).inc();
-    let started = std::time::Instant::now();
-    let key = object_key(&registry);
-    let result = reconcile_inner(&registry, &ctx).await;
-    ctx.metrics
-        .durations
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
+    let result = timed(&ctx, CONTROLLER, reconcile_inner(&registry, &ctx)).await;
     if result.is_ok() {
-        ctx.reset_backoff(&key);
+        ctx.reset_backoff(&object_key(&registry));
     }
     result
 }
@@ -82,36 +71,26 @@ async fn reconcile_inner(registry: &Registry, ctx: &Context) -> Result<Action, C
         ..previous.clone()
     };
 
-    let (health_state, requeue) = if registry.spec.is_managed() {
+    let (health, requeue) = if registry.spec.is_managed() {
         reconcile_managed(registry, ctx, &mut status).await?
     } else {
         reconcile_external(registry, ctx, &mut status).await?
     };
-    status.conditions = conditions_for(&previous.conditions, &health_state, generation, now);
-    let changed = differ_ignoring_timestamps(&previous.conditions, &status.conditions);
-    write_status_if_changed(registry, ctx, &previous, status).await?;
-    // A reconcile that ends in a failure condition is a failed reconcile, like one that
-    // returns an error (counted in error_policy): an alert on rising failures sees both.
-    if let Some(reason) = health_state.failure_reason() {
-        // One Event per problem: when it appears or changes, not on every health check.
-        if changed {
-            ctx.publish(
-                &registry.object_ref(&()),
-                EventType::Warning,
-                reason,
-                "Reconcile",
-                health_state.message(),
-            )
-            .await;
-        }
-        ctx.metrics
-            .failures
-            .get_or_create(&FailureLabels {
-                controller: CONTROLLER,
-                reason: reason.to_string(),
-            })
-            .inc();
-    }
+    let object = Object {
+        api: Api::<Registry>::namespaced(
+            ctx.client.clone(),
+            &registry.namespace().unwrap_or_default(),
+        ),
+        name: &registry.name_any(),
+        reference: &registry.object_ref(&()),
+        controller: CONTROLLER,
+        generation,
+    };
+    let write = Write {
+        always: registry.status.is_none(),
+        quiet: false,
+    };
+    write_status(ctx, object, &previous, status, &health, now, write).await?;
     Ok(Action::requeue(requeue))
 }
 
@@ -253,19 +232,7 @@ async fn reconcile_external(
 
 /// Requeues after an error: permanent errors wait for a change, transient ones back off.
 pub fn error_policy(registry: Arc<Registry>, error: &ControllerError, ctx: Arc<Context>) -> Action {
-    ctx.metrics
-        .failures
-        .get_or_create(&FailureLabels {
-            controller: CONTROLLER,
-            reason: error.reason().as_str().into(),
-        })
-        .inc();
-    warn!(registry = %object_key(&registry), reason = %error.reason(), error = %error, "reconcile failed");
-    if error.is_permanent() {
-        Action::await_change()
-    } else {
-        Action::requeue(ctx.backoff(&object_key(&registry)))
-    }
+    reconcile::error_policy(&ctx, CONTROLLER, &object_key(&registry), error)
 }
 
 /// Runs the Registry controller until `shutdown` resolves.

@@ -1,81 +1,63 @@
-//! Status: written only when it changed in anything a person would care about.
+//! Status: written only when it changed in anything a person would care about (not check
+//! timestamps or latency), and at least every [`HEALTH_REFRESH`].
 
 use std::time::Duration;
 
-use kube::api::{Api, Patch, PatchParams};
-use kube::ResourceExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::api::registry::RegistryStatus;
-use crate::api::Registry;
-use crate::controller::conditions::differ_ignoring_timestamps;
-use crate::controller::context::Context;
-use crate::controller::error::ControllerError;
-use crate::controller::status_patch::status_patch;
+use crate::controller::reconcile::ConditionedStatus;
 
 /// Health and latency are refreshed in status at least this often even when nothing changed.
 const HEALTH_REFRESH: Duration = Duration::from_secs(600);
 
-/// Whether two statuses differ in anything a person would care about (not check timestamps or
-/// latency), or the recorded health is older than [`HEALTH_REFRESH`].
-pub(super) fn status_changed(old: &RegistryStatus, new: &RegistryStatus) -> bool {
-    let strip = |s: &RegistryStatus| {
-        let mut s = s.clone();
-        s.conditions = Vec::new();
-        if let Some(h) = s.health.as_mut() {
-            h.latency_ms = None;
-            h.last_checked = None;
-        }
-        s
-    };
-    if strip(old) != strip(new) || differ_ignoring_timestamps(&old.conditions, &new.conditions) {
-        return true;
+impl ConditionedStatus for RegistryStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
     }
-    let last = old
-        .health
-        .as_ref()
-        .and_then(|h| h.last_checked.as_ref())
-        .map(|t| t.0);
-    let now = new
-        .health
-        .as_ref()
-        .and_then(|h| h.last_checked.as_ref())
-        .map(|t| t.0);
-    match (last, now) {
-        (Some(last), Some(now)) => last.duration_until(now).unsigned_abs() >= HEALTH_REFRESH,
-        (None, Some(_)) => true,
-        _ => false,
-    }
-}
 
-pub(super) async fn write_status_if_changed(
-    registry: &Registry,
-    ctx: &Context,
-    old: &RegistryStatus,
-    new: RegistryStatus,
-) -> Result<(), ControllerError> {
-    if registry.status.is_some() && !status_changed(old, &new) {
-        return Ok(());
+    fn set_conditions(&mut self, conditions: Vec<Condition>) {
+        self.conditions = conditions;
     }
-    let api: Api<Registry> = Api::namespaced(
-        ctx.client.clone(),
-        &registry.namespace().unwrap_or_default(),
-    );
-    // Fields that became empty (a cleared health error) are sent as null, or the server
-    // would keep them and every later reconcile would see a difference and write again.
-    let patch = status_patch(old, &new)?;
-    api.patch_status(
-        &registry.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+
+    /// Whether the statuses differ in anything a person would care about (not check
+    /// timestamps or latency), or the recorded health is older than [`HEALTH_REFRESH`].
+    fn differs_besides_conditions(&self, new: &Self) -> bool {
+        let strip = |s: &RegistryStatus| {
+            let mut s = s.clone();
+            s.conditions = Vec::new();
+            if let Some(h) = s.health.as_mut() {
+                h.latency_ms = None;
+                h.last_checked = None;
+            }
+            s
+        };
+        if strip(self) != strip(new) {
+            return true;
+        }
+        let last = self
+            .health
+            .as_ref()
+            .and_then(|h| h.last_checked.as_ref())
+            .map(|t| t.0);
+        let now = new
+            .health
+            .as_ref()
+            .and_then(|h| h.last_checked.as_ref())
+            .map(|t| t.0);
+        match (last, now) {
+            (Some(last), Some(now)) => last.duration_until(now).unsigned_abs() >= HEALTH_REFRESH,
+            (None, Some(_)) => true,
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::registry::RegistryHealth;
+    use crate::controller::reconcile::status_changed;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     #[test]
