@@ -13,8 +13,10 @@ mod run;
 pub mod schedule;
 pub mod selector;
 mod status;
+mod summary;
 mod targets;
 pub mod trigger;
+mod validate;
 mod vetoes;
 mod view;
 

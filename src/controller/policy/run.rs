@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use kube::api::{Api, ListParams};
 use kube::ResourceExt;
 use tokio::sync::Mutex as AsyncMutex;
 
+use super::summary::RegistryRun;
 use super::vetoes::other_policies;
 use super::view::PolicyView;
 use super::PolicyContext;
@@ -31,6 +33,85 @@ impl RunLocks {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(registry.to_string()).or_default().clone()
     }
+}
+
+/// The run proper: every endpoint's lock for the whole run, a plan on every registry (reads
+/// only), the run's limits checked on all the plans together, then each plan executed — or
+/// held, when the limits stop the run as a whole. One actual registry is run once, whichever
+/// of the Registry objects naming it the policy selected. Returns each registry's result
+/// (`namespace/name` first) and the breach that held them all.
+#[allow(clippy::type_complexity)]
+pub(super) async fn run_on_registries(
+    view: &PolicyView,
+    policy: &Policy,
+    registries: Vec<Registry>,
+    pctx: &PolicyContext,
+    now: Timestamp,
+) -> Result<(Vec<RegistryRun>, Option<(LimitBreach, String)>), ControllerError> {
+    let ctx = &pctx.ctx;
+    // Every Registry object: several may name one actual registry, which is what runs are
+    // serialised on and what other policies' keeps veto on.
+    let all_registries = Api::<Registry>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    // One actual registry is run once, whichever of the Registry objects naming it the
+    // policy selected (the first by namespace/name): twice would send every request twice and
+    // count its deletions twice against the limits.
+    let mut seen = std::collections::BTreeSet::new();
+    let registries: Vec<Registry> = registries
+        .into_iter()
+        .filter(|r| seen.insert(endpoint(r, &ctx.settings.cluster_domain)))
+        .collect();
+    let endpoints: Vec<String> = registries
+        .iter()
+        .map(|r| endpoint(r, &ctx.settings.cluster_domain))
+        .collect();
+    // Every endpoint's lock for the whole run, taken in one global order (sorted) so that runs
+    // holding several cannot deadlock.
+    let mut keys = endpoints.clone();
+    keys.sort();
+    keys.dedup();
+    let mut guards = Vec::with_capacity(keys.len());
+    for key in &keys {
+        guards.push(pctx.locks.lock_for(key).lock_owned().await);
+    }
+    // Plan every registry before executing anything: the limits hold for the run as a whole.
+    let mut planned = Vec::with_capacity(registries.len());
+    for (registry, key) in registries.iter().zip(&endpoints) {
+        // Boxed: the run's future is large, and erasing its type keeps the reconciler's future
+        // provably Send (rustc cannot see through it otherwise).
+        let plan: futures::future::BoxFuture<'_, _> = Box::pin(plan_on_registry(
+            view,
+            policy,
+            registry,
+            key,
+            &all_registries,
+            pctx,
+            now,
+        ));
+        planned.push(plan.await);
+    }
+    let held = run_limit_breach(view, &registries, &planned);
+    let mut results = Vec::with_capacity(planned.len());
+    for (registry, p) in registries.iter().zip(planned) {
+        let result = match p {
+            Ok(ready) => {
+                let run: futures::future::BoxFuture<'_, _> =
+                    Box::pin(ready.execute(ctx, held.as_ref().map(|(b, _)| *b)));
+                run.await
+            }
+            Err(e) => Err(e),
+        };
+        let reg_key = format!(
+            "{}/{}",
+            registry.namespace().unwrap_or_default(),
+            registry.name_any()
+        );
+        results.push((reg_key, result));
+    }
+    drop(guards);
+    Ok((results, held))
 }
 
 /// One registry's part of a run, planned and not executed yet.
