@@ -17,4 +17,6 @@ pub use execute::{
     execute, ExecuteError, ExecuteOptions, Execution, ExecutionCounts, Fence, InUseSource,
     Interruption, ItemOutcome, ItemResult, Progress,
 };
-pub use run::{enforce_shown, plan_policy, run_policy, Planned, RunError, RunOptions, RunResult};
+pub use run::{
+    enforce_shown, plan_policy, run_policy, ReadyToExecute, RunError, RunOptions, RunResult,
+};

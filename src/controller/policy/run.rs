@@ -19,7 +19,7 @@ use crate::controller::context::Context;
 use crate::controller::endpoint::endpoint;
 use crate::controller::error::ControllerError;
 use crate::controller::target;
-use crate::engine::{plan_policy, InUseSource, Planned, RunOptions, RunResult};
+use crate::engine::{plan_policy, InUseSource, ReadyToExecute, RunOptions, RunResult};
 use crate::oci::RegistryClient;
 use crate::retention::{check_limits, LimitBreach, Policy};
 
@@ -114,14 +114,15 @@ pub(super) async fn run_on_registries(
     Ok((results, held))
 }
 
-/// One registry's part of a run, planned and not executed yet.
-pub(super) struct PlannedRun {
-    pub(super) planned: Planned,
+/// One registry's part of a run, planned and not executed yet: the engine's plan with the
+/// client and options it is to be executed with.
+pub(super) struct RegistryPlan {
+    pub(super) planned: ReadyToExecute,
     pub(super) client: RegistryClient,
     pub(super) options: RunOptions,
 }
 
-impl PlannedRun {
+impl RegistryPlan {
     /// Executes the plan, or nothing when `held` (a breach of the run's limits) stops the run.
     pub(super) async fn execute(
         self,
@@ -145,7 +146,7 @@ pub(super) async fn plan_on_registry(
     all_registries: &[Registry],
     pctx: &PolicyContext,
     now: Timestamp,
-) -> Result<PlannedRun, ControllerError> {
+) -> Result<RegistryPlan, ControllerError> {
     let ctx = &pctx.ctx;
     let t = target::resolve_with(ctx, registry).await?;
     let client = t.client()?;
@@ -186,7 +187,7 @@ pub(super) async fn plan_on_registry(
             .set(i64::try_from(ages.len()).unwrap_or(i64::MAX));
     }
     match planned {
-        Ok(planned) => Ok(PlannedRun {
+        Ok(planned) => Ok(RegistryPlan {
             planned,
             client,
             options,
@@ -206,9 +207,9 @@ pub(super) async fn plan_on_registry(
 pub(super) fn run_limit_breach(
     view: &PolicyView,
     registries: &[Registry],
-    planned: &[Result<PlannedRun, ControllerError>],
+    planned: &[Result<RegistryPlan, ControllerError>],
 ) -> Option<(LimitBreach, String)> {
-    let plans: Vec<(&Registry, &PlannedRun)> = registries
+    let plans: Vec<(&Registry, &RegistryPlan)> = registries
         .iter()
         .zip(planned)
         .filter_map(|(r, p)| p.as_ref().ok().map(|p| (r, p)))
