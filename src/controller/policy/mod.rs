@@ -7,6 +7,12 @@
 //! deletions), and the images the cluster runs; then the engine plans and, in Enforce mode,
 //! deletes. Never two runs against one registry at once. Status carries the last run, a bounded
 //! list of candidates and kstatus conditions; Events tell what happened.
+//!
+//! The phases, each in its file: [`view`] (either kind as one), [`validate`], [`trigger`] and
+//! [`schedule`] (is a run due), [`targets`] and [`selector`] (which registries), [`vetoes`]
+//! (the other policies' keeps), [`run`] (locks, plans, the run's limits, execution),
+//! [`summary`] (the pure fold of the results) and [`status`]; the status write, timer,
+//! metrics and error policy are the shared [`reconcile`](super::reconcile).
 
 mod reconcile;
 mod run;

@@ -7,9 +7,27 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
+
+use super::builders::RegistryObjects;
 use crate::api::Registry;
 use crate::controller::context::{Context, FIELD_MANAGER};
 use crate::controller::error::ControllerError;
+
+/// Applies every object a managed Registry owns, each with its owner reference: the ConfigMap
+/// first, so pods never start on a config that is not there yet; the StatefulSet last, as the
+/// API server returns it.
+pub(super) async fn apply_owned(
+    ctx: &Context,
+    namespace: &str,
+    objects: RegistryObjects,
+    owner: &OwnerReference,
+) -> Result<StatefulSet, ControllerError> {
+    apply(ctx, namespace, with_owner(objects.config_map, owner)).await?;
+    apply(ctx, namespace, with_owner(objects.headless_service, owner)).await?;
+    apply(ctx, namespace, with_owner(objects.service, owner)).await?;
+    apply(ctx, namespace, with_owner(objects.stateful_set, owner)).await
+}
 
 pub(super) fn owner_reference(registry: &Registry) -> Result<OwnerReference, ControllerError> {
     registry
@@ -17,17 +35,13 @@ pub(super) fn owner_reference(registry: &Registry) -> Result<OwnerReference, Con
         .ok_or_else(|| ControllerError::InvalidSpec("the Registry has no uid yet".into()))
 }
 
-pub(super) fn with_owner<K: Resource>(mut object: K, owner: &OwnerReference) -> K {
+fn with_owner<K: Resource>(mut object: K, owner: &OwnerReference) -> K {
     object.meta_mut().owner_references = Some(vec![owner.clone()]);
     object
 }
 
 /// Server-side apply of one owned object, forcing ownership of the fields the operator sets.
-pub(super) async fn apply<K>(
-    ctx: &Context,
-    namespace: &str,
-    object: K,
-) -> Result<K, ControllerError>
+async fn apply<K>(ctx: &Context, namespace: &str, object: K) -> Result<K, ControllerError>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone

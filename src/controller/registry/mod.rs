@@ -4,6 +4,11 @@
 //! field manager and a controller owner reference; the config hash on the pod template rolls zot
 //! when the config changes. External registries only get credentials resolved and health
 //! checked. Status is patched only when it changed (timestamps and latency aside).
+//!
+//! The phases, each in its file: [`dereference`] (the Secrets the pods mount), validate and
+//! build ([`zot_input`], [`builders`]), [`storage`] (changes a StatefulSet cannot take),
+//! [`apply`] (server-side, with owner references), [`health`] and [`status`]; the status
+//! write, timer, metrics and error policy are the shared [`reconcile`](super::reconcile).
 
 mod apply;
 pub mod builders;
@@ -27,9 +32,9 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tracing::info;
 
-use self::apply::{apply, owner_reference, with_owner};
+use self::apply::{apply_owned, owner_reference};
 use self::builders::{desired_registry, RegistryRef};
-use self::dereference::referenced_secrets;
+use self::dereference::{missing_secret, referenced_secrets};
 use self::health::{check_health, unhealthy};
 use self::storage::storage_change;
 use crate::api::registry::RegistryStatus;
@@ -103,15 +108,11 @@ async fn reconcile_managed(
     let name = registry.name_any();
     let namespace = registry.namespace().unwrap_or_default();
     // Dereference: the Secrets the pods mount must exist, or zot would not start.
-    for secret in referenced_secrets(registry) {
-        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-        if api.get_metadata_opt(&secret).await?.is_none() {
-            let msg = format!("waiting for Secret {namespace}/{secret}, which the registry mounts");
-            return Ok((
-                Health::reconciling(Reason::SecretNotFound, msg),
-                ctx.settings.backoff_base * 6,
-            ));
-        }
+    if let Some(msg) = missing_secret(ctx, registry).await? {
+        return Ok((
+            Health::reconciling(Reason::SecretNotFound, msg),
+            ctx.settings.backoff_base * 6,
+        ));
     }
     // Validate and build: a spec that fails never reaches zot.
     let desired = match desired_registry(
@@ -149,21 +150,9 @@ async fn reconcile_managed(
             ));
         }
     }
-    // Apply: the ConfigMap first, so pods never start on a config that is not there yet. An
-    // object the API server refuses as invalid stalls the Registry with the server's message.
-    let applied = async {
-        apply(ctx, &namespace, with_owner(objects.config_map, &owner)).await?;
-        apply(
-            ctx,
-            &namespace,
-            with_owner(objects.headless_service, &owner),
-        )
-        .await?;
-        apply(ctx, &namespace, with_owner(objects.service, &owner)).await?;
-        apply(ctx, &namespace, with_owner(objects.stateful_set, &owner)).await
-    }
-    .await;
-    let sts: StatefulSet = match applied {
+    // Apply. An object the API server refuses as invalid stalls the Registry with the
+    // server's message.
+    let sts: StatefulSet = match apply_owned(ctx, &namespace, objects, &owner).await {
         Ok(sts) => sts,
         Err(e @ ControllerError::Rejected { .. }) => {
             return Ok((

@@ -3,53 +3,43 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-
 use crate::api::registry::RegistryStatus;
-use crate::controller::reconcile::ConditionedStatus;
+use crate::controller::reconcile::conditioned_status;
 
 /// Health and latency are refreshed in status at least this often even when nothing changed.
 const HEALTH_REFRESH: Duration = Duration::from_secs(600);
 
-impl ConditionedStatus for RegistryStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
+conditioned_status!(RegistryStatus, differs_besides_conditions);
 
-    fn set_conditions(&mut self, conditions: Vec<Condition>) {
-        self.conditions = conditions;
+/// Whether the statuses differ outside their conditions in anything a person would care about
+/// (not check timestamps or latency), or the recorded health is older than [`HEALTH_REFRESH`].
+fn differs_besides_conditions(old: &RegistryStatus, new: &RegistryStatus) -> bool {
+    let strip = |s: &RegistryStatus| {
+        let mut s = s.clone();
+        s.conditions = Vec::new();
+        if let Some(h) = s.health.as_mut() {
+            h.latency_ms = None;
+            h.last_checked = None;
+        }
+        s
+    };
+    if strip(old) != strip(new) {
+        return true;
     }
-
-    /// Whether the statuses differ in anything a person would care about (not check
-    /// timestamps or latency), or the recorded health is older than [`HEALTH_REFRESH`].
-    fn differs_besides_conditions(&self, new: &Self) -> bool {
-        let strip = |s: &RegistryStatus| {
-            let mut s = s.clone();
-            s.conditions = Vec::new();
-            if let Some(h) = s.health.as_mut() {
-                h.latency_ms = None;
-                h.last_checked = None;
-            }
-            s
-        };
-        if strip(self) != strip(new) {
-            return true;
-        }
-        let last = self
-            .health
-            .as_ref()
-            .and_then(|h| h.last_checked.as_ref())
-            .map(|t| t.0);
-        let now = new
-            .health
-            .as_ref()
-            .and_then(|h| h.last_checked.as_ref())
-            .map(|t| t.0);
-        match (last, now) {
-            (Some(last), Some(now)) => last.duration_until(now).unsigned_abs() >= HEALTH_REFRESH,
-            (None, Some(_)) => true,
-            _ => false,
-        }
+    let last = old
+        .health
+        .as_ref()
+        .and_then(|h| h.last_checked.as_ref())
+        .map(|t| t.0);
+    let now = new
+        .health
+        .as_ref()
+        .and_then(|h| h.last_checked.as_ref())
+        .map(|t| t.0);
+    match (last, now) {
+        (Some(last), Some(now)) => last.duration_until(now).unsigned_abs() >= HEALTH_REFRESH,
+        (None, Some(_)) => true,
+        _ => false,
     }
 }
 
