@@ -34,6 +34,30 @@ pub trait ConditionedStatus: Serialize {
     fn differs_besides_conditions(&self, new: &Self) -> bool;
 }
 
+/// Implements [`ConditionedStatus`] for a status type with a `conditions` field, given the
+/// function that compares two of them outside their conditions.
+macro_rules! conditioned_status {
+    ($status:ty, $differs:path) => {
+        impl $crate::controller::reconcile::ConditionedStatus for $status {
+            fn conditions(&self) -> &[::k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+                &self.conditions
+            }
+
+            fn set_conditions(
+                &mut self,
+                conditions: Vec<::k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+            ) {
+                self.conditions = conditions;
+            }
+
+            fn differs_besides_conditions(&self, new: &Self) -> bool {
+                $differs(self, new)
+            }
+        }
+    };
+}
+pub(crate) use conditioned_status;
+
 /// Whether `new` is worth writing over `old`: it differs outside its conditions, or its
 /// conditions differ in more than their timestamps.
 pub fn status_changed<S: ConditionedStatus>(old: &S, new: &S) -> bool {

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 
@@ -16,7 +15,7 @@ use crate::api::retention::{
 };
 use crate::controller::conditions::{Health, Reason};
 use crate::controller::error::ControllerError;
-use crate::controller::reconcile::{write_status, ConditionedStatus, Write};
+use crate::controller::reconcile::{conditioned_status, write_status, Write};
 
 /// When the last run failed on a problem that may pass: the time its retry is due. It is
 /// recorded as `nextRunTime` ahead of the schedule (a time the schedule gives is no retry).
@@ -56,22 +55,15 @@ pub(super) fn current_health(status: &RetentionPolicyStatus) -> Health {
     }
 }
 
-impl ConditionedStatus for RetentionPolicyStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
+conditioned_status!(RetentionPolicyStatus, differs_besides_conditions);
 
-    fn set_conditions(&mut self, conditions: Vec<Condition>) {
-        self.conditions = conditions;
-    }
-
-    fn differs_besides_conditions(&self, new: &Self) -> bool {
-        let mut a = self.clone();
-        let mut b = new.clone();
-        a.conditions = Vec::new();
-        b.conditions = Vec::new();
-        a != b
-    }
+/// Whether the statuses differ outside their conditions.
+fn differs_besides_conditions(old: &RetentionPolicyStatus, new: &RetentionPolicyStatus) -> bool {
+    let mut a = old.clone();
+    let mut b = new.clone();
+    a.conditions = Vec::new();
+    b.conditions = Vec::new();
+    a != b
 }
 
 /// The status step (see [`write_status`]), then the requeue; a policy that is Ready again

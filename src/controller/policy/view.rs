@@ -58,33 +58,38 @@ impl PolicyView {
 
 pub(super) fn namespaced_view(p: &RetentionPolicy) -> PolicyView {
     let namespace = p.namespace().unwrap_or_default();
-    PolicyView {
-        kind: Kind::Namespaced {
-            namespace: namespace.clone(),
-            registry: p.spec.registry_ref.name.clone(),
-        },
-        display: format!("{namespace}/{}", p.name_any()),
-        name: p.name_any(),
-        generation: p.metadata.generation,
-        annotations: p.annotations().clone(),
-        rules: p.spec.rules.clone(),
-        status: p.status.clone().unwrap_or_default(),
-        object_ref: p.object_ref(&()),
-    }
+    let kind = Kind::Namespaced {
+        namespace: namespace.clone(),
+        registry: p.spec.registry_ref.name.clone(),
+    };
+    let display = format!("{namespace}/{}", p.name_any());
+    view_of(p, kind, display, &p.spec.rules, p.status.as_ref())
 }
 
 pub(super) fn cluster_view(p: &ClusterRetentionPolicy) -> PolicyView {
+    let kind = Kind::Cluster {
+        registries: p.spec.registry_selector.clone(),
+        namespaces: p.spec.namespace_selector.clone(),
+    };
+    view_of(p, kind, p.name_any(), &p.spec.rules, p.status.as_ref())
+}
+
+/// What either kind's view takes from the object alike.
+fn view_of<K: Resource<DynamicType = ()>>(
+    p: &K,
+    kind: Kind,
+    display: String,
+    rules: &RetentionRules,
+    status: Option<&RetentionPolicyStatus>,
+) -> PolicyView {
     PolicyView {
-        kind: Kind::Cluster {
-            registries: p.spec.registry_selector.clone(),
-            namespaces: p.spec.namespace_selector.clone(),
-        },
-        display: p.name_any(),
+        kind,
+        display,
         name: p.name_any(),
-        generation: p.metadata.generation,
+        generation: p.meta().generation,
         annotations: p.annotations().clone(),
-        rules: p.spec.rules.clone(),
-        status: p.status.clone().unwrap_or_default(),
+        rules: rules.clone(),
+        status: status.cloned().unwrap_or_default(),
         object_ref: p.object_ref(&()),
     }
 }
