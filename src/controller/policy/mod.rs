@@ -36,9 +36,9 @@ use kube::runtime::reflector::{self, reflector, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
 
-use self::reconcile::{reconcile_view, Outcome};
+use self::reconcile::reconcile_view;
 pub use self::run::RunLocks;
-use self::status::finish;
+use self::status::{finish, Outcome};
 use self::view::{cluster_view, namespaced_view, PolicyView};
 use crate::api::retention::{ClusterRetentionPolicy, RetentionPolicy, RetentionPolicyStatus};
 use crate::controller::conditions::Health;

@@ -9,7 +9,7 @@ use kube::runtime::events::EventType;
 use tracing::{info, warn};
 
 use super::run::run_on_registries;
-use super::status::{current_health, pending_retry};
+use super::status::{current_health, pending_retry, Outcome};
 use super::summary;
 use super::targets::target_registries;
 use super::trigger::{self, PolicyState, Trigger, RUN_REQUESTED_AT};
@@ -21,15 +21,6 @@ use crate::controller::conditions::{Health, Reason, READY};
 use crate::controller::context::Context;
 use crate::controller::error::ControllerError;
 use crate::controller::metrics::{ControllerLabels, RunLabels};
-
-/// The outcome of one reconcile, before it is written to status.
-pub(super) struct Outcome {
-    pub(super) health: Health,
-    pub(super) requeue: Duration,
-    pub(super) status: RetentionPolicyStatus,
-    /// A run happened and published its own Event.
-    pub(super) ran: bool,
-}
 
 pub(super) async fn reconcile_view(
     view: &PolicyView,

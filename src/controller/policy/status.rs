@@ -6,7 +6,6 @@ use jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 
-use super::reconcile::Outcome;
 use super::schedule::Schedule;
 use super::view::{Kind, PolicyView};
 use super::PolicyContext;
@@ -53,6 +52,15 @@ pub(super) fn current_health(status: &RetentionPolicyStatus) -> Health {
         Some(c) => Health::reconciling(&c.reason, c.message.clone()),
         None => Health::reconciling(Reason::Pending, "waiting for the first run"),
     }
+}
+
+/// The outcome of one reconcile, before it is written to status.
+pub(super) struct Outcome {
+    pub(super) health: Health,
+    pub(super) requeue: Duration,
+    pub(super) status: RetentionPolicyStatus,
+    /// A run happened and published its own Event.
+    pub(super) ran: bool,
 }
 
 conditioned_status!(RetentionPolicyStatus, differs_besides_conditions);
