@@ -9,7 +9,7 @@ use kube::{Client, ResourceExt};
 
 use super::context::Context;
 use super::error::ControllerError;
-use super::registry::builders::DEFAULT_SERVICE_PORT;
+use crate::api::registry::DEFAULT_SERVICE_PORT;
 use crate::api::Registry;
 use crate::oci::{credentials_from_secret_data, ClientOptions, Credentials, RegistryClient};
 
