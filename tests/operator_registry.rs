@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 use registry_operator::api::Registry;
-use registry_operator::controller::builders::CONFIG_HASH_ANNOTATION;
+use registry_operator::controller::registry::builders::CONFIG_HASH_ANNOTATION;
 use serde_json::json;
 
 use support::operator::{condition, wait_for, Harness};

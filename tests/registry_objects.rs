@@ -5,7 +5,7 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use registry_operator::cli::render::render_manifest;
-use registry_operator::controller::builders::{DesiredRegistry, CONFIG_HASH_ANNOTATION};
+use registry_operator::controller::registry::builders::{DesiredRegistry, CONFIG_HASH_ANNOTATION};
 
 fn desired(spec: &str) -> DesiredRegistry {
     let mut text = "apiVersion: registry-operator.dev/v1alpha1\nkind: Registry\nmetadata:\n  name: reg\n  namespace: ns\nspec:\n".to_string();

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use registry_operator::cli::render::render_manifest;
-use registry_operator::controller::builders::DesiredRegistry;
+use registry_operator::controller::registry::builders::DesiredRegistry;
 
 fn snapshot_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots")

@@ -44,6 +44,98 @@ pub mod condition {
     pub const RECONCILING: &str = "Reconciling";
     /// The operator cannot make progress without a change by a person.
     pub const STALLED: &str = "Stalled";
+
+    /// Every reason the operator writes into a condition, an Event or a metric label: written
+    /// here once, PascalCase as kstatus wants.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Reason {
+        /// A registry serves (managed: every replica ready and updated).
+        Available,
+        /// A managed registry's pods are rolling out.
+        RollingOut,
+        /// A Secret the object names does not exist (yet).
+        SecretNotFound,
+        /// A Secret the object names lacks a key or holds something unusable.
+        SecretInvalid,
+        /// The spec is invalid.
+        InvalidSpec,
+        /// The API server refused an object the operator applied as invalid.
+        ApplyRejected,
+        /// A storage change a StatefulSet cannot take in place.
+        StorageChangeRefused,
+        /// The Registry a policy names does not exist.
+        RegistryNotFound,
+        /// The registry could not be reached or answered with an error.
+        RegistryUnreachable,
+        /// The Kubernetes API failed.
+        KubeApiError,
+        /// Something inside the operator failed (serialising an object).
+        InternalError,
+        /// A policy waits for the index of images Pods run.
+        WaitingForInUseIndex,
+        /// A policy waits for the caches of the other policies.
+        WaitingForCaches,
+        /// A policy has not run yet.
+        Pending,
+        /// A policy is suspended (`spec.suspend`).
+        Suspended,
+        /// A Plan run finished.
+        Planned,
+        /// An Enforce run finished.
+        Enforced,
+        /// A run would delete more than its limits allow: nothing was deleted.
+        BlastRadiusExceeded,
+        /// This replica no longer leads: nothing more is deleted.
+        NotLeader,
+        /// A plan made in Plan mode is not executed.
+        PlanMode,
+    }
+
+    impl Reason {
+        /// The PascalCase string.
+        pub const fn as_str(self) -> &'static str {
+            match self {
+                Reason::Available => "Available",
+                Reason::RollingOut => "RollingOut",
+                Reason::SecretNotFound => "SecretNotFound",
+                Reason::SecretInvalid => "SecretInvalid",
+                Reason::InvalidSpec => "InvalidSpec",
+                Reason::ApplyRejected => "ApplyRejected",
+                Reason::StorageChangeRefused => "StorageChangeRefused",
+                Reason::RegistryNotFound => "RegistryNotFound",
+                Reason::RegistryUnreachable => "RegistryUnreachable",
+                Reason::KubeApiError => "KubeApiError",
+                Reason::InternalError => "InternalError",
+                Reason::WaitingForInUseIndex => "WaitingForInUseIndex",
+                Reason::WaitingForCaches => "WaitingForCaches",
+                Reason::Pending => "Pending",
+                Reason::Suspended => "Suspended",
+                Reason::Planned => "Planned",
+                Reason::Enforced => "Enforced",
+                Reason::BlastRadiusExceeded => "BlastRadiusExceeded",
+                Reason::NotLeader => "NotLeader",
+                Reason::PlanMode => "PlanMode",
+            }
+        }
+    }
+
+    impl AsRef<str> for Reason {
+        fn as_ref(&self) -> &str {
+            self.as_str()
+        }
+    }
+
+    impl PartialEq<&str> for Reason {
+        fn eq(&self, other: &&str) -> bool {
+            self.as_str() == *other
+        }
+    }
+
+    impl std::fmt::Display for Reason {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
 }
 
 /// Finds a condition by type.

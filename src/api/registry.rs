@@ -481,6 +481,8 @@ pub struct ScrubSpec {
     pub interval: Option<String>,
 }
 
+/// The registry Service's port when `service.port` is not set.
+pub const DEFAULT_SERVICE_PORT: i32 = 5000;
 /// The Service in front of zot.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

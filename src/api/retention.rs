@@ -321,6 +321,28 @@ pub struct RunSummary {
     pub generation: Option<i64>,
 }
 
+impl RunSummary {
+    /// Adds `other` — one registry's part of a run — to this run's summary: every count, the
+    /// reclaimable bytes where either knows them, and a partial failure.
+    pub fn absorb(&mut self, other: &RunSummary) {
+        self.registries += other.registries;
+        self.repositories += other.repositories;
+        self.tags += other.tags;
+        self.kept += other.kept;
+        self.protected += other.protected;
+        self.deleted += other.deleted;
+        self.would_delete += other.would_delete;
+        self.errors += other.errors;
+        self.reclaimable_bytes = match (self.reclaimable_bytes, other.reclaimable_bytes) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        if other.outcome == RunOutcome::PartiallyFailed && self.outcome == RunOutcome::Succeeded {
+            self.outcome = RunOutcome::PartiallyFailed;
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum RunOutcome {

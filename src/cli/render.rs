@@ -10,8 +10,8 @@ use clap::{Args, ValueEnum};
 
 use super::strict;
 use crate::api::registry::Registry;
-use crate::controller::builders::{desired_registry, DesiredRegistry, RegistryRef};
 use crate::controller::context::{parse_cluster_domain, DEFAULT_CLUSTER_DOMAIN};
+use crate::controller::registry::builders::{desired_registry, DesiredRegistry, RegistryRef};
 
 /// Output formats of `render`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -4,24 +4,16 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-pub use crate::api::common::condition::{READY, RECONCILING, STALLED};
+pub use crate::api::common::condition::{Reason, READY, RECONCILING, STALLED};
 
 /// `Reconciling` reasons that mean work is under way, not that something is wrong: they are
 /// neither counted in `reconcile_failures_total` nor published as Warning events.
-pub const PROGRESS_REASONS: [&str; 4] = [
-    ROLLING_OUT,
-    WAITING_FOR_IN_USE_INDEX,
-    WAITING_FOR_CACHES,
-    PENDING,
+pub const PROGRESS_REASONS: [Reason; 4] = [
+    Reason::RollingOut,
+    Reason::WaitingForInUseIndex,
+    Reason::WaitingForCaches,
+    Reason::Pending,
 ];
-/// A managed registry's pods are rolling out.
-pub const ROLLING_OUT: &str = "RollingOut";
-/// A policy waits for the index of images Pods run.
-pub const WAITING_FOR_IN_USE_INDEX: &str = "WaitingForInUseIndex";
-/// A policy waits for the caches of the other policies.
-pub const WAITING_FOR_CACHES: &str = "WaitingForCaches";
-/// A policy has not run yet.
-pub const PENDING: &str = "Pending";
 
 /// The state a reconcile wants to report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,23 +28,23 @@ pub enum Health {
 
 impl Health {
     /// Ready with a reason and message.
-    pub fn ready(reason: &str, message: impl Into<String>) -> Self {
+    pub fn ready(reason: impl AsRef<str>, message: impl Into<String>) -> Self {
         Health::Ready {
-            reason: reason.into(),
+            reason: reason.as_ref().into(),
             message: message.into(),
         }
     }
     /// Reconciling with a reason and message.
-    pub fn reconciling(reason: &str, message: impl Into<String>) -> Self {
+    pub fn reconciling(reason: impl AsRef<str>, message: impl Into<String>) -> Self {
         Health::Reconciling {
-            reason: reason.into(),
+            reason: reason.as_ref().into(),
             message: message.into(),
         }
     }
     /// Stalled with a reason and message.
-    pub fn stalled(reason: &str, message: impl Into<String>) -> Self {
+    pub fn stalled(reason: impl AsRef<str>, message: impl Into<String>) -> Self {
         Health::Stalled {
-            reason: reason.into(),
+            reason: reason.as_ref().into(),
             message: message.into(),
         }
     }
@@ -74,7 +66,8 @@ impl Health {
             Health::Ready { .. } => None,
             Health::Stalled { reason, .. } => Some(reason),
             Health::Reconciling { reason, .. } => {
-                (!PROGRESS_REASONS.contains(&reason.as_str())).then_some(reason.as_str())
+                let progress = PROGRESS_REASONS.iter().any(|p| p.as_str() == reason);
+                (!progress).then_some(reason.as_str())
             }
         }
     }

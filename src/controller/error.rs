@@ -1,6 +1,8 @@
 //! Errors of the reconcilers, each with the PascalCase reason used in conditions, events and
 //! metric labels, and whether waiting helps (transient) or a person must act (permanent).
 
+use crate::api::common::condition::Reason;
+use crate::engine::{Interruption, RunError};
 use crate::oci::OciError;
 
 /// What went wrong while reconciling one object.
@@ -38,14 +40,10 @@ pub enum ControllerError {
     /// The registry could not be reached or answered with an error.
     #[error("registry: {0}")]
     Registry(#[from] OciError),
-    /// A retention run could not plan (the registry could not be inventoried).
-    #[error("{message}")]
-    Run {
-        /// PascalCase reason from the engine.
-        reason: &'static str,
-        /// What failed.
-        message: String,
-    },
+    /// A retention run could not plan (the registry could not be inventoried), or was stopped
+    /// from outside the registry before its first deletion.
+    #[error(transparent)]
+    Run(#[from] RunError),
     /// The API server refused an object the operator applied as invalid (422): retrying the
     /// same object cannot help.
     #[error("the API server rejected {kind} {namespace}/{name}: {message}")]
@@ -68,18 +66,30 @@ pub enum ControllerError {
 }
 
 impl ControllerError {
-    /// PascalCase reason for conditions, events and metrics.
-    pub fn reason(&self) -> &'static str {
+    /// The reason for conditions, events and metrics. A run stopped from outside the registry
+    /// (this replica no longer leads, the images in use cannot be checked) says so; any other
+    /// failed run is the registry's.
+    pub fn reason(&self) -> Reason {
         match self {
-            ControllerError::InvalidSpec(_) => "InvalidSpec",
-            ControllerError::SecretNotFound { .. } => "SecretNotFound",
-            ControllerError::SecretInvalid { .. } => "SecretInvalid",
-            ControllerError::RegistryNotFound { .. } => "RegistryNotFound",
-            ControllerError::Registry(_) => "RegistryUnreachable",
-            ControllerError::Run { reason, .. } => reason,
-            ControllerError::Rejected { .. } => "ApplyRejected",
-            ControllerError::Kube(_) => "KubeApiError",
-            ControllerError::Serialize(_) => "InternalError",
+            ControllerError::InvalidSpec(_) => Reason::InvalidSpec,
+            ControllerError::SecretNotFound { .. } => Reason::SecretNotFound,
+            ControllerError::SecretInvalid { .. } => Reason::SecretInvalid,
+            ControllerError::RegistryNotFound { .. } => Reason::RegistryNotFound,
+            ControllerError::Registry(_) => Reason::RegistryUnreachable,
+            ControllerError::Run(e) => e
+                .interruption()
+                .map_or(Reason::RegistryUnreachable, Interruption::reason),
+            ControllerError::Rejected { .. } => Reason::ApplyRejected,
+            ControllerError::Kube(_) => Reason::KubeApiError,
+            ControllerError::Serialize(_) => Reason::InternalError,
+        }
+    }
+
+    /// What stopped a run from outside the registry, when that is what failed.
+    pub fn interruption(&self) -> Option<Interruption> {
+        match self {
+            ControllerError::Run(e) => e.interruption(),
+            _ => None,
         }
     }
 

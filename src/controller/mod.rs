@@ -1,7 +1,6 @@
 //! The operator: reconcilers that wire the renderer, the registry client and the retention
-//! engine to the cluster, plus the pure pieces they share (builders, conditions, schedules).
+//! engine to the cluster, plus the pure pieces they share (conditions, targets, the in-use index).
 
-pub mod builders;
 pub mod conditions;
 pub mod context;
 pub mod endpoint;
@@ -11,12 +10,8 @@ pub mod inuse;
 pub mod metrics;
 pub mod operator;
 pub mod policy;
+pub mod reconcile;
 pub mod registry;
 pub mod runtime;
-pub mod schedule;
-pub mod selector;
 pub mod status_patch;
-pub mod storage;
 pub mod target;
-pub mod trigger;
-pub mod zot_input;

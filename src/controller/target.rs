@@ -7,9 +7,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
-use super::builders::DEFAULT_SERVICE_PORT;
 use super::context::Context;
 use super::error::ControllerError;
+use crate::api::registry::DEFAULT_SERVICE_PORT;
 use crate::api::Registry;
 use crate::oci::{credentials_from_secret_data, ClientOptions, Credentials, RegistryClient};
 

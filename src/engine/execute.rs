@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
+use crate::api::common::condition::Reason;
 use crate::api::retention::PolicyMode;
 use crate::oci::{DeleteOutcome, RegistryClient, TagCheck};
 use crate::retention::{InUse, Inventory, LimitBreach, Mutation, Plan};
@@ -99,12 +100,32 @@ pub enum ExecuteError {
 }
 
 impl ExecuteError {
-    /// The PascalCase reason for conditions, events and metrics.
-    pub fn reason(&self) -> &'static str {
+    /// The reason for conditions, events and metrics.
+    pub fn reason(&self) -> Reason {
         match self {
-            ExecuteError::PlanMode => "PlanMode",
-            ExecuteError::BlastRadius(b) => b.reason(),
-            ExecuteError::Fenced(_) => "NotLeader",
+            ExecuteError::PlanMode => Reason::PlanMode,
+            ExecuteError::BlastRadius(_) => Reason::BlastRadiusExceeded,
+            ExecuteError::Fenced(_) => Interruption::NotLeader.reason(),
+        }
+    }
+}
+
+/// What stopped a run part-way from outside the registry: worth retrying, and no fault of the
+/// registry's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interruption {
+    /// This replica no longer leads (the execute fence said no).
+    NotLeader,
+    /// The images in use cannot be vouched for (the operator is listing Pods again).
+    InUseUnknown,
+}
+
+impl Interruption {
+    /// The reason for conditions, events and metrics.
+    pub fn reason(self) -> Reason {
+        match self {
+            Interruption::NotLeader => Reason::NotLeader,
+            Interruption::InUseUnknown => Reason::WaitingForInUseIndex,
         }
     }
 }
@@ -147,8 +168,8 @@ pub enum ItemResult {
     /// Not attempted: the run was stopped part-way by something outside the registry (this
     /// replica no longer leads, or the images in use cannot be checked); worth retrying.
     Interrupted {
-        /// PascalCase reason (`NotLeader`, `WaitingForInUseIndex`).
-        reason: &'static str,
+        /// What stopped it.
+        by: Interruption,
         /// Why, for people.
         message: String,
     },
@@ -226,13 +247,18 @@ impl Execution {
         self.items.iter().filter(|i| !i.result.is_done())
     }
 
-    /// Why the run stopped part-way, when it did: the first interruption's reason and
-    /// message.
-    pub fn interrupted(&self) -> Option<(&'static str, &str)> {
+    /// Why the run stopped part-way, when it did: the first interruption and its message.
+    pub fn interruption(&self) -> Option<(Interruption, &str)> {
         self.items.iter().find_map(|i| match &i.result {
-            ItemResult::Interrupted { reason, message } => Some((*reason, message.as_str())),
+            ItemResult::Interrupted { by, message } => Some((*by, message.as_str())),
             _ => None,
         })
+    }
+
+    /// [`interruption`](Self::interruption) with the interruption's reason as its string.
+    pub fn interrupted(&self) -> Option<(&'static str, &str)> {
+        self.interruption()
+            .map(|(by, message)| (by.reason().as_str(), message))
     }
 
     /// One sentence with the counts.
@@ -446,7 +472,7 @@ async fn run_repository(
                 out.push((
                     i,
                     ItemResult::Interrupted {
-                        reason: "NotLeader",
+                        by: Interruption::NotLeader,
                         message: why.clone(),
                     },
                 ));
@@ -461,7 +487,7 @@ async fn run_repository(
             let verdict = match &now {
                 Ok(in_use) => used_by(in_use, m).map(|by| ItemResult::InUse { by }),
                 Err(why) => Some(ItemResult::Interrupted {
-                    reason: "WaitingForInUseIndex",
+                    by: Interruption::InUseUnknown,
                     message: format!("images in use cannot be checked: {why}"),
                 }),
             };

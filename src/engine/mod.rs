@@ -15,6 +15,8 @@ pub mod run;
 pub use collect::{collect_inventory, CollectError, CollectOptions};
 pub use execute::{
     execute, ExecuteError, ExecuteOptions, Execution, ExecutionCounts, Fence, InUseSource,
-    ItemOutcome, ItemResult, Progress,
+    Interruption, ItemOutcome, ItemResult, Progress,
 };
-pub use run::{enforce_shown, plan_policy, run_policy, Planned, RunError, RunOptions, RunResult};
+pub use run::{
+    enforce_shown, plan_policy, run_policy, ReadyToExecute, RunError, RunOptions, RunResult,
+};

@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 
 use super::collect::{collect_inventory, CollectError, CollectOptions};
-use super::execute::{execute, ExecuteError, ExecuteOptions, Execution, InUseSource};
+use super::execute::{execute, ExecuteError, ExecuteOptions, Execution, InUseSource, Interruption};
 use crate::api::retention::{PolicyMode, RunOutcome, RunSummary};
 use crate::oci::{RegistryClient, RequestStats};
 use crate::retention::{
@@ -80,12 +80,21 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The PascalCase reason for conditions, events and metrics.
+    /// The PascalCase reason of what failed (the registry client's, for a failed inventory).
     pub fn reason(&self) -> &'static str {
         match self {
             RunError::Collect(e) => e.reason(),
-            RunError::InUse(_) => "WaitingForInUseIndex",
-            RunError::Fenced(_) => "NotLeader",
+            RunError::InUse(_) => Interruption::InUseUnknown.reason().as_str(),
+            RunError::Fenced(_) => Interruption::NotLeader.reason().as_str(),
+        }
+    }
+
+    /// What stopped the run from outside the registry, when that is why it failed.
+    pub fn interruption(&self) -> Option<Interruption> {
+        match self {
+            RunError::Collect(_) => None,
+            RunError::InUse(_) => Some(Interruption::InUseUnknown),
+            RunError::Fenced(_) => Some(Interruption::NotLeader),
         }
     }
 }
@@ -107,13 +116,13 @@ pub async fn run_policy(
 
 /// The first half of [`run_policy`]: collects the inventory and plans, sending only reads.
 /// A run over several registries plans them all, checks its limits on the total, and then
-/// [executes](Planned::execute) or [holds](Planned::hold) every plan.
+/// [executes](ReadyToExecute::execute) or [holds](ReadyToExecute::hold) every plan.
 pub async fn plan_policy(
     client: &RegistryClient,
     policy: &Policy,
     options: &RunOptions,
     now: Timestamp,
-) -> Result<Planned, RunError> {
+) -> Result<ReadyToExecute, RunError> {
     let started = Timestamp::now();
     let before = client.stats();
     let mut collect = options.collect.clone();
@@ -129,7 +138,7 @@ pub async fn plan_policy(
         None => options.protections.clone(),
     };
     let plan = plan(policy, &options.others, &inventory, &protections, now);
-    Ok(Planned {
+    Ok(ReadyToExecute {
         inventory,
         plan,
         collect_requests,
@@ -138,9 +147,10 @@ pub async fn plan_policy(
     })
 }
 
-/// A plan not executed yet (see [`plan_policy`]).
+/// A plan with the inventory it was made from, not executed yet: what [`plan_policy`] returns
+/// and [`execute`](Self::execute) or [`hold`](Self::hold) consume.
 #[derive(Debug, Clone)]
-pub struct Planned {
+pub struct ReadyToExecute {
     /// The inventory the plan was made from.
     pub inventory: Inventory,
     /// The plan.
@@ -150,7 +160,7 @@ pub struct Planned {
     collected: Timestamp,
 }
 
-impl Planned {
+impl ReadyToExecute {
     /// Executes the plan (refused, with nothing sent, in `Plan` mode or when the plan breaches
     /// its own limits). The images in use are read again before each repository's deletions
     /// when `options` has a source of them; an error when the fence says no before the first
@@ -219,7 +229,7 @@ pub async fn enforce_shown(
         &options.protections,
         shown.plan.now,
     );
-    Planned {
+    ReadyToExecute {
         inventory: shown.inventory,
         plan,
         collect_requests: shown.collect_requests,

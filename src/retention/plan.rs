@@ -398,13 +398,13 @@ struct Ctx<'a> {
 
 /// Plans of one run of consecutive repositories, with the per-entry counts of tags kept
 /// for want of pull statistics.
-type Planned = (Vec<(RepositoryPlan, RepoOut)>, Vec<u64>);
+type ChunkPlans = (Vec<(RepositoryPlan, RepoOut)>, Vec<u64>);
 
 /// Plans the repository groups (one group per name; more than one repository in a group
 /// means it was listed twice), on several threads when there is enough work. Repositories
 /// are independent, and the results come back in the groups' order, so the plan is the same
 /// whatever the number of threads.
-fn plan_groups(ctx: &Ctx<'_>, groups: &[Vec<&Repository>], max_threads: usize) -> Vec<Planned> {
+fn plan_groups(ctx: &Ctx<'_>, groups: &[Vec<&Repository>], max_threads: usize) -> Vec<ChunkPlans> {
     const MIN_TAGS_PER_THREAD: usize = 50_000;
     let tags: usize = groups.iter().flatten().map(|r| r.tags.len()).sum();
     let threads = max_threads.min(tags / MIN_TAGS_PER_THREAD).max(1);
@@ -451,7 +451,7 @@ fn plan_groups(ctx: &Ctx<'_>, groups: &[Vec<&Repository>], max_threads: usize) -
     })
 }
 
-fn plan_chunk(ctx: &Ctx<'_>, groups: &[Vec<&Repository>]) -> Planned {
+fn plan_chunk(ctx: &Ctx<'_>, groups: &[Vec<&Repository>]) -> ChunkPlans {
     let mut unsupported = vec![0u64; ctx.policy.entries.len()];
     let mut results = Vec::with_capacity(groups.len());
     for group in groups {

@@ -7,6 +7,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use jiff::SignedDuration;
 use regex::Regex;
 
+use crate::api::common::condition::Reason;
 use crate::api::retention::{KeepRule, PolicyMode, RetentionRules, DEFAULT_MIN_AGE};
 use crate::duration::GoDuration;
 
@@ -82,7 +83,7 @@ pub enum PolicyError {
 impl PolicyError {
     /// The condition reason this error leads to.
     pub fn reason(&self) -> &'static str {
-        "InvalidSpec"
+        Reason::InvalidSpec.as_str()
     }
 }
 
@@ -99,7 +100,7 @@ pub struct InvalidPolicy {
 impl InvalidPolicy {
     /// The condition reason this error leads to.
     pub fn reason(&self) -> &'static str {
-        "InvalidSpec"
+        Reason::InvalidSpec.as_str()
     }
 }
 

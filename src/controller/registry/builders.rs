@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::zot_input::{self, DEFAULT_STORAGE_SIZE};
-use crate::api::registry::{RegistrySpec, ServiceType};
+use crate::api::registry::{RegistrySpec, ServiceType, DEFAULT_SERVICE_PORT};
 use crate::zot::input::{paths, ZOT_PORT};
 use crate::zot::{render, RenderErrors, RenderedConfig, ZotVersion};
 
@@ -30,8 +30,6 @@ pub const CONFIG_HASH_ANNOTATION: &str = "registry-operator.dev/config-hash";
 pub const CONFIG_KEY: &str = "config.json";
 /// Default image repository; the tag is the zot release.
 pub const DEFAULT_IMAGE_REPOSITORY: &str = "ghcr.io/project-zot/zot";
-/// Default Service port.
-pub const DEFAULT_SERVICE_PORT: i32 = 5000;
 /// The user and group zot runs as (the image defines none, so it would otherwise run as root).
 pub const ZOT_UID: i64 = 10001;
 /// Name of the container port zot listens on.

@@ -8,9 +8,6 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
-/// Condition reason for a refused storage change.
-pub const STORAGE_CHANGE_REFUSED: &str = "StorageChangeRefused";
-
 /// What differs between the storage a StatefulSet has and the storage the spec asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageChange {
