@@ -15,7 +15,7 @@ fn sync() -> SyncInput {
     SyncInput {
         credentials_file: true,
         registries: vec![SyncRegistryInput {
-            urls: vec!["https://registry-1.docker.io".into()],
+            urls: vec!["https://mirror.example".into()],
             on_demand: Some(true),
             poll_interval: Some("6h".into()),
             tls_verify: Some(true),
@@ -66,6 +66,9 @@ fn rich_local(version: ZotVersion) -> RenderInput {
                 admin_users: vec!["admin".into()],
                 metrics_users: vec!["prom".into()],
             }),
+            docker_compat: Some(true),
+            read_timeout: (version >= v(17)).then(|| "1h".to_string()),
+            write_timeout: (version >= v(17)).then(|| "0s".to_string()),
         },
         log_level: Some("debug".into()),
         sync: Some(sync()),
@@ -169,6 +172,9 @@ fn the_rich_inputs_exercise_every_block_the_renderer_knows() {
         "storage.cacheDriver.url",
         "http.tls.cacert",
         "http.auth.failDelay",
+        "http.compat",
+        "http.readTimeout",
+        "http.writeTimeout",
         "http.accessControl.metrics.users",
         "extensions.sync.registries[].content[].tags.excludeRegex",
         "extensions.scrub.interval",
@@ -298,5 +304,99 @@ fn access_rules_are_rendered_in_a_stable_order_whatever_the_input_order() {
     assert_eq!(
         render(&a, v(20)).expect("valid").json,
         render(&b, v(20)).expect("valid").json
+    );
+}
+
+#[test]
+fn every_release_accepts_docker_format_pushes_by_default_and_the_spec_can_turn_it_off() {
+    for version in ZotVersion::supported() {
+        let rendered = render(&RenderInput::default(), version).expect("defaults render");
+        assert_eq!(
+            rendered.config["http"]["compat"],
+            serde_json::json!(["docker2s2"]),
+            "{version}"
+        );
+    }
+    let mut off = RenderInput::default();
+    off.http.docker_compat = Some(false);
+    let rendered = render(&off, v(20)).expect("valid");
+    assert!(rendered.config["http"].get("compat").is_none());
+}
+
+#[test]
+fn releases_that_cut_requests_at_60s_get_30_minute_timeouts_and_older_ones_get_none() {
+    for version in ZotVersion::supported() {
+        let rendered = render(&RenderInput::default(), version).expect("defaults render");
+        let http = &rendered.config["http"];
+        if version >= v(17) {
+            assert_eq!(http["readTimeout"], "30m", "{version}");
+            assert_eq!(http["writeTimeout"], "30m", "{version}");
+        } else {
+            assert!(http.get("readTimeout").is_none(), "{version}");
+            assert!(http.get("writeTimeout").is_none(), "{version}");
+        }
+    }
+    let mut chosen = RenderInput::default();
+    chosen.http.read_timeout = Some("90m".into());
+    chosen.http.write_timeout = Some("0s".into());
+    let rendered = render(&chosen, v(20)).expect("valid");
+    assert_eq!(rendered.config["http"]["readTimeout"], "1h30m");
+    assert_eq!(rendered.config["http"]["writeTimeout"], "0s");
+}
+
+#[test]
+fn a_dynamodb_cache_without_an_endpoint_gets_the_aws_endpoint_of_its_region() {
+    for (region, endpoint) in [
+        ("eu-west-1", "https://dynamodb.eu-west-1.amazonaws.com"),
+        ("cn-north-1", "https://dynamodb.cn-north-1.amazonaws.com.cn"),
+    ] {
+        let input = rich_s3(
+            v(20),
+            CacheInput::DynamoDb {
+                region: region.into(),
+                endpoint: None,
+                table_prefix: "zot".into(),
+            },
+        );
+        let rendered = render(&input, v(20)).expect("valid");
+        assert_eq!(
+            rendered.config["storage"]["cacheDriver"]["endpoint"],
+            endpoint
+        );
+    }
+    let rendered = render(&rich_s3(v(20), dynamodb()), v(20)).expect("valid");
+    assert_eq!(
+        rendered.config["storage"]["cacheDriver"]["endpoint"], "http://dynamodb:8000",
+        "an endpoint given is kept"
+    );
+}
+
+#[test]
+fn a_raw_retention_list_is_kept_when_no_typed_cleanup_setting_would_be_lost() {
+    let raw = serde_json::json!({"storage": {"retention": {"policies": [
+        {"repositories": ["**"], "deleteUntagged": false, "keepTags": [{"patterns": [".*"]}]}
+    ]}}});
+    let input = RenderInput {
+        untagged: UntaggedInput {
+            delete: None,
+            delay: Some("12h".into()),
+        },
+        raw: Some(raw),
+        ..RenderInput::default()
+    };
+    let rendered = render(&input, v(20)).expect("no typed setting is replaced");
+    let retention = &rendered.config["storage"]["retention"];
+    assert_eq!(
+        retention["delay"], "12h",
+        "the typed delay is an object key and merges"
+    );
+    assert_eq!(retention["policies"][0]["deleteUntagged"], false);
+
+    let mut typed = input.clone();
+    typed.delete_orphan_referrers = Some(true);
+    let errors = render(&typed, v(20)).expect_err("deleteOrphans would be dropped");
+    assert!(
+        errors.lines()[0].contains("spec.referrers.deleteOrphans"),
+        "{errors}"
     );
 }

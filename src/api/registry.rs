@@ -28,7 +28,7 @@ use super::common::{SecretKeyRef, SecretRef, GO_DURATION_PATTERN};
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version","description":"Registry version as reported or deployed"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    validation = Rule::new("!has(self.spec.external) || (!has(self.spec.version) && !has(self.spec.image) && !has(self.spec.replicas) && !has(self.spec.storage) && !has(self.spec.gc) && !has(self.spec.dedupe) && !has(self.spec.untagged) && !has(self.spec.referrers) && !has(self.spec.auth) && !has(self.spec.tls) && !has(self.spec.sync) && !has(self.spec.extensions) && !has(self.spec.service) && !has(self.spec.resources) && !has(self.spec.nodeSelector) && !has(self.spec.tolerations) && !has(self.spec.affinity) && !has(self.spec.log) && !has(self.spec.config))").message("spec.external declares a registry the operator does not deploy: only external and aliases may be set with it"),
+    validation = Rule::new("!has(self.spec.external) || (!has(self.spec.version) && !has(self.spec.image) && !has(self.spec.replicas) && !has(self.spec.storage) && !has(self.spec.gc) && !has(self.spec.dedupe) && !has(self.spec.untagged) && !has(self.spec.referrers) && !has(self.spec.auth) && !has(self.spec.tls) && !has(self.spec.sync) && !has(self.spec.extensions) && !has(self.spec.service) && !has(self.spec.http) && !has(self.spec.resources) && !has(self.spec.nodeSelector) && !has(self.spec.tolerations) && !has(self.spec.affinity) && !has(self.spec.log) && !has(self.spec.config))").message("spec.external declares a registry the operator does not deploy: only external and aliases may be set with it"),
     validation = Rule::new("has(self.spec.external) || has(self.spec.version)").message("a managed registry needs spec.version (the zot release to deploy, e.g. v2.1.20)"),
     validation = Rule::new("!has(self.spec.replicas) || self.spec.replicas <= 1 || (has(self.spec.storage) && has(self.spec.storage.s3) && has(self.spec.storage.s3.cache))").message("replicas > 1 needs shared storage: set storage.s3 with storage.s3.cache (redis or dynamodb)"),
 )]
@@ -71,7 +71,8 @@ pub struct RegistrySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedupe: Option<bool>,
 
-    /// How zot's garbage collection treats manifests that lost their last tag.
+    /// How zot's garbage collection treats untagged manifests: those without a tag, not in
+    /// an index and without a subject, digest-only pushes included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub untagged: Option<UntaggedSpec>,
 
@@ -101,6 +102,10 @@ pub struct RegistrySpec {
     /// The Service in front of zot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSpec>,
+
+    /// zot's HTTP listener: which manifest formats it accepts and how long a request may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSpec>,
 
     /// Compute resources of the zot container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -267,14 +272,19 @@ pub struct GcSpec {
     pub time_window: Option<String>,
 }
 
-/// Cleanup of untagged manifests by zot's garbage collection.
+/// Cleanup of untagged manifests by zot's garbage collection. "Untagged" is zot's word for
+/// any manifest or index that has no tag, that no index references and that has no `subject`
+/// (referrers are handled by `referrers`) — images pushed by digest only are untagged from
+/// the start — and its age is the modification time of its manifest blob (when it was pushed),
+/// not the time it lost its last tag.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UntaggedSpec {
-    /// Delete manifests that no tag and no index references. zot's default true.
+    /// Delete untagged manifests (see above), digest-only pushes included. zot's default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete: Option<bool>,
-    /// Minimum age of an untagged manifest before deletion (Go duration). Default: `gc.delay`.
+    /// Minimum age of an untagged manifest before deletion, counted from when its manifest
+    /// was pushed (Go duration). Default: `gc.delay`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = GO_DURATION_PATTERN))]
     pub delay: Option<String>,
@@ -401,7 +411,10 @@ pub struct SyncRegistry {
     /// Pull from upstream when a client asks for an image zot lacks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_demand: Option<bool>,
-    /// Period of the periodic sync (Go duration). Periodic sync needs `content`.
+    /// Period of the periodic sync (Go duration). Periodic sync needs `content`, and an
+    /// upstream that serves its repository catalog (`/v2/_catalog`): zot lists it every period
+    /// and syncs the repositories matching `content`. Docker Hub serves none, so a periodic
+    /// sync from it is refused; use `onDemand` there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = GO_DURATION_PATTERN))]
     pub poll_interval: Option<String>,
@@ -481,8 +494,33 @@ pub struct ScrubSpec {
     pub interval: Option<String>,
 }
 
+/// zot's HTTP listener.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpSpec {
+    /// Accept Docker-format (Docker image manifest v2 schema 2 and manifest list) pushes, as
+    /// zot's own image does (`http.compat: ["docker2s2"]`). Without it zot refuses what
+    /// `docker push` sends with MANIFEST_INVALID and only OCI manifests can be pushed.
+    /// Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_compat: Option<bool>,
+    /// Longest time zot may spend reading one request, its body included (Go duration; `0s`
+    /// = no limit). zot v2.1.17+ cuts every request at 60 s when unset, which breaks the push of
+    /// a large layer, so the operator renders `30m` for those releases. Needs v2.1.17 or later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub read_timeout: Option<String>,
+    /// Longest time zot may spend writing one response, a blob download included (Go duration;
+    /// `0s` = no limit). Default `30m` on v2.1.17+, where zot's own default is 60 s. Needs
+    /// v2.1.17 or later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = GO_DURATION_PATTERN))]
+    pub write_timeout: Option<String>,
+}
+
 /// The registry Service's port when `service.port` is not set.
 pub const DEFAULT_SERVICE_PORT: i32 = 5000;
+
 /// The Service in front of zot.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -99,6 +99,15 @@ pub struct HttpConfig {
     /// Realm of Basic authentication challenges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm: Option<String>,
+    /// Longest read of one request, body included (Go duration; v2.1.17+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_timeout: Option<String>,
+    /// Longest write of one response (Go duration; v2.1.17+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_timeout: Option<String>,
+    /// Non-OCI media types accepted (`docker2s2`: Docker image manifest v2 schema 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compat: Vec<String>,
     /// TLS certificate files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,

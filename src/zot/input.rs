@@ -153,7 +153,19 @@ pub struct HttpInput {
     pub fail_delay_seconds: Option<i64>,
     /// Authorization rules.
     pub access_control: Option<AccessControlInput>,
+    /// Accept Docker v2 schema 2 manifests (`http.compat: ["docker2s2"]`); `None` = on.
+    pub docker_compat: Option<bool>,
+    /// Longest read of one request (Go duration, `0s` = none); `None` renders
+    /// [`DEFAULT_HTTP_TIMEOUT`] on releases that have the key.
+    pub read_timeout: Option<String>,
+    /// Longest write of one response (Go duration, `0s` = none); `None` renders
+    /// [`DEFAULT_HTTP_TIMEOUT`] on releases that have the key.
+    pub write_timeout: Option<String>,
 }
+
+/// The read and write timeout rendered when the spec sets none, on releases that have them
+/// (v2.1.17+, whose own default of 60 s cuts off the push of a large layer).
+pub const DEFAULT_HTTP_TIMEOUT: &str = "30m";
 
 /// Authorization rules.
 #[derive(Clone, Debug, Default, PartialEq)]

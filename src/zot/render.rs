@@ -17,6 +17,13 @@ use crate::duration::{parse_go_duration, GoDuration};
 /// First release accepting `storage.gcTimeWindow`.
 pub const GC_TIME_WINDOW_SINCE: ZotVersion = ZotVersion::new(2, 1, 19);
 
+/// First release accepting `http.readTimeout` / `http.writeTimeout` (and cutting every request
+/// at 60 s when they are unset).
+pub const HTTP_TIMEOUTS_SINCE: ZotVersion = ZotVersion::new(2, 1, 17);
+
+/// The `http.compat` value that makes zot accept Docker image manifest v2 schema 2.
+pub const DOCKER_COMPAT: &str = "docker2s2";
+
 /// Keys the raw config may not override, because the pod's wiring depends on them: the
 /// listener the probes and Services target, the paths of mounted volumes and Secrets, and the
 /// cluster membership derived from the StatefulSet.
@@ -83,6 +90,7 @@ pub fn render(input: &RenderInput, version: ZotVersion) -> Result<RenderedConfig
         }
     };
     if let Some(raw) = &input.raw {
+        check_raw_retention(input, raw, &mut errors);
         if raw.is_object() {
             for path in keys::key_paths(raw) {
                 if let Some(owner) = OPERATOR_OWNED_KEYS
@@ -172,7 +180,7 @@ fn opt_duration(path: &str, value: &Option<String>, errors: &mut RenderErrors) -
 }
 
 fn build(input: &RenderInput, version: ZotVersion, errors: &mut RenderErrors) -> ZotConfig {
-    let mut http = build_http(&input.http, errors);
+    let mut http = build_http(&input.http, version, errors);
     if let Some(auth) = http.auth.as_mut() {
         auth.session_driver = shared_sessions(input, errors);
     }
@@ -460,21 +468,69 @@ fn cache_driver(cache: &CacheInput, errors: &mut RenderErrors) -> BTreeMap<Strin
                 ("versiontablename", table("version")),
                 ("userdatatablename", table("userdata")),
             ]);
-            if let Some(endpoint) = endpoint {
-                if !is_http_url(endpoint) {
-                    errors.push(ZotError::invalid(
-                        "storage.cacheDriver.endpoint",
-                        format!("{endpoint:?} is not an http(s) URL"),
-                    ));
+            // zot reads `endpoint` with no default and exits at start without it.
+            let endpoint = match endpoint {
+                Some(endpoint) => {
+                    if !is_http_url(endpoint) {
+                        errors.push(ZotError::invalid(
+                            "storage.cacheDriver.endpoint",
+                            format!("{endpoint:?} is not an http(s) URL"),
+                        ));
+                    }
+                    endpoint.clone()
                 }
-                map.insert("endpoint".into(), json!(endpoint));
-            }
+                None => aws_dynamodb_endpoint(region),
+            };
+            map.insert("endpoint".into(), json!(endpoint));
             map
         }
     }
 }
 
-fn build_http(http: &HttpInput, errors: &mut RenderErrors) -> HttpConfig {
+/// The spec fields that render into the one catch-all retention policy, with the spec path
+/// each comes from.
+fn typed_retention_fields(input: &RenderInput) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    if input.untagged.delete.is_some() {
+        fields.push("spec.untagged.delete");
+    }
+    if input.delete_orphan_referrers.is_some() {
+        fields.push("spec.referrers.deleteOrphans");
+    }
+    fields
+}
+
+/// A raw `storage.retention.policies` replaces the rendered list whole (JSON merge patch
+/// replaces arrays), which would drop the typed untagged/referrer settings without a word:
+/// refuse the combination. Without typed settings the raw list is the whole story and stays.
+fn check_raw_retention(input: &RenderInput, raw: &Value, errors: &mut RenderErrors) {
+    let raw_policies =
+        verify::get_path(raw, "storage.retention.policies").is_some_and(|p| !p.is_null());
+    let typed = typed_retention_fields(input);
+    if raw_policies && !typed.is_empty() {
+        errors.push(ZotError::invalid(
+            "config.storage.retention.policies",
+            format!(
+                "replaces the retention policy the operator renders from {}, whose settings would be lost: set deleteUntagged/deleteReferrers in your own policies and remove {}",
+                typed.join(" and "),
+                if typed.len() == 1 { "that field" } else { "those fields" }
+            ),
+        ));
+    }
+}
+
+/// The public AWS endpoint of DynamoDB in a region (`.amazonaws.com.cn` in the China regions).
+pub fn aws_dynamodb_endpoint(region: &str) -> String {
+    let region = region.trim();
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://dynamodb.{region}.{suffix}")
+}
+
+fn build_http(http: &HttpInput, version: ZotVersion, errors: &mut RenderErrors) -> HttpConfig {
     if let Some(realm) = &http.realm {
         if realm.is_empty() || realm.contains(['"', '\\']) || realm.chars().any(char::is_control) {
             errors.push(ZotError::invalid(
@@ -513,10 +569,46 @@ fn build_http(http: &HttpInput, errors: &mut RenderErrors) -> HttpConfig {
             "only applies to password logins: configure htpasswd authentication",
         ));
     }
+    let mut timeouts = [
+        (
+            "http.readTimeout",
+            "readTimeout (spec.http.readTimeout)",
+            &http.read_timeout,
+        ),
+        (
+            "http.writeTimeout",
+            "writeTimeout (spec.http.writeTimeout)",
+            &http.write_timeout,
+        ),
+    ]
+    .map(|(key, feature, value)| {
+        if version < HTTP_TIMEOUTS_SINCE {
+            if value.is_some() {
+                errors.push(ZotError::FeatureUnavailable {
+                    feature: feature.to_string(),
+                    min: HTTP_TIMEOUTS_SINCE,
+                    version,
+                });
+            }
+            return None;
+        }
+        Some(match value {
+            Some(v) => duration(key, v, errors).0,
+            None => DEFAULT_HTTP_TIMEOUT.to_string(),
+        })
+    });
+    let compat = if http.docker_compat == Some(false) {
+        Vec::new()
+    } else {
+        vec![DOCKER_COMPAT.to_string()]
+    };
     HttpConfig {
         address: "0.0.0.0".to_string(),
         port: ZOT_PORT.to_string(),
         realm: http.realm.clone(),
+        read_timeout: timeouts[0].take(),
+        write_timeout: timeouts[1].take(),
+        compat,
         tls: http.tls.then(|| TlsConfig {
             cert: paths::TLS_CERT.to_string(),
             key: paths::TLS_KEY.to_string(),

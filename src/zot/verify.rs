@@ -131,7 +131,7 @@ pub fn verify(config: &Value, version: ZotVersion) -> RenderErrors {
         errors: RenderErrors::default(),
     };
     check_log(&mut c, config);
-    check_http(&mut c, config);
+    check_http(&mut c, config, version);
     check_storage(&mut c, config, version);
     check_extensions(&mut c, config);
     check_cluster(&mut c, config);
@@ -153,7 +153,7 @@ fn check_log(c: &mut Checker, config: &Value) {
     }
 }
 
-fn check_http(c: &mut Checker, config: &Value) {
+fn check_http(c: &mut Checker, config: &Value, version: ZotVersion) {
     // Rule 5.
     if let Some(port) = get_path(config, "http.port") {
         let n = match port {
@@ -184,12 +184,12 @@ fn check_http(c: &mut Checker, config: &Value) {
             }
         }
     }
-    // Rule 7.
+    // Rule 7 (zot's validateMTLS, v2.1.12+).
     let tls_complete = ["cert", "key", "cacert"]
         .iter()
         .all(|k| non_empty(get_path(config, &format!("http.tls.{k}"))));
-    if sub("mtls").is_some() && !tls_complete {
-        c.fail("http.auth.mtls", "needs http.tls cert, key and cacert");
+    if let Some(mtls) = sub("mtls").filter(|m| !m.is_null()) {
+        check_mtls(c, mtls, tls_complete);
     }
     // Rule 11.
     if let Some(driver) = sub("sessionDriver") {
@@ -203,22 +203,14 @@ fn check_http(c: &mut Checker, config: &Value) {
             _ => c.fail("http.auth.sessionDriver.name", "must be local or redis"),
         }
     }
-    // Rule 10.
-    if let Some(ac) = get_path(config, "http.accessControl") {
-        let authenticated = non_empty(sub("htpasswd").and_then(|h| get(h, "path")))
-            || sub("ldap").is_some()
-            || sub("openid").is_some()
-            || truthy(sub("apikey"))
-            || sub("bearer").is_some()
-            || (sub("mtls").is_some() && tls_complete);
-        // zot accepts access control without authentication only when it is anonymous-only:
-        // no admin users or actions, no default or per-user policies, some anonymousPolicy;
-        // or when it only lets anonymous clients read the metrics.
-        let admin = get(ac, "adminPolicy");
-        let admin_grants = |keys: &[&str]| {
-            keys.iter()
-                .any(|k| non_empty(admin.and_then(|a| get(a, k))))
-        };
+    if let Some(openid) = sub("openid") {
+        check_openid(c, openid);
+    }
+    if let Some(bearer) = sub("bearer").filter(|b| !b.is_null()) {
+        check_bearer(c, bearer);
+    }
+    // Rule 10 (zot's validateAuthzPolicies).
+    if let Some(ac) = get_path(config, "http.accessControl").filter(|a| !a.is_null()) {
         let repos = match get(ac, "repositories") {
             Some(Value::Object(repos)) => repos.iter().collect::<Vec<_>>(),
             _ => Vec::new(),
@@ -226,22 +218,293 @@ fn check_http(c: &mut Checker, config: &Value) {
         for (glob, _) in &repos {
             c.glob(&format!("http.accessControl.repositories[{glob:?}]"), glob);
         }
-        let only_anonymous = !admin_grants(&["actions", "users"])
-            && repos.iter().any(|(_, r)| non_empty(get(r, "anonymousPolicy")))
-            && !repos.iter().any(|(_, r)| {
-                non_empty(get(r, "defaultPolicy"))
-                    || matches!(get(r, "policies"), Some(Value::Array(ps)) if ps.iter().any(|p| non_empty(get(p, "actions")) || non_empty(get(p, "users"))))
-            });
-        let only_metrics_anonymous = !admin_grants(&["actions", "users", "groups"])
-            && repos.is_empty()
-            && !non_empty(get(ac, "groups"))
-            && matches!(get(ac, "metrics").and_then(|m| get(m, "anonymousPolicy")), Some(Value::Array(a)) if a.iter().any(|x| x == "read"));
-        let needs_auth = !only_anonymous && !only_metrics_anonymous;
-        if needs_auth && !authenticated {
+        let authenticated = authentication_counted(config, version);
+        let anonymous_only = only_anonymous_policy(ac)
+            || (version >= METRICS_ANONYMOUS_SINCE && only_metrics_anonymous_policy(ac));
+        let needs_auth = !anonymous_only;
+        if needs_auth && authenticated.is_none() {
             c.fail(
                 "http.accessControl",
-                "grants rights to users but no authentication is configured: set auth.htpasswdSecretRef, or grant only anonymousPolicy",
+                format!("grants rights to users but zot {version} counts no authentication in this config ({}): set auth.htpasswdSecretRef, or grant only anonymousPolicy", counted_methods(version)),
             );
+        }
+    }
+}
+
+/// First release counting mTLS (TLS cert + key + CA) as authentication for access control.
+pub const MTLS_AUTHN_SINCE: ZotVersion = ZotVersion::new(2, 1, 12);
+/// First release counting bearer authentication for access control.
+pub const BEARER_AUTHN_SINCE: ZotVersion = ZotVersion::new(2, 1, 14);
+/// First release accepting access control that only lets anonymous clients read metrics.
+pub const METRICS_ANONYMOUS_SINCE: ZotVersion = ZotVersion::new(2, 1, 18);
+
+/// OpenID Connect providers zot knows (`IsOpenIDSupported`).
+pub const OPENID_PROVIDERS: &[&str] = &["google", "gitlab", "oidc"];
+/// OAuth2 providers zot knows (`IsOauth2Supported`).
+pub const OAUTH2_PROVIDERS: &[&str] = &["github"];
+
+fn counted_methods(version: ZotVersion) -> String {
+    let mut methods = vec![
+        "htpasswd path",
+        "ldap",
+        "an openid provider zot knows",
+        "apikey: true",
+    ];
+    if version >= MTLS_AUTHN_SINCE {
+        methods.push("TLS cert + key + cacert");
+    }
+    if version >= BEARER_AUTHN_SINCE {
+        methods.push("bearer realm + service + cert (or awsSecretsManager), or a bearer oidc issuer with audiences");
+    }
+    format!("it counts {}", methods.join(", "))
+}
+
+/// Which authentication zot counts for access control, exactly as its `validateAuthzPolicies`
+/// does for the release: `IsBasicAuthnEnabled` (htpasswd path, any ldap block, a known
+/// OpenID/OAuth2 provider, `apikey: true`), `IsMTLSAuthEnabled` (TLS cert + key + cacert, no
+/// `auth.mtls` block needed) from v2.1.12, and `IsBearerAuthEnabled` (realm + service + cert or
+/// AWS Secrets Manager, or an OIDC issuer with audiences) from v2.1.14. `None` when none.
+pub fn authentication_counted(config: &Value, version: ZotVersion) -> Option<&'static str> {
+    let auth = get_path(config, "http.auth");
+    let sub = |k: &str| auth.and_then(|a| get(a, k)).filter(|v| !v.is_null());
+    if non_empty(sub("htpasswd").and_then(|h| get(h, "path"))) {
+        return Some("htpasswd");
+    }
+    if sub("ldap").is_some() {
+        return Some("ldap");
+    }
+    if let Some(Value::Object(providers)) = sub("openid").and_then(|o| get(o, "providers")) {
+        let known = providers.keys().any(|p| {
+            let p = p.to_ascii_lowercase();
+            OPENID_PROVIDERS.contains(&p.as_str()) || OAUTH2_PROVIDERS.contains(&p.as_str())
+        });
+        if known {
+            return Some("openid");
+        }
+    }
+    if truthy(sub("apikey")) {
+        return Some("apikey");
+    }
+    let tls_complete = ["cert", "key", "cacert"]
+        .iter()
+        .all(|k| non_empty(get_path(config, &format!("http.tls.{k}"))));
+    if version >= MTLS_AUTHN_SINCE && tls_complete {
+        return Some("mtls");
+    }
+    if version >= BEARER_AUTHN_SINCE {
+        if let Some(bearer) = sub("bearer") {
+            let realm_service =
+                non_empty(get(bearer, "realm")) && non_empty(get(bearer, "service"));
+            let key_source = non_empty(get(bearer, "cert"))
+                || get(bearer, "awsSecretsManager").is_some_and(|a| !a.is_null());
+            let oidc = matches!(get(bearer, "oidc"), Some(Value::Array(list)) if list.iter().any(|o| {
+                non_empty(get(o, "issuer")) && non_empty(get(o, "audiences"))
+            }));
+            if (realm_service && key_source) || oidc {
+                return Some("bearer");
+            }
+        }
+    }
+    None
+}
+
+/// zot's `ContainsOnlyAnonymousPolicy`: no admin users or actions, no default or per-user
+/// policies, and at least one anonymousPolicy.
+fn only_anonymous_policy(ac: &Value) -> bool {
+    let admin = get(ac, "adminPolicy");
+    if ["actions", "users"]
+        .iter()
+        .any(|k| non_empty(admin.and_then(|a| get(a, k))))
+    {
+        return false;
+    }
+    let repos: Vec<&Value> = match get(ac, "repositories") {
+        Some(Value::Object(repos)) => repos.values().collect(),
+        _ => Vec::new(),
+    };
+    let grants_users = repos.iter().any(|r| {
+        non_empty(get(r, "defaultPolicy"))
+            || matches!(get(r, "policies"), Some(Value::Array(ps)) if ps.iter().any(|p| non_empty(get(p, "actions")) || non_empty(get(p, "users"))))
+    });
+    !grants_users && repos.iter().any(|r| non_empty(get(r, "anonymousPolicy")))
+}
+
+/// zot's `ContainsOnlyMetricsAnonymousPolicy` (v2.1.18+): nothing but anonymous metrics reads.
+fn only_metrics_anonymous_policy(ac: &Value) -> bool {
+    let admin = get(ac, "adminPolicy");
+    !["actions", "users", "groups"]
+        .iter()
+        .any(|k| non_empty(admin.and_then(|a| get(a, k))))
+        && !non_empty(get(ac, "repositories"))
+        && !non_empty(get(ac, "groups"))
+        && matches!(get(ac, "metrics").and_then(|m| get(m, "anonymousPolicy")), Some(Value::Array(a)) if a.iter().any(|x| x == "read"))
+}
+
+/// zot's `validateOpenIDConfig`: every provider must be one zot knows, an OpenID one with
+/// `clientid`, `issuer` and `scopes`, the OAuth2 one (github) with `clientid` and `scopes`.
+fn check_openid(c: &mut Checker, openid: &Value) {
+    let Some(Value::Object(providers)) = get(openid, "providers") else {
+        return;
+    };
+    for (name, provider) in providers {
+        let p = format!("http.auth.openid.providers.{name}");
+        let lower = name.to_ascii_lowercase();
+        let required: &[&str] = if OPENID_PROVIDERS.contains(&lower.as_str()) {
+            &["clientid", "issuer", "scopes"]
+        } else if OAUTH2_PROVIDERS.contains(&lower.as_str()) {
+            &["clientid", "scopes"]
+        } else {
+            c.fail(
+                &p,
+                format!(
+                    "{name:?} is not a provider zot supports ({}, {})",
+                    OPENID_PROVIDERS.join(", "),
+                    OAUTH2_PROVIDERS.join(", ")
+                ),
+            );
+            continue;
+        };
+        for key in required {
+            if !non_empty(get(provider, key)) {
+                c.fail(
+                    format!("{p}.{key}"),
+                    format!("is required for the {name} provider"),
+                );
+            }
+        }
+    }
+}
+
+/// zot's `validateBearerConfig`.
+fn check_bearer(c: &mut Checker, bearer: &Value) {
+    let asm = get(bearer, "awsSecretsManager").filter(|a| !a.is_null());
+    if non_empty(get(bearer, "cert")) && asm.is_some() {
+        c.fail(
+            "http.auth.bearer",
+            "cannot use both cert and awsSecretsManager",
+        );
+    }
+    if let Some(upstream) = get(bearer, "upstreamTokenEndpoint").filter(|u| !u.is_null()) {
+        let realm = get(upstream, "realm").and_then(Value::as_str).unwrap_or("");
+        if realm.is_empty() || !non_empty(get(upstream, "service")) {
+            c.fail(
+                "http.auth.bearer.upstreamTokenEndpoint",
+                "needs both realm and service",
+            );
+        } else {
+            match url::Url::parse(realm) {
+                Ok(u) if u.has_host() => {
+                    let insecure_ok = truthy(get(upstream, "allowInsecureHttp"));
+                    let https = u.scheme().eq_ignore_ascii_case("https");
+                    let allowed_http = u.scheme().eq_ignore_ascii_case("http") && insecure_ok;
+                    if !(https || allowed_http) {
+                        c.fail(
+                            "http.auth.bearer.upstreamTokenEndpoint.realm",
+                            "must use https unless allowInsecureHttp is true",
+                        );
+                    }
+                }
+                _ => c.fail(
+                    "http.auth.bearer.upstreamTokenEndpoint.realm",
+                    format!("{realm:?} is not an absolute URL"),
+                ),
+            }
+        }
+    }
+    if let Some(asm) = asm {
+        for key in ["region", "secretName"] {
+            if !non_empty(get(asm, key)) {
+                c.fail(
+                    format!("http.auth.bearer.awsSecretsManager.{key}"),
+                    "is required",
+                );
+            }
+        }
+        if c.duration(
+            "http.auth.bearer.awsSecretsManager.refreshInterval",
+            get(asm, "refreshInterval"),
+        )
+        .is_some_and(|n| n < 0)
+        {
+            c.fail(
+                "http.auth.bearer.awsSecretsManager.refreshInterval",
+                "must not be negative",
+            );
+        }
+    }
+}
+
+/// The mTLS identity attributes zot accepts (compared case-insensitively).
+pub const MTLS_IDENTITY_ATTRIBUTES: &[&str] = &[
+    "CommonName",
+    "CN",
+    "Subject",
+    "DN",
+    "Email",
+    "rfc822name",
+    "URI",
+    "URL",
+    "DNSName",
+    "DNS",
+];
+
+/// zot's `validateMTLS`.
+fn check_mtls(c: &mut Checker, mtls: &Value, tls_complete: bool) {
+    if !tls_complete {
+        c.fail("http.auth.mtls", "needs http.tls cert, key and cacert");
+        return;
+    }
+    let attributes: Vec<String> = match get(mtls, "identityAttributes") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|s| s.trim().to_string())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let unknown: Vec<&String> = attributes
+        .iter()
+        .filter(|a| {
+            !MTLS_IDENTITY_ATTRIBUTES
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(a))
+        })
+        .collect();
+    if !unknown.is_empty() {
+        c.fail(
+            "http.auth.mtls.identityAttributes",
+            format!(
+                "{unknown:?} are not identity attributes zot knows ({})",
+                MTLS_IDENTITY_ATTRIBUTES.join(", ")
+            ),
+        );
+        return;
+    }
+    let uses_san = attributes
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case("uri") || a.eq_ignore_ascii_case("url"));
+    for key in ["dnsSanIndex", "emailSanIndex", "uriSanIndex"] {
+        let set = get(mtls, key).is_some_and(|v| v.as_i64().is_some_and(|n| n != 0));
+        if set && !uses_san {
+            c.fail(
+                format!("http.auth.mtls.{key}"),
+                "only applies with the URI/URL identity attribute",
+            );
+        }
+    }
+    if let Some(Value::String(pattern)) = get(mtls, "uriSanPattern") {
+        if !pattern.is_empty() {
+            if !uses_san {
+                c.fail(
+                    "http.auth.mtls.uriSanPattern",
+                    "only applies with the URI/URL identity attribute",
+                );
+            } else {
+                c.regex(
+                    "http.auth.mtls.uriSanPattern",
+                    Some(&Value::String(pattern.clone())),
+                );
+            }
         }
     }
 }
@@ -344,6 +607,24 @@ fn check_storage(c: &mut Checker, config: &Value, version: ZotVersion) {
         }
         if let Some(cache) = cache.filter(|_| remote_cache) {
             let name = get(cache, "name").and_then(Value::as_str);
+            // zot's metadata database reads these with no default and exits at start
+            // ("dynamo parameters are not specified correctly") when one is missing; it is
+            // opened whenever search or any authentication is on.
+            if top && name == Some("dynamodb") {
+                for key in DYNAMODB_META_KEYS {
+                    if !matches!(get(cache, key), Some(Value::String(_))) {
+                        let hint = if *key == "endpoint" {
+                            " (for AWS: https://dynamodb.<region>.amazonaws.com)"
+                        } else {
+                            ""
+                        };
+                        c.fail(
+                            format!("{path}.cacheDriver.{key}"),
+                            format!("is required with a dynamodb cache: zot exits at start without it{hint}"),
+                        );
+                    }
+                }
+            }
             if top {
                 if !matches!(name, Some("redis" | "dynamodb")) {
                     c.fail(
@@ -517,6 +798,49 @@ fn check_extensions(c: &mut Checker, config: &Value) {
                     );
                 }
             }
+            if non_empty(get(r, "pollInterval")) {
+                if let Some(url) = catalogless_upstream(r) {
+                    c.fail(
+                        format!("{p}.pollInterval"),
+                        format!("{url} does not serve the repository catalog (/v2/_catalog) that zot's periodic sync lists, so it would never sync: remove pollInterval and use onDemand: true"),
+                    );
+                }
+            }
+            if get(r, "credentialHelper").and_then(Value::as_str) == Some("oauth2") {
+                check_oauth2_helper(c, &p, get(r, "oauth2CredentialHelper"));
+            }
+            // zot's post-v2.1.20 request tuning rules (keys of v2.1.21).
+            if let Some(interval) = c.duration(
+                &format!("{p}.manifestCheckInterval"),
+                get(r, "manifestCheckInterval"),
+            ) {
+                if interval < 0 {
+                    c.fail(format!("{p}.manifestCheckInterval"), "must not be negative");
+                } else if interval > 0 && !truthy(get(r, "onDemand")) {
+                    c.fail(
+                        format!("{p}.manifestCheckInterval"),
+                        "only throttles on-demand sync: it needs onDemand: true",
+                    );
+                }
+            }
+            for key in ["reqConcurrent", "maxIdleConnsPerHost"] {
+                if let Some(v) = get(r, key).filter(|v| !v.is_null()) {
+                    if v.as_i64().is_none_or(|n| n <= 0) {
+                        c.fail(
+                            format!("{p}.{key}"),
+                            "must be a whole number greater than 0",
+                        );
+                    }
+                }
+            }
+            if let Some(v) = get(r, "reqPerSec").filter(|v| !v.is_null()) {
+                if !v.as_f64().is_some_and(|n| n.is_finite() && n > 0.0) {
+                    c.fail(
+                        format!("{p}.reqPerSec"),
+                        "must be a finite number greater than 0",
+                    );
+                }
+            }
             if truthy(get(r, "preserveDigest")) && !compat {
                 c.fail(
                     format!("{p}.preserveDigest"),
@@ -546,6 +870,115 @@ fn check_extensions(c: &mut Checker, config: &Value) {
             }
         }
     }
+}
+
+/// The grant whose extra fields (audience, token types) zot's OAuth2 helper accepts.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// zot's `OAuth2HelperConfig.Validate` (v2.1.19+), with its strict decoding of the keys.
+fn check_oauth2_helper(c: &mut Checker, registry_path: &str, helper: Option<&Value>) {
+    let p = format!("{registry_path}.oauth2CredentialHelper");
+    let Some(Value::Object(map)) = helper.filter(|h| non_empty(Some(h))) else {
+        c.fail(&p, "is required with credentialHelper: oauth2");
+        return;
+    };
+    const KEYS: &[&str] = &[
+        "tokenURL",
+        "assertionFile",
+        "signingFile",
+        "grantType",
+        "clientID",
+        "clientSecretFile",
+        "scopes",
+        "username",
+        "audience",
+        "subjectTokenType",
+        "requestedTokenType",
+    ];
+    for key in map.keys() {
+        if !KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+            c.fail(
+                format!("{p}.{key}"),
+                "is not a key zot's oauth2 helper knows",
+            );
+        }
+    }
+    let text = |key: &str| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .and_then(|(_, v)| v.as_str())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    if text("tokenURL").is_none() {
+        c.fail(format!("{p}.tokenURL"), "is required");
+    }
+    match (text("assertionFile"), text("signingFile")) {
+        (None, None) => c.fail(&p, "needs assertionFile or signingFile"),
+        (Some(_), Some(_)) => c.fail(&p, "takes assertionFile or signingFile, not both"),
+        _ => {}
+    }
+    let exchange_only = ["audience", "subjectTokenType", "requestedTokenType"];
+    if text("grantType") != Some(TOKEN_EXCHANGE_GRANT) {
+        for key in exchange_only {
+            if text(key).is_some() {
+                c.fail(
+                    format!("{p}.{key}"),
+                    format!("only applies with grantType {TOKEN_EXCHANGE_GRANT}"),
+                );
+            }
+        }
+        return;
+    }
+    if text("audience").is_none() {
+        c.fail(
+            format!("{p}.audience"),
+            "is required with the token-exchange grant",
+        );
+    }
+    for key in ["subjectTokenType", "requestedTokenType"] {
+        if let Some(v) = text(key) {
+            if url::Url::parse(v).is_err() {
+                c.fail(
+                    format!("{p}.{key}"),
+                    format!("{v:?} is not an absolute URI"),
+                );
+            }
+        }
+    }
+}
+
+/// The dynamodb cache driver keys zot's metadata database requires (as strings).
+pub const DYNAMODB_META_KEYS: &[&str] = &[
+    "endpoint",
+    "region",
+    "repometatablename",
+    "repoblobsinfotablename",
+    "imagemetatablename",
+    "apikeytablename",
+    "versiontablename",
+    "userdatatablename",
+];
+
+/// Hosts known to refuse `/v2/_catalog`: Docker Hub's registry under each of its names.
+pub const CATALOGLESS_HOSTS: &[&str] = &[
+    "docker.io",
+    "registry-1.docker.io",
+    "index.docker.io",
+    "registry.hub.docker.com",
+];
+
+/// The first URL of a sync registry whose host serves no catalog.
+fn catalogless_upstream(registry: &Value) -> Option<String> {
+    let Some(Value::Array(urls)) = get(registry, "urls") else {
+        return None;
+    };
+    urls.iter().filter_map(Value::as_str).find_map(|u| {
+        let host = url::Url::parse(u).ok()?.host_str()?.to_ascii_lowercase();
+        CATALOGLESS_HOSTS
+            .contains(&host.as_str())
+            .then(|| u.to_string())
+    })
 }
 
 fn check_cluster(c: &mut Checker, config: &Value) {

@@ -190,6 +190,7 @@ pub fn render_input(
     let gc = spec.gc.clone().unwrap_or_default();
     let untagged = spec.untagged.clone().unwrap_or_default();
     let extensions = spec.extensions.clone().unwrap_or_default();
+    let http = spec.http.clone().unwrap_or_default();
     let input = RenderInput {
         storage,
         dedupe: spec.dedupe,
@@ -228,6 +229,9 @@ pub fn render_input(
                 admin_users: ac.admin_users.clone(),
                 metrics_users: ac.metrics_users.clone(),
             }),
+            docker_compat: http.docker_compat,
+            read_timeout: http.read_timeout.clone(),
+            write_timeout: http.write_timeout.clone(),
         },
         log_level: spec
             .log
