@@ -1046,6 +1046,106 @@ mod tests {
         assert_eq!(problems(users).len(), 1);
     }
 
+    fn users_granted(auth: Value, tls: Value) -> Value {
+        json!({"http": {"tls": tls, "auth": auth, "accessControl": {"repositories": {"**": {"defaultPolicy": ["read"]}}}}})
+    }
+
+    #[test]
+    fn tls_with_a_client_ca_counts_as_authentication_from_v2_1_12_without_an_mtls_block() {
+        let config = users_granted(
+            json!({}),
+            json!({"cert": "/c", "key": "/k", "cacert": "/ca"}),
+        );
+        assert!(verify(&config, ZotVersion::new(2, 1, 12)).is_empty());
+        assert_eq!(verify(&config, V20).lines(), Vec::<String>::new());
+        let old = verify(&config, ZotVersion::new(2, 1, 11)).lines();
+        assert_eq!(old.len(), 1, "{old:?}");
+        assert!(old[0].starts_with(
+            "http.accessControl: grants rights to users but zot v2.1.11 counts no authentication"
+        ));
+        let no_ca = users_granted(json!({}), json!({"cert": "/c", "key": "/k"}));
+        assert_eq!(verify(&no_ca, V20).lines().len(), 1);
+    }
+
+    #[test]
+    fn only_a_complete_bearer_block_counts_as_authentication_and_only_from_v2_1_14() {
+        let tls = json!({"cert": "/c", "key": "/k"});
+        let incomplete = users_granted(
+            json!({"bearer": {"realm": "https://t/token", "service": "zot"}}),
+            tls.clone(),
+        );
+        assert_eq!(verify(&incomplete, V20).lines().len(), 1);
+        let complete = users_granted(
+            json!({"bearer": {"realm": "https://t/token", "service": "zot", "cert": "/b.pem"}}),
+            tls.clone(),
+        );
+        assert!(verify(&complete, V20).is_empty());
+        assert_eq!(
+            verify(&complete, ZotVersion::new(2, 1, 13)).lines().len(),
+            1
+        );
+        let oidc = users_granted(
+            json!({"bearer": {"oidc": [{"issuer": "https://idp", "audiences": ["zot"]}]}}),
+            tls.clone(),
+        );
+        assert!(verify(&oidc, V20).is_empty());
+        let oidc_no_audience = users_granted(
+            json!({"bearer": {"oidc": [{"issuer": "https://idp"}]}}),
+            tls,
+        );
+        assert_eq!(verify(&oidc_no_audience, V20).lines().len(), 1);
+    }
+
+    #[test]
+    fn only_an_openid_provider_zot_knows_counts_as_authentication() {
+        let known = users_granted(
+            json!({"openid": {"providers": {"github": {"clientid": "x", "scopes": ["read:org"]}}}}),
+            Value::Null,
+        );
+        assert!(verify(&known, V20).is_empty());
+        let unknown = users_granted(
+            json!({"openid": {"providers": {"keycloak": {"clientid": "x", "issuer": "https://k", "scopes": ["openid"]}}}}),
+            Value::Null,
+        );
+        let p = verify(&unknown, V20).lines();
+        assert_eq!(p.len(), 2, "{p:?}");
+    }
+
+    #[test]
+    fn anonymous_metrics_reads_alone_need_no_authentication_from_v2_1_18() {
+        let config = json!({"http": {"accessControl": {"metrics": {"anonymousPolicy": ["read"]}}}});
+        assert!(verify(&config, ZotVersion::new(2, 1, 18)).is_empty());
+        assert_eq!(verify(&config, ZotVersion::new(2, 1, 17)).lines().len(), 1);
+    }
+
+    #[test]
+    fn mtls_identity_rules_are_zots() {
+        let tls = json!({"cert": "/c", "key": "/k", "cacert": "/ca"});
+        let check = |mtls: Value| {
+            verify(
+                &json!({"http": {"tls": tls.clone(), "auth": {"mtls": mtls}}}),
+                V20,
+            )
+            .lines()
+        };
+        assert!(
+            check(json!({"identityAttributes": ["CN", "uri"], "uriSanPattern": "^spiffe://"}))
+                .is_empty()
+        );
+        assert_eq!(
+            check(json!({"identityAttributes": ["SerialNumber"]})).len(),
+            1
+        );
+        assert_eq!(
+            check(json!({"identityAttributes": ["CN"], "uriSanIndex": 1})),
+            ["http.auth.mtls.uriSanIndex: only applies with the URI/URL identity attribute"]
+        );
+        assert_eq!(
+            check(json!({"identityAttributes": ["URI"], "uriSanPattern": "(["})).len(),
+            1
+        );
+    }
+
     #[test]
     fn rejects_a_cluster_without_members_or_with_a_hash_key_not_16_characters() {
         assert_eq!(
