@@ -9,8 +9,11 @@
 //!   summarised in the project's zot reference §3): DELETE by tag removes only that tag; tag
 //!   lists paginate with `n`/`last` and 404 on an unknown `last`; `/v2/_zot/ext/mgmt` reports
 //!   the release; the search GraphQL `ImageList` pages with `limit`/`offset` and reports
-//!   `TotalCount`, per-tag `PushTimestamp`, `LastPullTimestamp` (zero time = never) and
-//!   `DownloadCount`.
+//!   `TotalCount`, `PushTimestamp`, `LastPullTimestamp` (the Unix epoch = never) and
+//!   `DownloadCount` per manifest digest (tags on one digest share them) and `TaggedTimestamp`
+//!   per tag, answering only the fields the query asks for — as a real zot v2.1.20 built from
+//!   source answered; its management endpoint sends JSON as `text/plain`, and a tag page after
+//!   an unknown `last` is a 404 with an empty body.
 
 mod support;
 
@@ -220,11 +223,11 @@ fn zot_handle(st: &Mutex<ZotState>, req: Request) -> Reply {
     let path = req.path().to_string();
     match (req.method.as_str(), path.as_str()) {
         ("GET", "/v2/") => Response::status(200).into(),
-        ("GET", "/v2/_zot/ext/mgmt") => Response::json(
-            200,
-            &serde_json::json!({"distSpecVersion": "1.1.1", "releaseTag": "v2.1.20", "binaryType": "", "http": {"auth": {}}}),
-        )
-        .into(),
+        // zot v2.1.20 sends its JSON as text/plain
+        ("GET", "/v2/_zot/ext/mgmt") => Response::status(200)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(serde_json::json!({"distSpecVersion": "1.1.1", "commit": "v2.1.20", "releaseTag": "v2.1.20", "binaryType": "-sync-search-scrub-metrics-lint-mgmt-profile-userprefs-imagetrust-events", "http": {"auth": {}}}).to_string())
+            .into(),
         ("GET", "/v2/app/tags/list") => {
             let n: usize = req.query("n").and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
             let all: Vec<String> = s.tags.keys().cloned().collect();
@@ -232,10 +235,8 @@ fn zot_handle(st: &Mutex<ZotState>, req: Request) -> Reply {
                 None => 0,
                 Some(l) => match all.iter().position(|t| *t == l) {
                     Some(i) => i + 1,
-                    None => {
-                        return Response::json(404, &serde_json::json!({"errors":[{"code":"NAME_UNKNOWN"}]}))
-                            .into()
-                    }
+                    // zot v2.1.20: 404 with an empty body
+                    None => return Response::status(404).into(),
                 },
             };
             let page: Vec<String> = all.iter().skip(start).take(n).cloned().collect();
@@ -276,6 +277,15 @@ fn zot_handle(st: &Mutex<ZotState>, req: Request) -> Reply {
             };
             let (limit, offset) = (num("limit:"), num("offset:"));
             assert!(q.contains(r#"repo: "app""#), "{q}");
+            // zot keeps push time and pull statistics per manifest digest (tags on one digest
+            // share them); only TaggedTimestamp (v2.1.15+) is per tag. GraphQL answers only the
+            // fields asked for.
+            let digests: Vec<&String> = s.tags.values().fold(Vec::new(), |mut seen, d| {
+                if !seen.contains(&d) {
+                    seen.push(d);
+                }
+                seen
+            });
             let results: Vec<serde_json::Value> = s
                 .tags
                 .iter()
@@ -283,13 +293,19 @@ fn zot_handle(st: &Mutex<ZotState>, req: Request) -> Reply {
                 .skip(offset)
                 .take(limit)
                 .map(|(i, (t, d))| {
-                    serde_json::json!({
+                    let j = digests.iter().position(|x| *x == d).unwrap_or(0);
+                    let mut r = serde_json::json!({
                         "RepoName": "app", "Tag": t, "Digest": d,
                         "MediaType": "application/vnd.oci.image.manifest.v1+json",
-                        "PushTimestamp": format!("2026-01-{:02}T00:00:00Z", i + 1),
-                        "LastPullTimestamp": if i == 0 { "0001-01-01T00:00:00Z".to_string() } else { format!("2026-02-{:02}T00:00:00Z", i + 1) },
-                        "DownloadCount": i,
-                    })
+                        "PushTimestamp": format!("2026-01-{:02}T00:00:00Z", j + 1),
+                        "TaggedTimestamp": format!("2026-01-{:02}T12:00:00Z", i + 1),
+                        "LastPullTimestamp": if j == 0 { "1970-01-01T00:00:00Z".to_string() } else { format!("2026-02-{:02}T00:00:00Z", j + 1) },
+                        "DownloadCount": j,
+                    });
+                    if let Some(fields) = r.as_object_mut() {
+                        fields.retain(|k, _| q.contains(k.as_str()));
+                    }
+                    r
                 })
                 .collect();
             let total = s.lie_total.unwrap_or(s.tags.len() as u64);
@@ -397,15 +413,19 @@ async fn zot_is_detected_and_its_search_api_gives_per_tag_statistics_in_pages() 
     assert_eq!(c.stats().get(Operation::Search), 3);
     assert_eq!(stats[0].tag, "a");
     assert_eq!(stats[0].digest, D1);
-    assert_eq!(stats[0].last_pulled, None, "zero time means never pulled");
+    assert_eq!(
+        stats[0].last_pulled, None,
+        "the Unix epoch means never pulled"
+    );
     assert_eq!(
         stats[0].pushed.map(|t| t.to_string()).as_deref(),
         Some("2026-01-01T00:00:00Z")
     );
-    assert_eq!(stats[4].download_count, Some(4));
+    assert_eq!(stats[1].pushed, stats[0].pushed, "a and b share one digest");
+    assert_eq!(stats[4].download_count, Some(1));
     assert_eq!(
         stats[4].last_pulled.map(|t| t.to_string()).as_deref(),
-        Some("2026-02-05T00:00:00Z")
+        Some("2026-02-02T00:00:00Z")
     );
     assert_eq!(
         c.stats().get(Operation::GetManifest),

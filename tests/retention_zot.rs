@@ -36,11 +36,11 @@ fn handle(st: &Mutex<Zot>, req: Request) -> Reply {
     let manifest = path.strip_prefix("/v2/app/manifests/").map(str::to_string);
     match (req.method.as_str(), path.as_str(), manifest) {
         ("GET", "/v2/", _) => Response::status(200).into(),
-        ("GET", "/v2/_zot/ext/mgmt", _) => Response::json(
-            200,
-            &serde_json::json!({"distSpecVersion": "1.1.1", "releaseTag": "v2.1.20", "binaryType": ""}),
-        )
-        .into(),
+        // zot v2.1.20 sends its JSON as text/plain
+        ("GET", "/v2/_zot/ext/mgmt", _) => Response::status(200)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(serde_json::json!({"distSpecVersion": "1.1.1", "commit": "v2.1.20", "releaseTag": "v2.1.20", "binaryType": "-sync-search", "http": {"auth": {}}}).to_string())
+            .into(),
         ("GET", "/v2/_catalog", _) => {
             Response::json(200, &serde_json::json!({"repositories": ["app"]})).into()
         }
@@ -93,7 +93,8 @@ fn handle(st: &Mutex<Zot>, req: Request) -> Reply {
                     serde_json::json!({
                         "RepoName": "app", "Tag": t, "Digest": d, "MediaType": OCI_MANIFEST,
                         "PushTimestamp": pushed.to_string(),
-                        "LastPullTimestamp": "0001-01-01T00:00:00Z", "DownloadCount": 0,
+                        // zot v2.1.20 reports "never pulled" as the Unix epoch
+                        "LastPullTimestamp": "1970-01-01T00:00:00Z", "DownloadCount": 0,
                     })
                 })
                 .collect();
