@@ -9,7 +9,9 @@
 //!   that counts requests by method;
 //! - [`operator`]: the real operator running against the Kubernetes API test double;
 //! - [`planner`]: a small language for synthetic inventories and policies (planner tests);
-//! - [`schema`]: offline CRD schema checks, as the API server does them.
+//! - [`schema`]: offline CRD schema checks, as the API server does them;
+//! - [`crd_cases`]: objects the CRDs' schema and CEL rules accept or reject, judged offline
+//!   (`tests/crds.rs`) and by the API server (`tests/cluster_api.rs`).
 //!
 //! Include it with `mod support;` from a test file (or `#[path = "../tests/support/mod.rs"]`
 //! from an example). Not every test file uses every item. Typical use:
@@ -29,6 +31,7 @@
 //! `openssl` CLI (TLS registries only).
 #![allow(dead_code)]
 
+pub mod crd_cases;
 pub mod http;
 pub mod operator;
 pub mod planner;
