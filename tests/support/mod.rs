@@ -10,6 +10,8 @@
 //! - [`operator`]: the real operator running against the Kubernetes API test double;
 //! - [`planner`]: a small language for synthetic inventories and policies (planner tests);
 //! - [`schema`]: offline CRD schema checks, as the API server does them;
+//! - [`cluster`]: the real control plane of the test run (`scripts/cluster.sh`): admin client,
+//!   CRDs, a namespace per test, the chart's ServiceAccount and RBAC with a token, the audit log;
 //! - [`crd_cases`]: objects the CRDs' schema and CEL rules accept or reject, judged offline
 //!   (`tests/crds.rs`) and by the API server (`tests/cluster_api.rs`).
 //!
@@ -31,6 +33,7 @@
 //! `openssl` CLI (TLS registries only).
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod crd_cases;
 pub mod http;
 pub mod operator;
