@@ -1,6 +1,7 @@
 //! scripts/cluster.sh fails clearly and leaves nothing running: without Go, when a module
 //! cannot be had from the Go proxy, when a port it is told to use is taken, when a component
-//! dies at start. Uses the binaries scripts/test.sh built (the same cache).
+//! dies at start; and start, pause, resume, restart-apiserver and stop do what they say.
+//! Uses the binaries scripts/test.sh built (the same cache).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -165,6 +166,33 @@ fn an_api_server_that_dies_at_start_is_named_and_etcd_is_stopped() {
     assert!(!dir.exists());
 }
 
+/// Whether the API server of the control plane in `dir` answers `/readyz` within 3 s.
+fn ready(dir: &Path) -> bool {
+    let env = std::fs::read_to_string(dir.join("ports.env")).unwrap();
+    let port = env
+        .lines()
+        .find_map(|l| l.strip_prefix("APISERVER_PORT="))
+        .unwrap();
+    let certs = dir.join("certs");
+    Command::new("curl")
+        .args(["-sf", "--max-time", "3", "--cacert"])
+        .arg(certs.join("ca.crt"))
+        .arg("--cert")
+        .arg(certs.join("admin.crt"))
+        .arg("--key")
+        .arg(certs.join("admin.key"))
+        .arg(format!("https://127.0.0.1:{port}/readyz"))
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn run_ok(args: &[&str]) {
+    let out = script().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+}
+
 #[test]
 fn start_then_stop_ends_every_process_and_removes_the_state() {
     let (_tmp, dir) = fresh_dir();
@@ -191,6 +219,24 @@ fn start_then_stop_ends_every_process_and_removes_the_state() {
         "{}",
         stderr(&again)
     );
+
+    // Faults for later tests: a paused API server does not answer, a resumed one does, a
+    // restarted one is a new process on the same port.
+    let d = dir.to_str().unwrap();
+    assert!(ready(&dir));
+    run_ok(&["pause", d]);
+    assert!(!ready(&dir), "a paused API server answers");
+    run_ok(&["resume", d]);
+    assert!(ready(&dir), "a resumed API server does not answer");
+    let pid = std::fs::read_to_string(dir.join("kube-apiserver.pid")).unwrap();
+    run_ok(&["restart-apiserver", d]);
+    assert_ne!(
+        std::fs::read_to_string(dir.join("kube-apiserver.pid")).unwrap(),
+        pid,
+        "a new API server process"
+    );
+    assert!(ready(&dir), "the restarted API server answers");
+    assert_eq!(processes_mentioning(d).len(), 3);
     let out = script()
         .args(["stop", dir.to_str().unwrap()])
         .output()
