@@ -431,14 +431,31 @@ impl Cluster {
         namespace: &str,
         settings: registry_operator::controller::context::Settings,
     ) -> Operator {
+        self.start_operator_full(namespace, settings, false).await
+    }
+
+    /// Starts the operator as the chart's ServiceAccount in `namespace`, limited to it; with
+    /// `leader_elect`, it first takes the Lease `registry-operator` in that namespace (where the
+    /// chart's leader-election Role grants it).
+    pub async fn start_operator_full(
+        &self,
+        namespace: &str,
+        settings: registry_operator::controller::context::Settings,
+        leader_elect: bool,
+    ) -> Operator {
         use registry_operator::controller::operator::{self, OperatorConfig};
+        use registry_operator::controller::runtime::LeaderElection;
         let identity = self.operator_identity(namespace).await;
         let http_listen = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port");
         let config = OperatorConfig {
             http_listen,
-            leader_election: None,
+            leader_election: leader_elect.then(|| LeaderElection {
+                namespace: namespace.to_string(),
+                lease: "registry-operator".into(),
+                identity: "test-replica".into(),
+            }),
             watch_namespaces: vec![namespace.to_string()],
             settings,
         };
