@@ -46,6 +46,8 @@ fn managed_registry(name: &str) -> Registry {
     }))
 }
 
+/// The API server refuses a CRD whose schema is not structural or whose CEL rules do not compile
+/// or exceed the cost budget; accepted, each must become Established with its names accepted.
 #[tokio::test]
 async fn the_crds_install_and_become_established() {
     let c = cluster().await;
