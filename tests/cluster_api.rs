@@ -23,7 +23,7 @@ use registry_operator::api::{Registry, RetentionPolicy};
 use registry_operator::oci::{ClientOptions, Credentials, RegistryClient};
 use serde_json::{json, Value};
 
-use support::cluster::{wait_for, Cluster, TEST_MANAGER};
+use support::cluster::{wait_for, Cluster, Harness, TEST_MANAGER};
 use support::crd_cases::Verdict;
 use support::registry::TestRegistry;
 use support::seed::Seeder;
@@ -510,9 +510,8 @@ async fn at_rest_the_operator_writes_nothing() {
     Seeder::new(&real.url, None)
         .push_image("app/web", Some("v1"), "w1", "2025-01-01T00:00:00Z")
         .await;
-    let c = cluster().await;
-    let ns = c.namespace("rest").await;
-    let op = c.start_operator(&ns).await;
+    let h = Harness::start("rest").await;
+    let (c, ns) = (&h.cluster, h.ns.clone());
     let regs: Api<Registry> = Api::namespaced(c.client.clone(), &ns);
     regs.create(&PostParams::default(), &managed_registry("main"))
         .await
@@ -544,12 +543,12 @@ async fn at_rest_the_operator_writes_nothing() {
     .await;
     // Let the last writes of the start (status after the first health check) land.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = versions(&c, &ns).await;
-    let writes_before = operator_writes(&c, &op.identity.username);
+    let before = versions(c, &ns).await;
+    let writes_before = operator_writes(c, &h.operator.identity.username);
     // Three health-check intervals (2 s each) and a watch resync's worth of time.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let after = versions(&c, &ns).await;
-    let writes_after = operator_writes(&c, &op.identity.username);
+    let after = versions(c, &ns).await;
+    let writes_after = operator_writes(c, &h.operator.identity.username);
     assert_eq!(before, after, "objects changed at rest");
     // The managed Registry is applied again on each periodic reconcile: server-side applies
     // of unchanged objects, which the API server answers without a new resourceVersion (above).
@@ -558,7 +557,7 @@ async fn at_rest_the_operator_writes_nothing() {
         writes_before, writes_after,
         "the operator wrote at rest (from the audit log)"
     );
-    op.stop(&c).await;
+    h.stop().await;
 }
 
 /// The operator's writes other than server-side applies (`force=true` in the query).

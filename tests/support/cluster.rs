@@ -510,3 +510,100 @@ impl Operator {
             .and_then(|v| v.trim().parse().ok())
     }
 }
+
+/// The operator's end-to-end setting on the real control plane: a namespace of the test's own,
+/// the CRDs, and the operator running in it as the chart's ServiceAccount, limited to it. The
+/// test acts as cluster admin through `client`; the API server's audit log tells the two apart.
+pub struct Harness {
+    /// The control plane.
+    pub cluster: Cluster,
+    /// The test's namespace (the operator's `--watch-namespace` and release namespace).
+    pub ns: String,
+    /// A cluster-admin client for the test.
+    pub client: kube::Client,
+    /// The operator.
+    pub operator: Operator,
+    /// `http://127.0.0.1:PORT/metrics` of the operator.
+    pub metrics_url: String,
+}
+
+impl Harness {
+    /// Connects, installs the CRDs, creates a namespace `<prefix>-<random>` and starts the
+    /// operator there with fast health checks and backoff.
+    pub async fn start(prefix: &str) -> Harness {
+        use registry_operator::controller::context::Settings;
+        Self::start_with(
+            prefix,
+            Settings {
+                health_interval: Duration::from_secs(2),
+                backoff_base: Duration::from_millis(200),
+                backoff_max: Duration::from_secs(2),
+                ..Settings::default()
+            },
+        )
+        .await
+    }
+
+    /// As [`Harness::start`], with the given settings.
+    pub async fn start_with(
+        prefix: &str,
+        settings: registry_operator::controller::context::Settings,
+    ) -> Harness {
+        let cluster = Cluster::connect().await;
+        cluster.install_crds().await;
+        let ns = cluster.namespace(prefix).await;
+        let operator = cluster.start_operator_with(&ns, settings).await;
+        Harness {
+            client: cluster.client.clone(),
+            metrics_url: operator.metrics_url.clone(),
+            cluster,
+            ns,
+            operator,
+        }
+    }
+
+    /// The operator's requests so far, from the audit log.
+    pub fn operator_requests(&self) -> Vec<AuditEvent> {
+        self.cluster.audit_events(&self.operator.identity.username)
+    }
+
+    /// The operator's writes so far (create, update, patch, delete), from the audit log.
+    pub fn writes(&self) -> usize {
+        self.operator_requests()
+            .iter()
+            .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
+            .count()
+    }
+
+    /// The value of one series on the operator's `/metrics`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        self.operator.metric(series).await
+    }
+
+    /// The Events (events.k8s.io) in the test's namespace about `name` with `reason`.
+    pub async fn events(
+        &self,
+        name: &str,
+        reason: &str,
+    ) -> Vec<k8s_openapi::api::events::v1::Event> {
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        api.list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding
+                        .as_ref()
+                        .is_some_and(|r| r.name.as_deref() == Some(name))
+            })
+            .collect()
+    }
+
+    /// Stops the operator; fails the test if the API server refused it anything (403).
+    pub async fn stop(self) {
+        self.operator.stop(&self.cluster).await;
+    }
+}
