@@ -266,7 +266,10 @@ impl Cluster {
     /// The audit events of `username`'s requests, in the order the API server answered them.
     pub fn audit_events(&self, username: &str) -> Vec<AuditEvent> {
         let text = std::fs::read_to_string(self.audit_log()).unwrap_or_default();
+        // The log holds every request of the run: look for the user's name before parsing.
+        let quoted = format!("\"username\":\"{username}\"");
         text.lines()
+            .filter(|l| l.contains(&quoted))
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|e| e["user"]["username"] == username)
             .map(|e| AuditEvent {
