@@ -305,6 +305,8 @@ start() { # DIR
   : >"$dir/$MARKER"
   # From here on, any failure stops what was started and removes DIR.
   trap 'rc=$?; if [ $rc -ne 0 ]; then stop_all "'"$dir"'"; say "start failed; nothing left running (logs were in '"$dir"')"; rm -rf "'"$dir"'"; fi' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
 
   local etcd_port etcd_peer apiserver_port kcm_port
   etcd_port=$(pick_port CLUSTER_ETCD_PORT)
@@ -341,7 +343,7 @@ start() { # DIR
     [ $SECONDS -lt $deadline ] || die "kube-controller-manager made no default ServiceAccount within ${READY_TIMEOUT} s"
     sleep 0.2
   done
-  trap - EXIT
+  trap - EXIT INT TERM
   say "running: API server https://127.0.0.1:$apiserver_port, kubeconfig $dir/kubeconfig"
 }
 

@@ -19,6 +19,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# Interrupted (Ctrl-C, a CI timeout): exit, so the EXIT trap stops what was started.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # In its own process group (set -m) so an early exit can end the whole Go build.
 set -m
