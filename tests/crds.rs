@@ -6,7 +6,8 @@ mod support;
 use std::path::Path;
 
 use registry_operator::api;
-use serde_json::{json, Value};
+use serde_json::Value;
+use support::crd_cases::Verdict;
 use support::schema;
 
 fn root() -> &'static Path {
@@ -121,247 +122,40 @@ fn every_field_has_a_description_for_kubectl_explain() {
     }
 }
 
-/// Applies a spec to a minimal object of the CRD's kind and returns the problems the API
-/// server would report.
-fn problems(kind_file: &str, kind: &str, spec: Value) -> Vec<String> {
-    let crd = generated(kind_file);
-    let object = json!({
-        "apiVersion": "registry-operator.dev/v1alpha1",
-        "kind": kind,
-        "metadata": {"name": "x", "namespace": "default"},
-        "spec": spec,
-    });
-    schema::all_problems(schema::crd_schema(&crd), &object)
-}
-
-fn registry(spec: Value) -> Vec<String> {
-    problems("registries.yaml", "Registry", spec)
-}
-
-fn policy(spec: Value) -> Vec<String> {
-    problems("retentionpolicies.yaml", "RetentionPolicy", spec)
-}
-
-fn cluster_policy(spec: Value) -> Vec<String> {
-    problems(
-        "clusterretentionpolicies.yaml",
-        "ClusterRetentionPolicy",
-        spec,
-    )
-}
-
-fn assert_rejected(problems: Vec<String>, needle: &str) {
-    assert!(
-        problems.iter().any(|p| p.contains(needle)),
-        "expected a problem containing {needle:?}, got {problems:#?}"
-    );
+/// The problems the offline validator (the project's schema check and kube-cel) reports for an
+/// object, with JSON-pointer paths (`/spec/gc/interval`) written as the API server writes them
+/// (`spec.gc.interval`).
+fn offline_problems(crd: &Value, object: &Value) -> Vec<String> {
+    schema::all_problems(schema::crd_schema(crd), object)
+        .into_iter()
+        .map(
+            |p| match p.strip_prefix('/').and_then(|p| p.split_once(": ")) {
+                Some((path, rest)) => format!("{}: {rest}", path.replace('/', ".")),
+                None => p,
+            },
+        )
+        .collect()
 }
 
 #[test]
-fn a_managed_registry_with_a_version_is_accepted() {
-    let p = registry(
-        json!({"version": "v2.1.20", "gc": {"interval": "1h", "delay": "30m"}, "dedupe": true}),
-    );
-    assert!(p.is_empty(), "{p:#?}");
-}
-
-#[test]
-fn an_external_registry_with_only_a_url_is_accepted() {
-    let p = registry(
-        json!({"external": {"url": "https://registry.example.com"}, "aliases": ["r.example.com"]}),
-    );
-    assert!(p.is_empty(), "{p:#?}");
-}
-
-#[test]
-fn an_external_registry_mixed_with_managed_fields_is_rejected() {
-    assert_rejected(
-        registry(json!({"external": {"url": "https://r.example.com"}, "replicas": 2})),
-        "only external and aliases may be set",
-    );
-    assert_rejected(
-        registry(json!({"external": {"url": "https://r.example.com"}, "gc": {"enabled": true}})),
-        "only external and aliases may be set",
-    );
-}
-
-#[test]
-fn a_managed_registry_without_a_version_is_rejected() {
-    assert_rejected(registry(json!({"dedupe": true})), "needs spec.version");
-}
-
-#[test]
-fn several_replicas_without_shared_storage_are_rejected() {
-    assert_rejected(
-        registry(json!({"version": "v2.1.20", "replicas": 3})),
-        "replicas > 1 needs shared storage",
-    );
-    let with_s3 = registry(json!({
-        "version": "v2.1.20", "replicas": 3,
-        "storage": {"s3": {"bucket": "zot-images", "region": "eu-west-1",
-                           "cache": {"redis": {"url": "redis://redis:6379"}}}}
-    }));
-    assert!(with_s3.is_empty(), "{with_s3:#?}");
-}
-
-#[test]
-fn a_cache_must_name_exactly_one_backend() {
-    assert_rejected(
-        registry(
-            json!({"version": "v2.1.20", "storage": {"s3": {"bucket": "zot-images", "region": "eu-west-1", "cache": {}}}}),
-        ),
-        "exactly one of cache.redis and cache.dynamodb",
-    );
-}
-
-#[test]
-fn negative_replicas_and_malformed_durations_are_rejected() {
-    assert_rejected(
-        registry(json!({"version": "v2.1.20", "replicas": -1})),
-        "replicas",
-    );
-    assert_rejected(
-        registry(json!({"version": "v2.1.20", "gc": {"interval": "1d"}})),
-        "gc/interval",
-    );
-    assert_rejected(
-        registry(json!({"version": "v2.1.20", "gc": {"timeWindow": "25:00-01:00"}})),
-        "timeWindow",
-    );
-}
-
-#[test]
-fn the_ui_without_search_is_rejected() {
-    assert_rejected(
-        registry(json!({"version": "v2.1.20", "extensions": {"ui": true}})),
-        "the UI needs the search extension",
-    );
-}
-
-#[test]
-fn a_periodic_sync_without_content_is_rejected() {
-    assert_rejected(
-        registry(
-            json!({"version": "v2.1.20", "sync": {"registries": [{"urls": ["https://docker.io"], "pollInterval": "6h"}]}}),
-        ),
-        "onDemand, or periodic with pollInterval",
-    );
-}
-
-#[test]
-fn unknown_registry_fields_are_reported() {
-    assert_rejected(
-        registry(json!({"version": "v2.1.20", "gcInterval": "1h"})),
-        "spec.gcInterval: unknown field",
-    );
-}
-
-fn valid_policy() -> Value {
-    json!({
-        "registryRef": {"name": "main"},
-        "mode": "Plan",
-        "repositories": {"include": ["team-a/**"]},
-        "keep": [{"tags": {"regex": "v\\d+\\.\\d+\\.\\d+"}}, {"mostRecent": 10, "pushedWithin": "720h"}],
-    })
-}
-
-#[test]
-fn a_retention_policy_with_keep_entries_is_accepted() {
-    let p = policy(valid_policy());
-    assert!(p.is_empty(), "{p:#?}");
-}
-
-#[test]
-fn a_policy_without_a_mode_is_rejected() {
-    let mut spec = valid_policy();
-    spec.as_object_mut().unwrap().remove("mode");
-    assert_rejected(policy(spec), "mode");
-}
-
-#[test]
-fn an_unknown_mode_is_rejected() {
-    let mut spec = valid_policy();
-    spec["mode"] = json!("Delete");
-    assert_rejected(policy(spec), "Delete");
-}
-
-#[test]
-fn purge_with_keep_entries_is_rejected() {
-    let mut spec = valid_policy();
-    spec["purge"] = json!(true);
-    assert_rejected(policy(spec.clone()), "keep must be empty");
-    assert_rejected(
-        cluster_policy({
-            let mut s = spec;
-            s.as_object_mut().unwrap().remove("registryRef");
-            s["registrySelector"] = json!({});
-            s
-        }),
-        "keep must be empty",
-    );
-}
-
-#[test]
-fn purge_without_keep_entries_is_accepted() {
-    let p = policy(
-        json!({"registryRef": {"name": "main"}, "mode": "Enforce", "purge": true,
-                          "repositories": {"include": ["old-project/**"]}}),
-    );
-    assert!(p.is_empty(), "{p:#?}");
-}
-
-#[test]
-fn an_empty_keep_entry_is_rejected() {
-    let mut spec = valid_policy();
-    spec["keep"] = json!([{}]);
-    assert_rejected(
-        policy(spec),
-        "a keep entry needs a tags selector or a criterion",
-    );
-}
-
-#[test]
-fn negative_or_zero_counts_are_rejected() {
-    let mut spec = valid_policy();
-    spec["keep"] = json!([{"mostRecent": -3}]);
-    assert_rejected(policy(spec.clone()), "mostRecent");
-    spec["keep"] = json!([{"mostRecent": 0}]);
-    assert_rejected(policy(spec.clone()), "mostRecent");
-    spec["keep"] = json!([{"mostRecent": 1}]);
-    spec["limits"] = json!({"maxDeletionsPerRun": -1});
-    assert_rejected(policy(spec), "maxDeletionsPerRun");
-}
-
-#[test]
-fn a_semver_entry_needs_a_count() {
-    let mut spec = valid_policy();
-    spec["keep"] = json!([{"semver": {"includePrereleases": true}}]);
-    assert_rejected(
-        policy(spec),
-        "semver needs latestPerMajor or latestPerMinor",
-    );
-}
-
-#[test]
-fn a_policy_without_included_repositories_is_rejected() {
-    let mut spec = valid_policy();
-    spec["repositories"] = json!({"include": []});
-    assert_rejected(policy(spec), "include");
-}
-
-#[test]
-fn a_cluster_policy_needs_a_registry_selector() {
-    let ok = cluster_policy(
-        json!({"registrySelector": {"matchLabels": {"tier": "prod"}}, "mode": "Plan",
-                                   "repositories": {"include": ["**"]}, "keep": [{"mostRecent": 5}]}),
-    );
-    assert!(ok.is_empty(), "{ok:#?}");
-    assert_rejected(
-        cluster_policy(
-            json!({"mode": "Plan", "repositories": {"include": ["**"]}, "keep": [{"mostRecent": 5}]}),
-        ),
-        "registrySelector",
-    );
+fn every_schema_and_cel_case_is_judged_offline_as_the_api_server_judges_it() {
+    let mut wrong = Vec::new();
+    for case in support::crd_cases::cases() {
+        let crd = generated(case.crd_file());
+        let problems = offline_problems(&crd, &case.object("x", "default"));
+        match case.verdict {
+            Verdict::Accepted if !problems.is_empty() => {
+                wrong.push(format!("{}: rejected: {problems:?}", case.name))
+            }
+            Verdict::Rejected(needle) if !problems.iter().any(|p| p.contains(needle)) => wrong
+                .push(format!(
+                    "{}: no problem containing {needle:?}, got {problems:?}",
+                    case.name
+                )),
+            _ => {}
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[test]

@@ -9,7 +9,11 @@
 //!   that counts requests by method;
 //! - [`operator`]: the real operator running against the Kubernetes API test double;
 //! - [`planner`]: a small language for synthetic inventories and policies (planner tests);
-//! - [`schema`]: offline CRD schema checks, as the API server does them.
+//! - [`schema`]: offline CRD schema checks, as the API server does them;
+//! - [`cluster`]: the real control plane of the test run (`scripts/cluster.sh`): admin client,
+//!   CRDs, a namespace per test, the chart's ServiceAccount and RBAC with a token, the audit log;
+//! - [`crd_cases`]: objects the CRDs' schema and CEL rules accept or reject, judged offline
+//!   (`tests/crds.rs`) and by the API server (`tests/cluster_api.rs`).
 //!
 //! Include it with `mod support;` from a test file (or `#[path = "../tests/support/mod.rs"]`
 //! from an example). Not every test file uses every item. Typical use:
@@ -29,6 +33,8 @@
 //! `openssl` CLI (TLS registries only).
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod crd_cases;
 pub mod http;
 pub mod operator;
 pub mod planner;
