@@ -12,6 +12,8 @@
 //!   digest, media type, size, config, children and subject in one request, then one config
 //!   blob read per distinct config (for `created`) and, for an index without a `created`
 //!   annotation, its first child once;
+//! - indexes listed by indexes (untagged ones included), level by level (see
+//!   [`graph`](super::graph), which also reads the digests in use that no tag reaches);
 //! - referrers only when the policy may delete them: from the `sha256-<hex>` tags already
 //!   listed (tag schema), or from the referrers API when the registry has one.
 //!
@@ -223,7 +225,11 @@ async fn fill_repository(
     // zot's push time stands in for every tag of a digest; without it the age must be read.
     let untimed: BTreeSet<&str> = tagged
         .iter()
-        .filter(|t| stats.get(&t.tag).is_none_or(|s| s.pushed.is_none()))
+        .filter(|t| {
+            stats
+                .get(&t.tag)
+                .is_none_or(|s| s.pushed.is_none() && s.tagged.is_none())
+        })
         .map(|t| t.digest.as_str())
         .collect();
     let needs_age = |digest: &str| -> bool { untimed.contains(digest) };
@@ -240,6 +246,8 @@ async fn fill_repository(
     for m in fetch_all(client, name, missing, lookups).await? {
         manifests.insert(m.digest.clone(), m);
     }
+    // Indexes inside indexes: everything a listed tag reaches.
+    super::graph::fetch_nested(client, name, &mut manifests, lookups).await?;
 
     // 3. Ages: config `created` of images (one read per distinct config), else the
     //    `created` annotation; an index without one takes its first child's.
@@ -348,9 +356,16 @@ async fn fill_repository(
             }
         }
         let tag = b.tag(&t.tag, &t.digest);
-        if let Some(s) = stats.get(&t.tag).filter(|s| s.digest == t.digest) {
-            tag.pushed = s.pushed.map(Time::from);
-            tag.last_pulled = s.last_pulled.map(Time::from);
+        match stats.get(&t.tag).filter(|s| s.digest == t.digest) {
+            Some(s) => {
+                // When the tag was set, where zot says (a new tag on an old image is young).
+                tag.tagged = s.tagged.is_some();
+                tag.pushed = s.tagged.or(s.pushed).map(Time::from);
+                tag.last_pulled = s.last_pulled.map(Time::from);
+            }
+            // Left out of the search answer (pushed while it was paged, say): unknown, not
+            // "never pulled" — zot's own retention keeps such tags too.
+            None => tag.pull_unknown = mode.search,
         }
     }
 
