@@ -16,14 +16,16 @@ use registry_operator::engine::{
     collect_inventory, execute, run_policy, CollectOptions, ExecuteOptions, ItemResult, RunOptions,
 };
 use registry_operator::oci::{ClientOptions, Credentials, Operation, RegistryClient};
-use registry_operator::retention::{plan, Mutation, Policy, Protections};
+use registry_operator::retention::{plan, InUse, Mutation, Policy, Protections};
 use support::http::{serve, Reply, Request, Response};
 
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
 const D4: &str = "sha256:4444444444444444444444444444444444444444444444444444444444444444";
+const D5: &str = "sha256:5555555555555555555555555555555555555555555555555555555555555555";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 #[derive(Default)]
 struct Zot {
@@ -39,6 +41,9 @@ struct Zot {
     queries: Vec<String>,
     /// answer the next DELETE 429 with `Retry-After: 1` (zot's rate limiter)
     throttle_next_delete: bool,
+    /// index digest -> the images it lists, nested indexes flattened (as zot's search
+    /// reports an index's `Manifests`)
+    indexes: BTreeMap<String, Vec<String>>,
 }
 
 fn handle(st: &Mutex<Zot>, req: Request) -> Reply {
@@ -70,8 +75,8 @@ fn handle(st: &Mutex<Zot>, req: Request) -> Reply {
             };
             match digest {
                 Some(d) => Response::status(200)
+                    .header("content-type", media_type(&s, &d))
                     .header("docker-content-digest", &d)
-                    .header("content-type", OCI_MANIFEST)
                     .header("content-length", "500")
                     .into(),
                 None => Response::status(404).into(),
@@ -112,7 +117,7 @@ fn handle(st: &Mutex<Zot>, req: Request) -> Reply {
                 .iter()
                 .map(|(t, (d, days))| {
                     let mut r = serde_json::json!({
-                        "RepoName": "app", "Tag": t, "Digest": d, "MediaType": OCI_MANIFEST,
+                        "RepoName": "app", "Tag": t, "Digest": d, "MediaType": media_type(&s, d),
                         "PushTimestamp": ago(*days),
                         // zot v2.1.20 reports "never pulled" as the Unix epoch
                         "LastPullTimestamp": "1970-01-01T00:00:00Z", "DownloadCount": 0,
@@ -120,6 +125,15 @@ fn handle(st: &Mutex<Zot>, req: Request) -> Reply {
                     // zot v2.1.15+: when the tag was set, falling back to the push time
                     if query.contains("TaggedTimestamp") {
                         r["TaggedTimestamp"] = ago(s.tagged.get(t).copied().unwrap_or(*days)).into();
+                    }
+                    // an index lists its images (flattened); an image lists itself
+                    if query.contains("Manifests") {
+                        let images = s.indexes.get(d).cloned().unwrap_or_else(|| vec![d.clone()]);
+                        r["Manifests"] = images
+                            .iter()
+                            .map(|i| serde_json::json!({"Digest": i}))
+                            .collect::<Vec<_>>()
+                            .into();
                     }
                     r
                 })
@@ -191,6 +205,14 @@ async fn on_zot_ages_come_from_the_search_api_no_manifest_is_pulled_and_a_shared
     // one re-check and one DELETE per deletion
     assert_eq!(result.execute_requests.get(Operation::HeadManifest), 2);
     assert_eq!(result.execute_requests.get(Operation::DeleteManifest), 2);
+}
+
+fn media_type(s: &Zot, digest: &str) -> &'static str {
+    if s.indexes.contains_key(digest) {
+        OCI_INDEX
+    } else {
+        OCI_MANIFEST
+    }
 }
 
 /// A zot double with `tags` (tag, digest, days since push).
@@ -339,4 +361,49 @@ async fn on_zot_a_new_tag_on_an_old_image_is_as_young_as_the_tag() {
     let left: Vec<String> = state.lock().unwrap().tags.keys().cloned().collect();
     assert_eq!(left, ["candidate", "prod"]);
     assert!(state.lock().unwrap().queries[0].contains("TaggedTimestamp"));
+}
+
+/// Issue 14 case 8: a GET of a tagged index counts as a pull in zot's statistics (seen on
+/// zot v2.1.20), so the images an index lists are taken from the search answer, which lists
+/// them with nested indexes flattened — and they protect the index as well as a GET would.
+#[tokio::test]
+async fn on_zot_an_index_is_not_fetched_its_images_come_from_the_search_and_one_in_use_keeps_it() {
+    let (state, zot) = zot_with(&[("stable", D5, 10), ("old-amd64", D2, 10), ("v1", D1, 10)]).await;
+    state
+        .lock()
+        .unwrap()
+        .indexes
+        .insert(D5.to_string(), vec![D2.to_string(), D3.to_string()]);
+    let client =
+        RegistryClient::new(&zot.url, Credentials::Anonymous, ClientOptions::default()).unwrap();
+    let policy = keep_prod();
+    let mut in_use = InUse::new();
+    in_use.add_digest("app", D3, "Pod team-a/web-1");
+    let options = RunOptions {
+        protections: Protections { in_use },
+        ..RunOptions::default()
+    };
+
+    let result = run_policy(&client, &policy, &options, jiff::Timestamp::now())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        state.lock().unwrap().manifest_gets,
+        0,
+        "a tagged index was pulled"
+    );
+    assert_eq!(result.collect_requests.get(Operation::GetManifest), 0);
+    let stable = result
+        .report()
+        .decisions
+        .iter()
+        .find(|d| d.tag == "stable")
+        .map(|d| format!("{:?}: {}", d.action, d.reason))
+        .expect("a decision for stable");
+    assert!(stable.contains("Pod team-a/web-1"), "{stable}");
+    let exec = result.execution.expect("executed");
+    assert_eq!(exec.counts.errors, 0, "{:?}", exec.items);
+    let left: Vec<String> = state.lock().unwrap().tags.keys().cloned().collect();
+    assert_eq!(left, vec!["stable"]);
 }

@@ -49,6 +49,10 @@ pub struct TagStats {
     pub last_pulled: Option<jiff::Timestamp>,
     /// How often the image was downloaded.
     pub download_count: Option<u64>,
+    /// For an index: the images it lists (`Manifests`), which zot reports flattened — the
+    /// images of an index nested in it are listed in its place, the nested index is not.
+    /// `None` when not reported (then the index must be read for its children).
+    pub images: Option<Vec<String>>,
 }
 
 impl RegistryClient {
@@ -153,7 +157,7 @@ impl RegistryClient {
             // `repository` passed the name grammar: it cannot break out of the string literal.
             let query = format!(
                 "{{ ImageList(repo: \"{repository}\", requestedPage: {{limit: {limit}, offset: {offset}, sortBy: ALPHABETIC_ASC}}) \
-                 {{ Page {{ TotalCount ItemCount }} Results {{ RepoName Tag Digest MediaType PushTimestamp{tagged_field} LastPullTimestamp DownloadCount }} }} }}"
+                 {{ Page {{ TotalCount ItemCount }} Results {{ RepoName Tag Digest MediaType PushTimestamp{tagged_field} LastPullTimestamp DownloadCount Manifests {{ Digest }} }} }} }}"
             );
             let body = serde_json::to_vec(&serde_json::json!({ "query": query })).map_err(|e| {
                 OciError::InvalidConfig {
@@ -205,6 +209,9 @@ impl RegistryClient {
                         tagged: r.tagged_timestamp.as_deref().and_then(parse_zot_time),
                         last_pulled: r.last_pull_timestamp.as_deref().and_then(parse_zot_time),
                         download_count: r.download_count,
+                        images: r
+                            .manifests
+                            .map(|ms| ms.into_iter().filter_map(|m| m.digest).collect()),
                     },
                 );
                 if let Some(again) = again {
@@ -260,7 +267,8 @@ fn bounded(s: &str, max: usize) -> String {
 
 fn parse_zot_time(s: &str) -> Option<jiff::Timestamp> {
     let t: jiff::Timestamp = s.parse().ok()?;
-    // zot reports "never" as the zero time (0001-01-01)
+    // zot reports "never" as the Unix epoch (1970-01-01, seen on v2.1.11 and v2.1.20); older
+    // answers and other servers may send Go's zero time (0001-01-01): both are "never"
     (t.as_second() > 0).then_some(t)
 }
 
@@ -317,4 +325,13 @@ struct ImageSummary {
     last_pull_timestamp: Option<String>,
     #[serde(default)]
     download_count: Option<u64>,
+    #[serde(default)]
+    manifests: Option<Vec<ManifestSummary>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManifestSummary {
+    #[serde(default)]
+    digest: Option<String>,
 }
