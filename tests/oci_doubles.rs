@@ -30,6 +30,7 @@ use support::registry::TestRegistry;
 
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
 
 /// A registry that only accepts bearer tokens from its own realm (`/token`), which wants
 /// basic credentials `alice:secret` and grants a token per scope.
@@ -208,6 +209,16 @@ struct ZotState {
     lie_total: Option<u64>,
     /// digests referenced by an index (zot refuses to delete them by digest)
     index_children: Vec<String>,
+    /// leave `TotalCount` out of search answers
+    omit_total: bool,
+    /// answer every search with the first page, whatever the offset
+    ignore_offset: bool,
+    /// add this tag after the first search page was served (a push while paging)
+    push_after_first_search: Option<(String, String)>,
+    /// answer searches with a GraphQL error carrying this message
+    search_error: Option<String>,
+    /// referrers of a digest, served by the referrers API one per page
+    referrers: BTreeMap<String, Vec<String>>,
 }
 
 async fn fake_zot(state: Arc<Mutex<ZotState>>) -> TestServer {
@@ -276,6 +287,10 @@ fn zot_handle(st: &Mutex<ZotState>, req: Request) -> Reply {
                 q[i..].trim_start().chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
             };
             let (limit, offset) = (num("limit:"), num("offset:"));
+            if let Some(message) = &s.search_error {
+                return Response::json(200, &serde_json::json!({"errors": [{"message": message}], "data": null})).into();
+            }
+            let offset = if s.ignore_offset { 0 } else { offset };
             assert!(q.contains(r#"repo: "app""#), "{q}");
             // zot keeps push time and pull statistics per manifest digest (tags on one digest
             // share them); only TaggedTimestamp (v2.1.15+) is per tag. GraphQL answers only the
@@ -309,11 +324,38 @@ fn zot_handle(st: &Mutex<ZotState>, req: Request) -> Reply {
                 })
                 .collect();
             let total = s.lie_total.unwrap_or(s.tags.len() as u64);
+            if let Some((t, d)) = s.push_after_first_search.take() {
+                s.tags.insert(t, d);
+            }
+            let page = if s.omit_total {
+                serde_json::json!({"ItemCount": results.len()})
+            } else {
+                serde_json::json!({"TotalCount": total, "ItemCount": results.len()})
+            };
             Response::json(
                 200,
-                &serde_json::json!({"data": {"ImageList": {"Page": {"TotalCount": total, "ItemCount": results.len()}, "Results": results}}}),
+                &serde_json::json!({"data": {"ImageList": {"Page": page, "Results": results}}}),
             )
             .into()
+        }
+        ("GET", p) if p.starts_with("/v2/app/referrers/") => {
+            let subject = p.trim_start_matches("/v2/app/referrers/");
+            let all = s.referrers.get(subject).cloned().unwrap_or_default();
+            let page: usize = req.query("page").and_then(|n| n.parse().ok()).unwrap_or(0);
+            let manifests: Vec<serde_json::Value> = all
+                .iter()
+                .skip(page)
+                .take(1)
+                .map(|d| serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": 100, "artifactType": "application/spdx+json"}))
+                .collect();
+            let body = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
+            let mut r = Response::status(200)
+                .header("content-type", "application/vnd.oci.image.index.v1+json")
+                .body(serde_json::to_vec(&body).unwrap());
+            if page + 1 < all.len() {
+                r = r.header("link", &format!(r#"</v2/app/referrers/{subject}?page={}>; rel="next""#, page + 1));
+            }
+            r.into()
         }
         ("DELETE", _) => {
             // zot: a delete in an unknown repository is 400 NAME_UNKNOWN, not 404
@@ -455,4 +497,76 @@ async fn distribution_is_not_mistaken_for_zot() {
         c.zot_tag_stats("app").await.unwrap_err().reason(),
         "Unsupported"
     );
+}
+
+#[tokio::test]
+async fn zot_search_without_a_total_count_is_read_to_its_short_last_page() {
+    let st = zot_with_tags(&[("a", D1), ("b", D1), ("c", D2), ("d", D2), ("e", D2)]);
+    st.lock().unwrap().omit_total = true;
+    let zot = fake_zot(st.clone()).await;
+    let c = RegistryClient::new(&zot.url, Credentials::Anonymous, opts(100, 2)).unwrap();
+    let stats = c.zot_tag_stats("app").await.unwrap();
+    assert_eq!(stats.len(), 5, "not just the first page");
+    assert_eq!(c.stats().get(Operation::Search), 3);
+}
+
+#[tokio::test]
+async fn zot_search_repeating_a_page_under_a_huge_total_count_ends_as_an_incomplete_listing() {
+    let st = zot_with_tags(&[("a", D1), ("b", D1), ("c", D2)]);
+    {
+        let mut s = st.lock().unwrap();
+        s.ignore_offset = true;
+        s.lie_total = Some(u64::MAX / 2);
+    }
+    let zot = fake_zot(st.clone()).await;
+    let c = RegistryClient::new(&zot.url, Credentials::Anonymous, opts(100, 2)).unwrap();
+    let e = c.zot_tag_stats("app").await.unwrap_err();
+    assert_eq!(e.reason(), "IncompleteListing", "{e}");
+    assert_eq!(
+        c.stats().get(Operation::Search),
+        2,
+        "stopped at the first repeated page"
+    );
+}
+
+#[tokio::test]
+async fn a_tag_pushed_while_zot_search_pages_shifts_the_listing_and_fails_it_instead_of_skipping_one(
+) {
+    let st = zot_with_tags(&[("b", D1), ("c", D1), ("d", D2), ("e", D2)]);
+    // sorts first: every later page shifts by one
+    st.lock().unwrap().push_after_first_search = Some(("a".to_string(), D2.to_string()));
+    let zot = fake_zot(st.clone()).await;
+    let c = RegistryClient::new(&zot.url, Credentials::Anonymous, opts(100, 2)).unwrap();
+    let e = c.zot_tag_stats("app").await.unwrap_err();
+    assert_eq!(e.reason(), "IncompleteListing", "{e}");
+}
+
+#[tokio::test]
+async fn a_graphql_error_from_zot_search_is_cut_short_in_the_error() {
+    let st = zot_with_tags(&[("a", D1)]);
+    st.lock().unwrap().search_error = Some(format!("resolver failed: {}", "x".repeat(10_000)));
+    let zot = fake_zot(st.clone()).await;
+    let c = RegistryClient::new(&zot.url, Credentials::Anonymous, opts(100, 2)).unwrap();
+    let e = c.zot_tag_stats("app").await.unwrap_err().to_string();
+    assert!(e.contains("resolver failed"), "{e}");
+    assert!(e.len() < 600, "{} bytes: {e}", e.len());
+}
+
+#[tokio::test]
+async fn referrers_pages_linked_by_link_headers_are_all_read() {
+    let st = zot_with_tags(&[("a", D1)]);
+    st.lock()
+        .unwrap()
+        .referrers
+        .insert(D1.to_string(), vec![D2.to_string(), D3.to_string()]);
+    let zot = fake_zot(st.clone()).await;
+    let c = RegistryClient::new(&zot.url, Credentials::Anonymous, opts(100, 2)).unwrap();
+    let r = c.referrers("app", D1).await.unwrap();
+    let got: Vec<String> = r
+        .descriptors
+        .iter()
+        .map(|d| d.digest().to_string())
+        .collect();
+    assert_eq!(got, [D2, D3]);
+    assert_eq!(c.stats().get(Operation::Referrers), 2);
 }

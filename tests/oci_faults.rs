@@ -6,7 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use registry_operator::oci::{ClientOptions, Credentials, Operation, RegistryClient, RetryPolicy};
+use registry_operator::oci::{
+    ClientOptions, Credentials, OciError, Operation, RegistryClient, RetryPolicy,
+};
 use support::proxy::{Fault, FaultProxy, FaultRule};
 use support::registry::TestRegistry;
 use support::seed::{Fleet, Seeder};
@@ -148,15 +150,42 @@ async fn a_listing_that_keeps_failing_is_an_error_not_a_short_list() {
 }
 
 #[tokio::test]
-async fn a_delete_answered_with_a_server_error_is_retried_once_more() {
+async fn a_delete_answered_with_a_server_error_is_not_repeated_blind_and_says_how_long_to_wait() {
+    // Invariant 10: the client sends a DELETE once; the engine re-checks, then retries.
     let (_reg, proxy, fleet) = setup(1, 3).await;
     let (repo, tags) = fleet.iter().next().unwrap();
     let digest = tags.values().next().unwrap();
-    proxy.inject(FaultRule::new(Fault::Status(503)).method("DELETE").times(1));
+    proxy.inject(
+        FaultRule::new(Fault::RetryAfter {
+            status: 429,
+            seconds: 7,
+        })
+        .method("DELETE")
+        .times(1),
+    );
     let c = client(&proxy, fast_retries(3));
+    let e = c.delete_manifest(repo, digest).await.unwrap_err();
+    assert_eq!(e.reason(), "RateLimited", "{e}");
+    match &e {
+        OciError::ServerError { retry_after, .. } => {
+            // capped by the client's retry policy
+            assert!(
+                retry_after.is_some_and(|w| w <= Duration::from_secs(7)),
+                "{e:?}"
+            );
+        }
+        other => panic!("expected a server error, got {other:?}"),
+    }
+    assert_eq!(proxy.count("DELETE"), 1);
+    assert_eq!(c.stats().mutating, 1);
+    // the image is still there; a second, deliberate call deletes it
+    assert!(c
+        .tags(repo)
+        .await
+        .unwrap()
+        .iter()
+        .any(|t| tags[t] == *digest));
     c.delete_manifest(repo, digest).await.unwrap();
-    assert_eq!(proxy.count("DELETE"), 2);
-    assert_eq!(c.stats().mutating, 2);
     assert!(!c
         .tags(repo)
         .await

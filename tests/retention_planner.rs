@@ -53,7 +53,7 @@ const CASES: &[Case] = &[
             ("team-a/web:new", "keep", "kept: 1st most recent of entry 1 (keeps 1)"),
             ("team-a/web:old", "delete", "delete: pushed 10d ago; entry 1: not among the 1 most recent"),
         ],
-        mutations: &["delete team-a/web@b [old]"],
+        mutations: &["untag team-a/web:old"],
         ..BASE
     },
     Case {
@@ -61,7 +61,7 @@ const CASES: &[Case] = &[
         policy: "repositories: {include: ['team-a/**'], exclude: ['team-a/base/**']}\nkeep: [{mostRecent: 1}]",
         repos: || vec![new_and_old("team-a/web"), new_and_old("team-a/base/debian")],
         expect: &[("team-a/web:new", "keep", ""), ("team-a/web:old", "delete", "")],
-        mutations: &["delete team-a/web@b [old]"],
+        mutations: &["untag team-a/web:old"],
         ..BASE
     },
     Case {
@@ -69,7 +69,7 @@ const CASES: &[Case] = &[
         policy: "repositories: {include: ['team-a/*']}\nkeep: [{mostRecent: 1}]",
         repos: || vec![new_and_old("team-a/web"), new_and_old("team-a/x/y")],
         expect: &[("team-a/web:new", "keep", ""), ("team-a/web:old", "delete", "")],
-        mutations: &["delete team-a/web@b [old]"],
+        mutations: &["untag team-a/web:old"],
         ..BASE
     },
     Case {
@@ -77,7 +77,7 @@ const CASES: &[Case] = &[
         policy: "repositories: {include: ['team-a/**']}\nkeep: [{mostRecent: 1}]",
         repos: || vec![new_and_old("team-a"), new_and_old("team-a/x/y")],
         expect: &[("team-a/x/y:new", "keep", ""), ("team-a/x/y:old", "delete", "")],
-        mutations: &["delete team-a/x/y@b [old]"],
+        mutations: &["untag team-a/x/y:old"],
         ..BASE
     },
     // ── Keep entries ────────────────────────────────────────────────────────────────────
@@ -96,7 +96,7 @@ const CASES: &[Case] = &[
             ("r:v1.0.0", "keep", "kept: matches entry 1"),
             ("r:dev", "delete", "delete: pushed 100d ago, no keep entry selects it"),
         ],
-        mutations: &["delete r@b [dev]"],
+        mutations: &["untag r:dev"],
         ..BASE
     },
     Case {
@@ -104,7 +104,7 @@ const CASES: &[Case] = &[
         policy: r"keep: [{tags: {regex: 'v1\..*'}}]",
         repos: || vec![Repo::new("r").tag("v1.0", 'a', 100.0).tag("xv1.0", 'b', 100.0)],
         expect: &[("r:v1.0", "keep", "matches entry 1"), ("r:xv1.0", "delete", "no keep entry selects it")],
-        mutations: &["delete r@b [xv1.0]"],
+        mutations: &["untag r:xv1.0"],
         ..BASE
     },
     Case {
@@ -112,7 +112,7 @@ const CASES: &[Case] = &[
         policy: "keep: [{tags: {regex: 'v.*', excludeRegex: '.*-rc.*'}}]",
         repos: || vec![Repo::new("r").tag("v1", 'a', 100.0).tag("v2-rc1", 'b', 100.0)],
         expect: &[("r:v1", "keep", "matches entry 1"), ("r:v2-rc1", "delete", "no keep entry selects it")],
-        mutations: &["delete r@b [v2-rc1]"],
+        mutations: &["untag r:v2-rc1"],
         ..BASE
     },
     Case {
@@ -124,7 +124,7 @@ const CASES: &[Case] = &[
             ("r:ci-2", "keep", "kept: 1st most recent of entry 2"),
             ("r:ci-1", "delete", "delete: pushed 50d ago; entry 2: not among the 1 most recent"),
         ],
-        mutations: &["delete r@c [ci-1]"],
+        mutations: &["untag r:ci-1"],
         ..BASE
     },
     Case {
@@ -136,7 +136,7 @@ const CASES: &[Case] = &[
             ("r:b", "keep", "kept: pushed 5d ago, within 240h (entry 1)"),
             ("r:c", "delete", "delete: pushed 20d ago; entry 1: not among the 1 most recent, older than 240h"),
         ],
-        mutations: &["delete r@c [c]"],
+        mutations: &["untag r:c"],
         ..BASE
     },
     Case {
@@ -149,7 +149,7 @@ const CASES: &[Case] = &[
             ("r:v2", "keep", "2nd most recent"),
             ("r:v1", "delete", "not among the 2 most recent"),
         ],
-        mutations: &["delete r@c [v1]"],
+        mutations: &["untag r:v1"],
         ..BASE
     },
     Case {
@@ -162,7 +162,7 @@ const CASES: &[Case] = &[
             ("r2:x", "keep", "1st"),
             ("r2:y", "delete", ""),
         ],
-        mutations: &["delete r1@b [old]", "delete r2@d [y]"],
+        mutations: &["untag r1:old", "untag r2:y"],
         ..BASE
     },
     Case {
@@ -170,7 +170,7 @@ const CASES: &[Case] = &[
         policy: "keep: [{mostRecent: 1}]",
         repos: || vec![Repo::new("r").tag("build-0041", 'a', 3.0).tag("build-0042", 'b', 3.0)],
         expect: &[("r:build-0042", "keep", "1st most recent"), ("r:build-0041", "delete", "")],
-        mutations: &["delete r@a [build-0041]"],
+        mutations: &["untag r:build-0041"],
         ..BASE
     },
     Case {
@@ -182,7 +182,7 @@ const CASES: &[Case] = &[
             ("r:ci-2", "keep", "1st most recent of entry 1"),
             ("r:ci-1", "delete", "entry 1: not among the 1 most recent"),
         ],
-        mutations: &["delete r@c [ci-1]"],
+        mutations: &["untag r:ci-1"],
         ..BASE
     },
     Case {
@@ -193,7 +193,7 @@ const CASES: &[Case] = &[
             ("r:fresh", "keep", "kept: pushed 10d ago, within 720h (entry 1)"),
             ("r:stale", "delete", "delete: pushed 41d ago; entry 1: older than 720h"),
         ],
-        mutations: &["delete r@b [stale]"],
+        mutations: &["untag r:stale"],
         ..BASE
     },
     Case {
@@ -206,7 +206,20 @@ const CASES: &[Case] = &[
             ("r:cold", "delete", "entry 1: not pulled within 168h"),
             ("r:never", "delete", "entry 1: not pulled within 168h"),
         ],
-        mutations: &["delete r@b [cold]", "delete r@c [never]"],
+        mutations: &["untag r:cold", "untag r:never"],
+        ..BASE
+    },
+    Case {
+        name: "a tag the pull statistics left out has an unknown pull time and pulledWithin keeps it",
+        policy: "keep: [{pulledWithin: 72h}]",
+        pull_stats: true,
+        repos: || vec![Repo::new("r").pulled("hot", 'a', 10.0, 1.0).tag("cold", 'b', 10.0).unreported("missing", 'c', 10.0)],
+        expect: &[
+            ("r:hot", "keep", "pulled 24h ago"),
+            ("r:cold", "delete", ""),
+            ("r:missing", "keep", "the registry did not report when this tag was last pulled"),
+        ],
+        mutations: &["untag r:cold"],
         ..BASE
     },
     Case {
@@ -217,7 +230,7 @@ const CASES: &[Case] = &[
             ("r:ci-1", "keep", "entry 1 asks for pulledWithin but the registry keeps no pull statistics"),
             ("r:other", "delete", "no keep entry selects it"),
         ],
-        mutations: &["delete r@b [other]"],
+        mutations: &["untag r:other"],
         notes: &["keep[0]: pulledWithin needs pull statistics, which this registry does not keep; the 1 tags the entry selects are kept"],
         ..BASE
     },
@@ -231,7 +244,7 @@ const CASES: &[Case] = &[
             ("r:v2.0.1", "keep", "1st highest version of 2.x"),
             ("r:v2.0.0", "delete", ""),
         ],
-        mutations: &["delete r@a [v1.2.0]", "delete r@c [v2.0.0]"],
+        mutations: &["untag r:v1.2.0", "untag r:v2.0.0"],
         ..BASE
     },
     Case {
@@ -244,7 +257,7 @@ const CASES: &[Case] = &[
             ("r:1.4.0", "delete", "not among the highest versions (2 per minor)"),
             ("r:1.5.0", "keep", "1st highest version of 1.5.x"),
         ],
-        mutations: &["delete r@a [1.4.0]"],
+        mutations: &["untag r:1.4.0"],
         ..BASE
     },
     Case {
@@ -252,7 +265,7 @@ const CASES: &[Case] = &[
         policy: "keep: [{semver: {latestPerMajor: 1}}]",
         repos: || vec![Repo::new("r").tag("v2.0.0-rc.1", 'a', 100.0).tag("v1.9.0", 'b', 100.0)],
         expect: &[("r:v1.9.0", "keep", "of 1.x"), ("r:v2.0.0-rc.1", "delete", "")],
-        mutations: &["delete r@a [v2.0.0-rc.1]"],
+        mutations: &["untag r:v2.0.0-rc.1"],
         ..BASE
     },
     Case {
@@ -267,7 +280,7 @@ const CASES: &[Case] = &[
         policy: "keep: [{semver: {latestPerMajor: 1}}]",
         repos: || vec![Repo::new("r").tag("v1.2.3", 'a', 100.0).tag("1.2.3", 'a', 100.0).tag("1.2.2", 'b', 100.0)],
         expect: &[("r:v1.2.3", "keep", "1st"), ("r:1.2.3", "keep", "1st"), ("r:1.2.2", "delete", "")],
-        mutations: &["delete r@b [1.2.2]"],
+        mutations: &["untag r:1.2.2"],
         ..BASE
     },
     Case {
@@ -275,7 +288,7 @@ const CASES: &[Case] = &[
         policy: "keep: [{semver: {latestPerMajor: 1}}]",
         repos: || vec![Repo::new("r").tag("latest", 'a', 100.0).tag("1.2", 'b', 100.0).tag("v1.0.0", 'c', 100.0)],
         expect: &[("r:latest", "delete", ""), ("r:1.2", "delete", ""), ("r:v1.0.0", "keep", "")],
-        mutations: &["delete r@a [latest]", "delete r@b [1.2]"],
+        mutations: &["untag r:1.2", "untag r:latest"],
         ..BASE
     },
     Case {
@@ -286,7 +299,7 @@ const CASES: &[Case] = &[
             ("r:ci-2", "keep", ""),
             ("r:ci-1", "delete", "delete: pushed 41d ago; entry 1: not among the 1 most recent, older than 168h; entry 2: not among the highest versions (1 per minor)"),
         ],
-        mutations: &["delete r@b [ci-1]"],
+        mutations: &["untag r:ci-1"],
         ..BASE
     },
     // ── Purge and protections ───────────────────────────────────────────────────────────
@@ -300,7 +313,7 @@ const CASES: &[Case] = &[
             ("r:old", "delete", "delete: purge (pushed 100d ago)"),
             ("r:fresh", "protect", "kept: pushed 14m ago, within the 1h grace period (protect.minAge)"),
         ],
-        mutations: &["delete r@b [old]"],
+        mutations: &["untag r:old"],
         ..BASE
     },
     Case {
@@ -337,7 +350,7 @@ const CASES: &[Case] = &[
         repos: || vec![new_and_old("r")],
         in_use: &[("r", "tag", "old", "Pod a/a"), ("r", "digest", "b", "Pod a/a")],
         expect: &[("r:new", "keep", ""), ("r:old", "delete", "")],
-        mutations: &["delete r@b [old]"],
+        mutations: &["untag r:old"],
         ..BASE
     },
     Case {
@@ -349,7 +362,7 @@ const CASES: &[Case] = &[
             ("r:mid", "protect", "kept: pushed 24h ago, within the 48h grace period"),
             ("r:old", "delete", ""),
         ],
-        mutations: &["delete r@c [old]"],
+        mutations: &["untag r:old"],
         ..BASE
     },
     Case {
@@ -364,15 +377,15 @@ const CASES: &[Case] = &[
         policy: "keep: [{mostRecent: 1}]",
         repos: || vec![Repo::new("r").tag_unknown_age("mystery", 'b').tag("new", 'a', 5.0).tag("old", 'c', 10.0)],
         expect: &[("r:new", "keep", "1st most recent"), ("r:mystery", "protect", "age unknown"), ("r:old", "delete", "")],
-        mutations: &["delete r@c [old]"],
+        mutations: &["untag r:old"],
         ..BASE
     },
     Case {
         name: "the image config's created time stands in for an unknown push time",
         policy: "keep: [{mostRecent: 1}]",
         repos: || vec![Repo::new("r").tag("new", 'a', 1.0).tag_unknown_age("old", 'b').created('b', 50.0)],
-        expect: &[("r:new", "keep", ""), ("r:old", "delete", "delete: pushed 50d ago")],
-        mutations: &["delete r@b [old]"],
+        expect: &[("r:new", "keep", ""), ("r:old", "delete", "delete: built 50d ago")],
+        mutations: &["untag r:old"],
         ..BASE
     },
     Case {
@@ -385,7 +398,7 @@ const CASES: &[Case] = &[
             ("r2:new", "keep", ""),
             ("r2:old", "delete", ""),
         ],
-        mutations: &["delete r2@d [old]"],
+        mutations: &["untag r2:old"],
         ..BASE
     },
     Case {
@@ -406,7 +419,7 @@ const CASES: &[Case] = &[
             ("r:v1", "protect", "kept by policy team-a/releases: matches entry 1"),
             ("r:old", "delete", ""),
         ],
-        mutations: &["delete r@b [old]"],
+        mutations: &["untag r:old"],
         ..BASE
     },
     Case {
@@ -415,7 +428,7 @@ const CASES: &[Case] = &[
         others: &[("team-b/all", "repositories: {include: ['team-b/**']}\nkeep: [{tags: {regex: '.*'}}]")],
         repos: || vec![new_and_old("team-a/web")],
         expect: &[("team-a/web:new", "keep", ""), ("team-a/web:old", "delete", "")],
-        mutations: &["delete team-a/web@b [old]"],
+        mutations: &["untag team-a/web:old"],
         ..BASE
     },
     Case {
@@ -424,7 +437,7 @@ const CASES: &[Case] = &[
         others: &[("decommission", "purge: true")],
         repos: || vec![new_and_old("r")],
         expect: &[("r:new", "keep", ""), ("r:old", "delete", "")],
-        mutations: &["delete r@b [old]"],
+        mutations: &["untag r:old"],
         ..BASE
     },
     // ── Shared images and indexes ───────────────────────────────────────────────────────
@@ -433,7 +446,7 @@ const CASES: &[Case] = &[
         policy: "keep: [{tags: {regex: 'v.*'}}]",
         repos: || vec![Repo::new("r").tag("v1", 'a', 10.0).tag("ci-7", 'a', 10.0).tag("ci-6", 'b', 10.0)],
         expect: &[("r:v1", "keep", ""), ("r:ci-7", "delete", ""), ("r:ci-6", "delete", "")],
-        mutations: &["untag r:ci-7", "delete r@b [ci-6]"],
+        mutations: &["untag r:ci-6", "untag r:ci-7"],
         ..BASE
     },
     Case {
@@ -450,11 +463,20 @@ const CASES: &[Case] = &[
         ..BASE
     },
     Case {
-        name: "an image whose every tag goes is deleted by digest with all its tags",
+        name: "where only whole images can be deleted an image whose every tag goes is deleted by digest with all its tags",
         policy: "keep: [{mostRecent: 1}]",
+        delete_by_tag: false,
         repos: || vec![Repo::new("r").tag("new", 'a', 1.0).tag("x", 'b', 10.0).tag("y", 'b', 10.0)],
         expect: &[("r:new", "keep", ""), ("r:x", "delete", ""), ("r:y", "delete", "")],
         mutations: &["delete r@b [x y]"],
+        ..BASE
+    },
+    Case {
+        name: "where tags can be deleted alone an image whose every tag goes loses them one by one",
+        policy: "keep: [{mostRecent: 1}]",
+        repos: || vec![Repo::new("r").tag("new", 'a', 1.0).tag("x", 'b', 10.0).tag("y", 'b', 10.0)],
+        expect: &[("r:new", "keep", ""), ("r:x", "delete", ""), ("r:y", "delete", "")],
+        mutations: &["untag r:x", "untag r:y"],
         ..BASE
     },
     Case {
@@ -478,8 +500,9 @@ const CASES: &[Case] = &[
         ..BASE
     },
     Case {
-        name: "an index and a tagged child that both go are deleted index first",
+        name: "where only whole images can be deleted an index and a tagged child that both go are deleted index first",
         policy: "keep: [{mostRecent: 1}]",
+        delete_by_tag: false,
         repos: || vec![Repo::new("r").tag("new", 'a', 1.0).tag("old", 'e', 10.0).tag("old-amd64", '1', 10.0).index('e', "1")],
         expect: &[("r:new", "keep", ""), ("r:old", "delete", ""), ("r:old-amd64", "delete", "")],
         mutations: &["delete r@e [old]", "delete r@1 [old-amd64]"],
@@ -503,7 +526,7 @@ const CASES: &[Case] = &[
             ("r:old", "delete", ""),
             ("r:sig(b)", "delete", "delete: referrer of deleted image sha256:bbbbbbbbbbbb"),
         ],
-        mutations: &["delete r@b [old]", "delete r@c [sig(b)] after b"],
+        mutations: &["untag r:old", "delete r@c [sig(b)] after b"],
         ..BASE
     },
     Case {
@@ -515,7 +538,7 @@ const CASES: &[Case] = &[
             ("r:old", "delete", ""),
             ("r:sig(b)", "protect", "kept: referrer of sha256:bbbbbbbbbbbb, which is deleted, but deleteReferrers is off"),
         ],
-        mutations: &["delete r@b [old]"],
+        mutations: &["untag r:old"],
         ..BASE
     },
     Case {
@@ -527,7 +550,7 @@ const CASES: &[Case] = &[
             ("r:old", "delete", ""),
             ("r:sig(a)", "protect", "kept: referrer of sha256:aaaaaaaaaaaa, which stays"),
         ],
-        mutations: &["delete r@b [old]"],
+        mutations: &["untag r:old"],
         ..BASE
     },
     Case {
@@ -535,7 +558,7 @@ const CASES: &[Case] = &[
         policy: "keep: [{mostRecent: 1}]\ndeleteReferrers: true",
         repos: || vec![Repo::new("r").tag("new", 'a', 2.0).sig('a', 'c', 1.0).tag("old", 'b', 10.0)],
         expect: &[("r:new", "keep", "1st most recent"), ("r:sig(a)", "protect", "which stays"), ("r:old", "delete", "")],
-        mutations: &["delete r@b [old]"],
+        mutations: &["untag r:old"],
         ..BASE
     },
     Case {
@@ -551,7 +574,7 @@ const CASES: &[Case] = &[
         policy: "keep: [{mostRecent: 1}]\ndeleteReferrers: true",
         repos: || vec![new_and_old("r").referrer('c', 'b')],
         expect: &[("r:new", "keep", ""), ("r:old", "delete", "")],
-        mutations: &["delete r@b [old]", "delete r@c [] after b"],
+        mutations: &["untag r:old", "delete r@c [] after b"],
         ..BASE
     },
     Case {
@@ -559,7 +582,7 @@ const CASES: &[Case] = &[
         policy: "keep: [{mostRecent: 1}]\ndeleteReferrers: true",
         repos: || vec![new_and_old("r").referrer('c', 'b').referrer('d', 'c')],
         expect: &[("r:new", "keep", ""), ("r:old", "delete", "")],
-        mutations: &["delete r@b [old]", "delete r@c [] after b", "delete r@d [] after c"],
+        mutations: &["untag r:old", "delete r@c [] after b", "delete r@d [] after c"],
         ..BASE
     },
     Case {
@@ -567,7 +590,7 @@ const CASES: &[Case] = &[
         policy: "purge: true",
         repos: || vec![Repo::new("r").tag("old", 'b', 10.0).sig('b', 'c', 10.0)],
         expect: &[("r:old", "delete", "purge"), ("r:sig(b)", "delete", "referrer of deleted image")],
-        mutations: &["delete r@b [old]", "delete r@c [sig(b)] after b"],
+        mutations: &["untag r:old", "delete r@c [sig(b)] after b"],
         ..BASE
     },
     Case {
@@ -575,7 +598,7 @@ const CASES: &[Case] = &[
         policy: "keep: [{mostRecent: 1}]\ndeleteReferrers: true",
         repos: || vec![new_and_old("r").sig('b', 'c', 0.01)],
         expect: &[("r:new", "keep", ""), ("r:old", "delete", ""), ("r:sig(b)", "protect", "within the 1h grace period")],
-        mutations: &["delete r@b [old]"],
+        mutations: &["untag r:old"],
         ..BASE
     },
     Case {
@@ -970,7 +993,9 @@ fn hand_tag(name: &str, manifest: u32) -> registry_operator::retention::Tag {
         name: name.into(),
         manifest: registry_operator::retention::ManifestId(manifest),
         pushed: Some(support::planner::ago(100.0).into()),
+        tagged: false,
         last_pulled: None,
+        pull_unknown: false,
         subject: None,
     }
 }

@@ -1,6 +1,10 @@
 //! Property tests of the planner's safety invariants over random small registries: shared
-//! digests, index graphs (cycles included), referrers, unknown ages, incomplete listings,
-//! in-use references, other policies and limits.
+//! digests, index graphs (cycles included; indexes nested, untagged, one manifest in several
+//! indexes), referrers (by `subject` and by tag schema, one referrer tagged for several
+//! subjects), unknown ages, incomplete listings, in-use references (by tag, and by digest —
+//! untagged manifests and indexes included), other policies and limits. A missing edge in
+//! the planner's graph (a parent index, a subject, a digest in use) fails
+//! `nothing_that_stays_or_runs_loses_a_manifest_it_reaches`.
 
 mod support;
 
@@ -9,7 +13,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use proptest::prelude::*;
 use registry_operator::api::retention::PolicyMode;
 use registry_operator::retention::{
-    plan, Action, Capabilities, Inventory, Mutation, Plan, Policy, Protections, RepositoryBuilder,
+    plan, Action, Capabilities, Inventory, ManifestId, Mutation, Plan, Policy, Protections,
+    RepositoryBuilder,
 };
 use support::planner::{ago, d, now, policy, sig_tag};
 
@@ -112,9 +117,9 @@ fn repo_spec() -> impl Strategy<Value = RepoSpec> {
     (
         0..REPOS.len(),
         prop::collection::vec(tag_spec(), 0..10),
-        prop::collection::vec((0u8..10, 0u8..10), 0..4),
+        prop::collection::vec((0u8..10, 0u8..12), 0..6),
         prop::collection::vec((8u8..12, 0u8..10), 0..3),
-        prop::collection::vec((0u8..8, 8u8..12, prop::option::of(0u16..100)), 0..3),
+        prop::collection::vec((0u8..10, 8u8..12, prop::option::of(0u16..100)), 0..5),
         prop::collection::vec((0u8..8, 0u16..2000), 0..3),
         prop::collection::vec((0u8..12, 0u32..1_000_000), 0..6),
         prop::bool::weighted(0.15),
@@ -384,6 +389,58 @@ fn deleted_tags(plan: &Plan) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// `(repository, digest)` of every manifest the plan removes: deleted by digest, or — on a
+/// registry that deletes tags alone — left without any tag and listed by no index that
+/// stays, which the registry's own garbage collection then removes.
+fn removed_manifests(plan: &Plan, inventory: &Inventory) -> HashSet<(String, String)> {
+    let mut gone = deleted_manifests(plan);
+    let untagged_by_tag: HashSet<(String, String)> = plan
+        .mutations()
+        .filter_map(|m| match m {
+            Mutation::DeleteTag {
+                repository, digest, ..
+            } => Some((repository.to_string(), digest.to_string())),
+            Mutation::DeleteManifest { .. } => None,
+        })
+        .collect();
+    let kept_tags: HashSet<(String, String)> = plan
+        .decisions()
+        .filter(|(_, t)| !t.decision.is_delete())
+        .map(|(r, t)| (r.name.to_string(), t.digest.to_string()))
+        .collect();
+    let mut untagged: HashSet<(String, String)> = untagged_by_tag
+        .into_iter()
+        .filter(|x| !kept_tags.contains(x))
+        .collect();
+    gone.extend(untagged.iter().cloned());
+    // An untagged manifest that an index still there lists stays.
+    loop {
+        let mut changed = false;
+        for repo in &inventory.repositories {
+            for m in &repo.manifests {
+                let parent = (repo.name.to_string(), m.digest.to_string());
+                if gone.contains(&parent) {
+                    continue;
+                }
+                for c in &m.children {
+                    let Some(child) = repo.manifest(*c) else {
+                        continue;
+                    };
+                    let key = (repo.name.to_string(), child.digest.to_string());
+                    if untagged.remove(&key) {
+                        gone.remove(&key);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    gone
+}
+
 fn enforce(mut s: Scenario) -> Scenario {
     s.policy.plan_mode = false;
     s
@@ -395,7 +452,7 @@ proptest! {
     #[test]
     fn a_kept_or_protected_tag_never_loses_its_image(s in scenario().prop_map(enforce)) {
         let plan = run(&s, None);
-        let gone = deleted_manifests(&plan);
+        let gone = removed_manifests(&plan, &build(&s, None));
         for (r, t) in plan.decisions() {
             if !t.decision.is_delete() {
                 prop_assert!(
@@ -414,6 +471,61 @@ proptest! {
                 for c in &m.children {
                     let child = repo.manifest(*c).map(|x| x.digest.to_string()).unwrap_or_default();
                     prop_assert!(!gone.contains(&(repo.name.to_string(), child)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_that_stays_or_runs_loses_a_manifest_it_reaches(s in scenario().prop_map(enforce)) {
+        // What stays needs what it lists (at any depth, through untagged indexes too); a
+        // subject that stays keeps its referrers (every subject a referrer names: its own
+        // `subject` and those its `sha256-<hex>` tags name); what runs by digest needs what
+        // it lists and every index listing it.
+        let plan = run(&s, None);
+        let inventory = build(&s, None);
+        let gone = removed_manifests(&plan, &inventory);
+        for repo in &inventory.repositories {
+            let name = repo.name.to_string();
+            let is_gone = |id: ManifestId| {
+                repo.manifest(id).is_some_and(|m| gone.contains(&(name.clone(), m.digest.to_string())))
+            };
+            let digest = |id: ManifestId| {
+                repo.manifest(id).map(|m| m.digest.to_string()).unwrap_or_default()
+            };
+            let mut subjects: Vec<(ManifestId, ManifestId)> = Vec::new();
+            for (i, m) in repo.manifests.iter().enumerate() {
+                if let Some(sub) = m.subject {
+                    subjects.push((ManifestId(i as u32), sub));
+                }
+            }
+            for t in &repo.tags {
+                if let Some(sub) = t.subject {
+                    subjects.push((t.manifest, sub));
+                }
+            }
+            for (referrer, subject) in subjects {
+                prop_assert!(
+                    is_gone(subject) || !is_gone(referrer),
+                    "{name}: {} stays but its referrer {} goes", digest(subject), digest(referrer)
+                );
+            }
+            if !s.policy.in_use {
+                continue;
+            }
+            let mut running: Vec<ManifestId> = repo
+                .manifests
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| s.in_use_digests.iter().any(|(r, n)| REPOS[*r] == name && d(hex(*n)) == m.digest.to_string()))
+                .map(|(i, _)| ManifestId(i as u32))
+                .collect();
+            let mut seen = HashSet::new();
+            while let Some(x) = running.pop() {
+                if !seen.insert(x) { continue; }
+                prop_assert!(!is_gone(x), "{name}: {} runs, or is listed by what runs, but goes", digest(x));
+                if let Some(m) = repo.manifest(x) {
+                    running.extend(m.children.iter().copied());
                 }
             }
         }

@@ -6,12 +6,16 @@
 //! - the catalog once (paginated), filtered by the policy's scope **before** any tag listing;
 //! - one tag listing per repository in scope;
 //! - on zot: the search API for every tag's digest, media type, push and pull time (one query
-//!   per repository), then a `HEAD` only for tags the search did not report, and a `GET` only
-//!   for indexes (their children); nothing that counts as a pull for plain images;
+//!   per repository, which also lists the images of each index, nested indexes flattened),
+//!   then a `HEAD` only for tags the search did not report, and a `GET` only for an index the
+//!   search did not list; nothing that counts as a pull (zot counts a `GET` of a tagged
+//!   manifest, index or image, never a `HEAD` or a `GET` of an untagged one);
 //! - elsewhere (no pull statistics to skew): one `GET` of the manifest per tag, which gives
 //!   digest, media type, size, config, children and subject in one request, then one config
 //!   blob read per distinct config (for `created`) and, for an index without a `created`
 //!   annotation, its first child once;
+//! - indexes listed by indexes (untagged ones included), level by level (see
+//!   [`graph`](super::graph), which also reads the digests in use that no tag reaches);
 //! - referrers only when the policy may delete them: from the `sha256-<hex>` tags already
 //!   listed (tag schema), or from the referrers API when the registry has one.
 //!
@@ -223,23 +227,43 @@ async fn fill_repository(
     // zot's push time stands in for every tag of a digest; without it the age must be read.
     let untimed: BTreeSet<&str> = tagged
         .iter()
-        .filter(|t| stats.get(&t.tag).is_none_or(|s| s.pushed.is_none()))
+        .filter(|t| {
+            stats
+                .get(&t.tag)
+                .is_none_or(|s| s.pushed.is_none() && s.tagged.is_none())
+        })
         .map(|t| t.digest.as_str())
         .collect();
     let needs_age = |digest: &str| -> bool { untimed.contains(digest) };
 
-    // 2. Manifests that were only HEADed (zot): fetch indexes once for their children, and
-    //    images whose age the search API did not give.
+    // The images of each tagged index as zot's search lists them: taken from there, the index
+    // is not fetched — a GET of a tagged index counts as a pull in zot's statistics.
+    let listed: BTreeMap<&str, &[String]> = tagged
+        .iter()
+        .filter(|t| oci::media_types::is_index(&t.media_type))
+        .filter_map(|t| {
+            let s = stats.get(&t.tag).filter(|s| s.digest == t.digest)?;
+            // An index listed with no images is read after all: fail toward knowing more.
+            let images = s.images.as_deref().filter(|i| !i.is_empty())?;
+            Some((t.digest.as_str(), images))
+        })
+        .collect();
+
+    // 2. Manifests that were only HEADed (zot): fetch indexes once for their children (unless
+    //    the search listed them), and images whose age the search API did not give.
     let missing: Vec<String> = heads
         .iter()
         .filter(|(d, (mt, _))| {
-            (oci::media_types::is_index(mt) || needs_age(d)) && !manifests.contains_key(*d)
+            ((oci::media_types::is_index(mt) && !listed.contains_key(d.as_str())) || needs_age(d))
+                && !manifests.contains_key(*d)
         })
         .map(|(d, _)| d.clone())
         .collect();
     for m in fetch_all(client, name, missing, lookups).await? {
         manifests.insert(m.digest.clone(), m);
     }
+    // Indexes inside indexes: everything a listed tag reaches.
+    super::graph::fetch_nested(client, name, &mut manifests, lookups).await?;
 
     // 3. Ages: config `created` of images (one read per distinct config), else the
     //    `created` annotation; an index without one takes its first child's.
@@ -340,17 +364,40 @@ async fn fill_repository(
             b.subject(digest, subject.digest().as_ref());
         }
     }
+    // Indexes known from the search only: what they list, nested indexes flattened.
+    for (digest, images) in listed.iter().filter(|(d, _)| !manifests.contains_key(**d)) {
+        for image in images.iter() {
+            b.child(digest, image);
+        }
+    }
     for t in &tagged {
         // A tag-schema index lists the referrers of the digest its tag names.
-        if let (Some(subject), Some(m)) = (referrer_tag_subject(&t.tag), manifests.get(&t.digest)) {
-            for r in m.children() {
-                b.subject(r.digest().as_ref(), &subject);
+        if let Some(subject) = referrer_tag_subject(&t.tag) {
+            let listed_by_search = || listed.get(t.digest.as_str()).copied().unwrap_or_default();
+            match manifests.get(&t.digest) {
+                Some(m) => {
+                    for r in m.children() {
+                        b.subject(r.digest().as_ref(), &subject);
+                    }
+                }
+                None => {
+                    for r in listed_by_search() {
+                        b.subject(r, &subject);
+                    }
+                }
             }
         }
         let tag = b.tag(&t.tag, &t.digest);
-        if let Some(s) = stats.get(&t.tag).filter(|s| s.digest == t.digest) {
-            tag.pushed = s.pushed.map(Time::from);
-            tag.last_pulled = s.last_pulled.map(Time::from);
+        match stats.get(&t.tag).filter(|s| s.digest == t.digest) {
+            Some(s) => {
+                // When the tag was set, where zot says (a new tag on an old image is young).
+                tag.tagged = s.tagged.is_some();
+                tag.pushed = s.tagged.or(s.pushed).map(Time::from);
+                tag.last_pulled = s.last_pulled.map(Time::from);
+            }
+            // Left out of the search answer (pushed while it was paged, say): unknown, not
+            // "never pulled" — zot's own retention keeps such tags too.
+            None => tag.pull_unknown = mode.search,
         }
     }
 

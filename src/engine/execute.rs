@@ -4,14 +4,17 @@
 //!   any request (invariants 6 and 7).
 //! - Before each deletion it re-resolves the tag with a `HEAD` (for a manifest, its first
 //!   tag) and skips the deletion when it now points elsewhere (invariant 3): reported as
-//!   skipped, not an error. One re-check and one DELETE per deletion.
+//!   skipped, not an error. One re-check and one DELETE per deletion. A DELETE answered 429
+//!   or 5xx is tried again after the wait, re-checking first (invariant 10): the client never
+//!   repeats a DELETE itself.
 //! - Deleting by digest removes every tag on the manifest, so before the first one in a
-//!   repository its tags are listed again: a manifest that a tag added since the listing
-//!   points at is kept (one tags listing per repository, one `HEAD` per new tag). A tag that
-//!   was listed and kept, then moved onto a doomed manifest during the run, is not seen: that
-//!   would take a `HEAD` of every kept tag.
-//! - Tags are deleted alone where the plan says so (zot); manifests by digest. A 404 is
-//!   success (already gone), so re-running an applied plan deletes nothing new.
+//!   repository its tags are listed again and every tag the plan does not delete is
+//!   resolved: a manifest that a tag added since the listing, or a kept tag moved during the
+//!   run, points at is kept (one tags listing per repository, one `HEAD` per tag the plan
+//!   does not delete there).
+//! - Tags are deleted alone where the plan says so (zot, where every tag goes on its own);
+//!   manifests by digest. A 404 is success (already gone), so re-running an applied plan
+//!   deletes nothing new.
 //! - Repositories run concurrently; within one, a manifest waits for the index that lists it
 //!   and a referrer for its subject, and is skipped if that deletion did not happen.
 //! - Per-item failures are reported and the rest goes on.
@@ -25,7 +28,7 @@ use futures::stream::{self, StreamExt};
 use crate::api::common::condition::Reason;
 use crate::api::retention::PolicyMode;
 use crate::oci::{DeleteOutcome, RegistryClient, TagCheck};
-use crate::retention::{InUse, Inventory, LimitBreach, Mutation, Plan};
+use crate::retention::{InUse, Inventory, LimitBreach, Mutation, Plan, Repository};
 
 /// Called as mutations finish, with how many just finished and how many the plan has in all
 /// (for progress bars).
@@ -144,8 +147,9 @@ pub enum ItemResult {
         /// The digest it points at now.
         now: String,
     },
-    /// Skipped: a tag that was not in the listing now points at the manifest (someone tagged
-    /// the image during the run); deleting by digest would remove that tag too.
+    /// Skipped: a tag the plan does not delete — new since the listing, or a kept tag moved —
+    /// now points at the manifest (someone tagged the image during the run, as in a
+    /// rollback); deleting by digest would remove that tag too.
     Tagged {
         /// The new tag.
         tag: String,
@@ -318,6 +322,12 @@ pub async fn execute(
         .filter(|r| by_repo.contains_key(&*r.name))
         .map(|r| (&*r.name, r.tags.iter().map(|t| &*t.name).collect()))
         .collect();
+    let repositories: HashMap<&str, &Repository> = inventory
+        .repositories
+        .iter()
+        .filter(|r| by_repo.contains_key(&*r.name))
+        .map(|r| (&*r.name, r))
+        .collect();
     let empty = HashMap::new();
     let no_tags = HashSet::new();
     let per_repo = options.deletions_in_flight.max(1);
@@ -335,6 +345,7 @@ pub async fn execute(
                 items,
                 parents,
                 listed.get(repo).unwrap_or(&no_tags),
+                repositories.get(repo).copied(),
                 options.in_use.as_ref(),
                 fence.as_ref(),
                 per_repo,
@@ -401,6 +412,7 @@ async fn run_repository(
     items: Vec<(usize, &Mutation)>,
     parents: &HashMap<String, Vec<String>>,
     listed: &HashSet<&str>,
+    inventory: Option<&Repository>,
     in_use: Option<&InUseSource>,
     fence: Option<&Gate>,
     in_flight: usize,
@@ -415,13 +427,30 @@ async fn run_repository(
             Mutation::DeleteTag { .. } => None,
         })
         .collect();
+    // Digests whose tags this plan deletes one by one (zot): a referrer of one waits for
+    // them, and is skipped if one of them did not happen.
+    let untagging: HashSet<String> = items
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Mutation::DeleteTag { digest, .. } => Some(digest.to_string()),
+            Mutation::DeleteManifest { .. } => None,
+        })
+        .collect();
     // Deleting by digest removes every tag on the manifest, also one added since the
     // listing: look for new tags first, and keep the manifests they point at.
     let mut settled: HashMap<String, bool> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     let mut items = items;
     if !deleting.is_empty() {
-        match new_tags_on(client, repository, listed, &deleting).await {
+        let going: HashSet<&str> = items
+            .iter()
+            .flat_map(|(_, m)| match m {
+                Mutation::DeleteManifest { tags, .. } => tags.iter().map(|t| &**t).collect(),
+                Mutation::DeleteTag { tag, .. } => vec![&**tag],
+            })
+            .collect();
+        let found = new_tags_on(client, repository, listed, &going, &deleting, in_flight).await;
+        match found {
             Ok(tagged) => {
                 items.retain(|(i, m)| {
                     let Mutation::DeleteManifest { digest, .. } = m else {
@@ -463,9 +492,7 @@ async fn run_repository(
     if let Some(gate) = fence {
         if let Err(why) = gate.check().await {
             for (i, m) in items {
-                if let Mutation::DeleteManifest { digest, .. } = m {
-                    settled.insert(digest.to_string(), false);
-                }
+                settled.insert(m.digest().to_string(), false);
                 if let Some(p) = &progress {
                     p(1, total);
                 }
@@ -480,13 +507,28 @@ async fn run_repository(
             return out;
         }
     }
-    // Pods started since the plan: skip what they use (an in-memory lookup, no request).
+    // Pods started since the plan: skip what they use, and what that needs (an in-memory
+    // lookup; a `GET` only for a digest in use that the inventory does not know).
     if let Some(source) = in_use {
         let now = source(&|r| r == repository);
+        let needed = match &now {
+            Ok(in_use) => {
+                super::graph::in_use_closure(client, repository, inventory, in_use, in_flight)
+                    .await
+                    .map_err(|why| format!("reading what the images in use need: {why}"))
+            }
+            Err(why) => Err(format!("images in use cannot be checked: {why}")),
+        };
         items.retain(|(i, m)| {
-            let verdict = match &now {
-                Ok(in_use) => used_by(in_use, m).map(|by| ItemResult::InUse { by }),
-                Err(why) => Some(ItemResult::Interrupted {
+            let verdict = match (&now, &needed) {
+                (Ok(in_use), Ok(needed)) => used_by(in_use, m)
+                    .or_else(|| needed.get(&m.digest().to_string()).cloned())
+                    .map(|by| ItemResult::InUse { by }),
+                (_, Err(why)) => Some(ItemResult::Interrupted {
+                    by: Interruption::InUseUnknown,
+                    message: why.clone(),
+                }),
+                (Err(why), Ok(_)) => Some(ItemResult::Interrupted {
                     by: Interruption::InUseUnknown,
                     message: format!("images in use cannot be checked: {why}"),
                 }),
@@ -494,9 +536,7 @@ async fn run_repository(
             let Some(r) = verdict else {
                 return true;
             };
-            if let Mutation::DeleteManifest { digest, .. } = m {
-                settled.insert(digest.to_string(), false);
-            }
+            settled.insert(m.digest().to_string(), false);
             if let Some(p) = &progress {
                 p(1, total);
             }
@@ -517,10 +557,9 @@ async fn run_repository(
                     .filter(|p| deleting.contains(*p) && **p != digest.to_string())
                     .map(|p| p.to_string())
                     .collect();
-                if let Some(s) = subject
-                    .as_ref()
-                    .filter(|s| deleting.contains(&s.to_string()))
-                {
+                if let Some(s) = subject.as_ref().filter(|s| {
+                    deleting.contains(&s.to_string()) || untagging.contains(&s.to_string())
+                }) {
                     d.push(s.to_string());
                 }
                 d
@@ -576,8 +615,14 @@ async fn run_repository(
             .collect()
             .await;
         for (i, m, r) in done {
-            if let Mutation::DeleteManifest { digest, .. } = m {
-                settled.insert(digest.to_string(), r.is_done());
+            match m {
+                Mutation::DeleteManifest { digest, .. } => {
+                    settled.insert(digest.to_string(), r.is_done());
+                }
+                Mutation::DeleteTag { digest, .. } => {
+                    let ok = settled.get(&digest.to_string()).is_none_or(|ok| *ok);
+                    settled.insert(digest.to_string(), ok && r.is_done());
+                }
             }
             out.push((i, r));
         }
@@ -642,35 +687,108 @@ fn used_by(in_use: &InUse, m: &Mutation) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Tags of `repository` that were not `listed` and now point at a digest in `deleting`
-/// (digest → tag): one tags listing, and one `HEAD` per new tag.
+/// Tags of `repository` that now point at a digest in `deleting` although the plan does
+/// not delete them (digest → tag): one tags listing, then one `HEAD` per tag that was not
+/// `listed` (added since) and one per listed tag the plan keeps (`going` are the tags the
+/// plan deletes) — a kept tag moved onto a doomed digest during the run, as in a rollback.
 async fn new_tags_on(
     client: &RegistryClient,
     repository: &str,
     listed: &HashSet<&str>,
+    going: &HashSet<&str>,
     deleting: &HashSet<String>,
+    in_flight: usize,
 ) -> Result<HashMap<String, String>, String> {
     let tags = client
         .tags(repository)
         .await
         .map_err(|e| format!("re-listing the tags before deleting failed: {e}"))?;
-    let mut tagged = HashMap::new();
-    for tag in tags.iter().filter(|t| !listed.contains(t.as_str())) {
-        let head = client
-            .head_manifest(repository, tag)
-            .await
-            .map_err(|e| format!("resolving tag {tag}, new since the listing, failed: {e}"))?;
-        if let Some(h) = head.filter(|h| deleting.contains(&h.digest)) {
-            tagged.entry(h.digest).or_insert_with(|| tag.clone());
+    // Built eagerly (see `execute`): keeps this future Send for any lifetime.
+    let work: Vec<_> = tags
+        .iter()
+        .filter(|t| !going.contains(t.as_str()))
+        .map(|tag| resolve(client, repository, tag, !listed.contains(tag.as_str())))
+        .collect();
+    let heads: Vec<Result<(String, Option<String>), String>> = stream::iter(work)
+        .buffer_unordered(in_flight.max(1))
+        .collect()
+        .await;
+    let mut tagged: HashMap<String, String> = HashMap::new();
+    for h in heads {
+        let (tag, digest) = h?;
+        if let Some(d) = digest.filter(|d| deleting.contains(d)) {
+            let slot = tagged.entry(d).or_insert_with(|| tag.clone());
+            if tag < *slot {
+                *slot = tag;
+            }
         }
     }
     Ok(tagged)
 }
 
-/// Re-checks and carries out one mutation.
+/// What `tag` points at now (`None`: gone).
+async fn resolve(
+    client: &RegistryClient,
+    repository: &str,
+    tag: &str,
+    new: bool,
+) -> Result<(String, Option<String>), String> {
+    match client.head_manifest(repository, tag).await {
+        Ok(h) => Ok((tag.to_string(), h.map(|h| h.digest))),
+        Err(e) if new => Err(format!(
+            "resolving tag {tag}, new since the listing, failed: {e}"
+        )),
+        Err(e) => Err(format!("re-resolving kept tag {tag} failed: {e}")),
+    }
+}
+
+/// Re-checks and carries out one mutation. A DELETE answered 429 or 5xx (or lost on the
+/// way) is tried again after the wait the registry asked for — or the client's backoff —
+/// and each time the tag is re-resolved first (invariant 10): a tag re-pushed during the
+/// wait is left alone.
 async fn run_one(client: &RegistryClient, m: &Mutation) -> ItemResult {
+    let policy = &client.options().retry;
+    let mut retries = 0;
+    loop {
+        match attempt(client, m).await {
+            Ok(r) => return r,
+            Err(Transient { reason, wait }) => {
+                if retries >= policy.max_retries {
+                    return ItemResult::Failed { reason };
+                }
+                retries += 1;
+                let wait = wait.unwrap_or_else(|| policy.backoff(retries));
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// A DELETE that failed in a way worth another re-check and try.
+struct Transient {
+    /// What failed, for the report if no try is left.
+    reason: String,
+    /// What the registry asked to wait (`Retry-After`, capped by the client's policy).
+    wait: Option<std::time::Duration>,
+}
+
+/// One re-check and DELETE; `Err` for a DELETE to try again.
+async fn attempt(client: &RegistryClient, m: &Mutation) -> Result<ItemResult, Transient> {
     let failed = |what: &str, e: crate::oci::OciError| ItemResult::Failed {
         reason: format!("{what}: {e}"),
+    };
+    let deleting = |what: String, e: crate::oci::OciError| match &e {
+        crate::oci::OciError::ServerError { retry_after, .. } => Err(Transient {
+            wait: *retry_after,
+            reason: format!("{what}: {e}"),
+        }),
+        crate::oci::OciError::Unreachable { .. } => Err(Transient {
+            wait: None,
+            reason: format!("{what}: {e}"),
+        }),
+        _ => Ok(ItemResult::Failed {
+            reason: format!("{what}: {e}"),
+        }),
     };
     match m {
         Mutation::DeleteTag {
@@ -680,19 +798,19 @@ async fn run_one(client: &RegistryClient, m: &Mutation) -> ItemResult {
         } => {
             match client.check_tag(repository, tag, &digest.to_string()).await {
                 Ok(TagCheck::Unchanged(_)) => {}
-                Ok(TagCheck::Gone) => return ItemResult::AlreadyGone,
+                Ok(TagCheck::Gone) => return Ok(ItemResult::AlreadyGone),
                 Ok(TagCheck::Moved(now)) => {
-                    return ItemResult::Changed {
+                    return Ok(ItemResult::Changed {
                         tag: tag.to_string(),
                         now: now.digest,
-                    }
+                    })
                 }
-                Err(e) => return failed(&format!("re-checking tag {tag}"), e),
+                Err(e) => return Ok(failed(&format!("re-checking tag {tag}"), e)),
             }
             match client.delete_tag(repository, tag).await {
-                Ok(DeleteOutcome::Deleted) => ItemResult::Deleted,
-                Ok(DeleteOutcome::AlreadyGone) => ItemResult::AlreadyGone,
-                Err(e) => failed(&format!("deleting tag {tag}"), e),
+                Ok(DeleteOutcome::Deleted) => Ok(ItemResult::Deleted),
+                Ok(DeleteOutcome::AlreadyGone) => Ok(ItemResult::AlreadyGone),
+                Err(e) => deleting(format!("deleting tag {tag}"), e),
             }
         }
         Mutation::DeleteManifest {
@@ -710,21 +828,21 @@ async fn run_one(client: &RegistryClient, m: &Mutation) -> ItemResult {
                 match client.check_tag(repository, tag, &digest.to_string()).await {
                     Ok(TagCheck::Unchanged(_) | TagCheck::Gone) => {}
                     Ok(TagCheck::Moved(now)) => {
-                        return ItemResult::Changed {
+                        return Ok(ItemResult::Changed {
                             tag: tag.to_string(),
                             now: now.digest,
-                        }
+                        })
                     }
-                    Err(e) => return failed(&format!("re-checking tag {tag}"), e),
+                    Err(e) => return Ok(failed(&format!("re-checking tag {tag}"), e)),
                 }
             }
             match client
                 .delete_manifest(repository, &digest.to_string())
                 .await
             {
-                Ok(DeleteOutcome::Deleted) => ItemResult::Deleted,
-                Ok(DeleteOutcome::AlreadyGone) => ItemResult::AlreadyGone,
-                Err(e) => failed(&format!("deleting {}", digest.short()), e),
+                Ok(DeleteOutcome::Deleted) => Ok(ItemResult::Deleted),
+                Ok(DeleteOutcome::AlreadyGone) => Ok(ItemResult::AlreadyGone),
+                Err(e) => deleting(format!("deleting {}", digest.short()), e),
             }
         }
     }

@@ -6,10 +6,13 @@
 //!   search API), fail-closed per repository;
 //! - [`execute`]: the executor (re-check, delete by tag or digest, 404 is success, refusal
 //!   of Plan-mode plans and of blast-radius breaches);
+//! - [`graph`]: the indexes nested in listed indexes and the manifests run by digest that no
+//!   tag reaches, read so that the planner sees everything they need;
 //! - [`run`]: collect → plan → check → execute for one policy and one registry.
 
 pub mod collect;
 pub mod execute;
+pub mod graph;
 pub mod run;
 
 pub use collect::{collect_inventory, CollectError, CollectOptions};

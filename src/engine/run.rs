@@ -6,6 +6,7 @@ use jiff::Timestamp;
 
 use super::collect::{collect_inventory, CollectError, CollectOptions};
 use super::execute::{execute, ExecuteError, ExecuteOptions, Execution, InUseSource, Interruption};
+use super::graph::add_in_use;
 use crate::api::retention::{PolicyMode, RunOutcome, RunSummary};
 use crate::oci::{RegistryClient, RequestStats};
 use crate::retention::{
@@ -127,8 +128,7 @@ pub async fn plan_policy(
     let before = client.stats();
     let mut collect = options.collect.clone();
     collect.referrers |= policy.delete_referrers || policy.is_purge();
-    let inventory = collect_inventory(client, |r| policy.in_scope(r), &collect).await?;
-    let collect_requests = diff(&client.stats(), &before);
+    let mut inventory = collect_inventory(client, |r| policy.in_scope(r), &collect).await?;
     let collected = Timestamp::now();
     // The images in use as of now, after the (possibly long) read of the registry.
     let protections = match &options.in_use_source {
@@ -137,6 +137,15 @@ pub async fn plan_policy(
         },
         None => options.protections.clone(),
     };
+    // What they run that no tag reaches (an untagged index), with all it lists.
+    add_in_use(
+        client,
+        &mut inventory,
+        &protections.in_use,
+        collect.lookups_in_flight,
+    )
+    .await;
+    let collect_requests = diff(&client.stats(), &before);
     let plan = plan(policy, &options.others, &inventory, &protections, now);
     Ok(ReadyToExecute {
         inventory,

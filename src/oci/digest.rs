@@ -86,22 +86,29 @@ pub fn referrers_tag(digest: &str) -> Result<String> {
     Ok(digest.replacen(':', "-", 1))
 }
 
-/// The subject digest a referrer tag names: `sha256-<64 hex>` optionally followed by `.` and a
-/// suffix (`.sig`, `.att`, `.sbom`), as the referrers tag schema and cosign write them.
+/// The subject digest a referrer tag names: `sha256-<64 hex>` or `sha512-<128 hex>`,
+/// optionally followed by `.` and a suffix (`.sig`, `.att`, `.sbom`), as the referrers tag
+/// schema and cosign write them.
 pub fn referrer_tag_subject(tag: &str) -> Option<String> {
-    let hex = tag.strip_prefix("sha256-")?;
-    let (hex, suffix) = match hex.find('.') {
-        Some(i) => (&hex[..i], Some(&hex[i + 1..])),
-        None => (hex, None),
+    let (algorithm, len, rest) = if let Some(rest) = tag.strip_prefix("sha256-") {
+        ("sha256", 64, rest)
+    } else if let Some(rest) = tag.strip_prefix("sha512-") {
+        ("sha512", 128, rest)
+    } else {
+        return None;
     };
-    let valid_hex = hex.len() == 64
+    let (hex, suffix) = match rest.find('.') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let valid_hex = hex.len() == len
         && hex
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !valid_hex || suffix.is_some_and(str::is_empty) {
         return None;
     }
-    Some(format!("sha256:{hex}"))
+    Some(format!("{algorithm}:{hex}"))
 }
 
 #[cfg(test)]

@@ -65,6 +65,8 @@ pub enum OciError {
         code: Option<String>,
         /// How many attempts were made.
         attempts: u32,
+        /// The wait the last answer asked for (`Retry-After`, capped by the retry policy).
+        retry_after: Option<std::time::Duration>,
     },
 
     /// 401: credentials missing or rejected.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use jiff::SignedDuration;
 
+use super::graph::Need;
 use super::inventory::Digest;
 use crate::duration::GoDuration;
 
@@ -14,6 +15,29 @@ pub type Seconds = i64;
 
 fn dur(secs: Seconds) -> SignedDuration {
     SignedDuration::from_secs(secs)
+}
+
+/// Which time a tag's age was measured from, as the reasons say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AgeOf {
+    /// When the image was pushed (zot's search API).
+    Pushed,
+    /// When the tag was set on the image (zot's `TaggedTimestamp`, from v2.1.15): a new tag
+    /// on an old image is as young as the tag.
+    Tagged,
+    /// When the image was built (config `created`, or the `created` annotation): registries
+    /// without push times.
+    Built,
+}
+
+impl fmt::Display for AgeOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AgeOf::Pushed => "pushed",
+            AgeOf::Tagged => "tagged",
+            AgeOf::Built => "built",
+        })
+    }
 }
 
 /// The decision for one tag.
@@ -96,6 +120,8 @@ pub enum KeepReason {
     PushedWithin {
         /// Entry number.
         entry: u8,
+        /// Which time the age is measured from.
+        of: AgeOf,
         /// How long ago it was pushed.
         age: Seconds,
         /// The entry's `pushedWithin`.
@@ -113,6 +139,12 @@ pub enum KeepReason {
     /// The entry has `pulledWithin` but the registry keeps no pull statistics, so every tag
     /// the entry selects is kept.
     PullStatsUnavailable {
+        /// Entry number.
+        entry: u8,
+    },
+    /// The entry has `pulledWithin`; the registry keeps pull statistics but did not report
+    /// this tag's, so whether it was pulled is unknown and it is kept.
+    PullUnknown {
         /// Entry number.
         entry: u8,
     },
@@ -150,6 +182,8 @@ pub enum ProtectReason {
     UnknownAge,
     /// Pushed within `protect.minAge`.
     TooYoung {
+        /// Which time the age is measured from.
+        of: AgeOf,
         /// How long ago.
         age: Seconds,
         /// `protect.minAge`.
@@ -170,6 +204,12 @@ pub enum ProtectReason {
     IndexChild {
         /// The index.
         index: Digest,
+    },
+    /// The tag's manifest would go with it, but something that stays still needs that
+    /// manifest (an index listing it, a subject it refers to, a reference in use).
+    StillNeeded {
+        /// What needs it.
+        need: Box<Need>,
     },
     /// A referrer (signature, SBOM, attestation) tag that stays.
     Referrer {
@@ -197,6 +237,8 @@ pub enum ReferrerKept {
 pub enum DeleteReason {
     /// No keep entry keeps it and nothing protects it.
     NotKept {
+        /// Which time the age is measured from.
+        of: AgeOf,
         /// How long ago it was pushed.
         age: Seconds,
         /// Bit `i` set: entry `i + 1` selects the tag (but none of its criteria keeps it).
@@ -206,6 +248,8 @@ pub enum DeleteReason {
     },
     /// `purge: true`.
     Purge {
+        /// Which time the age is measured from.
+        of: AgeOf,
         /// How long ago it was pushed.
         age: Seconds,
     },
@@ -241,9 +285,14 @@ impl fmt::Display for KeepReason {
                     ordinal(rank)
                 )
             }
-            KeepReason::PushedWithin { entry, age, within } => write!(
+            KeepReason::PushedWithin {
+                entry,
+                of,
+                age,
+                within,
+            } => write!(
                 f,
-                "pushed {} ago, within {} (entry {entry})",
+                "{of} {} ago, within {} (entry {entry})",
                 HumanAge(dur(age)),
                 GoDuration::from(dur(within))
             ),
@@ -256,6 +305,10 @@ impl fmt::Display for KeepReason {
             KeepReason::PullStatsUnavailable { entry } => write!(
                 f,
                 "entry {entry} asks for pulledWithin but the registry keeps no pull statistics"
+            ),
+            KeepReason::PullUnknown { entry } => write!(
+                f,
+                "entry {entry} asks for pulledWithin and the registry did not report when this tag was last pulled"
             ),
             KeepReason::Semver {
                 entry,
@@ -285,9 +338,9 @@ impl fmt::Display for ProtectReason {
             ProtectReason::UnknownAge => f.write_str(
                 "age unknown: no push time, and no build time (or a placeholder such as 1970-01-01)",
             ),
-            ProtectReason::TooYoung { age, min_age } => write!(
+            ProtectReason::TooYoung { of, age, min_age } => write!(
                 f,
-                "pushed {} ago, within the {} grace period (protect.minAge)",
+                "{of} {} ago, within the {} grace period (protect.minAge)",
                 HumanAge(dur(*age)),
                 GoDuration::from(dur(*min_age))
             ),
@@ -304,6 +357,7 @@ impl fmt::Display for ProtectReason {
                 "part of index {}, which stays; this registry deletes whole images only",
                 index.short()
             ),
+            ProtectReason::StillNeeded { need } => write!(f, "its manifest is still needed: {need}"),
             ProtectReason::Referrer { subject, why } => match why {
                 ReferrerKept::SubjectStays => {
                     write!(f, "referrer of {}, which stays", subject.short())
@@ -327,11 +381,12 @@ impl fmt::Display for DeleteReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DeleteReason::NotKept {
+                of,
                 age,
                 selected_by,
                 misses,
             } => {
-                write!(f, "pushed {} ago", HumanAge(dur(*age)))?;
+                write!(f, "{of} {} ago", HumanAge(dur(*age)))?;
                 if *selected_by == 0 {
                     return f.write_str(", no keep entry selects it");
                 }
@@ -342,8 +397,8 @@ impl fmt::Display for DeleteReason {
                 }
                 Ok(())
             }
-            DeleteReason::Purge { age } => {
-                write!(f, "purge (pushed {} ago)", HumanAge(dur(*age)))
+            DeleteReason::Purge { of, age } => {
+                write!(f, "purge ({of} {} ago)", HumanAge(dur(*age)))
             }
             DeleteReason::Referrer { subject } => {
                 write!(f, "referrer of deleted image {}", subject.short())
@@ -412,6 +467,7 @@ mod tests {
         });
         assert_eq!(in_use.to_string(), "kept: in use by Pod team-a/web-7f9");
         let delete = Decision::Delete(DeleteReason::NotKept {
+            of: AgeOf::Pushed,
             age: 41 * 86_400,
             selected_by: 0b10,
             misses: vec![

@@ -190,8 +190,14 @@ pub struct Tag {
     /// When the tag was pushed (zot's search API), if known. When unknown, the manifest's
     /// `created` time stands in.
     pub pushed: Option<Time>,
+    /// Set when `pushed` is when the tag was set on the image (zot's `TaggedTimestamp`)
+    /// rather than when the image was pushed.
+    pub tagged: bool,
     /// When the tag was last pulled, if the registry keeps pull statistics and it was pulled.
     pub last_pulled: Option<Time>,
+    /// Set when the registry keeps pull statistics but did not report this tag's (zot's
+    /// search answer left it out): whether it was pulled is unknown, which is not "never".
+    pub pull_unknown: bool,
     /// Set when the tag is a referrer tag rather than an image people chose to tag: a
     /// `sha256-<hex>` tag of the referrers tag schema (possibly with a `.sig`/`.att`/`.sbom`
     /// suffix, as cosign writes), or a tag on a manifest with a `subject`. Such tags follow
@@ -268,6 +274,27 @@ impl RepositoryBuilder {
                 ..Repository::default()
             },
             ..RepositoryBuilder::default()
+        }
+    }
+
+    /// Continues building a repository already built, to add what was read later.
+    pub fn resume(repo: Repository) -> Self {
+        let ids = repo
+            .manifests
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ((*m.digest.0).clone(), ManifestId(i as u32)))
+            .collect();
+        let tag_index = repo
+            .tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        RepositoryBuilder {
+            repo,
+            ids,
+            tag_index,
         }
     }
 
@@ -357,7 +384,9 @@ impl RepositoryBuilder {
             name,
             manifest,
             pushed: None,
+            tagged: false,
             last_pulled: None,
+            pull_unknown: false,
             subject,
         });
         let last = self.repo.tags.len() - 1;
@@ -398,6 +427,12 @@ mod tests {
         assert_eq!(referrer_tag_subject(&format!("sha256-{HEX}.")), None);
         assert_eq!(referrer_tag_subject("sha256-abc"), None);
         assert_eq!(referrer_tag_subject("v1.2.3"), None);
+        let long = HEX.repeat(2);
+        assert_eq!(
+            referrer_tag_subject(&format!("sha512-{long}.sig")),
+            Some(format!("sha512:{long}"))
+        );
+        assert_eq!(referrer_tag_subject(&format!("sha512-{HEX}")), None);
     }
 
     #[test]

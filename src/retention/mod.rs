@@ -38,20 +38,24 @@
 //!   entries veto, whatever their mode), unknown age, `minAge`. An incomplete repository
 //!   (listing failed, a contradictory listing, a repository listed twice, ids out of range)
 //!   has every tag protected and no mutation.
-//! - **Carrying deletions out.** A manifest is deleted by digest only when every tag on it
-//!   goes and no manifest that stays (a tagged index that stays, an untagged index, a
-//!   referrer that stays) lists it, at any depth. Otherwise, where tags can be deleted alone
-//!   (zot), the tag is deleted and the image stays; where only digests can be deleted
-//!   (distribution), the tag is protected: "shares its image with tag X, which stays" or
-//!   "part of index D, which stays".
+//! - **Carrying deletions out.** A manifest goes only when every tag on it goes and nothing
+//!   that stays needs it ([`graph::veto`], the last step): no manifest that stays (a tagged
+//!   index that stays, an untagged index, a referrer that stays) lists it, at any depth; no
+//!   subject it refers to stays; nothing runs it, an index listing it, or an image it lists.
+//!   Where tags can be deleted alone (zot) its tags are deleted one by one (the registry's
+//!   garbage collection removes the untagged image); elsewhere it is deleted by digest.
+//!   A tag whose image stays is, on zot, deleted alone; where only digests can be deleted
+//!   (distribution), it is protected: "shares its image with tag X, which stays", "part of
+//!   index D, which stays", or what else still needs the image.
 //! - **Referrers** are manifests with a `subject`, and tags of the `sha256-<hex>` schema
 //!   (cosign's `.sig`/`.att`/`.sbom` included). Their tags are not judged by keep entries
 //!   and take no `mostRecent` place; they follow the subject. A referrer is deleted (by
 //!   digest, with its tags, after its subject) only when its subject is deleted by digest,
 //!   `deleteReferrers` (or purge) is on, every tag on it is a referrer tag, none of those
 //!   tags nor the manifest itself is younger than `minAge` (unknown age does not hold a
-//!   referrer back: its subject's age was known), nothing runs it, and every manifest
-//!   listing it goes too. Referrers of referrers follow in later rounds.
+//!   referrer back: its subject's age was known), nothing runs it, every manifest
+//!   listing it goes too, and every other subject it names (a manifest tagged as the
+//!   referrer of several) goes too. Referrers of referrers follow in later rounds.
 //! - **Blast radius** counts tag deletions (referrer tags included, untagged manifests not)
 //!   against `maxDeletionsPerRun` (exactly at the limit passes) and against
 //!   `maxDeletionPercent` of the tags in scope (incomplete repositories' tags included).
@@ -60,13 +64,15 @@
 //!   name. Every tie is broken by name or digest, never by listing order.
 
 pub mod decision;
+pub mod graph;
 pub mod inventory;
 pub mod plan;
 pub mod policy;
 pub mod report;
 
 pub use decision::{
-    Action, Decision, DeleteReason, KeepReason, ProtectReason, ReferrerKept, Seconds, SemverLine,
+    Action, AgeOf, Decision, DeleteReason, KeepReason, ProtectReason, ReferrerKept, Seconds,
+    SemverLine,
 };
 pub use inventory::{
     Capabilities, Completeness, Digest, Inventory, Manifest, ManifestId, MediaInfo, Repository,

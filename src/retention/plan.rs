@@ -8,9 +8,13 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 
 use super::decision::{
-    Action, Decision, DeleteReason, KeepReason, ProtectReason, ReferrerKept, Seconds, SemverLine,
+    Action, AgeOf, Decision, DeleteReason, KeepReason, ProtectReason, ReferrerKept, Seconds,
+    SemverLine,
 };
-use super::inventory::{Capabilities, Completeness, Digest, Inventory, ManifestId, Repository};
+use super::graph::{digest_users, veto, Graph, Need};
+use super::inventory::{
+    Capabilities, Completeness, Digest, Inventory, ManifestId, Repository, Tag,
+};
 use super::policy::{Entry, Limits, Policy};
 use crate::api::retention::PolicyMode;
 
@@ -43,6 +47,14 @@ impl InUse {
     /// Whether nothing is recorded.
     pub fn is_empty(&self) -> bool {
         self.tags.is_empty() && self.digests.is_empty()
+    }
+
+    /// The digests run in `repository`.
+    pub fn digests<'a>(&'a self, repository: &str) -> impl Iterator<Item = &'a Digest> + 'a {
+        self.digests
+            .get(repository)
+            .into_iter()
+            .flat_map(|d| d.keys())
     }
 
     /// Who runs `repository:tag`, if anyone.
@@ -594,6 +606,7 @@ fn evaluate_keeps(
                 if let Some(age) = ages[i].filter(|a| *a <= within) {
                     kept[i].get_or_insert(KeepReason::PushedWithin {
                         entry: num,
+                        of: age_of(&repo.tags[i]),
                         age,
                         within,
                     });
@@ -603,6 +616,10 @@ fn evaluate_keeps(
         if let Some(within) = entry.pulled_within.map(ceil_secs) {
             if caps.pull_stats {
                 for &i in &sel {
+                    if repo.tags[i].pull_unknown {
+                        kept[i].get_or_insert(KeepReason::PullUnknown { entry: num });
+                        continue;
+                    }
                     let ago = repo.tags[i].last_pulled.map(|p| now - p.unix_seconds());
                     if let Some(ago) = ago.filter(|a| *a <= within) {
                         kept[i].get_or_insert(KeepReason::PulledWithin {
@@ -775,51 +792,6 @@ fn semver_keeps(
     }
 }
 
-/// Who runs each manifest of the repository, or a manifest it lists (at any depth), by
-/// digest: the first user by name, then by digest, for determinism. Empty when nothing in the
-/// repository is run by digest.
-fn digest_users(
-    repo: &Repository,
-    users: &HashMap<Digest, Arc<str>>,
-) -> Vec<Option<(Arc<str>, Digest)>> {
-    let direct: Vec<Option<&Arc<str>>> = repo
-        .manifests
-        .iter()
-        .map(|m| users.get(&m.digest))
-        .collect();
-    if direct.iter().all(Option::is_none) {
-        return Vec::new();
-    }
-    let mut out = Vec::with_capacity(repo.manifests.len());
-    let mut stack = Vec::new();
-    let mut seen = Vec::new();
-    for (id, m) in repo.manifests.iter().enumerate() {
-        if m.children.is_empty() {
-            out.push(direct[id].map(|by| (by.clone(), m.digest.clone())));
-            continue;
-        }
-        let mut found: Option<(&Arc<str>, &Digest)> = None;
-        stack.clear();
-        seen.clear();
-        stack.push(ManifestId(id as u32));
-        while let Some(x) = stack.pop() {
-            if seen.contains(&x) {
-                continue;
-            }
-            seen.push(x);
-            let Some(xm) = repo.manifest(x) else { continue };
-            if let Some(by) = direct[x.index()] {
-                if found.is_none_or(|(b, d)| (by, &xm.digest) < (b, d)) {
-                    found = Some((by, &xm.digest));
-                }
-            }
-            stack.extend(xm.children.iter().copied());
-        }
-        out.push(found.map(|(by, d)| (by.clone(), d.clone())));
-    }
-    out
-}
-
 /// Plans one complete, consistent repository. Fails (and the repository is then treated as
 /// incomplete) when a tag name is listed twice.
 fn plan_repository(
@@ -841,8 +813,9 @@ fn plan_repository(
             Some(unsupported),
         )
     });
+    let graph = Graph::new(repo);
     let run_by_digest = match ctx.in_use.digests.get(&*repo.name) {
-        Some(users) if policy.in_use => digest_users(repo, users),
+        Some(users) if policy.in_use => digest_users(repo, &graph, users),
         _ => Vec::new(),
     };
     let mut decisions =
@@ -859,6 +832,7 @@ fn plan_repository(
             &mut fates,
         );
     }
+    let vetoed = still_needed(repo, &graph, &decisions, &mut fates, &run_by_digest);
     settle_tags(
         ctx,
         repo,
@@ -866,11 +840,46 @@ fn plan_repository(
         min_age,
         delete_referrers,
         &fates,
+        &vetoed,
         &mut decisions,
         out,
     );
     plan_manifest_deletions(ctx, repo, &fates, out);
     finish_repository(repo, decisions, out)
+}
+
+/// The last word on what goes by digest ([`veto`]): nothing that stays — a tag, an index, a
+/// subject, a user by digest — loses a manifest it needs. Returns what needs each manifest
+/// taken back.
+fn still_needed(
+    repo: &Repository,
+    graph: &Graph,
+    decisions: &[Option<Decision>],
+    fates: &mut ManifestFates,
+    run_by_digest: &[Option<(Arc<str>, Digest)>],
+) -> HashMap<ManifestId, Need> {
+    if !fates.going.iter().any(|g| *g) {
+        return HashMap::new();
+    }
+    let mut staying_tag: Vec<Option<Arc<str>>> = vec![None; repo.manifests.len()];
+    for (i, t) in repo.tags.iter().enumerate() {
+        if t.subject.is_none() && !decisions[i].as_ref().is_some_and(Decision::is_delete) {
+            let slot = &mut staying_tag[t.manifest.index()];
+            if slot.as_ref().is_none_or(|s| t.name < *s) {
+                *slot = Some(t.name.clone());
+            }
+        }
+    }
+    veto(repo, graph, &mut fates.going, &staying_tag, run_by_digest)
+}
+
+/// Which time a tag's age is measured from.
+fn age_of(t: &Tag) -> AgeOf {
+    match (t.pushed, t.tagged) {
+        (Some(_), true) => AgeOf::Tagged,
+        (Some(_), false) => AgeOf::Pushed,
+        (None, _) => AgeOf::Built,
+    }
 }
 
 /// Each tag's age in seconds at `now`: from its push time, else its image's build time.
@@ -960,13 +969,18 @@ fn decide_chosen_tags(
             continue;
         };
         if age < min_age {
-            decisions[i] = Some(Decision::Protect(ProtectReason::TooYoung { age, min_age }));
+            decisions[i] = Some(Decision::Protect(ProtectReason::TooYoung {
+                of: age_of(t),
+                age,
+                min_age,
+            }));
             continue;
         }
         decisions[i] = Some(Decision::Delete(if policy.purge {
-            DeleteReason::Purge { age }
+            DeleteReason::Purge { of: age_of(t), age }
         } else {
             DeleteReason::NotKept {
+                of: age_of(t),
                 age,
                 selected_by: keeps.selected[i],
                 misses: policy.misses.clone(),
@@ -1140,10 +1154,18 @@ fn settle_tags(
     min_age: Seconds,
     delete_referrers: bool,
     fates: &ManifestFates,
+    vetoed: &HashMap<ManifestId, Need>,
     decisions: &mut [Option<Decision>],
     out: &mut RepoOut,
 ) {
     let going = &fates.going;
+    let still_needed = |id: usize| {
+        vetoed
+            .get(&ManifestId(id as u32))
+            .map(|need| ProtectReason::StillNeeded {
+                need: Box::new(need.clone()),
+            })
+    };
     let mut staying: Vec<Option<usize>> = vec![None; repo.manifests.len()];
     for (i, t) in repo.tags.iter().enumerate() {
         if t.subject.is_none() && !decisions[i].as_ref().is_some_and(Decision::is_delete) {
@@ -1162,6 +1184,8 @@ fn settle_tags(
             let subject_goes = subject_of.is_some_and(|s| going[s.index()]);
             decisions[i] = Some(if going[id] {
                 Decision::Delete(DeleteReason::Referrer { subject })
+            } else if let Some(needed) = still_needed(id).filter(|_| subject_goes) {
+                Decision::Protect(needed)
             } else if !subject_goes {
                 Decision::Protect(ProtectReason::Referrer {
                     subject,
@@ -1173,7 +1197,11 @@ fn settle_tags(
                     why: ReferrerKept::DeleteReferrersOff,
                 })
             } else if let Some(age) = ages[i].filter(|a| *a < min_age) {
-                Decision::Protect(ProtectReason::TooYoung { age, min_age })
+                Decision::Protect(ProtectReason::TooYoung {
+                    of: age_of(t),
+                    age,
+                    min_age,
+                })
             } else {
                 Decision::Protect(ProtectReason::Referrer {
                     subject,
@@ -1208,9 +1236,9 @@ fn settle_tags(
                 (None, Some(p)) => ProtectReason::IndexChild {
                     index: digest_of(repo, *p),
                 },
-                (None, None) => ProtectReason::SharedImage {
+                (None, None) => still_needed(id).unwrap_or(ProtectReason::SharedImage {
                     with_tag: Arc::from("another reference"),
-                },
+                }),
             };
             decisions[i] = Some(Decision::Protect(reason));
         }
@@ -1256,6 +1284,22 @@ fn plan_manifest_deletions(
         let mut tags = tags_on.get_mut(id).map(std::mem::take).unwrap_or_default();
         tags.sort_unstable();
         let referrer = fates.referrer[id];
+        if ctx.caps.delete_by_tag && !referrer && !tags.is_empty() {
+            // Tag by tag: deleting by digest would also take a kept tag moved onto the image
+            // during the run; the untagged manifest is left to the registry's own garbage
+            // collection.
+            for tag in tags {
+                out.mutations.push((
+                    0,
+                    Mutation::DeleteTag {
+                        repository: repo.name.clone(),
+                        tag,
+                        digest: x.digest.clone(),
+                    },
+                ));
+            }
+            continue;
+        }
         let phase = if referrer {
             2 + fates.round[id]
         } else if x.children.is_empty() {

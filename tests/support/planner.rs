@@ -49,6 +49,13 @@ impl Repo {
         self.0.tag(name, &d(c));
         self
     }
+    /// A tag pushed `days` ago that the registry's pull statistics left out.
+    pub fn unreported(mut self, name: &str, c: char, days: f64) -> Repo {
+        let t = self.0.tag(name, &d(c));
+        t.pushed = Some(ago(days).into());
+        t.pull_unknown = true;
+        self
+    }
     /// A tag pushed `days` ago and last pulled `pulled` days ago.
     pub fn pulled(mut self, name: &str, c: char, days: f64, pulled: f64) -> Repo {
         let t = self.0.tag(name, &d(c));

@@ -178,6 +178,20 @@ impl FaultProxy {
             .unwrap_or(0)
     }
 
+    /// [`count`](Self::count) for another task: a function of the method.
+    pub fn counter(&self) -> impl Fn(&str) -> u64 + Send + Sync + 'static {
+        let state = self.state.clone();
+        move |method| {
+            state
+                .lock()
+                .unwrap()
+                .by_method
+                .get(method)
+                .copied()
+                .unwrap_or(0)
+        }
+    }
+
     /// Requests seen with `method` whose target contains `path` (faulted or forwarded).
     pub fn count_path(&self, method: &str, path: &str) -> u64 {
         self.state

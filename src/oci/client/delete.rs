@@ -31,8 +31,11 @@ impl RegistryClient {
         refusal: fn(String, u16, Option<String>) -> OciError,
     ) -> Result<DeleteOutcome> {
         let url = self.manifest_url(repository, reference)?;
-        let req = Req::new(Operation::DeleteManifest, Method::DELETE, url)
+        let mut req = Req::new(Operation::DeleteManifest, Method::DELETE, url)
             .scope(format!("repository:{repository}:delete"));
+        // Never repeated blind (invariant 10): the caller re-checks what it deletes and then
+        // retries (see `engine::execute`).
+        req.retry = false;
         let resp = self.execute(req).await?;
         let code = error_code(&resp.body);
         match resp.status.as_u16() {

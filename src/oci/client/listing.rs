@@ -8,6 +8,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::request::Req;
+use super::request::Resp;
 use super::{pull_scope, RegistryClient};
 use crate::oci::error::{OciError, Operation, Result};
 use crate::oci::redact::redact_url;
@@ -18,13 +19,13 @@ use crate::oci::transport::parse_next_link;
 type PageExtractor = dyn Fn(&[u8]) -> std::result::Result<Vec<String>, String> + Sync;
 
 /// Most pages a single listing may take before it is declared runaway.
-const MAX_PAGES: usize = 100_000;
+pub(super) const MAX_PAGES: usize = 100_000;
 /// How often a tag listing restarts when the registry loses its `last` cursor (zot 404s on a
 /// `last` tag deleted between pages).
 const TAG_LIST_RESTARTS: usize = 2;
 
 impl RegistryClient {
-    async fn paginate(
+    pub(super) async fn paginate(
         &self,
         op: Operation,
         first: Url,
@@ -116,7 +117,36 @@ impl RegistryClient {
         Ok(url)
     }
 
-    fn incomplete(op: Operation, url: &Url, page: usize, e: OciError) -> OciError {
+    /// The next page a response's `Link` header names, on the same host.
+    pub(super) fn next_page(&self, op: Operation, resp: &Resp) -> Result<Option<Url>> {
+        let bad = |message: String| OciError::InvalidLink {
+            op,
+            url: redact_url(&resp.url),
+            message,
+        };
+        for v in resp.headers.get_all(reqwest::header::LINK) {
+            let v = v.to_str().map_err(|_| bad("not ASCII".to_string()))?;
+            if let Some(n) = parse_next_link(v).map_err(bad)? {
+                let next = resp
+                    .url
+                    .join(&n)
+                    .map_err(|e| bad(format!("next page is not a URL: {e}")))?;
+                if next.scheme() != resp.url.scheme()
+                    || next.host_str() != resp.url.host_str()
+                    || next.port_or_known_default() != resp.url.port_or_known_default()
+                {
+                    return Err(bad(format!(
+                        "next page {} is on another host",
+                        redact_url(&next)
+                    )));
+                }
+                return Ok(Some(next));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) fn incomplete(op: Operation, url: &Url, page: usize, e: OciError) -> OciError {
         if page == 0 {
             e
         } else {

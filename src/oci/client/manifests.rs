@@ -264,9 +264,37 @@ impl RegistryClient {
                 serde_json::from_slice(&resp.body).map_err(|e| {
                     self.invalid_body(Operation::Referrers, &resp, format!("referrers index: {e}"))
                 })?;
+            let mut descriptors = idx.manifests().clone();
+            // The API may page its answer with `Link` headers, as tag listings do.
+            if let Some(next) = self.next_page(Operation::Referrers, &resp)? {
+                let extract = |body: &[u8]| -> std::result::Result<Vec<String>, String> {
+                    let idx: oci_spec::image::ImageIndex = serde_json::from_slice(body)
+                        .map_err(|e| format!("referrers index: {e}"))?;
+                    idx.manifests()
+                        .iter()
+                        .map(|d| serde_json::to_string(d).map_err(|e| e.to_string()))
+                        .collect()
+                };
+                let more: Vec<String> = self
+                    .paginate(
+                        Operation::Referrers,
+                        next,
+                        Some(pull_scope(repository)),
+                        &extract,
+                    )
+                    .await
+                    .map_err(|(page, e)| {
+                        Self::incomplete(Operation::Referrers, &resp.url, page + 1, e)
+                    })?;
+                for d in more {
+                    descriptors.push(serde_json::from_str(&d).map_err(|e| {
+                        self.invalid_body(Operation::Referrers, &resp, format!("referrer: {e}"))
+                    })?);
+                }
+            }
             return Ok(Referrers {
                 source: ReferrersSource::Api,
-                descriptors: idx.manifests().clone(),
+                descriptors,
             });
         }
         if !matches!(resp.status.as_u16(), 200 | 404 | 405) {

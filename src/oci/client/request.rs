@@ -194,6 +194,10 @@ impl RegistryClient {
                 status,
                 code,
                 attempts: resp.attempts,
+                retry_after: resp
+                    .header("retry-after")
+                    .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()))
+                    .map(|d| d.min(self.inner.options.retry.max_retry_after)),
             },
             _ => OciError::UnexpectedStatus {
                 op,

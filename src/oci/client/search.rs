@@ -4,6 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
+use super::listing::MAX_PAGES;
 use super::request::Req;
 use super::{pull_scope, RegistryClient};
 use crate::oci::error::{is_retryable_status, OciError, Operation, Result};
@@ -41,10 +42,17 @@ pub struct TagStats {
     pub media_type: Option<String>,
     /// When the image was pushed.
     pub pushed: Option<jiff::Timestamp>,
+    /// When the tag was set on the image (`TaggedTimestamp`, zot v2.1.15 and later; zot
+    /// reports the push time where it has no tag time).
+    pub tagged: Option<jiff::Timestamp>,
     /// When the image was last pulled (`None`: never).
     pub last_pulled: Option<jiff::Timestamp>,
     /// How often the image was downloaded.
     pub download_count: Option<u64>,
+    /// For an index: the images it lists (`Manifests`), which zot reports flattened — the
+    /// images of an index nested in it are listed in its place, the nested index is not.
+    /// `None` when not reported (then the index must be read for its children).
+    pub images: Option<Vec<String>>,
 }
 
 impl RegistryClient {
@@ -125,14 +133,31 @@ impl RegistryClient {
         }
         let url = self.url("v2/_zot/ext/search")?;
         let limit = self.inner.options.search_page_size.max(1) as u64;
+        // `TaggedTimestamp` exists from zot v2.1.15; asking an older zot for it fails the query.
+        let tagged_field = self
+            .capabilities()
+            .await?
+            .zot
+            .and_then(|z| z.release)
+            .and_then(|r| r.parse::<crate::zot::version::ZotVersion>().ok())
+            .is_some_and(|v| v >= crate::zot::version::ZotVersion::new(2, 1, 15));
+        let tagged_field = if tagged_field { " TaggedTimestamp" } else { "" };
         let mut offset: u64 = 0;
         let mut out: std::collections::BTreeMap<String, TagStats> = Default::default();
-        let mut total: Option<u64> = None;
-        loop {
+        // Paging is by offset: a tag pushed or deleted meanwhile shifts the pages, showing
+        // one tag twice or skipping one. Either makes the answer untrustworthy.
+        let changed = |what: String| OciError::IncompleteListing {
+            op: Operation::Search,
+            url: redact_url(&url),
+            message: format!("the tags changed while the search was paged ({what})"),
+        };
+        // Bounded: a registry reporting a huge TotalCount while answering pages (or the same
+        // page again) must not keep the run, and the registry's run lock, forever.
+        for _ in 0..MAX_PAGES {
             // `repository` passed the name grammar: it cannot break out of the string literal.
             let query = format!(
                 "{{ ImageList(repo: \"{repository}\", requestedPage: {{limit: {limit}, offset: {offset}, sortBy: ALPHABETIC_ASC}}) \
-                 {{ Page {{ TotalCount ItemCount }} Results {{ RepoName Tag Digest MediaType PushTimestamp LastPullTimestamp DownloadCount }} }} }}"
+                 {{ Page {{ TotalCount ItemCount }} Results {{ RepoName Tag Digest MediaType PushTimestamp{tagged_field} LastPullTimestamp DownloadCount Manifests {{ Digest }} }} }} }}"
             );
             let body = serde_json::to_vec(&serde_json::json!({ "query": query })).map_err(|e| {
                 OciError::InvalidConfig {
@@ -156,17 +181,17 @@ impl RegistryClient {
                     &resp,
                     format!(
                         "search error: {}",
-                        e.message.as_deref().unwrap_or("unknown")
+                        bounded(e.message.as_deref().unwrap_or("unknown"), 200)
                     ),
                 ));
             }
             let list = page.data.and_then(|d| d.image_list).ok_or_else(|| {
                 self.invalid_body(Operation::Search, &resp, "no ImageList in answer")
             })?;
-            let this_total = list.page.as_ref().and_then(|p| p.total_count);
-            let t = *total.get_or_insert(this_total.unwrap_or(0));
+            let total = list.page.as_ref().and_then(|p| p.total_count);
             let results = list.results.unwrap_or_default();
             let n = results.len() as u64;
+            let before = out.len();
             for r in results {
                 if r.repo_name.as_deref().is_some_and(|n| n != repository) {
                     continue;
@@ -174,36 +199,76 @@ impl RegistryClient {
                 let (Some(tag), Some(digest)) = (r.tag, r.digest) else {
                     continue;
                 };
-                out.insert(
+                let again = out.insert(
                     tag.clone(),
                     TagStats {
                         tag,
                         digest,
                         media_type: r.media_type,
                         pushed: r.push_timestamp.as_deref().and_then(parse_zot_time),
+                        tagged: r.tagged_timestamp.as_deref().and_then(parse_zot_time),
                         last_pulled: r.last_pull_timestamp.as_deref().and_then(parse_zot_time),
                         download_count: r.download_count,
+                        images: r
+                            .manifests
+                            .map(|ms| ms.into_iter().filter_map(|m| m.digest).collect()),
                     },
                 );
+                if let Some(again) = again {
+                    return Err(changed(format!("tag {} was listed twice", again.tag)));
+                }
             }
             offset += n;
-            if offset >= t {
+            // The end: a short page, or as many as the registry says it has. A missing
+            // TotalCount reads on to the short page.
+            if n < limit || total.is_some_and(|t| offset >= t) {
+                if let Some(t) = total.filter(|t| offset < *t) {
+                    return Err(OciError::IncompleteListing {
+                        op: Operation::Search,
+                        url: redact_url(&url),
+                        message: format!("search returned {offset} of {t} images"),
+                    });
+                }
+                if let Some(t) = total.filter(|t| *t != offset) {
+                    return Err(changed(format!(
+                        "{offset} answered, {t} counted at the end"
+                    )));
+                }
                 return Ok(out.into_values().collect());
             }
-            if n == 0 {
+            if out.len() == before {
                 return Err(OciError::IncompleteListing {
                     op: Operation::Search,
                     url: redact_url(&url),
-                    message: format!("search returned {offset} of {t} images"),
+                    message: format!("search page at offset {offset} added no tag"),
                 });
             }
         }
+        Err(OciError::IncompleteListing {
+            op: Operation::Search,
+            url: redact_url(&url),
+            message: format!("more than {MAX_PAGES} search pages"),
+        })
     }
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, with `…` when cut: text from a
+/// registry that ends up in a status.
+fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
 }
 
 fn parse_zot_time(s: &str) -> Option<jiff::Timestamp> {
     let t: jiff::Timestamp = s.parse().ok()?;
-    // zot reports "never" as the zero time (0001-01-01)
+    // zot reports "never" as the Unix epoch (1970-01-01, seen on v2.1.11 and v2.1.20); older
+    // answers and other servers may send Go's zero time (0001-01-01): both are "never"
     (t.as_second() > 0).then_some(t)
 }
 
@@ -255,7 +320,18 @@ struct ImageSummary {
     #[serde(default)]
     push_timestamp: Option<String>,
     #[serde(default)]
+    tagged_timestamp: Option<String>,
+    #[serde(default)]
     last_pull_timestamp: Option<String>,
     #[serde(default)]
     download_count: Option<u64>,
+    #[serde(default)]
+    manifests: Option<Vec<ManifestSummary>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManifestSummary {
+    #[serde(default)]
+    digest: Option<String>,
 }
