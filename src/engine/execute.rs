@@ -107,7 +107,7 @@ impl ExecuteError {
     pub fn reason(&self) -> Reason {
         match self {
             ExecuteError::PlanMode => Reason::PlanMode,
-            ExecuteError::BlastRadius(_) => Reason::BlastRadiusExceeded,
+            ExecuteError::BlastRadius(b) => b.reason(),
             ExecuteError::Fenced(_) => Interruption::NotLeader.reason(),
         }
     }

@@ -16,6 +16,7 @@ use super::inventory::{
     Capabilities, Completeness, Digest, Inventory, ManifestId, Repository, Tag,
 };
 use super::policy::{Entry, Limits, Policy};
+use crate::api::common::condition::Reason;
 use crate::api::retention::PolicyMode;
 
 /// References the cluster runs, per repository of the registry being planned: by tag and by
@@ -216,8 +217,8 @@ pub enum LimitBreach {
 
 impl LimitBreach {
     /// The condition reason (`Stalled=True`).
-    pub fn reason(&self) -> &'static str {
-        "BlastRadiusExceeded"
+    pub fn reason(&self) -> Reason {
+        Reason::BlastRadiusExceeded
     }
 
     /// The policy field whose limit was breached.
