@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::version::ZotVersion;
+use crate::api::common::condition::Reason;
 
 /// One problem with a registry's desired zot config.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,8 +58,8 @@ impl ZotError {
     }
 
     /// The PascalCase reason used for conditions, events and metrics.
-    pub fn reason(&self) -> &'static str {
-        "InvalidSpec"
+    pub fn reason(&self) -> Reason {
+        Reason::InvalidSpec
     }
 }
 
@@ -92,8 +93,8 @@ impl RenderErrors {
     }
 
     /// The PascalCase reason used for conditions, events and metrics.
-    pub fn reason(&self) -> &'static str {
-        "InvalidSpec"
+    pub fn reason(&self) -> Reason {
+        Reason::InvalidSpec
     }
 
     /// `Ok(())` when empty, else `Err(self)`.
