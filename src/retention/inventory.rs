@@ -393,9 +393,15 @@ impl RepositoryBuilder {
         &mut self.repo.tags[last]
     }
 
-    /// Marks the repository incomplete (the first reason given is kept).
+    /// Marks the repository incomplete (of several reasons, the smallest is kept).
     pub fn incomplete(&mut self, reason: &str) {
-        if self.repo.is_complete() {
+        // The smallest, so that the result does not depend on the order in which a
+        // contradictory listing was read.
+        let keep = match &self.repo.completeness {
+            Completeness::Incomplete { reason: current } => reason < &**current,
+            _ => true,
+        };
+        if keep {
             self.repo.completeness = Completeness::Incomplete {
                 reason: Arc::from(reason),
             };
