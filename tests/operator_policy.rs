@@ -1,5 +1,6 @@
-//! The operator's retention policy controllers against the Kubernetes API test double and a real
-//! distribution registry: Plan shows candidates and touches nothing; Enforce deletes exactly the
+//! The operator's retention policy controllers on the real control plane (tests/support/
+//! cluster.rs; the operator as the chart's ServiceAccount, in a namespace of each test's own)
+//! and a real distribution registry: Plan shows candidates and touches nothing; Enforce deletes exactly the
 //! expected tags; Pods protect their images by tag and by digest; a ClusterRetentionPolicy's keep
 //! vetoes a namespaced deletion; a blast-radius breach deletes nothing and stalls; purge removes
 //! a project except what runs; a suspended policy runs not at all until resumed; an invalid
@@ -7,6 +8,11 @@
 //! cluster policy whose selector is invalid; policies on one registry veto each other whichever
 //! Registry object (and URL spelling) they name it through; a run's limits count every
 //! registry it covers.
+//!
+//! Every operator watches ClusterRetentionPolicies and lists Registries cluster-wide for them,
+//! so the tests that create one run alone in this binary (`Harness::start_alone`), name them
+//! after their namespace, select only Registries in it, and delete them when they end. Needs the
+//! control plane (scripts/test.sh).
 
 mod support;
 
@@ -19,7 +25,7 @@ use registry_operator::api::{ClusterRetentionPolicy, Registry, RetentionPolicy};
 use registry_operator::oci::{ClientOptions, Credentials, RegistryClient};
 use serde_json::json;
 
-use support::operator::{condition, object, wait_for, Harness};
+use support::cluster::{condition, object, wait_for, Cluster, Harness};
 use support::registry::TestRegistry;
 use support::seed::Seeder;
 
@@ -94,7 +100,7 @@ impl Fixture {
 }
 
 async fn external_registry(h: &Harness, url: &str, labels: serde_json::Value) {
-    external_registry_in(h, "default", "dist", url, labels).await;
+    external_registry_in(h, &h.ns, "dist", url, labels).await;
 }
 
 async fn external_registry_in(
@@ -109,7 +115,7 @@ async fn external_registry_in(
         &PostParams::default(),
         &object(json!({
             "apiVersion": "registry-operator.dev/v1alpha1", "kind": "Registry",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "metadata": {"name": name, "labels": labels},
             "spec": {"external": {"url": url}},
         })),
     )
@@ -137,7 +143,7 @@ fn policy(name: &str, spec: serde_json::Value) -> RetentionPolicy {
     }
     object(json!({
         "apiVersion": "registry-operator.dev/v1alpha1", "kind": "RetentionPolicy",
-        "metadata": {"name": name, "namespace": "default"}, "spec": full,
+        "metadata": {"name": name}, "spec": full,
     }))
 }
 
@@ -157,6 +163,73 @@ async fn wait_run(api: &Api<RetentionPolicy>, name: &str, generation: i64) -> Re
     .await
 }
 
+const IN_USE_OBJECTS: &str = "registry_operator_in_use_objects";
+
+/// How many objects (Pods and workloads, cluster-wide) the operator's in-use index holds, once
+/// it has listed them all.
+async fn in_use_objects(h: &Harness) -> f64 {
+    wait_for("the in-use index to sync", || async {
+        (h.metric("registry_operator_in_use_synced").await == Some(1.0)).then_some(())
+    })
+    .await;
+    wait_for("the in-use gauge", || h.metric(IN_USE_OBJECTS)).await
+}
+
+/// Waits until the in-use index holds at least `more` objects more than `before`: the Pods a
+/// test just created have come through the operator's watch (a Pod created in the very
+/// instant a run starts can be missed, as the docs say).
+async fn operator_sees_more_in_use(h: &Harness, before: f64, more: u32) {
+    wait_for(
+        "the operator's Pod watch to deliver the new Pods",
+        || async { (h.metric(IN_USE_OBJECTS).await? >= before + f64::from(more)).then_some(()) },
+    )
+    .await;
+}
+
+/// The ClusterRetentionPolicy `<name>-<the test's namespace>` with `spec`, limited to the
+/// test's namespace by a `namespaceSelector`, so operators of later tests never select its
+/// Registries (every operator lists Registries cluster-wide for cluster policies).
+fn cluster_policy(h: &Harness, name: &str, spec: serde_json::Value) -> ClusterRetentionPolicy {
+    let mut spec = spec;
+    spec["namespaceSelector"] = json!({"matchLabels": {"kubernetes.io/metadata.name": h.ns}});
+    object(json!({
+        "apiVersion": "registry-operator.dev/v1alpha1", "kind": "ClusterRetentionPolicy",
+        "metadata": {"name": format!("{name}-{}", h.ns)}, "spec": spec,
+    }))
+}
+
+/// Deletes the test's ClusterRetentionPolicies (named `*-<namespace>`) when dropped, also
+/// when the test fails: they are cluster-scoped and outlive the test's namespace.
+struct DeleteClusterPolicies {
+    cluster: Cluster,
+    names: Vec<String>,
+}
+
+impl DeleteClusterPolicies {
+    fn of(h: &Harness, names: &[&str]) -> Self {
+        DeleteClusterPolicies {
+            cluster: h.cluster.clone(),
+            names: names.iter().map(|n| format!("{n}-{}", h.ns)).collect(),
+        }
+    }
+}
+
+impl Drop for DeleteClusterPolicies {
+    fn drop(&mut self) {
+        let mut args = vec![
+            "delete",
+            "clusterretentionpolicies",
+            "--ignore-not-found",
+            "--wait=false",
+        ];
+        args.extend(self.names.iter().map(String::as_str));
+        let (ok, _, err) = self.cluster.kubectl(&args);
+        if !ok {
+            eprintln!("deleting the cluster policies {:?}: {err}", self.names);
+        }
+    }
+}
+
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -164,9 +237,9 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_mode_lists_candidates_and_enforce_deletes_them_except_images_pods_run() {
     let f = fixture().await;
-    let h = Harness::start().await;
+    let h = Harness::start("plan").await;
     external_registry(&h, &f.registry.url, json!({})).await;
-    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &h.ns);
     policies
         .create(&PostParams::default(), &policy("web", json!({
             "mode": "Plan", "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
@@ -200,7 +273,8 @@ async fn plan_mode_lists_candidates_and_enforce_deletes_them_except_images_pods_
     );
 
     // A Pod runs v2 by tag, another v1 by digest: both survive Enforce.
-    let pods: Api<Pod> = Api::namespaced(h.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), &h.ns);
+    let seen = in_use_objects(&h).await;
     pods.create(&PostParams::default(), &object(json!({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-by-tag"},
         "spec": {"containers": [{"name": "web", "image": format!("{}/team-a/web:v2", f.host())}]},
@@ -209,7 +283,7 @@ async fn plan_mode_lists_candidates_and_enforce_deletes_them_except_images_pods_
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-by-digest"},
         "spec": {"containers": [{"name": "web", "image": format!("{}/team-a/web@{}", f.host(), f.web_digests[0])}]},
     }))).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await; // the Pod watch delivers
+    operator_sees_more_in_use(&h, seen, 2).await;
     policies
         .patch(
             "web",
@@ -229,7 +303,7 @@ async fn plan_mode_lists_candidates_and_enforce_deletes_them_except_images_pods_
     );
     assert_eq!(condition(&enforced, "Ready").unwrap().reason, "Enforced");
     let events = h
-        .requests()
+        .operator_requests()
         .into_iter()
         .filter(|r| r.resource == "events" && (r.verb == "create" || r.verb == "patch"))
         .count();
@@ -240,21 +314,19 @@ async fn plan_mode_lists_candidates_and_enforce_deletes_them_except_images_pods_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_policy_keep_vetoes_a_namespaced_deletion() {
     let f = fixture().await;
-    let h = Harness::start().await;
+    let h = Harness::start_alone("veto").await;
+    let _cleanup = DeleteClusterPolicies::of(&h, &["floor"]);
     external_registry(&h, &f.registry.url, json!({"tier": "prod"})).await;
     let crps: Api<ClusterRetentionPolicy> = Api::all(h.client.clone());
-    crps.create(
-        &PostParams::default(),
-        &object(json!({
-            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "ClusterRetentionPolicy",
-            "metadata": {"name": "floor"},
-            "spec": {"registrySelector": {"matchLabels": {"tier": "prod"}}, "mode": "Plan",
-                     "repositories": {"include": ["**"]}, "keep": [{"tags": {"regex": "v1"}}]},
-        })),
-    )
-    .await
-    .unwrap();
-    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    let floor = cluster_policy(
+        &h,
+        "floor",
+        json!({"registrySelector": {"matchLabels": {"tier": "prod"}}, "mode": "Plan",
+               "repositories": {"include": ["**"]}, "keep": [{"tags": {"regex": "v1"}}]}),
+    );
+    let floor_name = floor.metadata.name.clone().unwrap();
+    crps.create(&PostParams::default(), &floor).await.unwrap();
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &h.ns);
     policies
         .create(&PostParams::default(), &policy("api", json!({
             "mode": "Enforce", "repositories": {"include": ["team-a/api"]}, "keep": [{"mostRecent": 1}],
@@ -271,7 +343,7 @@ async fn a_cluster_policy_keep_vetoes_a_namespaced_deletion() {
     );
     // The cluster policy itself ran in Plan mode against the selected registry.
     let floor = wait_for("the cluster policy's run", || async {
-        crps.get("floor")
+        crps.get(&floor_name)
             .await
             .unwrap()
             .status
@@ -285,9 +357,9 @@ async fn a_cluster_policy_keep_vetoes_a_namespaced_deletion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exceeding_the_deletion_limit_deletes_nothing_and_stalls() {
     let f = fixture().await;
-    let h = Harness::start().await;
+    let h = Harness::start("deletelimit").await;
     external_registry(&h, &f.registry.url, json!({})).await;
-    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &h.ns);
     policies
         .create(&PostParams::default(), &policy("tight", json!({
             "mode": "Enforce", "repositories": {"include": ["team-a/**"]}, "keep": [{"mostRecent": 1}],
@@ -316,9 +388,10 @@ async fn exceeding_the_deletion_limit_deletes_nothing_and_stalls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_policy_removes_a_project_except_what_runs() {
     let f = fixture().await;
-    let h = Harness::start().await;
+    let h = Harness::start("purge").await;
     external_registry(&h, &f.registry.url, json!({})).await;
-    let pods: Api<Pod> = Api::namespaced(h.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), &h.ns);
+    let seen = in_use_objects(&h).await;
     pods.create(
         &PostParams::default(),
         &object(json!({
@@ -328,11 +401,8 @@ async fn a_purge_policy_removes_a_project_except_what_runs() {
     )
     .await
     .unwrap();
-    // The operator sees Pods through a watch: let the event arrive, as it long has for any
-    // Pod that exists before a run (docs: a Pod created in the very instant a run starts can
-    // be missed).
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    operator_sees_more_in_use(&h, seen, 1).await;
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &h.ns);
     policies
         .create(&PostParams::default(), &policy("decommission", json!({
             "mode": "Enforce", "repositories": {"include": ["old", "old/**"]}, "purge": true,
@@ -350,9 +420,9 @@ async fn a_purge_policy_removes_a_project_except_what_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_policy_stalls_and_a_run_request_runs_again() {
     let f = fixture().await;
-    let h = Harness::start().await;
+    let h = Harness::start("invalid").await;
     external_registry(&h, &f.registry.url, json!({})).await;
-    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &h.ns);
     policies
         .create(&PostParams::default(), &policy("bad", json!({
             "mode": "Plan", "repositories": {"include": ["team-a/**"]}, "keep": [{"tags": {"regex": "v(1"}}],
@@ -422,9 +492,9 @@ async fn an_invalid_policy_stalls_and_a_run_request_runs_again() {
 async fn a_policys_next_run_reads_no_image_config_the_operator_has_read() {
     let f = fixture().await;
     let proxy = support::proxy::FaultProxy::start(&f.registry.url).await;
-    let h = Harness::start().await;
+    let h = Harness::start("ages").await;
     external_registry(&h, proxy.url(), json!({})).await;
-    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &h.ns);
     policies
         .create(
             &PostParams::default(),
@@ -493,9 +563,9 @@ async fn a_policys_next_run_reads_no_image_config_the_operator_has_read() {
 async fn suspending_an_enforce_policy_deletes_nothing_until_it_is_resumed() {
     let f = fixture().await;
     let proxy = support::proxy::FaultProxy::start(&f.registry.url).await;
-    let h = Harness::start().await;
+    let h = Harness::start("suspend").await;
     external_registry(&h, proxy.url(), json!({})).await;
-    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &h.ns);
     policies
         .create(&PostParams::default(), &policy("web", json!({
             "mode": "Enforce", "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
@@ -574,9 +644,9 @@ async fn suspending_an_enforce_policy_deletes_nothing_until_it_is_resumed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_policy_on_the_same_registry_stalls_an_enforce_run_and_is_named() {
     let f = fixture().await;
-    let h = Harness::start().await;
+    let h = Harness::start("otherinvalid").await;
     external_registry(&h, &f.registry.url, json!({})).await;
-    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &h.ns);
     policies
         .create(&PostParams::default(), &policy("bad", json!({
             "mode": "Plan", "repositories": {"include": ["team-a/**"]}, "keep": [{"tags": {"regex": "v(1"}}],
@@ -608,7 +678,9 @@ async fn an_invalid_policy_on_the_same_registry_stalls_an_enforce_run_and_is_nam
         "a person must act, waiting does not help: {stalled:?}"
     );
     assert!(
-        stalled.message.contains("RetentionPolicy default/bad")
+        stalled
+            .message
+            .contains(&format!("RetentionPolicy {}/bad", h.ns))
             && stalled.message.contains("keep[0]"),
         "the message names the other policy and its problem: {}",
         stalled.message
@@ -632,9 +704,9 @@ async fn an_invalid_policy_on_the_same_registry_stalls_an_enforce_run_and_is_nam
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn candidates_and_next_run_time_disappear_from_status_when_there_are_none() {
     let f = fixture().await;
-    let h = Harness::start().await;
+    let h = Harness::start("candidates").await;
     external_registry(&h, &f.registry.url, json!({})).await;
-    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &h.ns);
     policies
         .create(&PostParams::default(), &policy("web", json!({
             "mode": "Plan", "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
@@ -685,9 +757,9 @@ async fn a_run_that_failed_on_an_unreachable_registry_is_retried_until_it_succee
     let proxy = FaultProxy::start(&f.registry.url).await;
     // The registry does not answer: every connection is reset.
     proxy.inject(FaultRule::new(Fault::Reset));
-    let h = Harness::start().await;
+    let h = Harness::start("retry").await;
     external_registry(&h, proxy.url(), json!({})).await;
-    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &h.ns);
     // No schedule: only a retry can run it again without an edit.
     policies
         .create(&PostParams::default(), &policy("web", json!({
@@ -738,16 +810,17 @@ async fn a_run_that_failed_on_an_unreachable_registry_is_retried_until_it_succee
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_policy_with_an_invalid_selector_stalls_and_stops_enforce_runs_it_may_cover() {
     let f = fixture().await;
-    let h = Harness::start().await;
+    let h = Harness::start_alone("selector").await;
+    let _cleanup = DeleteClusterPolicies::of(&h, &["typo", "no-values", "elsewhere"]);
     external_registry(&h, &f.registry.url, json!({"tier": "prod"})).await;
     let crps: Api<ClusterRetentionPolicy> = Api::all(h.client.clone());
-    let cluster_policy = |name: &str, selector: serde_json::Value| {
-        object::<ClusterRetentionPolicy>(json!({
-            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "ClusterRetentionPolicy",
-            "metadata": {"name": name},
-            "spec": {"registrySelector": selector, "mode": "Plan",
-                     "repositories": {"include": ["**"]}, "keep": [{"tags": {"regex": "v1"}}]},
-        }))
+    let with_selector = |name: &str, selector: serde_json::Value| {
+        cluster_policy(
+            &h,
+            name,
+            json!({"registrySelector": selector, "mode": "Plan",
+                   "repositories": {"include": ["**"]}, "keep": [{"tags": {"regex": "v1"}}]}),
+        )
     };
     // `in` for `In`, and `In` without values: neither may be read as "selects nothing".
     for (name, selector) in [
@@ -766,18 +839,19 @@ async fn a_cluster_policy_with_an_invalid_selector_stalls_and_stops_enforce_runs
                              "matchExpressions": [{"key": "zone", "operator": "in", "values": ["a"]}]}),
         ),
     ] {
-        crps.create(&PostParams::default(), &cluster_policy(name, selector))
+        crps.create(&PostParams::default(), &with_selector(name, selector))
             .await
             .unwrap();
     }
+    let typo = format!("typo-{}", h.ns);
     let own = wait_for("the typo policy to stall", || async {
-        condition(&crps.get("typo").await.unwrap(), "Stalled").filter(|c| c.status == "True")
+        condition(&crps.get(&typo).await.unwrap(), "Stalled").filter(|c| c.status == "True")
     })
     .await;
     assert_eq!(own.reason, "InvalidSpec", "{own:?}");
     assert!(own.message.contains("unknown operator"), "{}", own.message);
 
-    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "default");
+    let policies: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &h.ns);
     policies
         .create(&PostParams::default(), &policy("api", json!({
             "mode": "Enforce", "repositories": {"include": ["team-a/api"]}, "keep": [{"mostRecent": 1}],
@@ -802,8 +876,12 @@ async fn a_cluster_policy_with_an_invalid_selector_stalls_and_stops_enforce_runs
         ("True", "InvalidSpec")
     );
     assert!(
-        stalled.message.contains("ClusterRetentionPolicy typo")
-            && stalled.message.contains("ClusterRetentionPolicy no-values")
+        stalled
+            .message
+            .contains(&format!("ClusterRetentionPolicy typo-{}", h.ns))
+            && stalled
+                .message
+                .contains(&format!("ClusterRetentionPolicy no-values-{}", h.ns))
             && stalled.message.contains("label selector"),
         "the message names the cluster policies and their selectors: {}",
         stalled.message
@@ -819,47 +897,43 @@ async fn a_cluster_policy_with_an_invalid_selector_stalls_and_stops_enforce_runs
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_on_one_registry_veto_each_other_through_different_registry_objects() {
     let f = fixture().await;
-    let h = Harness::start().await;
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
-    for ns in ["team-a", "team-b"] {
-        namespaces
-            .create(
-                &PostParams::default(),
-                &object(json!({
-                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
-                })),
-            )
-            .await
-            .unwrap();
-    }
-    // Two teams, one registry, spelt two ways.
-    external_registry_in(&h, "team-a", "dist", &f.registry.url, json!({})).await;
+    let h = Harness::start_setup(
+        "teams",
+        support::cluster::Setup {
+            also_watch: vec!["team-a", "team-b"],
+            ..Default::default()
+        },
+    )
+    .await;
+    // Two teams, each in a namespace of its own, one registry, spelt two ways.
+    let (ns_a, ns_b) = (h.also[0].clone(), h.also[1].clone());
+    external_registry_in(&h, &ns_a, "dist", &f.registry.url, json!({})).await;
     external_registry_in(
         &h,
-        "team-b",
+        &ns_b,
         "mirror",
         &format!("{}/", f.registry.url),
         json!({}),
     )
     .await;
-    let team_b: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "team-b");
+    let team_b: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &ns_b);
     team_b
         .create(&PostParams::default(), &object(json!({
             "apiVersion": "registry-operator.dev/v1alpha1", "kind": "RetentionPolicy",
-            "metadata": {"name": "everything", "namespace": "team-b"},
+            "metadata": {"name": "everything"},
             "spec": {"registryRef": {"name": "mirror"}, "mode": "Plan",
                      "repositories": {"include": ["team-a/web"]}, "keep": [{"tags": {"regex": "v.*"}}]},
         })))
         .await
         .unwrap();
     wait_run(&team_b, "everything", 1).await;
-    let team_a: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), "team-a");
+    let team_a: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &ns_a);
     team_a
         .create(
             &PostParams::default(),
             &object(json!({
                 "apiVersion": "registry-operator.dev/v1alpha1", "kind": "RetentionPolicy",
-                "metadata": {"name": "newest", "namespace": "team-a"},
+                "metadata": {"name": "newest"},
                 "spec": {"registryRef": {"name": "dist"}, "mode": "Enforce",
                          "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 1}]},
             })),
@@ -883,10 +957,11 @@ async fn policies_on_one_registry_veto_each_other_through_different_registry_obj
 async fn a_cluster_policys_limit_counts_every_registry_of_the_run() {
     let east = fixture().await;
     let west = fixture().await;
-    let h = Harness::start().await;
+    let h = Harness::start_alone("limits").await;
+    let _cleanup = DeleteClusterPolicies::of(&h, &["prod-cleanup"]);
     external_registry_in(
         &h,
-        "default",
+        &h.ns,
         "east",
         &east.registry.url,
         json!({"tier": "prod"}),
@@ -894,7 +969,7 @@ async fn a_cluster_policys_limit_counts_every_registry_of_the_run() {
     .await;
     external_registry_in(
         &h,
-        "default",
+        &h.ns,
         "west",
         &west.registry.url,
         json!({"tier": "prod"}),
@@ -902,19 +977,15 @@ async fn a_cluster_policys_limit_counts_every_registry_of_the_run() {
     .await;
     let crps: Api<ClusterRetentionPolicy> = Api::all(h.client.clone());
     // Each registry alone: 3 deletions, within 5; together 6.
-    crps.create(
-        &PostParams::default(),
-        &object(json!({
-            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "ClusterRetentionPolicy",
-            "metadata": {"name": "prod-cleanup"},
-            "spec": {"registrySelector": {"matchLabels": {"tier": "prod"}}, "mode": "Enforce",
-                     "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
-                     "limits": {"maxDeletionsPerRun": 5}},
-        })),
-    )
-    .await
-    .unwrap();
-    let done = wait_cluster_run(&crps, "prod-cleanup").await;
+    let cleanup = cluster_policy(
+        &h,
+        "prod-cleanup",
+        json!({"registrySelector": {"matchLabels": {"tier": "prod"}}, "mode": "Enforce",
+               "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
+               "limits": {"maxDeletionsPerRun": 5}}),
+    );
+    crps.create(&PostParams::default(), &cleanup).await.unwrap();
+    let done = wait_cluster_run(&crps, &cleanup.metadata.name.unwrap()).await;
     let run = done.status.as_ref().unwrap().last_run.clone().unwrap();
     assert_eq!(
         (run.outcome, run.registries, run.deleted, run.would_delete),
@@ -947,11 +1018,12 @@ async fn a_cluster_policys_limit_counts_every_registry_of_the_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_policy_runs_a_registry_named_by_two_registry_objects_once() {
     let f = fixture().await;
-    let h = Harness::start().await;
+    let h = Harness::start_alone("once").await;
+    let _cleanup = DeleteClusterPolicies::of(&h, &["prod-cleanup"]);
     // two teams declared the same registry, spelled differently
     external_registry_in(
         &h,
-        "default",
+        &h.ns,
         "shared",
         &f.registry.url,
         json!({"tier": "prod"}),
@@ -959,7 +1031,7 @@ async fn a_cluster_policy_runs_a_registry_named_by_two_registry_objects_once() {
     .await;
     external_registry_in(
         &h,
-        "default",
+        &h.ns,
         "shared-too",
         &format!("{}/", f.registry.url),
         json!({"tier": "prod"}),
@@ -967,19 +1039,15 @@ async fn a_cluster_policy_runs_a_registry_named_by_two_registry_objects_once() {
     .await;
     let crps: Api<ClusterRetentionPolicy> = Api::all(h.client.clone());
     // 3 deletions on the one registry: within 5, unless counted twice
-    crps.create(
-        &PostParams::default(),
-        &object(json!({
-            "apiVersion": "registry-operator.dev/v1alpha1", "kind": "ClusterRetentionPolicy",
-            "metadata": {"name": "prod-cleanup"},
-            "spec": {"registrySelector": {"matchLabels": {"tier": "prod"}}, "mode": "Enforce",
-                     "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
-                     "limits": {"maxDeletionsPerRun": 5}},
-        })),
-    )
-    .await
-    .unwrap();
-    let done = wait_cluster_run(&crps, "prod-cleanup").await;
+    let cleanup = cluster_policy(
+        &h,
+        "prod-cleanup",
+        json!({"registrySelector": {"matchLabels": {"tier": "prod"}}, "mode": "Enforce",
+               "repositories": {"include": ["team-a/web"]}, "keep": [{"mostRecent": 2}],
+               "limits": {"maxDeletionsPerRun": 5}}),
+    );
+    crps.create(&PostParams::default(), &cleanup).await.unwrap();
+    let done = wait_cluster_run(&crps, &cleanup.metadata.name.unwrap()).await;
     let run = done.status.as_ref().unwrap().last_run.clone().unwrap();
     assert_eq!(
         (run.outcome, run.registries, run.deleted),

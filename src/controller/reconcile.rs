@@ -185,3 +185,34 @@ where
     }
     Ok(())
 }
+
+/// Drives a controller (its `run` stream, drained) until it ends, and ends it at `shutdown` if
+/// its cache had not listed yet. kube-runtime holds a controller's reconciles until its cache
+/// has listed once, and a graceful shutdown stops the watch that would fill it: a SIGTERM in
+/// the first instant after start would wait forever (until the kubelet kills the pod). No
+/// reconcile can have started then, so there is nothing to wait for. Once the cache has
+/// listed, the controller's own graceful shutdown lets running reconciles finish.
+pub async fn run_controller<K>(
+    controller: &'static str,
+    run: impl Future<Output = ()>,
+    cache: kube::runtime::reflector::Store<K>,
+    shutdown: impl Future<Output = ()>,
+) where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    use futures::FutureExt;
+    let unlisted_at_shutdown = async move {
+        shutdown.await;
+        if cache.wait_until_ready().now_or_never().is_none() {
+            return;
+        }
+        futures::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = run => {}
+        () = unlisted_at_shutdown => {
+            tracing::info!(controller, "stopped before its cache had listed");
+        }
+    }
+}

@@ -322,6 +322,22 @@ pub struct AuditEvent {
     pub uri: String,
 }
 
+impl AuditEvent {
+    /// A create, update, patch or delete (also of a subresource).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self.verb.as_str(),
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        )
+    }
+
+    /// A server-side apply that forces conflicts (`force=true`), as the operator sends for
+    /// what a Registry owns: the API server answers an unchanged one without storing anything.
+    pub fn is_forced_apply(&self) -> bool {
+        self.verb == "patch" && self.uri.contains("force=true")
+    }
+}
+
 async fn client_from_yaml(yaml: &str) -> kube::Client {
     let kc = Kubeconfig::from_yaml(yaml).expect("a valid kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
@@ -446,6 +462,20 @@ impl Cluster {
         settings: registry_operator::controller::context::Settings,
         leader_elect: bool,
     ) -> Operator {
+        self.start_operator_watching(namespace, &[namespace.to_string()], settings, leader_elect)
+            .await
+    }
+
+    /// Starts the operator as the chart's ServiceAccount of `namespace` (its release namespace,
+    /// where the Lease is taken with `leader_elect`), reconciling the namespaces in `watch`
+    /// (`--watch-namespace`, repeated).
+    pub async fn start_operator_watching(
+        &self,
+        namespace: &str,
+        watch: &[String],
+        settings: registry_operator::controller::context::Settings,
+        leader_elect: bool,
+    ) -> Operator {
         use registry_operator::controller::operator::{self, OperatorConfig};
         use registry_operator::controller::runtime::LeaderElection;
         let identity = self.operator_identity(namespace).await;
@@ -459,7 +489,7 @@ impl Cluster {
                 lease: "registry-operator".into(),
                 identity: "test-replica".into(),
             }),
-            watch_namespaces: vec![namespace.to_string()],
+            watch_namespaces: watch.to_vec(),
             settings,
         };
         let (shutdown, stop) = operator::shutdown_signal();
@@ -514,6 +544,50 @@ impl Operator {
     }
 }
 
+/// Fast health checks and backoff, so tests see the operator react within seconds.
+pub fn fast_settings() -> registry_operator::controller::context::Settings {
+    use registry_operator::controller::context::Settings;
+    Settings {
+        health_interval: Duration::from_secs(2),
+        backoff_base: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(2),
+        ..Settings::default()
+    }
+}
+
+/// Turns within one test binary. Every test's operator watches the cluster-scoped
+/// ClusterRetentionPolicies and lists Registries cluster-wide for them, so a test that creates
+/// one runs alone (an exclusive turn); the other tests share turns and run side by side.
+static TURNS: std::sync::LazyLock<std::sync::Arc<tokio::sync::RwLock<()>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// A test's turn (see [`TURNS`]), held as long as its operator runs.
+enum Turn {
+    Shared(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>),
+    Alone(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>),
+}
+
+/// How a [`Harness`] is set up.
+pub struct Setup {
+    /// The operator's settings ([`fast_settings`] unless told).
+    pub settings: registry_operator::controller::context::Settings,
+    /// Prefixes of further namespaces of the test's own, which the operator watches too.
+    pub also_watch: Vec<&'static str>,
+    /// The test creates cluster-scoped objects the operator reconciles: no other test of the
+    /// binary runs beside it.
+    pub alone: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            settings: fast_settings(),
+            also_watch: Vec::new(),
+            alone: false,
+        }
+    }
+}
+
 /// The operator's end-to-end setting on the real control plane: a namespace of the test's own,
 /// the CRDs, and the operator running in it as the chart's ServiceAccount, limited to it. The
 /// test acts as cluster admin through `client`; the API server's audit log tells the two apart.
@@ -522,29 +596,22 @@ pub struct Harness {
     pub cluster: Cluster,
     /// The test's namespace (the operator's `--watch-namespace` and release namespace).
     pub ns: String,
+    /// Further namespaces of the test's own the operator watches ([`Setup::also_watch`]).
+    pub also: Vec<String>,
     /// A cluster-admin client for the test.
     pub client: kube::Client,
     /// The operator.
     pub operator: Operator,
     /// `http://127.0.0.1:PORT/metrics` of the operator.
     pub metrics_url: String,
+    _turn: Turn,
 }
 
 impl Harness {
     /// Connects, installs the CRDs, creates a namespace `<prefix>-<random>` and starts the
     /// operator there with fast health checks and backoff.
     pub async fn start(prefix: &str) -> Harness {
-        use registry_operator::controller::context::Settings;
-        Self::start_with(
-            prefix,
-            Settings {
-                health_interval: Duration::from_secs(2),
-                backoff_base: Duration::from_millis(200),
-                backoff_max: Duration::from_secs(2),
-                ..Settings::default()
-            },
-        )
-        .await
+        Self::start_setup(prefix, Setup::default()).await
     }
 
     /// As [`Harness::start`], with the given settings.
@@ -552,16 +619,56 @@ impl Harness {
         prefix: &str,
         settings: registry_operator::controller::context::Settings,
     ) -> Harness {
+        Self::start_setup(
+            prefix,
+            Setup {
+                settings,
+                ..Setup::default()
+            },
+        )
+        .await
+    }
+
+    /// As [`Harness::start`], for a test that creates ClusterRetentionPolicies: it waits until
+    /// no other test of the binary runs, and none starts before it stops.
+    pub async fn start_alone(prefix: &str) -> Harness {
+        Self::start_setup(
+            prefix,
+            Setup {
+                alone: true,
+                ..Setup::default()
+            },
+        )
+        .await
+    }
+
+    /// As [`Harness::start`], set up as `setup` says.
+    pub async fn start_setup(prefix: &str, setup: Setup) -> Harness {
+        let turn = if setup.alone {
+            Turn::Alone(TURNS.clone().write_owned().await)
+        } else {
+            Turn::Shared(TURNS.clone().read_owned().await)
+        };
         let cluster = Cluster::connect().await;
         cluster.install_crds().await;
         let ns = cluster.namespace(prefix).await;
-        let operator = cluster.start_operator_with(&ns, settings).await;
+        let mut also = Vec::new();
+        for p in &setup.also_watch {
+            also.push(cluster.namespace(p).await);
+        }
+        let mut watch = vec![ns.clone()];
+        watch.extend(also.iter().cloned());
+        let operator = cluster
+            .start_operator_watching(&ns, &watch, setup.settings, false)
+            .await;
         Harness {
             client: cluster.client.clone(),
             metrics_url: operator.metrics_url.clone(),
             cluster,
             ns,
+            also,
             operator,
+            _turn: turn,
         }
     }
 
@@ -574,7 +681,7 @@ impl Harness {
     pub fn writes(&self) -> usize {
         self.operator_requests()
             .iter()
-            .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
+            .filter(|e| e.is_write())
             .count()
     }
 
@@ -609,4 +716,22 @@ impl Harness {
     pub async fn stop(self) {
         self.operator.stop(&self.cluster).await;
     }
+}
+
+/// The condition of `type_` in an object's status.
+pub fn condition<K: serde::Serialize>(
+    object: &K,
+    type_: &str,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let v = serde_json::to_value(object).ok()?;
+    v.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .filter_map(|c| serde_json::from_value(c.clone()).ok())
+        .find(|c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| c.type_ == type_)
+}
+
+/// A fixture, from JSON.
+pub fn object<K: serde::de::DeserializeOwned>(v: Value) -> K {
+    serde_json::from_value(v).expect("fixture")
 }

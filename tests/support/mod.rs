@@ -7,7 +7,8 @@
 //!   show (bearer tokens, zot's tag deletion and search API);
 //! - [`proxy`]: a fault-injecting loopback proxy (5xx, 429 + Retry-After, resets, latency)
 //!   that counts requests by method;
-//! - [`operator`]: the real operator running against the Kubernetes API test double;
+//! - [`operator`]: the real operator running against the old Kubernetes API test double (only
+//!   tests/operator_leader.rs, until it moves to the real control plane);
 //! - [`planner`]: a small language for synthetic inventories and policies (planner tests);
 //! - [`schema`]: offline CRD schema checks, as the API server does them;
 //! - [`cluster`]: the real control plane of the test run (`scripts/cluster.sh`): admin client,

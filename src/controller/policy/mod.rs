@@ -45,7 +45,7 @@ use crate::controller::conditions::Health;
 use crate::controller::context::Context;
 use crate::controller::error::ControllerError;
 use crate::controller::inuse::InUseIndex;
-use crate::controller::reconcile::{error_policy, timed};
+use crate::controller::reconcile::{error_policy, run_controller, timed};
 
 /// What the policy controllers share beyond [`Context`].
 pub struct PolicyContext {
@@ -189,29 +189,33 @@ fn error_policy_cluster(
 pub async fn run_namespaced(
     pctx: Arc<PolicyContext>,
     namespace: Option<String>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let client = pctx.ctx.client.clone();
     let api: Api<RetentionPolicy> = match &namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    Controller::new(api, watcher::Config::default())
-        .graceful_shutdown_on(shutdown)
+    let controller = Controller::new(api, watcher::Config::default());
+    let cache = controller.store();
+    let run = controller
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_namespaced, error_policy_namespaced, pctx)
-        .for_each(|_| async {})
-        .await;
+        .for_each(|_| async {});
+    run_controller("retentionpolicy", run, cache, shutdown).await;
 }
 
 /// Runs the ClusterRetentionPolicy controller until `shutdown`.
 pub async fn run_cluster(
     pctx: Arc<PolicyContext>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let api: Api<ClusterRetentionPolicy> = Api::all(pctx.ctx.client.clone());
-    Controller::new(api, watcher::Config::default())
-        .graceful_shutdown_on(shutdown)
+    let controller = Controller::new(api, watcher::Config::default());
+    let cache = controller.store();
+    let run = controller
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_cluster, error_policy_cluster, pctx)
-        .for_each(|_| async {})
-        .await;
+        .for_each(|_| async {});
+    run_controller("clusterretentionpolicy", run, cache, shutdown).await;
 }

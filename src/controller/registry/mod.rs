@@ -228,7 +228,7 @@ pub fn error_policy(registry: Arc<Registry>, error: &ControllerError, ctx: Arc<C
 pub async fn run(
     ctx: Arc<Context>,
     namespace: Option<String>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
     let (registries, configmaps, services, statefulsets, secrets) = match &namespace {
@@ -250,7 +250,8 @@ pub async fn run(
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=registry-operator");
     let controller = Controller::new(registries, watcher::Config::default());
     let store = controller.store();
-    controller
+    let cache = store.clone();
+    let run = controller
         .owns(configmaps, owned.clone())
         .owns(services, owned.clone())
         .owns(statefulsets, owned)
@@ -273,12 +274,12 @@ pub async fn run(
                 .map(|r| ObjectRef::from_obj(&*r))
                 .collect::<Vec<_>>()
         })
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Ok((obj, _)) = result {
                 info!(registry = %format!("{}/{}", obj.namespace.unwrap_or_default(), obj.name), "reconciled");
             }
-        })
-        .await;
+        });
+    reconcile::run_controller(CONTROLLER, run, cache, shutdown).await;
 }
