@@ -18,7 +18,7 @@ async fn a_replica_may_delete_only_while_the_lease_names_it_and_is_fresh() {
         lease: "registry-operator".into(),
         identity: "operator-0".into(),
     };
-    let fence = lease_fence(h.client.clone(), &le);
+    let fence = lease_fence(h.client.clone(), &le, std::time::Duration::from_secs(5));
     // no Lease at all: no
     let err = fence().await.unwrap_err();
     assert!(
