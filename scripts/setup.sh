@@ -11,11 +11,14 @@
 #     and setup stops with a message saying so when it is missing
 # All Debian packages in one apt-get pass (one apt-get update), only when something is missing.
 # Nothing is downloaded when everything is already present.
-# SETUP_TEST_TOOLS=0 (scripts/demo.sh) skips what only the tests use: the venv, helm, kubectl.
+# SETUP_TEST_TOOLS=0 skips what only the tests use: the venv and the check for Go; helm, kubectl
+# and openssl too unless SETUP_CLUSTER_TOOLS=1 (scripts/demo.sh's operator act: the local control
+# plane's certificates, the chart's RBAC, kubectl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS=${REGISTRY_OPERATOR_TOOLS:-$PWD/.tools}
 TEST_TOOLS=${SETUP_TEST_TOOLS:-1}
+CLUSTER_TOOLS=${SETUP_CLUSTER_TOOLS:-$TEST_TOOLS}
 mkdir -p "$TOOLS/bin"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -26,13 +29,15 @@ command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ "$TEST_TOOLS" = 1 ]; then
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
-  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   if ! command -v go >/dev/null 2>&1; then
     echo "setup: Go is not installed (or not on PATH). The tests' Kubernetes control plane" \
       "(kube-apiserver, kube-controller-manager, etcd; scripts/cluster.sh) is built from Go" \
       "modules and needs Go 1.26: install it from https://go.dev/dl/ and run this again" >&2
     exit 1
   fi
+fi
+if [ "$CLUSTER_TOOLS" = 1 ]; then
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   # What install-tools.sh would apt-get install (npm, unzip): in this pass, not a second one.
   if [ -x scripts/install-tools.sh ]; then
     for pkg in $(scripts/install-tools.sh --apt-needs "$TOOLS/bin"); do missing+=("$pkg"); done
@@ -65,9 +70,8 @@ if [ "$TEST_TOOLS" = 1 ]; then
     "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$KV_VERSION" >&2
   fi
   ln -sf "$TOOLS/venv/bin/kubernetes-validate" "$TOOLS/bin/kubernetes-validate"
-
-  if [ -x scripts/install-tools.sh ]; then
-    scripts/install-tools.sh "$TOOLS/bin"
-  fi
+fi
+if [ "$CLUSTER_TOOLS" = 1 ] && [ -x scripts/install-tools.sh ]; then
+  scripts/install-tools.sh "$TOOLS/bin"
 fi
 echo "setup: ok ($TOOLS/bin)" >&2

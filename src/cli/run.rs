@@ -34,6 +34,12 @@ pub struct RunArgs {
     /// Name of the leader-election Lease.
     #[arg(long, default_value = "registry-operator")]
     pub leader_election_lease: String,
+    /// Seconds the leader-election Lease holds without a renewal: a replica that stops
+    /// renewing (killed, cut off) is replaced this long after its last renewal. The leader
+    /// renews a third of it before it runs out, and before deleting anything reads the Lease
+    /// afresh, giving up (deleting nothing) after a third of it without an answer.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub leader_election_lease_duration_seconds: u64,
     /// Identity in the Lease (default: the pod name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -80,6 +86,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         let settings = Settings {
             health_interval: std::time::Duration::from_secs(args.health_interval_seconds.max(5)),
             cluster_domain: args.cluster_domain.clone(),
+            leader_lease_duration: std::time::Duration::from_secs(args.leader_election_lease_duration_seconds),
             ..Settings::default()
         };
         let config = OperatorConfig { http_listen: args.http_listen, leader_election, watch_namespaces: args.watch_namespaces, settings };

@@ -30,6 +30,10 @@ pub struct Settings {
     /// Options of the registry clients. Their `age_cache` is shared by every run, so a
     /// scheduled run reads only the image configs earlier runs have not read.
     pub registry_client: ClientOptions,
+    /// With leader election: how long the Lease holds without a renewal (whole seconds, at
+    /// least 2). The leader renews it a third of that before it runs out, and the deletion
+    /// fence takes an unanswered read of it after a third of it as a no.
+    pub leader_lease_duration: Duration,
 }
 
 impl Default for Settings {
@@ -44,9 +48,14 @@ impl Default for Settings {
                 age_cache: Some(Arc::new(AgeCache::default())),
                 ..ClientOptions::default()
             },
+            leader_lease_duration: DEFAULT_LEASE_DURATION,
         }
     }
 }
+
+/// The leader-election Lease's duration unless `--leader-election-lease-duration-seconds`
+/// says otherwise.
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
 
 /// The DNS domain of a cluster set up with the defaults.
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";

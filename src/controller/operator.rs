@@ -14,7 +14,7 @@ use super::http::{serve, Readiness};
 use super::inuse::InUseIndex;
 use super::metrics::Metrics;
 use super::policy::PolicyContext;
-use super::runtime::{check_crds, elect, LeaderElection, RuntimeError};
+use super::runtime::{check_crds, elect, fence_read_timeout, LeaderElection, RuntimeError};
 
 /// How the operator runs.
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ pub async fn run(
     readiness.set(true);
 
     if let Some(le) = &config.leader_election {
-        let mut leader = elect(client.clone(), le).await?;
+        let mut leader = elect(client.clone(), le, config.settings.leader_lease_duration).await?;
         info!(lease = %le.lease, identity = %le.identity, "waiting for leadership");
         tokio::select! {
             r = leader.wait_for(|l| *l) => { r.map_err(|e| RuntimeError::LeaderElection(e.to_string()))?; }
@@ -96,7 +96,8 @@ pub async fn run(
 
     let mut ctx = Context::new(client.clone(), metrics, config.settings.clone());
     if let Some(le) = &config.leader_election {
-        ctx = ctx.with_fence(super::runtime::lease_fence(client.clone(), le));
+        let timeout = fence_read_timeout(config.settings.leader_lease_duration);
+        ctx = ctx.with_fence(super::runtime::lease_fence(client.clone(), le, timeout));
     }
     let ctx = Arc::new(ctx);
     // Images in use are watched cluster-wide whatever namespaces are reconciled: a Pod in any

@@ -1,5 +1,7 @@
 //! Process-level plumbing of `registry-operator run`: logging, the CRD check, leader election.
 
+use std::time::Duration;
+
 use kube::api::{Api, ListParams};
 use kube::Client;
 use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
@@ -112,16 +114,34 @@ pub struct LeaderElection {
     pub identity: String,
 }
 
-/// Starts competing for the Lease; the receiver turns `true` while this replica leads.
+/// The Lease's duration and renewal margin in whole seconds, as the lease manager takes them:
+/// at least 2 s, and the leader renews a third of the duration (at least 1 s) before it runs out.
+pub fn lease_timings(duration: Duration) -> (u64, u64) {
+    let seconds = duration.as_secs().max(2);
+    (seconds, (seconds / 3).max(1))
+}
+
+/// How long the deletion fence waits for the Lease: a third of its duration (at least 1 s).
+/// An API server that does not answer within it is a no — its renewals cannot get through
+/// either, so the Lease may run out and another replica take over.
+pub fn fence_read_timeout(duration: Duration) -> Duration {
+    Duration::from_secs(lease_timings(duration).1)
+}
+
+/// Starts competing for the Lease (held `lease_duration` without renewal, see
+/// [`lease_timings`]); the receiver turns `true` while this replica leads.
 pub async fn elect(
     client: Client,
     le: &LeaderElection,
+    lease_duration: Duration,
 ) -> Result<watch::Receiver<bool>, RuntimeError> {
+    let (duration, grace) = lease_timings(lease_duration);
     let manager = LeaseManagerBuilder::new(client, &le.lease)
         .with_namespace(&le.namespace)
         .with_identity(&le.identity)
         .with_parameters(
-            LeaseParams::new(&le.identity, 15, 5).with_field_manager("registry-operator-leader"),
+            LeaseParams::new(&le.identity, duration, grace)
+                .with_field_manager("registry-operator-leader"),
         )
         .build()
         .await
@@ -131,19 +151,29 @@ pub async fn elect(
 }
 
 /// A fence for deletions: this replica may delete only while the Lease names it and has been
-/// renewed within its duration, read fresh from the API server (an API server it cannot reach
-/// is a no). The lease manager's own view can lag behind: cut off from the API server, a
-/// replica keeps believing it leads while another takes over.
-pub fn lease_fence(client: Client, le: &LeaderElection) -> crate::engine::Fence {
+/// renewed within its duration, read fresh from the API server (an API server it cannot reach,
+/// or that does not answer within `read_timeout`, is a no). The lease manager's own view can
+/// lag behind: cut off from the API server, a replica keeps believing it leads while another
+/// takes over.
+pub fn lease_fence(
+    client: Client,
+    le: &LeaderElection,
+    read_timeout: Duration,
+) -> crate::engine::Fence {
     let api: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(client, &le.namespace);
     let (namespace, name, me) = (le.namespace.clone(), le.lease.clone(), le.identity.clone());
     std::sync::Arc::new(move || {
         let (api, namespace, name, me) = (api.clone(), namespace.clone(), name.clone(), me.clone());
         Box::pin(async move {
-            let lease = api
-                .get(&name)
+            let lease = tokio::time::timeout(read_timeout, api.get(&name))
                 .await
+                .map_err(|_| {
+                    format!(
+                        "the API server did not answer a read of the leader Lease {namespace}/{name} within {}s",
+                        read_timeout.as_secs_f64()
+                    )
+                })?
                 .map_err(|e| format!("cannot read the leader Lease {namespace}/{name}: {e}"))?;
             let spec = lease.spec.unwrap_or_default();
             let holder = spec.holder_identity.unwrap_or_default();
@@ -166,4 +196,21 @@ pub fn lease_fence(client: Client, le: &LeaderElection) -> crate::engine::Fence 
             }
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leader_renews_a_third_of_the_lease_before_it_runs_out_and_never_below_a_second() {
+        assert_eq!(lease_timings(Duration::from_secs(15)), (15, 5));
+        assert_eq!(lease_timings(Duration::from_secs(6)), (6, 2));
+        // the lease manager needs 0 < renewal margin < duration
+        assert_eq!(lease_timings(Duration::from_millis(500)), (2, 1));
+        assert_eq!(
+            fence_read_timeout(Duration::from_secs(15)),
+            Duration::from_secs(5)
+        );
+    }
 }

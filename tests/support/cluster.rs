@@ -86,9 +86,17 @@ impl Cluster {
                  set {KUBECONFIG_ENV}=DIR/kubeconfig"
             ),
         };
+        Self::connect_to(&path).await
+    }
+
+    /// Connects as cluster admin through the kubeconfig at `path` (a control plane of a test's
+    /// own: see `support::control_plane`).
+    pub async fn connect_to(path: &Path) -> Cluster {
+        registry_operator::tls::install_crypto_provider();
+        let path = path.to_path_buf();
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "{KUBECONFIG_ENV}={} cannot be read ({e}); is the control plane running \
+                "the kubeconfig {} cannot be read ({e}); is the control plane running \
                  (scripts/cluster.sh start DIR)?",
                 path.display()
             )

@@ -13,6 +13,8 @@
 //! - [`schema`]: offline CRD schema checks, as the API server does them;
 //! - [`cluster`]: the real control plane of the test run (`scripts/cluster.sh`): admin client,
 //!   CRDs, a namespace per test, the chart's ServiceAccount and RBAC with a token, the audit log;
+//! - [`control_plane`]: a control plane of one test's own (for the fault tests: pause, restart)
+//!   and the operator as a process (`registry-operator run`) as the chart's ServiceAccount;
 //! - [`crd_cases`]: objects the CRDs' schema and CEL rules accept or reject, judged offline
 //!   (`tests/crds.rs`) and by the API server (`tests/cluster_api.rs`).
 //!
@@ -35,6 +37,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod control_plane;
 pub mod crd_cases;
 pub mod http;
 pub mod operator;

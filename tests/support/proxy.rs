@@ -2,8 +2,8 @@
 //!
 //! Requests are forwarded unchanged (no redirects followed, `Location` and `Link` passed
 //! through) unless a [`FaultRule`] matches: then the proxy answers with a status (5xx, 429 with
-//! `Retry-After`), resets the connection, or delays before forwarding. Every request is counted
-//! by method, faulted or not.
+//! `Retry-After`), resets the connection, or delays (or holds) before forwarding. Every request
+//! is counted by method, faulted or not.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,27 @@ pub enum Fault {
     Reset,
     /// Wait, then forward.
     Delay(Duration),
+    /// Hold the request until the [`Release`] made with it (see [`Fault::hold`]) lets go or is
+    /// dropped, then forward.
+    Hold(tokio::sync::watch::Receiver<bool>),
+}
+
+impl Fault {
+    /// A fault that holds matching requests, and what lets them go.
+    pub fn hold() -> (Fault, Release) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (Fault::Hold(rx), Release(tx))
+    }
+}
+
+/// Lets the requests held by a [`Fault::Hold`] go on (also when dropped).
+pub struct Release(tokio::sync::watch::Sender<bool>);
+
+impl Release {
+    /// Forwards the held requests and every later one the fault matches.
+    pub fn release(&self) {
+        let _ = self.0.send(true);
+    }
 }
 
 /// A fault for the next `times` requests matching `method` and `path_contains`.
@@ -143,6 +164,9 @@ impl FaultProxy {
                     }
                     Some(Fault::Reset) => return Reply::Reset,
                     Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+                    Some(Fault::Hold(mut open)) => {
+                        let _ = open.wait_for(|open| *open).await;
+                    }
                     None => {}
                 }
                 forward(&http, &upstream, req).await
