@@ -7,8 +7,6 @@
 //!   show (bearer tokens, zot's tag deletion and search API);
 //! - [`proxy`]: a fault-injecting loopback proxy (5xx, 429 + Retry-After, resets, latency)
 //!   that counts requests by method;
-//! - [`operator`]: the real operator running against the old Kubernetes API test double (only
-//!   tests/operator_leader.rs, until it moves to the real control plane);
 //! - [`planner`]: a small language for synthetic inventories and policies (planner tests);
 //! - [`schema`]: offline CRD schema checks, as the API server does them;
 //! - [`cluster`]: the real control plane of the test run (`scripts/cluster.sh`): admin client,
@@ -40,7 +38,6 @@ pub mod cluster;
 pub mod control_plane;
 pub mod crd_cases;
 pub mod http;
-pub mod operator;
 pub mod planner;
 pub mod proxy;
 pub mod registry;
