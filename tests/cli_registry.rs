@@ -128,7 +128,8 @@ async fn ls_lists_a_projects_repositories_tags_digests_and_ages() {
 }
 
 #[tokio::test]
-async fn ls_takes_credentials_from_stdin_or_docker_config_and_refuses_a_wrong_password() {
+async fn ls_and_check_take_credentials_from_stdin_or_docker_config_and_a_wrong_password_exits_four()
+{
     let reg = TestRegistry::start_with_auth("bob", "s3cret");
     Seeder::new(&reg.url, reg.auth.clone())
         .push_image("p/app", Some("v1"), "x", "2026-01-01T00:00:00Z")
@@ -157,13 +158,52 @@ async fn ls_takes_credentials_from_stdin_or_docker_config_and_refuses_a_wrong_pa
         ],
         Some("guess\n"),
     );
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(4), "credentials rejected");
     assert!(
-        text(&bad.stderr).contains("unauthorized"),
+        text(&bad.stderr).contains("unauthorized (401)")
+            && text(&bad.stderr).contains("rejects the credentials"),
         "{}",
         text(&bad.stderr)
     );
     assert!(!text(&bad.stderr).contains("guess"));
+
+    // check: GET /v2/ answers 401 to anyone; with credentials it also asks whether they work
+    let args = [
+        "registry",
+        "check",
+        &reg.url,
+        "--username",
+        "bob",
+        "--password-stdin",
+    ];
+    let bad = cli(
+        &args,
+        Some(
+            "guess
+",
+        ),
+    );
+    assert_eq!(bad.status.code(), Some(4), "{}", text(&bad.stdout));
+    assert!(
+        text(&bad.stderr).contains("rejects the credentials"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let ok = cli(
+        &args,
+        Some(
+            "s3cret
+",
+        ),
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    assert!(
+        text(&ok.stdout).contains("credentials accepted"),
+        "{}",
+        text(&ok.stdout)
+    );
+    let anonymous = cli(&["registry", "check", &reg.url], None);
+    assert_eq!(anonymous.status.code(), Some(0), "up, wants credentials");
 
     // the docker config entry for the host, with the base64 `auth` field
     use base64::Engine as _;

@@ -139,7 +139,7 @@ async fn bearer_tokens_are_fetched_once_per_scope_and_reused() {
 }
 
 #[tokio::test]
-async fn a_refused_token_request_is_a_typed_error() {
+async fn a_token_realm_refusing_the_password_is_credentials_rejected() {
     let reg = bearer_registry().await;
     let c = RegistryClient::new(
         &reg.server.url,
@@ -148,7 +148,11 @@ async fn a_refused_token_request_is_a_typed_error() {
     )
     .unwrap();
     let e = c.tags("team/app").await.unwrap_err();
-    assert_eq!(e.reason(), "TokenRequestFailed", "{e}");
+    assert_eq!(e.reason(), "CredentialsRejected", "{e}");
+    assert_eq!(
+        e.denial(),
+        Some(registry_operator::oci::Denial::CredentialsRejected)
+    );
     assert!(
         !e.is_transient(),
         "a refused password will not get better by waiting"

@@ -123,7 +123,7 @@ async fn permanent_client_errors_are_not_retried() {
     proxy.inject(FaultRule::new(Fault::Status(400)).method("HEAD"));
     let c = client(&proxy, fast_retries(5));
     let e = c.tags(repo).await.unwrap_err();
-    assert_eq!(e.reason(), "Forbidden", "{e}");
+    assert_eq!(e.reason(), "PermissionDenied", "{e}");
     let e = c.head_manifest(repo, "latest").await.unwrap_err();
     assert_eq!(e.reason(), "UnexpectedStatus", "{e}");
     assert_eq!(proxy.count("GET"), 1);

@@ -368,7 +368,7 @@ async fn basic_auth_works_with_the_right_password_and_is_refused_with_a_wrong_on
     )
     .unwrap();
     let e = wrong.tags("private/app").await.unwrap_err();
-    assert_eq!(e.reason(), "Unauthorized", "{e}");
+    assert_eq!(e.reason(), "CredentialsRejected", "{e}");
     assert!(!e.to_string().contains("battery"), "{e}");
     assert_eq!(wrong.stats().retries, 0, "a 401 is not retried");
 
@@ -378,7 +378,10 @@ async fn basic_auth_works_with_the_right_password_and_is_refused_with_a_wrong_on
         h.auth_required,
         "401 on /v2/ is healthy but wants credentials"
     );
-    assert_eq!(anon.catalog().await.unwrap_err().reason(), "Unauthorized");
+    assert_eq!(
+        anon.catalog().await.unwrap_err().reason(),
+        "CredentialsRequired"
+    );
 
     // the same credentials from a dockerconfigjson Secret's data
     let host = reg.url.trim_start_matches("http://").to_string();

@@ -38,6 +38,9 @@ pub struct SecretRef {
 
 /// kstatus condition types used by every resource of the operator.
 pub mod condition {
+    /// Whether the registry accepts the credentials the operator was given (a Registry that
+    /// declares credentials only): the result of an authenticated request, not of `GET /v2/`.
+    pub const CREDENTIALS_ACCEPTED: &str = "CredentialsAccepted";
     /// The resource is fully reconciled and serving / running as declared.
     pub const READY: &str = "Ready";
     /// The operator is working towards the declared state.
@@ -89,6 +92,17 @@ pub mod condition {
         NotLeader,
         /// A plan made in Plan mode is not executed.
         PlanMode,
+        /// The registry accepts the operator's credentials (and lets it list the catalog).
+        CredentialsAccepted,
+        /// The registry accepts the operator's credentials but refuses it the catalog.
+        CatalogRefused,
+        /// The registry rejects the operator's credentials (401): wrong, expired or revoked.
+        CredentialsRejected,
+        /// The registry wants credentials and the operator has none for it.
+        CredentialsRequired,
+        /// The registry knows the account and refuses it what was asked (403): the catalog,
+        /// a repository, a deletion.
+        PermissionDenied,
     }
 
     impl Reason {
@@ -115,6 +129,11 @@ pub mod condition {
                 Reason::BlastRadiusExceeded => "BlastRadiusExceeded",
                 Reason::NotLeader => "NotLeader",
                 Reason::PlanMode => "PlanMode",
+                Reason::CredentialsAccepted => "CredentialsAccepted",
+                Reason::CatalogRefused => "CatalogRefused",
+                Reason::CredentialsRejected => "CredentialsRejected",
+                Reason::CredentialsRequired => "CredentialsRequired",
+                Reason::PermissionDenied => "PermissionDenied",
             }
         }
     }

@@ -580,7 +580,11 @@ pub struct RegistryStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// kstatus conditions: `Ready` always; `Reconciling` and `Stalled` when true.
+    /// kstatus conditions: `Ready` always; `Reconciling` and `Stalled` when true; and, for a
+    /// Registry that declares credentials, `CredentialsAccepted`: whether the registry accepts
+    /// them for an authenticated request (`GET /v2/_catalog?n=1`), with reason
+    /// `CredentialsAccepted`, `CatalogRefused` (accepted, the catalog refused),
+    /// `CredentialsRejected` or `CredentialsRequired`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// URL clients inside the cluster use (Service DNS name), or the external URL.
@@ -604,7 +608,8 @@ pub struct RegistryStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistryHealth {
-    /// `GET /v2/` answered 200 or 401.
+    /// `GET /v2/` answered 200 or 401 (the registry is up; whether it accepts the operator's
+    /// credentials is the `CredentialsAccepted` condition).
     pub healthy: bool,
     /// Round-trip time of the check in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -25,7 +25,8 @@ pub struct RegistryArgs {
 
 #[derive(Subcommand, Debug)]
 enum RegistryCommand {
-    /// Check that the registry answers `GET /v2/` (200, or 401 = up but wants credentials).
+    /// Check that the registry answers `GET /v2/` (200, or 401 = up but wants credentials);
+    /// with credentials, that it accepts them (exit 4 when it rejects them).
     Check {
         #[command(flatten)]
         conn: Connection,
@@ -114,7 +115,9 @@ fn exit_code(e: &OciError) -> u8 {
         OciError::InvalidReference { .. }
         | OciError::InvalidConfig { .. }
         | OciError::InvalidCredentials { .. } => super::EXIT_INVALID,
-        _ => super::EXIT_FAILURE,
+        e => e
+            .denial()
+            .map_or(super::EXIT_FAILURE, super::denial_exit_code),
     }
 }
 
@@ -179,22 +182,44 @@ struct CheckOutput<'a> {
     status: u16,
     latency_ms: f64,
     auth_required: bool,
+    /// With credentials: `accepted`, or `catalogRefused` (accepted, the catalog refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credentials: Option<&'static str>,
 }
 
 async fn check(conn: &Connection, output: Output) -> Result<(), OciError> {
     let client = connect(conn)?;
     let h = client.check().await?;
+    // `GET /v2/` answers 401 to anyone: with credentials, one request that needs them says
+    // whether the registry accepts them (a 401 or another refusal is the command's error).
+    let credentials = if client.has_credentials() {
+        match client.probe_catalog().await {
+            Ok(()) => Some("accepted"),
+            Err(e)
+                if e.denial()
+                    == Some(crate::oci::Denial::PermissionDenied(
+                        crate::oci::Refused::Catalog,
+                    )) =>
+            {
+                Some("catalogRefused")
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
     let out = CheckOutput {
         url: client.base_url(),
         healthy: true,
         status: h.status,
         latency_ms: h.latency.as_secs_f64() * 1000.0,
         auth_required: h.auth_required,
+        credentials,
     };
     match output {
         Output::Json => println!("{}", to_json(&out)?),
         Output::Table => println!(
-            "{} healthy (HTTP {}{}, {:.1} ms)",
+            "{} healthy (HTTP {}{}, {:.1} ms){}",
             out.url,
             out.status,
             if out.auth_required {
@@ -202,7 +227,12 @@ async fn check(conn: &Connection, output: Output) -> Result<(), OciError> {
             } else {
                 ""
             },
-            out.latency_ms
+            out.latency_ms,
+            match out.credentials {
+                Some("accepted") => "; credentials accepted",
+                Some(_) => "; credentials accepted, but the account may not list the catalog",
+                None => "",
+            }
         ),
     }
     Ok(())

@@ -26,7 +26,9 @@ pub const EXIT_BLAST_RADIUS: u8 = 3;
 
 const EXIT_CODES: &str = "Exit codes: 0 done; 1 failure (registry unreachable, a repository could \
 not be listed, a deletion failed); 2 invalid input (bad policy file, unknown field, missing \
---yes); 3 a blast-radius limit stopped the run (nothing was deleted).";
+--yes); 3 a blast-radius limit stopped the run (nothing was deleted); 4 the registry rejects the \
+credentials, or wants some and got none; 5 the registry refuses the account the catalog, a \
+repository or a deletion (the run stops at the first refused deletion).";
 
 /// Output formats of a plan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -144,6 +146,15 @@ impl Failure {
         Failure {
             code: super::EXIT_FAILURE,
             lines: vec![line.into()],
+        }
+    }
+    /// A run that could not plan: a refusal of the account has its own exit code.
+    fn run(client: &RegistryClient, e: &crate::engine::RunError) -> Failure {
+        Failure {
+            code: e
+                .denial()
+                .map_or(super::EXIT_FAILURE, super::denial_exit_code),
+            lines: vec![format!("{}: {e}", client.base_url())],
         }
     }
 }
@@ -272,7 +283,7 @@ fn purge(args: &PurgeArgs) -> Result<u8, Failure> {
             &options,
             jiff::Timestamp::now(),
         ))
-        .map_err(|e| Failure::failed(format!("{}: {e}", client.base_url())))?;
+        .map_err(|e| Failure::run(&client, &e))?;
     // The preview is for the person at the terminal; standard output gets one document.
     let preview = shown.report().render_table(args.all);
     match args.output {
@@ -281,6 +292,12 @@ fn purge(args: &PurgeArgs) -> Result<u8, Failure> {
     }
     if let Err(b) = shown.plan.check_blast_radius() {
         return Err(blast_radius_failure(&b, Verb::Purge));
+    }
+    if let Some((denial, why)) = shown.denial() {
+        return Err(Failure {
+            code: super::denial_exit_code(denial),
+            lines: vec![format!("{why}; nothing deleted")],
+        });
     }
     if shown.plan.counts.errors > 0 {
         return Err(Failure::failed(format!(
@@ -309,7 +326,7 @@ fn purge(args: &PurgeArgs) -> Result<u8, Failure> {
     let (options, bar) = run_options(protections, concurrency, PolicyMode::Enforce);
     let result = runtime
         .block_on(enforce_shown(&client, &policy, &options, shown))
-        .map_err(|e| Failure::failed(format!("{}: {e}", client.base_url())))?;
+        .map_err(|e| Failure::run(&client, &e))?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -481,7 +498,7 @@ fn execute_run(
     let (options, bar) = run_options(protections, concurrency, policy.mode());
     let result = runtime
         .block_on(run_policy(client, policy, &options, jiff::Timestamp::now()))
-        .map_err(|e| Failure::failed(format!("{}: {e}", client.base_url())))?;
+        .map_err(|e| Failure::run(client, &e))?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -537,6 +554,18 @@ fn conclude(result: &RunResult, output: Output, all: bool, verb: Verb) -> Result
     print_result(result, output, all)?;
     if let Some(b) = &result.blocked {
         return Err(blast_radius_failure(b, verb));
+    }
+    if let Some((denial, why)) = result.denial() {
+        let line = match denial {
+            crate::oci::Denial::PermissionDenied(crate::oci::Refused::Delete) => format!(
+                "{why}; stopped at the first refused deletion: the account may read (plan works) but not delete"
+            ),
+            _ => why,
+        };
+        return Err(Failure {
+            code: super::denial_exit_code(denial),
+            lines: vec![line],
+        });
     }
     let failed_items = result.execution.as_ref().map_or(0, |e| e.counts.errors);
     let incomplete = result.plan.counts.errors;

@@ -114,6 +114,42 @@ pub fn conditions_for(
     }
 }
 
+/// A condition of its own besides the kstatus ones (a Registry's `CredentialsAccepted`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extra {
+    /// The condition type.
+    pub type_: &'static str,
+    /// `True`, `False` or `Unknown`.
+    pub status: &'static str,
+    /// Why.
+    pub reason: Reason,
+    /// For people.
+    pub message: String,
+}
+
+/// The condition for `extra` at `generation`, keeping the previous `lastTransitionTime` when
+/// its status did not change.
+pub fn extra_condition(
+    previous: &[Condition],
+    extra: &Extra,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let last = previous
+        .iter()
+        .find(|c| c.type_ == extra.type_ && c.status == extra.status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: extra.type_.to_string(),
+        status: extra.status.to_string(),
+        reason: extra.reason.as_str().to_string(),
+        message: extra.message.clone(),
+        observed_generation: generation,
+        last_transition_time: last,
+    }
+}
+
 /// Whether two condition lists differ in anything but transition timestamps — the test for
 /// "status changed" that keeps reconcilers from writing on every pass.
 pub fn differ_ignoring_timestamps(a: &[Condition], b: &[Condition]) -> bool {

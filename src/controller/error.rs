@@ -3,7 +3,7 @@
 
 use crate::api::common::condition::Reason;
 use crate::engine::{Interruption, RunError};
-use crate::oci::OciError;
+use crate::oci::{Denial, OciError};
 
 /// What went wrong while reconciling one object.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,16 @@ pub enum ControllerError {
         /// The API server's message.
         message: String,
     },
+    /// The registry refused the operator's account (credentials missing or rejected, or a
+    /// right the account lacks); the message names the Registry and the Secret. Only a change
+    /// of the Secret or of the account's rights helps.
+    #[error("{message}")]
+    Denied {
+        /// How the registry refused.
+        denial: Denial,
+        /// For people: which Registry, which Secret and key, what was refused, what to do.
+        message: String,
+    },
     /// The Kubernetes API failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -75,10 +85,15 @@ impl ControllerError {
             ControllerError::SecretNotFound { .. } => Reason::SecretNotFound,
             ControllerError::SecretInvalid { .. } => Reason::SecretInvalid,
             ControllerError::RegistryNotFound { .. } => Reason::RegistryNotFound,
-            ControllerError::Registry(_) => Reason::RegistryUnreachable,
-            ControllerError::Run(e) => e
-                .interruption()
-                .map_or(Reason::RegistryUnreachable, Interruption::reason),
+            ControllerError::Registry(e) => e
+                .denial()
+                .map_or(Reason::RegistryUnreachable, reason_of_denial),
+            ControllerError::Run(e) => match (e.interruption(), e.denial()) {
+                (Some(i), _) => i.reason(),
+                (None, Some(d)) => reason_of_denial(d),
+                (None, None) => Reason::RegistryUnreachable,
+            },
+            ControllerError::Denied { denial, .. } => reason_of_denial(*denial),
             ControllerError::Rejected { .. } => Reason::ApplyRejected,
             ControllerError::Kube(_) => Reason::KubeApiError,
             ControllerError::Serialize(_) => Reason::InternalError,
@@ -93,13 +108,34 @@ impl ControllerError {
         }
     }
 
-    /// Whether only a change by a person can fix it (the object is Stalled).
+    /// How the registry refused the operator's account, when that is what failed.
+    pub fn denial(&self) -> Option<Denial> {
+        match self {
+            ControllerError::Registry(e) => e.denial(),
+            ControllerError::Run(e) => e.denial(),
+            ControllerError::Denied { denial, .. } => Some(*denial),
+            _ => None,
+        }
+    }
+
+    /// Whether only a change by a person can fix it (the object is Stalled): an invalid spec
+    /// or Secret, an object the API server refuses, or a registry refusing the operator's
+    /// account — retrying the same credentials would only repeat the refusal.
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
             ControllerError::InvalidSpec(_)
                 | ControllerError::SecretInvalid { .. }
                 | ControllerError::Rejected { .. }
-        )
+        ) || self.denial().is_some()
+    }
+}
+
+/// The condition reason of a registry's refusal.
+pub fn reason_of_denial(denial: Denial) -> Reason {
+    match denial {
+        Denial::CredentialsRequired => Reason::CredentialsRequired,
+        Denial::CredentialsRejected => Reason::CredentialsRejected,
+        Denial::PermissionDenied(_) => Reason::PermissionDenied,
     }
 }

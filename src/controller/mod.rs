@@ -1,6 +1,7 @@
 //! The operator: reconcilers that wire the renderer, the registry client and the retention
 //! engine to the cluster, plus the pure pieces they share (conditions, targets, the in-use index).
 
+pub mod access;
 pub mod conditions;
 pub mod context;
 pub mod endpoint;

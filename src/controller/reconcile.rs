@@ -18,7 +18,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::warn;
 
-use super::conditions::{conditions_for, differ_ignoring_timestamps, Health};
+use super::conditions::{
+    conditions_for, differ_ignoring_timestamps, extra_condition, Extra, Health,
+};
 use super::context::Context;
 use super::error::ControllerError;
 use super::metrics::{ControllerLabels, FailureLabels};
@@ -143,7 +145,7 @@ pub async fn write_status<K, S>(
     ctx: &Context,
     object: Object<'_, K>,
     old: &S,
-    mut new: S,
+    new: S,
     health: &Health,
     now: Timestamp,
     write: Write,
@@ -152,12 +154,41 @@ where
     K: Clone + DeserializeOwned + Debug,
     S: ConditionedStatus,
 {
-    new.set_conditions(conditions_for(
-        old.conditions(),
-        health,
-        object.generation,
-        now,
-    ));
+    write_status_with(ctx, object, old, new, health, &[], now, write).await
+}
+
+/// [`write_status`] with conditions of the object's own besides the kstatus ones. When one
+/// of them changes, it is told in an Event too — Normal when it is `True` for its type's
+/// good reason, Warning otherwise — unless it is `False`: then `Ready` says the same and
+/// publishes its own.
+#[allow(clippy::too_many_arguments)]
+pub async fn write_status_with<K, S>(
+    ctx: &Context,
+    object: Object<'_, K>,
+    old: &S,
+    mut new: S,
+    health: &Health,
+    extra: &[Extra],
+    now: Timestamp,
+    write: Write,
+) -> Result<(), ControllerError>
+where
+    K: Clone + DeserializeOwned + Debug,
+    S: ConditionedStatus,
+{
+    let mut conditions = conditions_for(old.conditions(), health, object.generation, now);
+    let mut extra_changed = Vec::new();
+    for e in extra {
+        let c = extra_condition(old.conditions(), e, object.generation, now);
+        let before = old.conditions().iter().find(|p| p.type_ == e.type_);
+        if before.is_none_or(|p| {
+            (&p.status, &p.reason, &p.message) != (&c.status, &c.reason, &c.message)
+        }) {
+            extra_changed.push(e);
+        }
+        conditions.push(c);
+    }
+    new.set_conditions(conditions);
     let conditions_changed = differ_ignoring_timestamps(old.conditions(), new.conditions());
     if write.always || status_changed(old, &new) {
         // Fields that became empty (a cleared health error, no candidates, no next run) are
@@ -182,6 +213,21 @@ where
             .await;
         }
         count_failure(ctx, object.controller, reason);
+    }
+    for e in extra_changed {
+        let type_ = match e.status {
+            "True" if e.reason.as_str() == e.type_ => EventType::Normal,
+            "True" => EventType::Warning,
+            _ => continue,
+        };
+        ctx.publish(
+            object.reference,
+            type_,
+            e.reason.as_str(),
+            "Reconcile",
+            &e.message,
+        )
+        .await;
     }
     Ok(())
 }

@@ -27,6 +27,42 @@ pub struct Target {
     pub options: ClientOptions,
     /// Host names (`host` or `host:port`, lower case) Pods may pull from this registry with.
     pub hosts: Vec<String>,
+    /// Where the credentials come from: the Secret and key (None: anonymous, none declared).
+    pub credentials_source: Option<CredentialSource>,
+}
+
+/// The Secret and key a Registry's credentials are read from — what status messages name
+/// (never the value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSource {
+    /// Namespace of the Secret.
+    pub namespace: String,
+    /// Name of the Secret.
+    pub name: String,
+    /// The key the credentials were read from (`password`, `.dockerconfigjson`, …).
+    pub key: String,
+}
+
+impl std::fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Secret {}/{} (key {})",
+            self.namespace, self.name, self.key
+        )
+    }
+}
+
+/// The key of a credentials Secret the operator reads, as [`credentials_from_secret_data`]
+/// chooses it: the docker config when there is one, else `password` (with `username`).
+fn credentials_key(secret_type: Option<&str>, data: &BTreeMap<String, Vec<u8>>) -> &'static str {
+    match secret_type {
+        Some("kubernetes.io/dockercfg") => ".dockercfg",
+        Some("kubernetes.io/dockerconfigjson") => ".dockerconfigjson",
+        _ if data.contains_key(".dockerconfigjson") => ".dockerconfigjson",
+        _ if data.contains_key(".dockercfg") => ".dockercfg",
+        _ => "password",
+    }
 }
 
 impl Target {
@@ -120,24 +156,44 @@ async fn secret_data(
     Ok((secret.type_, data))
 }
 
-/// The credentials in the Secret `secret` names (anonymous without one), for `host`.
+/// The credentials in the Secret `secret` names (anonymous without one), for `host`, with
+/// the Secret and key they come from.
 async fn credentials(
     client: &Client,
     namespace: &str,
     secret: Option<&crate::api::common::SecretRef>,
     host: &str,
-) -> Result<Credentials, ControllerError> {
+) -> Result<(Credentials, Option<CredentialSource>), ControllerError> {
     let Some(r) = secret else {
-        return Ok(Credentials::Anonymous);
+        return Ok((Credentials::Anonymous, None));
     };
     let (type_, data) = secret_data(client, namespace, &r.name).await?;
-    credentials_from_secret_data(type_.as_deref(), &data, host).map_err(|e| {
+    let source = CredentialSource {
+        namespace: namespace.to_string(),
+        name: r.name.clone(),
+        key: credentials_key(type_.as_deref(), &data).to_string(),
+    };
+    let credentials = credentials_from_secret_data(type_.as_deref(), &data, host).map_err(|e| {
         ControllerError::SecretInvalid {
             namespace: namespace.to_string(),
             name: r.name.clone(),
             message: e.to_string(),
         }
-    })
+    })?;
+    Ok((credentials, Some(source)))
+}
+
+/// The Secret holding the credentials `registry` declares for the operator, if any:
+/// `external.credentialsSecretRef`, or `auth.operatorCredentialsSecretRef` of a managed zot.
+pub fn credentials_secret(registry: &Registry) -> Option<&crate::api::common::SecretRef> {
+    match &registry.spec.external {
+        Some(ext) => ext.credentials_secret_ref.as_ref(),
+        None => registry
+            .spec
+            .auth
+            .as_ref()
+            .and_then(|a| a.operator_credentials_secret_ref.as_ref()),
+    }
 }
 
 /// [`resolve`] with the operator's client, registry client options and cluster domain.
@@ -170,7 +226,8 @@ pub async fn resolve(
             .auth
             .as_ref()
             .and_then(|a| a.operator_credentials_secret_ref.as_ref());
-        let credentials = credentials(client, &namespace, secret, &host).await?;
+        let (credentials, credentials_source) =
+            credentials(client, &namespace, secret, &host).await?;
         // zot serves HTTPS with the certificate in `spec.tls`; no public CA signs a
         // `*.svc.<cluster domain>` name, so the operator trusts the CA that Secret carries
         // (cert-manager puts it in `ca.crt`).
@@ -194,9 +251,10 @@ pub async fn resolve(
             credentials,
             options,
             hosts,
+            credentials_source,
         });
     };
-    let credentials = credentials(
+    let (credentials, credentials_source) = credentials(
         client,
         &namespace,
         ext.credentials_secret_ref.as_ref(),
@@ -222,6 +280,7 @@ pub async fn resolve(
         credentials,
         options,
         hosts,
+        credentials_source,
     })
 }
 

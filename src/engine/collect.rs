@@ -21,7 +21,9 @@
 //!
 //! A repository whose listing or any lookup failed (after the client's retries) is marked
 //! incomplete, so nothing in it is deleted this run (invariant 1). A failed catalog fails the
-//! whole collection: without it, no repository can be known complete.
+//! whole collection: without it, no repository can be known complete — unless the registry
+//! refuses the account the catalog (Harbor, GitLab and ECR-style robot accounts) and the policy
+//! names its repositories without wildcards: then those are read one by one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -29,7 +31,9 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 
 use crate::oci::digest::referrer_tag_subject;
-use crate::oci::{self, Manifest, ManifestContent, OciError, RegistryClient, TagStats};
+use crate::oci::{
+    self, Denial, Manifest, ManifestContent, OciError, Refused, RegistryClient, TagStats,
+};
 use crate::retention::inventory::Time;
 use crate::retention::{Capabilities, Inventory, Repository, RepositoryBuilder};
 
@@ -44,6 +48,9 @@ pub struct CollectOptions {
     /// Discover untagged referrers (signatures, SBOMs) of the images: needed only when the
     /// policy deletes referrers (`deleteReferrers: true` or `purge: true`).
     pub referrers: bool,
+    /// The repositories the policy names without wildcards, when every include entry is such
+    /// a name: read one by one when the registry refuses the account the catalog.
+    pub named: Option<Vec<String>>,
 }
 
 impl Default for CollectOptions {
@@ -52,6 +59,7 @@ impl Default for CollectOptions {
             repositories_in_flight: 8,
             lookups_in_flight: 16,
             referrers: false,
+            named: None,
         }
     }
 }
@@ -74,6 +82,60 @@ impl CollectError {
             CollectError::Catalog(e) | CollectError::Capabilities(e) => e.reason(),
         }
     }
+
+    /// How the registry refused the account, when it did.
+    pub fn denial(&self) -> Option<oci::Denial> {
+        match self {
+            CollectError::Catalog(e) | CollectError::Capabilities(e) => e.denial(),
+        }
+    }
+}
+
+/// A repository the registry refused the account (401, 403): it is incomplete, and the run
+/// says who was refused what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryDenial {
+    /// The repository.
+    pub repository: String,
+    /// How the registry refused.
+    pub denial: Denial,
+    /// What was refused, with the registry's answer.
+    pub message: String,
+}
+
+/// An inventory and the repositories in it the registry refused the account.
+#[derive(Debug, Clone)]
+pub struct Collected {
+    /// The inventory.
+    pub inventory: Inventory,
+    /// Repositories that could not be read because the account was refused, by name.
+    pub denied: Vec<RepositoryDenial>,
+    /// The catalog was refused and the policy's named repositories were read instead.
+    pub named_only: bool,
+}
+
+/// Why a repository could not be read completely: for people, and how the registry refused
+/// the account when that is why.
+struct Failure {
+    message: String,
+    denial: Option<Denial>,
+}
+
+impl From<String> for Failure {
+    /// A failure that is no refusal of the account (graph reads report theirs as text).
+    fn from(message: String) -> Self {
+        Failure {
+            message,
+            denial: None,
+        }
+    }
+}
+
+fn failure(what: impl std::fmt::Display, e: OciError) -> Failure {
+    Failure {
+        message: format!("{what}: {e}"),
+        denial: e.denial(),
+    }
 }
 
 /// How the collector reads this registry.
@@ -87,6 +149,8 @@ struct Mode {
     referrers_api: bool,
     /// Discover referrers at all.
     referrers: bool,
+    /// The repositories were named, not listed: an unknown one is absent, not a failure.
+    named: bool,
 }
 
 /// Collects the inventory of every repository that `in_scope` accepts.
@@ -99,39 +163,62 @@ pub async fn collect_inventory(
     in_scope: impl Fn(&str) -> bool,
     options: &CollectOptions,
 ) -> Result<Inventory, CollectError> {
+    Ok(collect(client, in_scope, options).await?.inventory)
+}
+
+/// [`collect_inventory`], also telling which repositories the registry refused the account,
+/// and whether the repositories were named rather than listed (the catalog was refused).
+pub async fn collect(
+    client: &RegistryClient,
+    in_scope: impl Fn(&str) -> bool,
+    options: &CollectOptions,
+) -> Result<Collected, CollectError> {
     let caps = client
         .capabilities()
         .await
         .map_err(CollectError::Capabilities)?;
-    let repositories: Vec<String> = client
-        .catalog()
-        .await
-        .map_err(CollectError::Catalog)?
-        .into_iter()
-        .filter(|r| in_scope(r))
-        .collect();
+    let (listed, named) = match (client.catalog().await, &options.named) {
+        (Ok(all), _) => (all, false),
+        (Err(e), Some(names)) if e.denial() == Some(Denial::PermissionDenied(Refused::Catalog)) => {
+            tracing::debug!(error = %e, "catalog refused; reading the named repositories");
+            (names.clone(), true)
+        }
+        (Err(e), _) => return Err(CollectError::Catalog(e)),
+    };
+    let mut repositories: Vec<String> = listed.into_iter().filter(|r| in_scope(r)).collect();
+    repositories.sort();
+    repositories.dedup();
     let mut mode = Mode {
         zot: caps.zot.is_some(),
         search: caps.search,
         referrers_api: caps.zot.is_some(),
         referrers: options.referrers,
+        named,
     };
     if mode.referrers && !mode.referrers_api {
         mode.referrers_api = probe_referrers_api(client, &repositories).await;
     }
     let lookups = options.lookups_in_flight.max(1);
-    let mut repos: Vec<Repository> = stream::iter(repositories)
+    let read: Vec<(Repository, Option<RepositoryDenial>)> = stream::iter(repositories)
         .map(|name| async move { collect_repository(client, &name, mode, lookups).await })
         .buffer_unordered(options.repositories_in_flight.max(1))
         .collect()
         .await;
+    let (mut repos, denied): (Vec<Repository>, Vec<Option<RepositoryDenial>>) =
+        read.into_iter().unzip();
+    let mut denied: Vec<RepositoryDenial> = denied.into_iter().flatten().collect();
     repos.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Inventory {
-        capabilities: Capabilities {
-            delete_by_tag: mode.zot,
-            pull_stats: mode.search,
+    denied.sort_by(|a, b| a.repository.cmp(&b.repository));
+    Ok(Collected {
+        inventory: Inventory {
+            capabilities: Capabilities {
+                delete_by_tag: mode.zot,
+                pull_stats: mode.search,
+            },
+            repositories: repos,
         },
-        repositories: repos,
+        denied,
+        named_only: named,
     })
 }
 
@@ -167,12 +254,18 @@ async fn collect_repository(
     name: &str,
     mode: Mode,
     lookups: usize,
-) -> Repository {
+) -> (Repository, Option<RepositoryDenial>) {
     let mut b = RepositoryBuilder::new(name);
+    let mut denied = None;
     if let Err(why) = fill_repository(client, name, mode, lookups, &mut b).await {
-        b.incomplete(&why);
+        b.incomplete(&why.message);
+        denied = why.denial.map(|denial| RepositoryDenial {
+            repository: name.to_string(),
+            denial,
+            message: why.message,
+        });
     }
-    b.build()
+    (b.build(), denied)
 }
 
 /// Lists and resolves one repository into `b`; the first failure is returned as the reason
@@ -183,16 +276,18 @@ async fn fill_repository(
     mode: Mode,
     lookups: usize,
     b: &mut RepositoryBuilder,
-) -> Result<(), String> {
-    let tags = client
-        .tags(name)
-        .await
-        .map_err(|e| format!("listing tags failed: {e}"))?;
+) -> Result<(), Failure> {
+    let tags = match client.tags(name).await {
+        Ok(tags) => tags,
+        // A repository the policy names that does not exist (yet): nothing to decide.
+        Err(OciError::NotFound { .. }) if mode.named => return Ok(()),
+        Err(e) => return Err(failure("listing tags failed", e)),
+    };
     let stats: HashMap<String, TagStats> = if mode.search {
         client
             .zot_tag_stats(name)
             .await
-            .map_err(|e| format!("reading push and pull times failed: {e}"))?
+            .map_err(|e| failure("reading push and pull times failed", e))?
             .into_iter()
             .map(|s| (s.tag.clone(), s))
             .collect()
@@ -201,7 +296,7 @@ async fn fill_repository(
     };
 
     // 1. Every tag to a digest: one request per tag at most.
-    let resolved: Vec<Result<Option<Resolved>, String>> = stream::iter(tags)
+    let resolved: Vec<Result<Option<Resolved>, Failure>> = stream::iter(tags)
         .map(|tag| {
             let stat = stats.get(&tag);
             async move { resolve_tag(client, name, tag, stat, mode).await }
@@ -318,7 +413,7 @@ async fn fill_repository(
         .into_iter()
         .map(|(c, r)| r.map(|t| (c.clone(), t)))
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("reading an image config failed: {e}"))?;
+        .map_err(|e| failure("reading an image config failed", e))?;
     let age_of = |m: &Manifest| -> Option<jiff::Timestamp> {
         m.created_annotation()
             .or_else(|| config_of(m).and_then(|c| created.get(&c).copied().flatten()))
@@ -413,7 +508,8 @@ async fn fill_repository(
             .collect()
             .await;
         for (subject, r) in found {
-            let r = r.map_err(|e| format!("listing the referrers of {subject} failed: {e}"))?;
+            let r =
+                r.map_err(|e| failure(format!("listing the referrers of {subject} failed"), e))?;
             for d in r.descriptors {
                 let digest = d.digest().to_string();
                 b.subject(&digest, &subject);
@@ -439,7 +535,7 @@ async fn resolve_tag(
     tag: String,
     stat: Option<&TagStats>,
     mode: Mode,
-) -> Result<Option<Resolved>, String> {
+) -> Result<Option<Resolved>, Failure> {
     if let Some(s) = stat {
         if let Some(mt) = s.media_type.as_deref().filter(|mt| !mt.is_empty()) {
             if oci::digest::is_digest(&s.digest) {
@@ -457,7 +553,7 @@ async fn resolve_tag(
         let head = client
             .head_manifest(repo, &tag)
             .await
-            .map_err(|e| format!("resolving tag {tag} failed: {e}"))?;
+            .map_err(|e| failure(format!("resolving tag {tag} failed"), e))?;
         return Ok(head.map(|h| Resolved {
             tag,
             digest: h.digest,
@@ -475,7 +571,7 @@ async fn resolve_tag(
             manifest: Some(m),
         })),
         Err(OciError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(format!("reading tag {tag} failed: {e}")),
+        Err(e) => Err(failure(format!("reading tag {tag} failed"), e)),
     }
 }
 
@@ -485,13 +581,13 @@ async fn fetch_all(
     repo: &str,
     digests: Vec<String>,
     lookups: usize,
-) -> Result<Vec<Manifest>, String> {
+) -> Result<Vec<Manifest>, Failure> {
     stream::iter(digests)
         .map(|d| async move {
             client
                 .get_manifest(repo, &d)
                 .await
-                .map_err(|e| format!("reading manifest {d} failed: {e}"))
+                .map_err(|e| failure(format!("reading manifest {d} failed"), e))
         })
         .buffer_unordered(lookups)
         .collect::<Vec<_>>()

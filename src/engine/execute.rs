@@ -17,7 +17,10 @@
 //!   deletes nothing new.
 //! - Repositories run concurrently; within one, a manifest waits for the index that lists it
 //!   and a referrer for its subject, and is skipped if that deletion did not happen.
-//! - Per-item failures are reported and the rest goes on.
+//! - Per-item failures are reported and the rest goes on — except a refusal of the account
+//!   (401, 403): until one DELETE has been accepted they go one at a time, and the first
+//!   refused stops the run; nothing after it is attempted (a read-only account would
+//!   otherwise be refused once per planned deletion).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -27,7 +30,7 @@ use futures::stream::{self, StreamExt};
 
 use crate::api::common::condition::Reason;
 use crate::api::retention::PolicyMode;
-use crate::oci::{DeleteOutcome, RegistryClient, TagCheck};
+use crate::oci::{DeleteOutcome, Denial, RegistryClient, TagCheck};
 use crate::retention::{InUse, Inventory, LimitBreach, Mutation, Plan, Repository};
 
 /// Called as mutations finish, with how many just finished and how many the plan has in all
@@ -169,6 +172,18 @@ pub enum ItemResult {
         /// What went wrong.
         reason: String,
     },
+    /// The registry refused the account this mutation (401, 403): the run stops here.
+    Refused {
+        /// How it refused.
+        denial: Denial,
+        /// What was refused, with the registry's answer.
+        reason: String,
+    },
+    /// Not attempted: the registry refused the account an earlier mutation of the run.
+    NotAttempted {
+        /// The refusal that stopped the run.
+        because: String,
+    },
     /// Not attempted: the run was stopped part-way by something outside the registry (this
     /// replica no longer leads, or the images in use cannot be checked); worth retrying.
     Interrupted {
@@ -202,6 +217,13 @@ impl fmt::Display for ItemResult {
                 write!(f, "skipped: {waiting_for} was not deleted")
             }
             ItemResult::Failed { reason } => write!(f, "failed: {reason}"),
+            ItemResult::Refused { reason, .. } => write!(f, "refused: {reason}"),
+            ItemResult::NotAttempted { because } => {
+                write!(
+                    f,
+                    "not attempted: the registry refused an earlier deletion ({because})"
+                )
+            }
             ItemResult::Interrupted { message, .. } => write!(f, "not done: {message}"),
         }
     }
@@ -232,8 +254,10 @@ pub struct ExecutionCounts {
     pub in_use: u64,
     /// Mutations skipped because what they depend on was not deleted.
     pub blocked: u64,
-    /// Mutations that failed.
+    /// Mutations that failed (a refused one included).
     pub errors: u64,
+    /// Mutations not attempted because the registry refused the account an earlier one.
+    pub not_attempted: u64,
 }
 
 /// What an execution did, in plan order.
@@ -243,6 +267,8 @@ pub struct Execution {
     pub items: Vec<ItemOutcome>,
     /// The counts.
     pub counts: ExecutionCounts,
+    /// The registry's refusal of the account that stopped the run, with what was refused.
+    pub refused: Option<(Denial, String)>,
 }
 
 impl Execution {
@@ -268,10 +294,17 @@ impl Execution {
     /// One sentence with the counts.
     pub fn headline(&self) -> String {
         let c = self.counts;
-        format!(
+        let line = format!(
             "deleted {} tags ({} manifests), {} already gone, {} skipped because tags changed since the listing, {} skipped because they came into use, {} skipped because a dependency was not deleted, {} errors",
             c.deleted_tags, c.deleted_manifests, c.already_gone, c.changed, c.in_use, c.blocked, c.errors
-        )
+        );
+        match &self.refused {
+            Some((_, why)) => format!(
+                "{line}; stopped at the first refusal, {} deletions not attempted: {why}",
+                c.not_attempted
+            ),
+            None => line,
+        }
     }
 }
 
@@ -290,6 +323,7 @@ pub async fn execute(
     }
     plan.check_blast_radius()?;
     let fence = options.fence.clone().map(Gate::new);
+    let deletes = DeleteGate::default();
     if let Some(gate) = &fence {
         gate.check().await.map_err(ExecuteError::Fenced)?;
     }
@@ -348,6 +382,7 @@ pub async fn execute(
                 repositories.get(repo).copied(),
                 options.in_use.as_ref(),
                 fence.as_ref(),
+                &deletes,
                 per_repo,
                 options.progress.clone(),
                 total,
@@ -378,13 +413,20 @@ pub async fn execute(
             (ItemResult::Changed { .. } | ItemResult::Tagged { .. }, _) => c.changed += 1,
             (ItemResult::InUse { .. }, _) => c.in_use += 1,
             (ItemResult::Blocked { .. }, _) => c.blocked += 1,
-            (ItemResult::Failed { .. } | ItemResult::Interrupted { .. }, _) => c.errors += 1,
+            (
+                ItemResult::Failed { .. }
+                | ItemResult::Interrupted { .. }
+                | ItemResult::Refused { .. },
+                _,
+            ) => c.errors += 1,
+            (ItemResult::NotAttempted { .. }, _) => c.not_attempted += 1,
         }
         execution.items.push(ItemOutcome {
             mutation: m.clone(),
             result,
         });
     }
+    execution.refused = deletes.refusal();
     Ok(execution)
 }
 
@@ -393,10 +435,11 @@ async fn run_one_reporting<'a>(
     client: &RegistryClient,
     i: usize,
     m: &'a Mutation,
+    deletes: &DeleteGate,
     progress: Option<Progress>,
     total: u64,
 ) -> (usize, &'a Mutation, ItemResult) {
-    let r = run_one(client, m).await;
+    let r = run_one(client, m, deletes).await;
     if let Some(p) = &progress {
         p(1, total);
     }
@@ -415,6 +458,7 @@ async fn run_repository(
     inventory: Option<&Repository>,
     in_use: Option<&InUseSource>,
     fence: Option<&Gate>,
+    deletes: &DeleteGate,
     in_flight: usize,
     progress: Option<Progress>,
     total: u64,
@@ -608,7 +652,7 @@ async fn run_repository(
         // Built eagerly (see `execute`): keeps this future Send for any lifetime.
         let work: Vec<_> = ready
             .into_iter()
-            .map(|(i, m)| run_one_reporting(client, i, m, progress.clone(), total))
+            .map(|(i, m)| run_one_reporting(client, i, m, deletes, progress.clone(), total))
             .collect();
         let done: Vec<(usize, &Mutation, ItemResult)> = stream::iter(work)
             .buffer_unordered(in_flight)
@@ -659,6 +703,62 @@ impl Gate {
             *t = Some(std::time::Instant::now());
         }
         Ok(())
+    }
+}
+
+/// Lets deletions through until the registry refuses the account one: while none has been
+/// accepted yet they go one at a time, so a read-only account is refused exactly once; after
+/// a refusal none is sent.
+#[derive(Default)]
+struct DeleteGate {
+    accepted: std::sync::atomic::AtomicBool,
+    alone: tokio::sync::Mutex<()>,
+    refused: std::sync::Mutex<Option<(Denial, String)>>,
+}
+
+impl DeleteGate {
+    fn refusal(&self) -> Option<(Denial, String)> {
+        self.refused.lock().map(|r| r.clone()).unwrap_or(None)
+    }
+
+    /// Records the first refusal.
+    fn refuse(&self, denial: Denial, why: String) {
+        if let Ok(mut r) = self.refused.lock() {
+            r.get_or_insert((denial, why));
+        }
+    }
+
+    /// The item for a mutation not attempted after a refusal, if there was one.
+    fn stopped(&self) -> Option<ItemResult> {
+        self.refusal()
+            .map(|(_, because)| ItemResult::NotAttempted { because })
+    }
+
+    /// Sends one delete (`what`, for the report) through the gate; None when an earlier one
+    /// was refused. A refusal is recorded before the next delete may go.
+    async fn send<F>(&self, what: &str, delete: F) -> Option<crate::oci::Result<DeleteOutcome>>
+    where
+        F: std::future::Future<Output = crate::oci::Result<DeleteOutcome>>,
+    {
+        use std::sync::atomic::Ordering;
+        let _alone = if self.accepted.load(Ordering::Acquire) {
+            None
+        } else {
+            Some(self.alone.lock().await)
+        };
+        if self.refusal().is_some() {
+            return None;
+        }
+        let r = delete.await;
+        match &r {
+            Ok(_) => self.accepted.store(true, Ordering::Release),
+            Err(e) => {
+                if let Some(denial) = e.denial() {
+                    self.refuse(denial, format!("{what}: {e}"));
+                }
+            }
+        }
+        Some(r)
     }
 }
 
@@ -745,12 +845,15 @@ async fn resolve(
 /// Re-checks and carries out one mutation. A DELETE answered 429 or 5xx (or lost on the
 /// way) is tried again after the wait the registry asked for — or the client's backoff —
 /// and each time the tag is re-resolved first (invariant 10): a tag re-pushed during the
-/// wait is left alone.
-async fn run_one(client: &RegistryClient, m: &Mutation) -> ItemResult {
+/// wait is left alone. Once the registry refused the account a deletion, nothing is tried.
+async fn run_one(client: &RegistryClient, m: &Mutation, deletes: &DeleteGate) -> ItemResult {
     let policy = &client.options().retry;
     let mut retries = 0;
     loop {
-        match attempt(client, m).await {
+        if let Some(stopped) = deletes.stopped() {
+            return stopped;
+        }
+        match attempt(client, m, deletes).await {
             Ok(r) => return r,
             Err(Transient { reason, wait }) => {
                 if retries >= policy.max_retries {
@@ -772,23 +875,36 @@ struct Transient {
     wait: Option<std::time::Duration>,
 }
 
-/// One re-check and DELETE; `Err` for a DELETE to try again.
-async fn attempt(client: &RegistryClient, m: &Mutation) -> Result<ItemResult, Transient> {
-    let failed = |what: &str, e: crate::oci::OciError| ItemResult::Failed {
-        reason: format!("{what}: {e}"),
+/// One re-check and DELETE; `Err` for a DELETE to try again. A refusal of the account
+/// (401, 403) is recorded in `deletes`, which then lets no other deletion through.
+async fn attempt(
+    client: &RegistryClient,
+    m: &Mutation,
+    deletes: &DeleteGate,
+) -> Result<ItemResult, Transient> {
+    let failed = |what: &str, e: crate::oci::OciError| match e.denial() {
+        Some(denial) => {
+            let reason = format!("{what}: {e}");
+            deletes.refuse(denial, reason.clone());
+            ItemResult::Refused { denial, reason }
+        }
+        None => ItemResult::Failed {
+            reason: format!("{what}: {e}"),
+        },
     };
-    let deleting = |what: String, e: crate::oci::OciError| match &e {
-        crate::oci::OciError::ServerError { retry_after, .. } => Err(Transient {
-            wait: *retry_after,
-            reason: format!("{what}: {e}"),
-        }),
-        crate::oci::OciError::Unreachable { .. } => Err(Transient {
-            wait: None,
-            reason: format!("{what}: {e}"),
-        }),
-        _ => Ok(ItemResult::Failed {
-            reason: format!("{what}: {e}"),
-        }),
+    let deleting = |what: String, e: crate::oci::OciError| {
+        let wait = match &e {
+            crate::oci::OciError::ServerError { retry_after, .. } => Some(*retry_after),
+            crate::oci::OciError::Unreachable { .. } => Some(None),
+            _ => None,
+        };
+        match wait {
+            Some(wait) => Err(Transient {
+                wait,
+                reason: format!("{what}: {e}"),
+            }),
+            None => Ok(failed(&what, e)),
+        }
     };
     match m {
         Mutation::DeleteTag {
@@ -807,10 +923,17 @@ async fn attempt(client: &RegistryClient, m: &Mutation) -> Result<ItemResult, Tr
                 }
                 Err(e) => return Ok(failed(&format!("re-checking tag {tag}"), e)),
             }
-            match client.delete_tag(repository, tag).await {
-                Ok(DeleteOutcome::Deleted) => Ok(ItemResult::Deleted),
-                Ok(DeleteOutcome::AlreadyGone) => Ok(ItemResult::AlreadyGone),
-                Err(e) => deleting(format!("deleting tag {tag}"), e),
+            let what = format!("deleting tag {tag}");
+            match deletes
+                .send(&what, client.delete_tag(repository, tag))
+                .await
+            {
+                None => Ok(deletes.stopped().unwrap_or(ItemResult::NotAttempted {
+                    because: "an earlier deletion was refused".to_string(),
+                })),
+                Some(Ok(DeleteOutcome::Deleted)) => Ok(ItemResult::Deleted),
+                Some(Ok(DeleteOutcome::AlreadyGone)) => Ok(ItemResult::AlreadyGone),
+                Some(Err(e)) => deleting(what, e),
             }
         }
         Mutation::DeleteManifest {
@@ -836,13 +959,18 @@ async fn attempt(client: &RegistryClient, m: &Mutation) -> Result<ItemResult, Tr
                     Err(e) => return Ok(failed(&format!("re-checking tag {tag}"), e)),
                 }
             }
-            match client
-                .delete_manifest(repository, &digest.to_string())
+            let digest_text = digest.to_string();
+            let what = format!("deleting {}", digest.short());
+            match deletes
+                .send(&what, client.delete_manifest(repository, &digest_text))
                 .await
             {
-                Ok(DeleteOutcome::Deleted) => Ok(ItemResult::Deleted),
-                Ok(DeleteOutcome::AlreadyGone) => Ok(ItemResult::AlreadyGone),
-                Err(e) => deleting(format!("deleting {}", digest.short()), e),
+                None => Ok(deletes.stopped().unwrap_or(ItemResult::NotAttempted {
+                    because: "an earlier deletion was refused".to_string(),
+                })),
+                Some(Ok(DeleteOutcome::Deleted)) => Ok(ItemResult::Deleted),
+                Some(Ok(DeleteOutcome::AlreadyGone)) => Ok(ItemResult::AlreadyGone),
+                Some(Err(e)) => deleting(what, e),
             }
         }
     }

@@ -15,7 +15,9 @@ pub mod execute;
 pub mod graph;
 pub mod run;
 
-pub use collect::{collect_inventory, CollectError, CollectOptions};
+pub use collect::{
+    collect, collect_inventory, CollectError, CollectOptions, Collected, RepositoryDenial,
+};
 pub use execute::{
     execute, ExecuteError, ExecuteOptions, Execution, ExecutionCounts, Fence, InUseSource,
     Interruption, ItemOutcome, ItemResult, Progress,

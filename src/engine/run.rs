@@ -4,11 +4,11 @@
 
 use jiff::Timestamp;
 
-use super::collect::{collect_inventory, CollectError, CollectOptions};
+use super::collect::{CollectError, CollectOptions, RepositoryDenial};
 use super::execute::{execute, ExecuteError, ExecuteOptions, Execution, InUseSource, Interruption};
 use super::graph::add_in_use;
 use crate::api::retention::{PolicyMode, RunOutcome, RunSummary};
-use crate::oci::{RegistryClient, RequestStats};
+use crate::oci::{Denial, RegistryClient, RequestStats};
 use crate::retention::{
     headline, plan, Inventory, LimitBreach, Plan, Policy, Protections, Report, Summary,
 };
@@ -54,6 +54,12 @@ pub struct RunResult {
     pub blocked: Option<LimitBreach>,
     /// The execution (`Enforce` runs that were not blocked).
     pub execution: Option<Execution>,
+    /// Repositories the registry refused the account (they are incomplete: nothing in them
+    /// is deleted).
+    pub denied: Vec<RepositoryDenial>,
+    /// The registry refused the account the catalog, and the repositories the policy names
+    /// were read instead.
+    pub named_only: bool,
     /// Requests made while collecting the inventory.
     pub collect_requests: RequestStats,
     /// Requests made while executing (re-checks and deletions).
@@ -87,6 +93,14 @@ impl RunError {
             RunError::Collect(e) => e.reason(),
             RunError::InUse(_) => Interruption::InUseUnknown.reason().as_str(),
             RunError::Fenced(_) => Interruption::NotLeader.reason().as_str(),
+        }
+    }
+
+    /// How the registry refused the account, when that is why no inventory could be made.
+    pub fn denial(&self) -> Option<crate::oci::Denial> {
+        match self {
+            RunError::Collect(e) => e.denial(),
+            RunError::InUse(_) | RunError::Fenced(_) => None,
         }
     }
 
@@ -128,8 +142,10 @@ pub async fn plan_policy(
     let before = client.stats();
     let mut collect = options.collect.clone();
     collect.referrers |= policy.delete_referrers || policy.is_purge();
-    let mut inventory = collect_inventory(client, |r| policy.in_scope(r), &collect).await?;
-    let collected = Timestamp::now();
+    collect.named = policy.named_repositories().map(<[String]>::to_vec);
+    let collected = super::collect::collect(client, |r| policy.in_scope(r), &collect).await?;
+    let mut inventory = collected.inventory;
+    let collected_at = Timestamp::now();
     // The images in use as of now, after the (possibly long) read of the registry.
     let protections = match &options.in_use_source {
         Some(source) => Protections {
@@ -150,9 +166,11 @@ pub async fn plan_policy(
     Ok(ReadyToExecute {
         inventory,
         plan,
+        denied: collected.denied,
+        named_only: collected.named_only,
         collect_requests,
         started,
-        collected,
+        collected: collected_at,
     })
 }
 
@@ -164,6 +182,10 @@ pub struct ReadyToExecute {
     pub inventory: Inventory,
     /// The plan.
     pub plan: Plan,
+    /// Repositories the registry refused the account.
+    pub denied: Vec<RepositoryDenial>,
+    /// The catalog was refused and the named repositories were read instead.
+    pub named_only: bool,
     collect_requests: RequestStats,
     started: Timestamp,
     collected: Timestamp,
@@ -210,6 +232,8 @@ impl ReadyToExecute {
             plan: self.plan,
             blocked,
             execution,
+            denied: self.denied,
+            named_only: self.named_only,
             collect_requests: self.collect_requests,
             execute_requests,
             started: self.started,
@@ -241,6 +265,8 @@ pub async fn enforce_shown(
     ReadyToExecute {
         inventory: shown.inventory,
         plan,
+        denied: shown.denied,
+        named_only: shown.named_only,
         collect_requests: shown.collect_requests,
         started: shown.started,
         collected: shown.collected,
@@ -302,6 +328,23 @@ impl RunResult {
         ))
     }
 
+    /// How the registry refused the account, when it did, with what was refused: a deletion
+    /// (the run stopped there), else the first repository it could not read.
+    pub fn denial(&self) -> Option<(Denial, String)> {
+        if let Some(r) = self.execution.as_ref().and_then(|e| e.refused.clone()) {
+            return Some(r);
+        }
+        let first = self.denied.first()?;
+        let more = match self.denied.len() {
+            1 => String::new(),
+            n => format!(" (and {} more repositories)", n - 1),
+        };
+        Some((
+            first.denial,
+            format!("repository {}: {}{more}", first.repository, first.message),
+        ))
+    }
+
     /// The outcome for a policy's status.
     pub fn outcome(&self) -> RunOutcome {
         if self.blocked.is_some() {
@@ -333,6 +376,11 @@ impl RunResult {
         let message = match self.incomplete_line(3) {
             Some(line) => format!("{message}; {line}"),
             None => message,
+        };
+        let message = if self.named_only {
+            format!("{message}; the registry refuses the account the catalog: the repositories repositories.include names were read one by one")
+        } else {
+            message
         };
         RunSummary {
             start_time: k8s_time(self.started),

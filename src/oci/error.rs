@@ -69,8 +69,13 @@ pub enum OciError {
         retry_after: Option<std::time::Duration>,
     },
 
-    /// 401: credentials missing or rejected.
-    #[error("{op} {url}: unauthorized (401){}", fmt_code(code))]
+    /// 401: the registry does not accept who the client is — the credentials sent are wrong,
+    /// expired or revoked, or none were sent where the registry wants some.
+    #[error(
+        "{op} {url}: unauthorized (401){}: {}",
+        fmt_code(code),
+        if *sent_credentials { "the registry rejects the credentials" } else { "the registry wants credentials and none were sent" }
+    )]
     Unauthorized {
         /// The operation.
         op: Operation,
@@ -78,10 +83,17 @@ pub enum OciError {
         url: String,
         /// The distribution error code, if any.
         code: Option<String>,
+        /// Whether the request carried credentials (basic, or a token fetched with them).
+        sent_credentials: bool,
     },
 
-    /// 403: authenticated but not allowed.
-    #[error("{op} {url}: forbidden (403){}", fmt_code(code))]
+    /// 403, or a bearer registry's 401 `insufficient_scope`: the registry knows the account
+    /// and does not let it do this (list the catalog, read a repository, delete).
+    #[error(
+        "{op} {url}: permission denied ({status}){}: the account may not {}",
+        fmt_code(code),
+        Refused::of(*op).what()
+    )]
     Forbidden {
         /// The operation.
         op: Operation,
@@ -89,6 +101,8 @@ pub enum OciError {
         url: String,
         /// The distribution error code, if any.
         code: Option<String>,
+        /// 403, or 401 when a token for the scope was refused (`insufficient_scope`).
+        status: u16,
     },
 
     /// 404 where the thing is required to exist (an unknown repository when listing tags, a
@@ -248,8 +262,12 @@ impl OciError {
             OciError::Unreachable { .. } => "RegistryUnreachable",
             OciError::ServerError { status: 429, .. } => "RateLimited",
             OciError::ServerError { .. } => "RegistryServerError",
-            OciError::Unauthorized { .. } => "Unauthorized",
-            OciError::Forbidden { .. } => "Forbidden",
+            OciError::Unauthorized {
+                sent_credentials: false,
+                ..
+            } => "CredentialsRequired",
+            OciError::Unauthorized { .. } => "CredentialsRejected",
+            OciError::Forbidden { .. } => "PermissionDenied",
             OciError::NotFound { .. } => "NotFound",
             OciError::DeleteNotAllowed { .. } => "DeleteNotAllowed",
             OciError::TagDeleteUnsupported { .. } => "TagDeleteUnsupported",
@@ -258,6 +276,12 @@ impl OciError {
             OciError::InvalidResponse { .. } => "InvalidResponse",
             OciError::InvalidLink { .. } => "InvalidLinkHeader",
             OciError::InvalidChallenge { .. } => "InvalidAuthChallenge",
+            OciError::TokenRequest {
+                status: Some(401), ..
+            } => "CredentialsRejected",
+            OciError::TokenRequest {
+                status: Some(403), ..
+            } => "PermissionDenied",
             OciError::TokenRequest { .. } => "TokenRequestFailed",
             OciError::DigestMismatch { .. } => "DigestMismatch",
             OciError::IncompleteListing { .. } => "IncompleteListing",
@@ -277,6 +301,28 @@ impl OciError {
         }
     }
 
+    /// Whether, and how, the registry refused the account: no credentials where it wants
+    /// some, credentials it does not accept, or an account it knows but does not let do this.
+    /// None for every other failure. A refusal is never transient: it lasts until the
+    /// credentials or the account's rights change.
+    pub fn denial(&self) -> Option<Denial> {
+        match self {
+            OciError::Unauthorized {
+                sent_credentials: false,
+                ..
+            } => Some(Denial::CredentialsRequired),
+            OciError::Unauthorized { .. } => Some(Denial::CredentialsRejected),
+            OciError::Forbidden { op, .. } => Some(Denial::PermissionDenied(Refused::of(*op))),
+            OciError::TokenRequest {
+                status: Some(401), ..
+            } => Some(Denial::CredentialsRejected),
+            OciError::TokenRequest {
+                status: Some(403), ..
+            } => Some(Denial::PermissionDenied(Refused::Other)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn invalid(kind: &'static str, input: &str, message: impl Into<String>) -> Self {
         let mut input = input.to_string();
         if input.len() > 256 {
@@ -291,6 +337,69 @@ impl OciError {
             kind,
             input,
             message: message.into(),
+        }
+    }
+}
+
+/// How a registry refused the client's account (see [`OciError::denial`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Denial {
+    /// 401 without credentials: the registry wants some.
+    CredentialsRequired,
+    /// 401 with credentials (or the token realm's 401): wrong, expired or revoked.
+    CredentialsRejected,
+    /// 403 (or a refused token scope): the account may not do what was refused.
+    PermissionDenied(Refused),
+}
+
+impl Denial {
+    /// The PascalCase reason: `CredentialsRequired`, `CredentialsRejected` or
+    /// `PermissionDenied`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Denial::CredentialsRequired => "CredentialsRequired",
+            Denial::CredentialsRejected => "CredentialsRejected",
+            Denial::PermissionDenied(_) => "PermissionDenied",
+        }
+    }
+}
+
+/// What a registry refused to let an account do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Refused {
+    /// List the catalog (`GET /v2/_catalog`).
+    Catalog,
+    /// Read a repository (tags, manifests, blobs, referrers, search).
+    Repository,
+    /// Delete a manifest or tag.
+    Delete,
+    /// Anything else (the API root, a token scope).
+    Other,
+}
+
+impl Refused {
+    /// What the operation `op` needed the account to be allowed.
+    pub fn of(op: Operation) -> Refused {
+        match op {
+            Operation::Catalog => Refused::Catalog,
+            Operation::Tags
+            | Operation::HeadManifest
+            | Operation::GetManifest
+            | Operation::GetBlob
+            | Operation::Referrers
+            | Operation::Search => Refused::Repository,
+            Operation::DeleteManifest => Refused::Delete,
+            Operation::Ping | Operation::Token | Operation::Capabilities => Refused::Other,
+        }
+    }
+
+    /// `list the catalog`, `read this repository`, `delete`, `do this`.
+    pub fn what(self) -> &'static str {
+        match self {
+            Refused::Catalog => "list the catalog",
+            Refused::Repository => "read this repository",
+            Refused::Delete => "delete",
+            Refused::Other => "do this",
         }
     }
 }

@@ -31,7 +31,7 @@ pub use client::{
     parse_base_url, Capabilities, DeleteOutcome, Health, Referrers, ReferrersSource,
     RegistryClient, TagCheck, TagHeads, TagStats, ZotInfo,
 };
-pub use error::{OciError, Operation, Result};
+pub use error::{Denial, OciError, Operation, Refused, Result};
 pub use manifest::{media_types, Manifest, ManifestContent, ManifestHead};
 pub use reference::ImageReference;
 pub use transport::{ClientOptions, RequestStats, RetryPolicy};

@@ -188,6 +188,13 @@ impl Entry {
 struct Scope {
     include: GlobSet,
     exclude: GlobSet,
+    /// The include entries, when every one is a plain repository name (no wildcard).
+    named: Option<Arc<[String]>>,
+}
+
+/// Whether a glob is a plain repository name: no wildcard, class, alternation or escape.
+fn is_plain_name(glob: &str) -> bool {
+    !glob.contains(['*', '?', '[', ']', '{', '}', '\\'])
 }
 
 /// A compiled retention policy: what the planner runs.
@@ -280,7 +287,16 @@ impl Policy {
                 Ok(Policy {
                     name: Arc::from(name),
                     mode: rules.mode,
-                    scope: Scope { include, exclude },
+                    scope: Scope {
+                        include,
+                        exclude,
+                        named: rules
+                            .repositories
+                            .include
+                            .iter()
+                            .all(|g| is_plain_name(g))
+                            .then(|| rules.repositories.include.clone().into()),
+                    },
                     misses: misses.into(),
                     entries,
                     purge,
@@ -333,6 +349,13 @@ impl Policy {
     /// Whether the repository is in scope: matched by an include glob and by no exclude glob.
     pub fn in_scope(&self, repository: &str) -> bool {
         self.scope.include.is_match(repository) && !self.scope.exclude.is_match(repository)
+    }
+
+    /// The repositories `include` names, when every entry is a plain name (no wildcard): a
+    /// registry that refuses the account its catalog can still be read, repository by
+    /// repository.
+    pub fn named_repositories(&self) -> Option<&[String]> {
+        self.scope.named.as_deref()
     }
 
     /// Whether the policy deletes anything at all: it has keep entries, or purges.
@@ -489,4 +512,37 @@ fn entry(at: &str, k: &KeepRule, errors: &mut Vec<PolicyError>) -> Option<Entry>
         });
     }
     (errors.len() == before).then_some(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(include: &[&str]) -> Policy {
+        let yaml = format!(
+            "mode: Plan\nrepositories: {{include: [{}]}}\n",
+            include
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rules: RetentionRules = serde_yaml::from_str(&yaml).unwrap();
+        Policy::compile("ns/p", &rules).unwrap()
+    }
+
+    #[test]
+    fn only_an_include_of_plain_names_names_its_repositories() {
+        assert_eq!(
+            compiled(&["team/api", "team/web"]).named_repositories(),
+            Some(&["team/api".to_string(), "team/web".to_string()][..])
+        );
+        for wild in ["team/**", "team/ap?", "team/[aw]pi", "team/{api,web}"] {
+            assert_eq!(
+                compiled(&["team/api", wild]).named_repositories(),
+                None,
+                "{wild}"
+            );
+        }
+    }
 }

@@ -14,6 +14,7 @@
 //! [`summary`] (the pure fold of the results) and [`status`]; the status write, timer,
 //! metrics and error policy are the shared [`reconcile`](super::reconcile).
 
+mod credentials;
 mod reconcile;
 mod run;
 pub mod schedule;
@@ -30,9 +31,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, reflector, Store};
+use kube::runtime::reflector::{self, reflector, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
 
@@ -192,13 +194,33 @@ pub async fn run_namespaced(
     shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let client = pctx.ctx.client.clone();
-    let api: Api<RetentionPolicy> = match &namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    let (api, secrets): (Api<RetentionPolicy>, Api<Secret>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
     };
     let controller = Controller::new(api, watcher::Config::default());
     let cache = controller.store();
+    let store = cache.clone();
     let run = controller
+        // A Secret changed: a policy the registry refused in that namespace looks again (its
+        // reconcile runs it when one of its registries' credentials Secrets is newer than
+        // the refused run).
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: Secret| {
+                let ns = secret.namespace();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|p| p.namespace() == ns && credentials::refused(p.status.as_ref()))
+                    .map(|p| ObjectRef::from_obj(&*p))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_namespaced, error_policy_namespaced, pctx)
         .for_each(|_| async {});
@@ -211,9 +233,20 @@ pub async fn run_cluster(
     shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let api: Api<ClusterRetentionPolicy> = Api::all(pctx.ctx.client.clone());
+    let secrets: Api<Secret> = Api::all(pctx.ctx.client.clone());
     let controller = Controller::new(api, watcher::Config::default());
     let cache = controller.store();
+    let store = cache.clone();
     let run = controller
+        // A Secret changed: every cluster policy the registry refused looks again.
+        .watches(secrets, watcher::Config::default(), move |_: Secret| {
+            store
+                .state()
+                .into_iter()
+                .filter(|p| credentials::refused(p.status.as_ref()))
+                .map(|p| ObjectRef::from_obj(&*p))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_cluster, error_policy_cluster, pctx)
         .for_each(|_| async {});

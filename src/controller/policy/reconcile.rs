@@ -46,6 +46,7 @@ pub(super) async fn reconcile_view(
         }
     };
 
+    let credentials_changed = super::credentials::changed_since_refusal(view, ctx).await;
     let state = PolicyState {
         generation: view.generation,
         last_run_generation: view.status.last_run.as_ref().and_then(|r| r.generation),
@@ -55,6 +56,7 @@ pub(super) async fn reconcile_view(
         schedule: schedule.as_ref(),
         suspended: view.rules.suspend.unwrap_or(false),
         retry_at: pending_retry(&view.status, schedule.as_ref()),
+        credentials_changed,
     };
     if state.suspended {
         return Ok(suspended(view, ctx, &state, status).await);
@@ -93,7 +95,7 @@ pub(super) async fn reconcile_view(
     info!(policy = %view.display, ?trigger, registries = registries.len(), mode = %view.rules.mode, "retention run");
     let started = Timestamp::now();
     let (runs, held) = run_on_registries(view, &policy, registries, pctx, now).await?;
-    for (reg_key, result) in &runs {
+    for (reg_key, result, _) in &runs {
         if let Err(e) = result {
             warn!(policy = %view.display, registry = %reg_key, reason = %e.reason(), error = %e, "retention run failed");
         }
@@ -141,6 +143,7 @@ pub(super) async fn reconcile_view(
         last_run_start: Some(started),
         last_run_generation: view.generation,
         retry_at,
+        credentials_changed: false,
         ..state
     };
     status.next_run_time = trigger::next_run(&after).map(|t| t.to_string());

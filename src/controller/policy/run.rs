@@ -15,10 +15,11 @@ use super::view::PolicyView;
 use super::PolicyContext;
 use crate::api::retention::PolicyMode;
 use crate::api::Registry;
+use crate::controller::access::denied_message;
 use crate::controller::context::Context;
 use crate::controller::endpoint::endpoint;
-use crate::controller::error::ControllerError;
-use crate::controller::target;
+use crate::controller::error::{reason_of_denial, ControllerError};
+use crate::controller::target::{self, CredentialSource};
 use crate::engine::{plan_policy, InUseSource, ReadyToExecute, RunOptions, RunResult};
 use crate::oci::RegistryClient;
 use crate::retention::{check_limits, LimitBreach, Policy};
@@ -95,20 +96,33 @@ pub(super) async fn run_on_registries(
     let held = run_limit_breach(view, &registries, &planned);
     let mut results = Vec::with_capacity(planned.len());
     for (registry, p) in registries.iter().zip(planned) {
-        let result = match p {
-            Ok(ready) => {
-                let run: futures::future::BoxFuture<'_, _> =
-                    Box::pin(ready.execute(ctx, held.as_ref().map(|(b, _)| *b)));
-                run.await
-            }
-            Err(e) => Err(e),
-        };
         let reg_key = format!(
             "{}/{}",
             registry.namespace().unwrap_or_default(),
             registry.name_any()
         );
-        results.push((reg_key, result));
+        let (result, source) = match p {
+            Ok(ready) => {
+                let source = ready.source.clone();
+                let run: futures::future::BoxFuture<'_, _> =
+                    Box::pin(ready.execute(ctx, held.as_ref().map(|(b, _)| *b)));
+                (run.await, source)
+            }
+            Err(e) => (Err(e), None),
+        };
+        // A run that read what it could but was refused a repository or a deletion: the
+        // condition names the Registry, the Secret and what was refused.
+        let access = result
+            .as_ref()
+            .ok()
+            .and_then(|r| r.denial())
+            .map(|(d, detail)| {
+                (
+                    reason_of_denial(d),
+                    denied_message(d, &reg_key, source.as_ref(), &detail),
+                )
+            });
+        results.push((reg_key, result, access));
     }
     drop(guards);
     Ok((results, held))
@@ -120,6 +134,8 @@ pub(super) struct RegistryPlan {
     pub(super) planned: ReadyToExecute,
     pub(super) client: RegistryClient,
     pub(super) options: RunOptions,
+    /// Where the Registry's credentials come from (for messages about refusals).
+    pub(super) source: Option<CredentialSource>,
 }
 
 impl RegistryPlan {
@@ -191,11 +207,28 @@ pub(super) async fn plan_on_registry(
             planned,
             client,
             options,
+            source: t.credentials_source,
         }),
         Err(e) => {
             // Counted whether or not the run succeeded: the requests were sent either way.
             ctx.metrics.count_requests(&client.stats());
-            Err(ControllerError::Run(e))
+            let registry_key = format!(
+                "{}/{}",
+                registry.namespace().unwrap_or_default(),
+                registry.name_any()
+            );
+            Err(match e.denial() {
+                Some(denial) => ControllerError::Denied {
+                    denial,
+                    message: denied_message(
+                        denial,
+                        &registry_key,
+                        t.credentials_source.as_ref(),
+                        &e.to_string(),
+                    ),
+                },
+                None => ControllerError::Run(e),
+            })
         }
     }
 }

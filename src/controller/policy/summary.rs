@@ -10,8 +10,14 @@ use crate::controller::conditions::{Health, Reason};
 use crate::controller::error::ControllerError;
 use crate::engine::{Interruption, RunResult};
 
-/// One registry's part of a run: `namespace/name` of its Registry object, and how it ended.
-pub(super) type RegistryRun = (String, Result<RunResult, ControllerError>);
+/// One registry's part of a run: `namespace/name` of its Registry object, how it ended, and
+/// — when it read what it could but the registry refused the account a repository or a
+/// deletion — the reason and message for that.
+pub(super) type RegistryRun = (
+    String,
+    Result<RunResult, ControllerError>,
+    Option<(Reason, String)>,
+);
 
 /// A run's results, folded.
 #[derive(Debug)]
@@ -64,9 +70,14 @@ pub(super) fn fold(
     let mut blast: Option<String> = None;
     let mut unreachable: Option<(Reason, String)> = None;
     let mut permanent: Option<(Reason, String)> = None;
-    for (reg_key, result) in runs {
+    for (reg_key, result, access) in runs {
         match result {
             Ok(result) => {
+                // Refused a repository or a deletion: only new credentials or rights help,
+                // so the policy is Stalled (not retried) with what was refused.
+                if let Some((reason, message)) = access {
+                    permanent.get_or_insert((*reason, format!("{reg_key}: {message}")));
+                }
                 // Stopped part-way by the operator's own state (lost the Lease, in-use index
                 // relisting): reported like a transient failure, so the run is retried.
                 if let Some((by, message)) =

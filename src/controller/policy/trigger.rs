@@ -20,6 +20,9 @@ pub enum Trigger {
     /// The last run failed on a problem that may pass (an unreachable registry, a missing
     /// Secret), and its retry is due.
     Retry,
+    /// The last run was refused by the registry (credentials rejected, permission denied),
+    /// and a credentials Secret it used changed since.
+    CredentialsChanged,
 }
 
 /// What the reconciler knows about a policy when deciding.
@@ -41,6 +44,9 @@ pub struct PolicyState<'a> {
     pub suspended: bool,
     /// When the last run failed on a problem that may pass: when to try again.
     pub retry_at: Option<Timestamp>,
+    /// The last run was refused by the registry and a credentials Secret of its registries
+    /// changed since it started.
+    pub credentials_changed: bool,
 }
 
 /// Decides whether to run now. A suspended policy never runs: not on its schedule, not for a
@@ -55,6 +61,9 @@ pub fn due(state: &PolicyState<'_>, now: Timestamp) -> Option<Trigger> {
     }
     if state.last_run_start.is_none() || state.generation != state.last_run_generation {
         return Some(Trigger::SpecChanged);
+    }
+    if state.credentials_changed {
+        return Some(Trigger::CredentialsChanged);
     }
     if state.retry_at.is_some_and(|at| at <= now) {
         return Some(Trigger::Retry);
@@ -126,7 +135,22 @@ mod tests {
             schedule,
             suspended: false,
             retry_at: None,
+            credentials_changed: false,
         }
+    }
+
+    #[test]
+    fn a_refused_run_runs_again_once_its_secret_changed_and_not_before() {
+        let every = Schedule::parse("@every 6h").unwrap();
+        let mut s = base(Some(&every));
+        assert_eq!(due(&s, ts("2026-11-23T04:00:00Z")), None, "no retry loop");
+        s.credentials_changed = true;
+        assert_eq!(
+            due(&s, ts("2026-11-23T04:00:00Z")),
+            Some(Trigger::CredentialsChanged)
+        );
+        s.suspended = true;
+        assert_eq!(due(&s, ts("2026-11-23T04:00:00Z")), None);
     }
 
     #[test]

@@ -35,14 +35,14 @@ use tracing::info;
 use self::apply::{apply_owned, owner_reference};
 use self::builders::{desired_registry, RegistryRef};
 use self::dereference::{missing_secret, referenced_secrets};
-use self::health::{check_health, unhealthy};
+use self::health::{check_health, unhealthy, CredentialsCheck};
 use self::storage::storage_change;
 use crate::api::registry::RegistryStatus;
 use crate::api::Registry;
 use crate::controller::conditions::{Health, Reason};
 use crate::controller::context::Context;
 use crate::controller::error::ControllerError;
-use crate::controller::reconcile::{self, timed, write_status, Object, Write};
+use crate::controller::reconcile::{self, timed, write_status_with, Object, Write};
 use crate::controller::target;
 
 const CONTROLLER: &str = "registry";
@@ -76,11 +76,20 @@ async fn reconcile_inner(registry: &Registry, ctx: &Context) -> Result<Action, C
         ..previous.clone()
     };
 
-    let (health, requeue) = if registry.spec.is_managed() {
-        reconcile_managed(registry, ctx, &mut status).await?
+    let mut credentials = None;
+    let (mut health, requeue) = if registry.spec.is_managed() {
+        reconcile_managed(registry, ctx, &mut status, &mut credentials).await?
     } else {
-        reconcile_external(registry, ctx, &mut status).await?
+        reconcile_external(registry, ctx, &mut status, &mut credentials).await?
     };
+    // Ready reflects the credentials: a registry that rejects them is not ready for anything
+    // the operator does with it.
+    if let Some(refused) = credentials.as_ref().and_then(|c| c.refused.clone()) {
+        if matches!(health, Health::Ready { .. }) {
+            health = refused;
+        }
+    }
+    let extra: Vec<_> = credentials.into_iter().map(|c| c.condition).collect();
     let object = Object {
         api: Api::<Registry>::namespaced(
             ctx.client.clone(),
@@ -95,7 +104,7 @@ async fn reconcile_inner(registry: &Registry, ctx: &Context) -> Result<Action, C
         always: registry.status.is_none(),
         quiet: false,
     };
-    write_status(ctx, object, &previous, status, &health, now, write).await?;
+    write_status_with(ctx, object, &previous, status, &health, &extra, now, write).await?;
     Ok(Action::requeue(requeue))
 }
 
@@ -104,6 +113,7 @@ async fn reconcile_managed(
     registry: &Registry,
     ctx: &Context,
     status: &mut RegistryStatus,
+    credentials: &mut Option<CredentialsCheck>,
 ) -> Result<(Health, Duration), ControllerError> {
     let name = registry.name_any();
     let namespace = registry.namespace().unwrap_or_default();
@@ -183,7 +193,7 @@ async fn reconcile_managed(
             Duration::from_secs(10),
         ));
     }
-    let health = check_health(registry, ctx, status).await;
+    let health = check_health(registry, ctx, status, credentials).await;
     Ok(match health {
         Ok(()) => (
             Health::ready(
@@ -204,13 +214,14 @@ async fn reconcile_external(
     registry: &Registry,
     ctx: &Context,
     status: &mut RegistryStatus,
+    credentials: &mut Option<CredentialsCheck>,
 ) -> Result<(Health, Duration), ControllerError> {
     if let Some(ext) = &registry.spec.external {
         status.url = Some(ext.url.clone());
     }
     status.config_hash = None;
     status.ready_replicas = None;
-    match check_health(registry, ctx, status).await {
+    match check_health(registry, ctx, status, credentials).await {
         Ok(()) => Ok((
             Health::ready(Reason::Available, "registry answers /v2/"),
             ctx.settings.health_interval,

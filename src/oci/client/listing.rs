@@ -188,6 +188,26 @@ impl RegistryClient {
         Ok(sorted_unique(list))
     }
 
+    /// One request that needs the account, not only a reachable registry: the first entry
+    /// of the catalog (`GET /v2/_catalog?n=1`, with a `registry:catalog:*` token on bearer
+    /// registries). Ok when the registry lists it; otherwise its answer as an error — 401
+    /// (credentials rejected or missing) and 403 (the catalog refused) give a
+    /// [`denial`](OciError::denial). One attempt, no retries: the health check's.
+    pub async fn probe_catalog(&self) -> Result<()> {
+        let mut url = self.url("v2/_catalog")?;
+        url.query_pairs_mut().append_pair("n", "1");
+        let mut req = Req::new(Operation::Catalog, Method::GET, url)
+            .accept("application/json")
+            .scope("registry:catalog:*".to_string());
+        req.retry = false;
+        let resp = self.execute(req).await?;
+        if resp.status == StatusCode::OK {
+            Ok(())
+        } else {
+            Err(self.status_error(Operation::Catalog, &resp))
+        }
+    }
+
     /// The repositories of a project: `prefix` itself and every `prefix/…`, sorted.
     pub async fn repositories_under(&self, prefix: &str) -> Result<Vec<String>> {
         let p = prefix.trim_end_matches('/');

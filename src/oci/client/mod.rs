@@ -167,6 +167,11 @@ impl RegistryClient {
         url_host(&self.inner.base)
     }
 
+    /// Whether the client sends credentials (it is not anonymous).
+    pub fn has_credentials(&self) -> bool {
+        self.inner.credentials != Credentials::Anonymous
+    }
+
     /// The options the client was built with.
     pub fn options(&self) -> &ClientOptions {
         &self.inner.options

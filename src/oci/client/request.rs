@@ -64,10 +64,14 @@ pub(super) enum ReadError {
     Transport(String),
 }
 
+/// An error answer: the distribution spec's `{"errors": [{"code", …}]}`, or the single
+/// `{"code", …}` zot v2.1 sends with its 401s.
 #[derive(Deserialize)]
 struct ErrorBody {
     #[serde(default)]
     errors: Vec<ErrorEntry>,
+    #[serde(default)]
+    code: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -79,7 +83,7 @@ struct ErrorEntry {
 pub(super) fn error_code(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<ErrorBody>(body)
         .ok()
-        .and_then(|b| b.errors.into_iter().find_map(|e| e.code))
+        .and_then(|b| b.errors.into_iter().find_map(|e| e.code).or(b.code))
 }
 
 impl RegistryClient {
@@ -185,8 +189,26 @@ impl RegistryClient {
         let code = error_code(&resp.body);
         let status = resp.status.as_u16();
         match status {
-            401 => OciError::Unauthorized { op, url, code },
-            403 => OciError::Forbidden { op, url, code },
+            // A bearer registry answers 401 `insufficient_scope` to a token without the access
+            // asked for: the realm knows the account and did not grant it this.
+            401 if insufficient_scope(&resp.headers) => OciError::Forbidden {
+                op,
+                url,
+                code,
+                status,
+            },
+            401 => OciError::Unauthorized {
+                op,
+                url,
+                code,
+                sent_credentials: self.inner.credentials != crate::oci::Credentials::Anonymous,
+            },
+            403 => OciError::Forbidden {
+                op,
+                url,
+                code,
+                status,
+            },
             404 => OciError::NotFound { op, url, code },
             s if is_retryable_status(s) => OciError::ServerError {
                 op,
@@ -220,6 +242,17 @@ impl RegistryClient {
             message: message.into(),
         }
     }
+}
+
+/// Whether a 401's `WWW-Authenticate` says the token lacked the scope (`error="insufficient_scope"`).
+fn insufficient_scope(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| crate::oci::auth::parse_challenges(v).ok())
+        .flatten()
+        .any(|c| c.scheme == "bearer" && c.param("error") == Some("insufficient_scope"))
 }
 
 pub(super) fn transport_message(e: &reqwest::Error) -> String {
@@ -275,5 +308,20 @@ pub(super) async fn read_capped(
             Ok(None) => return Ok(out),
             Err(e) => return Err(ReadError::Transport(transport_message(&e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_code;
+
+    #[test]
+    fn the_error_code_is_read_from_distributions_list_and_from_zots_single_error() {
+        let distribution = br#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#;
+        assert_eq!(error_code(distribution).as_deref(), Some("DENIED"));
+        // zot v2.1.20 answering a wrong password
+        let zot = br#"{"code":"UNAUTHORIZED","message":"authentication required","detail":{"description":"The access controller was unable to authenticate the client."}}"#;
+        assert_eq!(error_code(zot).as_deref(), Some("UNAUTHORIZED"));
+        assert_eq!(error_code(b"not json"), None);
     }
 }
