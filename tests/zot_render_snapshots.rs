@@ -178,3 +178,100 @@ spec:
 "#,
     );
 }
+
+/// The sample of each sign-in method (file under config/samples/, snapshot case).
+const AUTH_SAMPLES: &[(&str, &str)] = &[
+    ("registry_v1alpha1_registry_mtls.yaml", "auth-mtls"),
+    ("registry_v1alpha1_registry_bearer.yaml", "auth-bearer"),
+    ("registry_v1alpha1_registry_apikeys.yaml", "auth-apikeys"),
+    ("registry_v1alpha1_registry_ldap.yaml", "auth-ldap"),
+    ("registry_v1alpha1_registry_openid.yaml", "auth-openid"),
+];
+
+#[test]
+fn mtls_sample_verifies_client_certificates_with_the_mounted_client_ca() {
+    snapshot_case("auth-mtls", &sample(AUTH_SAMPLES[0].0));
+}
+
+#[test]
+fn bearer_sample_trusts_the_token_servers_mounted_certificate_and_an_oidc_issuer() {
+    snapshot_case("auth-bearer", &sample(AUTH_SAMPLES[1].0));
+}
+
+#[test]
+fn api_keys_sample_turns_on_zots_api_keys_beside_htpasswd() {
+    snapshot_case("auth-apikeys", &sample(AUTH_SAMPLES[2].0));
+}
+
+#[test]
+fn ldap_sample_binds_with_the_mounted_credentials_file_over_ldaps() {
+    snapshot_case("auth-ldap", &sample(AUTH_SAMPLES[3].0));
+}
+
+#[test]
+fn openid_sample_reads_each_providers_client_from_its_mounted_file() {
+    snapshot_case("auth-openid", &sample(AUTH_SAMPLES[4].0));
+}
+
+/// Every path under `/secrets/` in a config document, depth first.
+fn secret_paths(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) if s.starts_with("/secrets/") => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| secret_paths(i, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| secret_paths(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_auth_sample_keeps_the_operators_htpasswd_account_and_reads_secrets_only_from_mounted_secret_files(
+) {
+    for (file, case) in AUTH_SAMPLES {
+        let desired = render(&sample(file));
+        let config = &desired.config.config;
+        assert_eq!(
+            config["http"]["auth"]["htpasswd"]["path"], "/secrets/htpasswd/htpasswd",
+            "{case}: the operator's htpasswd account is rendered beside the method"
+        );
+        let json = desired.config.json.to_ascii_lowercase();
+        for inline in ["clientsecret", "bindpassword", "binddn", "-----begin"] {
+            assert!(
+                !json.contains(inline),
+                "{case}: the ConfigMap carries {inline:?}"
+            );
+        }
+        let pod = desired
+            .objects
+            .stateful_set
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap();
+        let mounts = pod.containers[0].volume_mounts.as_ref().unwrap();
+        let volumes = pod.volumes.as_ref().unwrap();
+        let mut paths = Vec::new();
+        secret_paths(config, &mut paths);
+        assert!(!paths.is_empty(), "{case}: {paths:?}");
+        for path in paths {
+            let (dir, name) = path.rsplit_once('/').unwrap();
+            let mount = mounts
+                .iter()
+                .find(|m| m.mount_path == dir)
+                .unwrap_or_else(|| panic!("{case}: nothing is mounted at {dir} for {path}"));
+            assert_eq!(mount.read_only, Some(true), "{case}: {dir}");
+            let secret = volumes
+                .iter()
+                .find(|v| v.name == mount.name)
+                .and_then(|v| v.secret.as_ref())
+                .unwrap_or_else(|| panic!("{case}: {dir} is not a Secret volume"));
+            let items = secret.items.as_ref().unwrap();
+            assert!(
+                items.iter().any(|i| i.path == name),
+                "{case}: the Secret mounted at {dir} does not provide {name}: {items:?}"
+            );
+        }
+    }
+}

@@ -59,16 +59,22 @@ fn rich_local(version: ZotVersion) -> RenderInput {
             access_control: Some(AccessControlInput {
                 repositories: vec![RepositoryAccessInput {
                     pattern: "**".into(),
-                    policies: vec![(vec!["ci".into()], vec!["read".into(), "create".into()])],
+                    policies: vec![AccessPolicyInput {
+                        users: vec!["ci".into()],
+                        groups: Vec::new(),
+                        actions: vec!["read".into(), "create".into()],
+                    }],
                     default_policy: vec!["read".into()],
                     anonymous_policy: vec!["read".into()],
                 }],
                 admin_users: vec!["admin".into()],
+                admin_groups: Vec::new(),
                 metrics_users: vec!["prom".into()],
             }),
             docker_compat: Some(true),
             read_timeout: (version >= v(17)).then(|| "1h".to_string()),
             write_timeout: (version >= v(17)).then(|| "0s".to_string()),
+            ..HttpInput::default()
         },
         log_level: Some("debug".into()),
         sync: Some(sync()),

@@ -80,7 +80,8 @@ pub struct RegistrySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrers: Option<ReferrersSpec>,
 
-    /// Authentication (htpasswd) and per-repository access control.
+    /// Authentication (htpasswd, mTLS, bearer tokens, API keys, LDAP, OpenID) and
+    /// per-repository access control.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
 
@@ -313,14 +314,250 @@ pub struct AuthSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 60))]
     pub fail_delay_seconds: Option<i32>,
-    /// Per-repository access control. Needs htpasswd unless every rule is anonymous-only.
+    /// Per-repository access control. Needs a sign-in method zot counts for the release
+    /// (htpasswd, LDAP, OpenID, API keys; mTLS from v2.1.12; bearer from v2.1.14) unless every
+    /// rule is anonymous-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_control: Option<AccessControlSpec>,
     /// Secret (type `kubernetes.io/basic-auth`: `username`, `password`) with the account the
-    /// operator itself uses for health checks and retention. The user must be in the htpasswd
-    /// file and, for Enforce policies, may `read` and `delete`.
+    /// operator itself uses for health checks and retention: an htpasswd user (or, with
+    /// `apiKeys`, that user's API key as `password`); with `bearer`, an account the token
+    /// server issues tokens for. For Enforce policies it may `read` and `delete`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_credentials_secret_ref: Option<SecretRef>,
+    /// Client certificates (mTLS): zot verifies the certificates clients present with this CA
+    /// and, from v2.1.12, counts a verified certificate as authentication for `accessControl`
+    /// (the user is the certificate's identity). Clients without a certificate still sign in
+    /// with a password. Needs `spec.tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls: Option<MtlsSpec>,
+    /// Bearer tokens issued by an external token server (Docker token authentication), and
+    /// OIDC workload identity tokens (v2.1.14+). zot then accepts tokens only: passwords and
+    /// API keys are no longer checked by zot itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<BearerSpec>,
+    /// API keys (`zak_...`), created by a signed-in user (`POST /zot/auth/apikey`) and used as
+    /// the password of Basic authentication. They live in zot's metadata database: on the
+    /// volume, or in the cache of `storage.s3.cache` (refused on S3 without a cache, where
+    /// every restart would revoke them). Needs another sign-in method (htpasswd, LDAP, OpenID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<bool>,
+    /// Sign-in against an LDAP directory (Basic authentication checked by a bind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<LdapSpec>,
+    /// Sign-in through OpenID Connect / OAuth2 providers (browser login on the UI and
+    /// `/zot/auth/login`); signed-in users get API keys for command-line clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openid: Option<OpenIdSpec>,
+}
+
+/// Client-certificate authentication.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MtlsSpec {
+    /// Secret with the PEM CA bundle that signs client certificates. Default key `ca.crt`.
+    pub client_ca_secret_ref: SecretKeyRef,
+    /// Which parts of a client certificate name the user, tried in order (v2.1.12+). zot's
+    /// default: `CommonName`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_attributes: Vec<MtlsIdentityAttribute>,
+    /// Regular expression whose first group extracts the user from a URI SAN, e.g.
+    /// `^spiffe://example.org/ns/(.*)$` (v2.1.12+; needs the `URI` identity attribute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri_san_pattern: Option<String>,
+}
+
+/// A part of a client certificate zot can take the user name from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum MtlsIdentityAttribute {
+    /// The subject's common name.
+    CommonName,
+    /// The whole subject distinguished name.
+    Subject,
+    /// The first e-mail SAN.
+    Email,
+    /// The first URI SAN (SPIFFE IDs).
+    #[serde(rename = "URI")]
+    Uri,
+    /// The first DNS SAN.
+    #[serde(rename = "DNSName")]
+    DnsName,
+}
+
+/// Bearer token authentication.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.realm) == has(self.service) && has(self.service) == has(self.certSecretRef)",
+        "message": "a token server needs realm, service and certSecretRef together"
+    },
+    {
+        "rule": "has(self.realm) || has(self.oidc)",
+        "message": "set a token server (realm, service, certSecretRef) or at least one oidc issuer"
+    }
+]))]
+pub struct BearerSpec {
+    /// URL of the token server clients are sent to, e.g. `https://auth.example.com/token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s/]+(/[^\s]*)?$"))]
+    pub realm: Option<String>,
+    /// The service name the token server issues tokens for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub service: Option<String>,
+    /// Secret with the PEM certificate (or public key) that verifies the token server's
+    /// signatures. Default key `cert.pem`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_secret_ref: Option<SecretKeyRef>,
+    /// OIDC issuers whose ID tokens zot accepts as bearer tokens (workload identity, such as
+    /// Kubernetes service-account tokens; v2.1.14+). `accessControl` authorizes their users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub oidc: Vec<BearerOidcSpec>,
+}
+
+/// An OIDC issuer of workload identity tokens.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BearerOidcSpec {
+    /// Issuer URL, as the tokens' `iss` claim spells it.
+    #[schemars(regex(pattern = r"^https?://[^\s/]+(/[^\s]*)?$"))]
+    pub issuer: String,
+    /// Audiences a token must carry (one of them).
+    #[schemars(length(min = 1))]
+    pub audiences: Vec<String>,
+    /// CEL expression giving the user name from `claims`. zot's default:
+    /// `claims.iss + '/' + claims.sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_expression: Option<String>,
+    /// Secret with the PEM CA bundle of the issuer's HTTPS certificate (v2.1.15+). Default key
+    /// `ca.crt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+}
+
+/// How zot talks to the LDAP server.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum LdapTls {
+    /// LDAP over TLS (`ldaps://`, port 636 usually).
+    #[default]
+    #[serde(rename = "LDAPS")]
+    Ldaps,
+    /// Plain LDAP upgraded with StartTLS (port 389 usually).
+    #[serde(rename = "StartTLS")]
+    StartTls,
+    /// Plain LDAP: passwords cross the network unencrypted.
+    None,
+}
+
+/// LDAP sign-in.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LdapSpec {
+    /// Host name or address of the LDAP server.
+    #[schemars(length(min = 1))]
+    pub address: String,
+    /// Port. zot's default 389.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+    /// Transport security. Default LDAPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<LdapTls>,
+    /// Skip verification of the LDAP server's certificate. Only for test directories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
+    /// Secret with the PEM CA bundle that signs the LDAP server's certificate. Default key
+    /// `ca.crt`; without it the system roots are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// Where users are searched, e.g. `ou=people,dc=example,dc=org`.
+    #[serde(rename = "baseDN")]
+    #[schemars(length(min = 1))]
+    pub base_dn: String,
+    /// Attribute holding the user name, e.g. `uid`.
+    #[schemars(length(min = 1))]
+    pub user_attribute: String,
+    /// Extra LDAP filter users must match, e.g. `(objectClass=person)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_filter: Option<String>,
+    /// Attribute of a user holding their groups, e.g. `memberOf`; the groups can then be named
+    /// in `accessControl` policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_group_attribute: Option<String>,
+    /// Search the whole subtree below `baseDN`, not only its direct children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree_search: Option<bool>,
+    /// Secret with zot's LDAP credentials file: JSON `{"bindDN": "...", "bindPassword":
+    /// "..."}` (both keys, nothing else). Default key `credentials.json`. Without it zot binds
+    /// anonymously.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretKeyRef>,
+}
+
+/// OpenID Connect / OAuth2 sign-in.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenIdSpec {
+    /// The URL users reach zot at (`https://registry.example.com`): providers redirect back to
+    /// `<externalUrl>/zot/auth/callback/<provider>`. Without it zot uses its pod address,
+    /// which no browser can reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s/]+(/[^\s]*)?$"))]
+    pub external_url: Option<String>,
+    /// Providers, at most one of each kind.
+    #[schemars(length(min = 1, max = 4))]
+    pub providers: Vec<OpenIdProvider>,
+}
+
+/// The kinds of sign-in provider zot knows.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OpenIdProviderKind {
+    /// Any OpenID Connect provider (Keycloak, Dex, Entra ID, Okta...), found by its issuer.
+    #[default]
+    Oidc,
+    /// Google.
+    Google,
+    /// GitLab.
+    Gitlab,
+    /// GitHub (OAuth2, no issuer).
+    Github,
+}
+
+/// One sign-in provider.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.kind == 'github' || has(self.issuer)",
+    "message": "an OpenID Connect provider needs its issuer"
+}]))]
+pub struct OpenIdProvider {
+    /// Which kind of provider.
+    pub kind: OpenIdProviderKind,
+    /// Name shown on the UI's login button.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Issuer URL (`https://sso.example.com/realms/main`); zot reads its discovery document
+    /// at startup. Not for github.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s/]+(/[^\s]*)?$"))]
+    pub issuer: Option<String>,
+    /// Scopes requested, e.g. `[openid, profile, email, groups]`.
+    #[schemars(length(min = 1))]
+    pub scopes: Vec<String>,
+    /// Secret with zot's client credentials file: JSON `{"clientid": "...", "clientsecret":
+    /// "..."}` (both keys, nothing else). Default key `credentials.json`.
+    pub credentials_secret_ref: SecretKeyRef,
+    /// Claim that names the user. zot's default `email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_claim: Option<String>,
+    /// Claim that lists the user's groups (v2.1.17+). zot's default `groups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
 }
 
 /// zot's access control.
@@ -333,6 +570,10 @@ pub struct AccessControlSpec {
     /// Users with every action on every repository.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admin_users: Vec<String>,
+    /// Groups (LDAP `userGroupAttribute`, an OpenID groups claim) with every action on every
+    /// repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_groups: Vec<String>,
     /// Users who may read `/metrics`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics_users: Vec<String>,
@@ -356,13 +597,22 @@ pub struct RepositoryAccess {
     pub anonymous_policy: Vec<AccessAction>,
 }
 
-/// Actions granted to a set of users.
+/// Actions granted to a set of users and groups.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "(has(self.users) && size(self.users) > 0) || (has(self.groups) && size(self.groups) > 0)",
+    "message": "a policy names at least one user or group"
+}]))]
 pub struct AccessPolicy {
-    /// User names from the htpasswd file.
-    #[schemars(length(min = 1))]
+    /// User names: htpasswd and LDAP users, OpenID users (by their username claim), client
+    /// certificate identities.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<String>,
+    /// Group names: LDAP groups (`userGroupAttribute`), OpenID groups (`groupsClaim`). Use
+    /// lower-case names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// Granted actions.
     #[schemars(length(min = 1))]
     pub actions: Vec<AccessAction>,

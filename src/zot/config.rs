@@ -96,6 +96,13 @@ pub struct HttpConfig {
     pub address: String,
     /// Listen port, as a string.
     pub port: String,
+    /// The URL users reach zot at (OpenID redirects).
+    #[serde(
+        rename = "externalURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub external_url: Option<String>,
     /// Realm of Basic authentication challenges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm: Option<String>,
@@ -139,12 +146,161 @@ pub struct AuthConfig {
     /// htpasswd file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub htpasswd: Option<HtpasswdConfig>,
+    /// LDAP sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<LdapConfig>,
+    /// Bearer token authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<BearerConfig>,
+    /// OpenID / OAuth2 sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openid: Option<OpenIdConfig>,
+    /// API keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apikey: Option<bool>,
+    /// Client-certificate identity rules (v2.1.12+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls: Option<MtlsConfig>,
     /// Seconds slept after a failed login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_delay: Option<u32>,
     /// Where login sessions live (`name: redis` shares them between cluster members).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_driver: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// `http.auth.ldap`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LdapConfig {
+    /// Server host.
+    pub address: String,
+    /// Server port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// Plain LDAP (no TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
+    /// Upgrade plain LDAP with StartTLS.
+    #[serde(rename = "startTLS", default, skip_serializing_if = "Option::is_none")]
+    pub start_tls: Option<bool>,
+    /// Skip server certificate verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_verify: Option<bool>,
+    /// CA bundle path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+    /// Search base.
+    #[serde(rename = "baseDN")]
+    pub base_dn: String,
+    /// User name attribute.
+    pub user_attribute: String,
+    /// Extra user filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_filter: Option<String>,
+    /// Group membership attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_group_attribute: Option<String>,
+    /// Search the subtree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree_search: Option<bool>,
+    /// JSON file with `bindDN` and `bindPassword`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<String>,
+}
+
+/// `http.auth.bearer`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BearerConfig {
+    /// Token server URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// Service name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Token-verifying certificate or public key (path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
+    /// OIDC workload identity issuers (v2.1.14+).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oidc: Vec<BearerOidcConfig>,
+}
+
+/// `http.auth.bearer.oidc[]`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BearerOidcConfig {
+    /// Issuer URL.
+    pub issuer: String,
+    /// Accepted audiences.
+    pub audiences: Vec<String>,
+    /// Claim validation and mapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_mapping: Option<BearerClaimMappingConfig>,
+    /// CA bundle path of the issuer (v2.1.15+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_authority_file: Option<String>,
+}
+
+/// `http.auth.bearer.oidc[].claimMapping`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BearerClaimMappingConfig {
+    /// CEL expression of the user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+/// `http.auth.openid`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenIdConfig {
+    /// Providers by kind (`oidc`, `google`, `gitlab`, `github`).
+    pub providers: BTreeMap<String, OpenIdProviderConfig>,
+}
+
+/// `http.auth.openid.providers.<kind>` (zot's keys are lower-case here).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenIdProviderConfig {
+    /// JSON file with `clientid` and `clientsecret`.
+    pub credentials_file: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Issuer URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Claim mapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_mapping: Option<OpenIdClaimMappingConfig>,
+}
+
+/// `http.auth.openid.providers.<kind>.claimMapping`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenIdClaimMappingConfig {
+    /// Username claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Groups claim (v2.1.17+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<String>,
+}
+
+/// `http.auth.mtls`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MtlsConfig {
+    /// Identity attributes tried in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_attributes: Vec<String>,
+    /// URI SAN extraction pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri_san_pattern: Option<String>,
 }
 
 /// `http.auth.htpasswd`.
@@ -190,7 +346,11 @@ pub struct RepositoryPolicyConfig {
 #[serde(rename_all = "camelCase")]
 pub struct UsersActionsConfig {
     /// User names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<String>,
+    /// Group names (LDAP groups, OpenID groups claim).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// Granted actions.
     pub actions: Vec<String>,
 }

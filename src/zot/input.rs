@@ -26,8 +26,39 @@ pub mod paths {
     pub const TLS_CERT: &str = "/secrets/tls/tls.crt";
     /// TLS private key.
     pub const TLS_KEY: &str = "/secrets/tls/tls.key";
+    /// Directory of the client CA Secret mount (mTLS).
+    pub const CLIENT_CA_DIR: &str = "/secrets/client-ca";
     /// CA bundle verifying client certificates.
-    pub const TLS_CA: &str = "/secrets/tls/ca.crt";
+    pub const TLS_CA: &str = "/secrets/client-ca/ca.crt";
+    /// Directory of the bearer token server's certificate mount.
+    pub const BEARER_DIR: &str = "/secrets/bearer";
+    /// Certificate (or public key) verifying bearer tokens.
+    pub const BEARER_CERT: &str = "/secrets/bearer/cert.pem";
+    /// Directory of the LDAP credentials Secret mount.
+    pub const LDAP_CREDENTIALS_DIR: &str = "/secrets/ldap";
+    /// zot's LDAP credentials file (`bindDN`, `bindPassword`).
+    pub const LDAP_CREDENTIALS_FILE: &str = "/secrets/ldap/credentials.json";
+    /// Directory of the LDAP CA Secret mount.
+    pub const LDAP_CA_DIR: &str = "/secrets/ldap-ca";
+    /// CA bundle verifying the LDAP server.
+    pub const LDAP_CA: &str = "/secrets/ldap-ca/ca.crt";
+
+    /// Directory of one OpenID provider's credentials mount.
+    pub fn openid_dir(provider: &str) -> String {
+        format!("/secrets/openid/{provider}")
+    }
+    /// One OpenID provider's credentials file (`clientid`, `clientsecret`).
+    pub fn openid_credentials_file(provider: &str) -> String {
+        format!("/secrets/openid/{provider}/credentials.json")
+    }
+    /// Directory of the CA mount of bearer OIDC issuer `index`.
+    pub fn bearer_oidc_ca_dir(index: usize) -> String {
+        format!("/secrets/bearer-oidc-{index}")
+    }
+    /// CA bundle verifying bearer OIDC issuer `index`.
+    pub fn bearer_oidc_ca(index: usize) -> String {
+        format!("/secrets/bearer-oidc-{index}/ca.crt")
+    }
     /// Directory of the sync credentials Secret mount.
     pub const SYNC_CREDENTIALS_DIR: &str = "/secrets/sync";
     /// The sync credentials file.
@@ -153,6 +184,16 @@ pub struct HttpInput {
     pub fail_delay_seconds: Option<i64>,
     /// Authorization rules.
     pub access_control: Option<AccessControlInput>,
+    /// Client-certificate identity rules (mTLS, with [`HttpInput::tls_client_ca`]).
+    pub mtls: Option<MtlsInput>,
+    /// Bearer token authentication.
+    pub bearer: Option<BearerInput>,
+    /// API keys (`http.auth.apikey`).
+    pub api_keys: bool,
+    /// LDAP sign-in.
+    pub ldap: Option<LdapInput>,
+    /// OpenID / OAuth2 sign-in.
+    pub openid: Option<OpenIdInput>,
     /// Accept Docker v2 schema 2 manifests (`http.compat: ["docker2s2"]`); `None` = on.
     pub docker_compat: Option<bool>,
     /// Longest read of one request (Go duration, `0s` = none); `None` renders
@@ -161,6 +202,106 @@ pub struct HttpInput {
     /// Longest write of one response (Go duration, `0s` = none); `None` renders
     /// [`DEFAULT_HTTP_TIMEOUT`] on releases that have the key.
     pub write_timeout: Option<String>,
+}
+
+/// How zot names the user of a client certificate.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MtlsInput {
+    /// Identity attributes tried in order (`CommonName`, `Subject`, `Email`, `URI`, `DNSName`).
+    pub identity_attributes: Vec<String>,
+    /// Regular expression extracting the user from a URI SAN.
+    pub uri_san_pattern: Option<String>,
+}
+
+/// Bearer token authentication.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BearerInput {
+    /// Token server URL.
+    pub realm: Option<String>,
+    /// Service name tokens are issued for.
+    pub service: Option<String>,
+    /// The token-verifying certificate is mounted at [`paths::BEARER_CERT`].
+    pub cert: bool,
+    /// OIDC workload identity issuers.
+    pub oidc: Vec<BearerOidcInput>,
+}
+
+/// An OIDC issuer of workload identity tokens.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BearerOidcInput {
+    /// Issuer URL.
+    pub issuer: String,
+    /// Accepted audiences.
+    pub audiences: Vec<String>,
+    /// CEL expression of the user name.
+    pub username_expression: Option<String>,
+    /// A CA bundle is mounted at [`paths::bearer_oidc_ca`] of this issuer's index.
+    pub ca: bool,
+}
+
+/// LDAP sign-in.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LdapInput {
+    /// Server host.
+    pub address: String,
+    /// Server port.
+    pub port: Option<i64>,
+    /// `ldaps`, `starttls` or `none`.
+    pub tls: LdapTlsInput,
+    /// Skip server certificate verification.
+    pub skip_verify: Option<bool>,
+    /// A CA bundle is mounted at [`paths::LDAP_CA`].
+    pub ca: bool,
+    /// Search base.
+    pub base_dn: String,
+    /// User name attribute.
+    pub user_attribute: String,
+    /// Extra user filter.
+    pub user_filter: Option<String>,
+    /// Group membership attribute.
+    pub user_group_attribute: Option<String>,
+    /// Search the subtree.
+    pub subtree_search: Option<bool>,
+    /// A credentials file is mounted at [`paths::LDAP_CREDENTIALS_FILE`].
+    pub credentials_file: bool,
+}
+
+/// LDAP transport security.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LdapTlsInput {
+    /// LDAP over TLS.
+    #[default]
+    Ldaps,
+    /// StartTLS.
+    StartTls,
+    /// No TLS.
+    None,
+}
+
+/// OpenID / OAuth2 sign-in.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpenIdInput {
+    /// `http.externalURL`.
+    pub external_url: Option<String>,
+    /// Providers in the user's order.
+    pub providers: Vec<OpenIdProviderInput>,
+}
+
+/// One OpenID / OAuth2 provider; its credentials file is at [`paths::openid_credentials_file`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpenIdProviderInput {
+    /// `oidc`, `google`, `gitlab` or `github`.
+    pub kind: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Issuer URL.
+    pub issuer: Option<String>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Username claim.
+    pub username_claim: Option<String>,
+    /// Groups claim (v2.1.17+).
+    pub groups_claim: Option<String>,
 }
 
 /// The read and write timeout rendered when the spec sets none, on releases that have them
@@ -174,6 +315,8 @@ pub struct AccessControlInput {
     pub repositories: Vec<RepositoryAccessInput>,
     /// Users with every action everywhere.
     pub admin_users: Vec<String>,
+    /// Groups with every action everywhere.
+    pub admin_groups: Vec<String>,
     /// Users who may read metrics.
     pub metrics_users: Vec<String>,
 }
@@ -183,12 +326,23 @@ pub struct AccessControlInput {
 pub struct RepositoryAccessInput {
     /// Repository glob.
     pub pattern: String,
-    /// Users → actions.
-    pub policies: Vec<(Vec<String>, Vec<String>)>,
+    /// Users and groups → actions.
+    pub policies: Vec<AccessPolicyInput>,
     /// Actions of authenticated users.
     pub default_policy: Vec<String>,
     /// Actions of anonymous clients.
     pub anonymous_policy: Vec<String>,
+}
+
+/// Actions granted to users and groups.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccessPolicyInput {
+    /// User names.
+    pub users: Vec<String>,
+    /// Group names.
+    pub groups: Vec<String>,
+    /// Granted actions.
+    pub actions: Vec<String>,
 }
 
 /// Mirroring.

@@ -38,6 +38,18 @@ pub const OPERATOR_OWNED_KEYS: &[(&str, &str)] = &[
         "http.auth.htpasswd",
         "set spec.auth.htpasswdSecretRef; the file is mounted from its Secret",
     ),
+    (
+        "http.auth.ldap.credentialsFile",
+        "set spec.auth.ldap.credentialsSecretRef; the file is mounted from its Secret",
+    ),
+    (
+        "http.auth.ldap.caCert",
+        "set spec.auth.ldap.caSecretRef; the file is mounted from its Secret",
+    ),
+    (
+        "http.auth.bearer.cert",
+        "set spec.auth.bearer.certSecretRef; the file is mounted from its Secret",
+    ),
     ("storage.rootDirectory", "the data volume is mounted there"),
     (
         "extensions.sync.credentialsFile",
@@ -103,6 +115,17 @@ pub fn render(input: &RenderInput, version: ZotVersion) -> Result<RenderedConfig
                             "is set by the operator ({}); it cannot be overridden",
                             owner.1
                         ),
+                    ));
+                }
+            }
+            for path in keys::key_paths(raw) {
+                let lower = path.to_ascii_lowercase();
+                if lower.starts_with("http.auth.openid.providers.")
+                    && (lower.ends_with(".clientsecret") || lower.ends_with(".credentialsfile"))
+                {
+                    errors.push(ZotError::invalid(
+                        format!("config.{path}"),
+                        "would put an OpenID client secret into the ConfigMap or point at a file the pod lacks: set spec.auth.openid.providers[].credentialsSecretRef",
                     ));
                 }
             }
@@ -181,6 +204,17 @@ fn opt_duration(path: &str, value: &Option<String>, errors: &mut RenderErrors) -
 
 fn build(input: &RenderInput, version: ZotVersion, errors: &mut RenderErrors) -> ZotConfig {
     let mut http = build_http(&input.http, version, errors);
+    if input.http.api_keys
+        && matches!(
+            &input.storage,
+            StorageInput::S3(S3Input { cache: None, .. })
+        )
+    {
+        errors.push(ZotError::invalid(
+            "http.auth.apikey",
+            "API keys live in zot's metadata database, which with S3 and no cache is on the pod's scratch volume: every restart would revoke them, so add storage.s3.cache",
+        ));
+    }
     if let Some(auth) = http.auth.as_mut() {
         auth.session_driver = shared_sessions(input, errors);
     }
@@ -325,7 +359,9 @@ fn shared_sessions(
     input: &RenderInput,
     errors: &mut RenderErrors,
 ) -> Option<BTreeMap<String, Value>> {
-    if input.cluster.is_none() || !input.ui || !input.http.htpasswd {
+    let password_logins = input.http.htpasswd || input.http.ldap.is_some();
+    let browser_logins = (input.ui && password_logins) || input.http.openid.is_some();
+    if input.cluster.is_none() || !browser_logins {
         return None;
     }
     match &input.storage {
@@ -343,7 +379,7 @@ fn shared_sessions(
         _ => {
             errors.push(ZotError::invalid(
                 "http.auth.sessionDriver",
-                "UI logins across several replicas need shared sessions, which need a redis cache",
+                "UI and OpenID logins across several replicas need shared sessions, which need a redis cache",
             ));
             None
         }
@@ -556,17 +592,48 @@ fn build_http(http: &HttpInput, version: ZotVersion, errors: &mut RenderErrors) 
             None
         }
     });
-    let auth = (http.htpasswd || fail_delay.is_some()).then(|| AuthConfig {
+    let mtls = http
+        .mtls
+        .as_ref()
+        .and_then(|m| build_mtls(m, http, version, errors));
+    let ldap = http.ldap.as_ref().map(|l| build_ldap(l, errors));
+    let bearer = http
+        .bearer
+        .as_ref()
+        .map(|b| build_bearer(b, version, errors));
+    let openid = http
+        .openid
+        .as_ref()
+        .map(|o| build_openid(o, version, errors));
+    let any_auth = http.htpasswd
+        || fail_delay.is_some()
+        || mtls.is_some()
+        || ldap.is_some()
+        || bearer.is_some()
+        || openid.is_some()
+        || http.api_keys;
+    let auth = any_auth.then(|| AuthConfig {
         htpasswd: http.htpasswd.then(|| HtpasswdConfig {
             path: paths::HTPASSWD_FILE.to_string(),
         }),
+        ldap,
+        bearer,
+        openid,
+        apikey: http.api_keys.then_some(true),
+        mtls,
         fail_delay,
         session_driver: None,
     });
-    if fail_delay.is_some() && !http.htpasswd {
+    if fail_delay.is_some() && !http.htpasswd && http.ldap.is_none() {
         errors.push(ZotError::invalid(
             "http.auth.failDelay",
-            "only applies to password logins: configure htpasswd authentication",
+            "only applies to password logins: configure htpasswd or LDAP authentication",
+        ));
+    }
+    if http.api_keys && !http.htpasswd && http.ldap.is_none() && http.openid.is_none() {
+        errors.push(ZotError::invalid(
+            "http.auth.apikey",
+            "API keys are created by a signed-in user: add htpasswd, LDAP or OpenID sign-in",
         ));
     }
     let mut timeouts = [
@@ -602,9 +669,19 @@ fn build_http(http: &HttpInput, version: ZotVersion, errors: &mut RenderErrors) 
     } else {
         vec![DOCKER_COMPAT.to_string()]
     };
+    let external_url = http.openid.as_ref().and_then(|o| o.external_url.clone());
+    if let Some(url) = &external_url {
+        if !is_http_url(url) {
+            errors.push(ZotError::invalid(
+                "http.externalURL",
+                format!("{url:?} is not an http(s) URL"),
+            ));
+        }
+    }
     HttpConfig {
         address: "0.0.0.0".to_string(),
         port: ZOT_PORT.to_string(),
+        external_url,
         realm: http.realm.clone(),
         read_timeout: timeouts[0].take(),
         write_timeout: timeouts[1].take(),
@@ -620,6 +697,244 @@ fn build_http(http: &HttpInput, version: ZotVersion, errors: &mut RenderErrors) 
             .as_ref()
             .map(|ac| build_access_control(ac, errors)),
     }
+}
+
+/// First release accepting `http.auth.mtls` (identity attributes of client certificates).
+pub const MTLS_IDENTITY_SINCE: ZotVersion = ZotVersion::new(2, 1, 12);
+/// First release accepting bearer OIDC workload identity (`http.auth.bearer.oidc`).
+pub const BEARER_OIDC_SINCE: ZotVersion = ZotVersion::new(2, 1, 14);
+/// First release accepting a CA file for a bearer OIDC issuer.
+pub const BEARER_OIDC_CA_SINCE: ZotVersion = ZotVersion::new(2, 1, 15);
+/// First release accepting `claimMapping.groups` of an OpenID provider.
+pub const OPENID_GROUPS_CLAIM_SINCE: ZotVersion = ZotVersion::new(2, 1, 17);
+
+fn unavailable(feature: &str, min: ZotVersion, version: ZotVersion) -> ZotError {
+    ZotError::FeatureUnavailable {
+        feature: feature.to_string(),
+        min,
+        version,
+    }
+}
+
+fn build_mtls(
+    mtls: &MtlsInput,
+    http: &HttpInput,
+    version: ZotVersion,
+    errors: &mut RenderErrors,
+) -> Option<MtlsConfig> {
+    if !http.tls_client_ca {
+        errors.push(ZotError::invalid(
+            "http.auth.mtls",
+            "client-certificate identities need a client CA (spec.auth.mtls.clientCaSecretRef)",
+        ));
+    }
+    if mtls.identity_attributes.is_empty() && mtls.uri_san_pattern.is_none() {
+        return None;
+    }
+    if version < MTLS_IDENTITY_SINCE {
+        errors.push(unavailable(
+            "client-certificate identity (spec.auth.mtls.identityAttributes, uriSanPattern)",
+            MTLS_IDENTITY_SINCE,
+            version,
+        ));
+        return None;
+    }
+    Some(MtlsConfig {
+        identity_attributes: mtls.identity_attributes.clone(),
+        uri_san_pattern: mtls.uri_san_pattern.clone(),
+    })
+}
+
+fn build_ldap(ldap: &LdapInput, errors: &mut RenderErrors) -> LdapConfig {
+    for (key, value) in [
+        ("address", &ldap.address),
+        ("baseDN", &ldap.base_dn),
+        ("userAttribute", &ldap.user_attribute),
+    ] {
+        if value.trim().is_empty() {
+            errors.push(ZotError::invalid(
+                format!("http.auth.ldap.{key}"),
+                "must not be empty",
+            ));
+        }
+    }
+    if let Some(port) = ldap.port {
+        if !(1..=65535).contains(&port) {
+            errors.push(ZotError::invalid(
+                "http.auth.ldap.port",
+                format!("must be 1-65535, got {port}"),
+            ));
+        }
+    }
+    if ldap.ca && ldap.tls == LdapTlsInput::None {
+        errors.push(ZotError::invalid(
+            "http.auth.ldap.caCert",
+            "a CA verifies a TLS connection, but tls is None: use LDAPS or StartTLS",
+        ));
+    }
+    LdapConfig {
+        address: ldap.address.clone(),
+        port: ldap.port,
+        insecure: (ldap.tls == LdapTlsInput::None).then_some(true),
+        start_tls: (ldap.tls == LdapTlsInput::StartTls).then_some(true),
+        skip_verify: ldap.skip_verify,
+        ca_cert: ldap.ca.then(|| paths::LDAP_CA.to_string()),
+        base_dn: ldap.base_dn.clone(),
+        user_attribute: ldap.user_attribute.clone(),
+        user_filter: ldap.user_filter.clone(),
+        user_group_attribute: ldap.user_group_attribute.clone(),
+        subtree_search: ldap.subtree_search,
+        credentials_file: ldap
+            .credentials_file
+            .then(|| paths::LDAP_CREDENTIALS_FILE.to_string()),
+    }
+}
+
+fn build_bearer(
+    bearer: &BearerInput,
+    version: ZotVersion,
+    errors: &mut RenderErrors,
+) -> BearerConfig {
+    let server = [
+        bearer.realm.is_some(),
+        bearer.service.is_some(),
+        bearer.cert,
+    ];
+    if server.iter().any(|s| *s) && !server.iter().all(|s| *s) {
+        errors.push(ZotError::invalid(
+            "http.auth.bearer",
+            "a token server needs realm, service and the certificate (certSecretRef) together",
+        ));
+    }
+    if !server.iter().any(|s| *s) && bearer.oidc.is_empty() {
+        errors.push(ZotError::invalid(
+            "http.auth.bearer",
+            "set a token server (realm, service, certSecretRef) or at least one oidc issuer",
+        ));
+    }
+    if let Some(realm) = &bearer.realm {
+        if !is_http_url(realm) {
+            errors.push(ZotError::invalid(
+                "http.auth.bearer.realm",
+                format!("{realm:?} is not an http(s) URL"),
+            ));
+        }
+    }
+    let mut oidc = Vec::new();
+    if !bearer.oidc.is_empty() && version < BEARER_OIDC_SINCE {
+        errors.push(unavailable(
+            "bearer OIDC workload identity (spec.auth.bearer.oidc)",
+            BEARER_OIDC_SINCE,
+            version,
+        ));
+    } else {
+        for (i, o) in bearer.oidc.iter().enumerate() {
+            let path = format!("http.auth.bearer.oidc[{i}]");
+            if !is_http_url(&o.issuer) {
+                errors.push(ZotError::invalid(
+                    format!("{path}.issuer"),
+                    format!("{:?} is not an http(s) URL", o.issuer),
+                ));
+            }
+            if o.audiences.iter().all(|a| a.trim().is_empty()) {
+                errors.push(ZotError::invalid(
+                    format!("{path}.audiences"),
+                    "needs at least one audience",
+                ));
+            }
+            if o.ca && version < BEARER_OIDC_CA_SINCE {
+                errors.push(unavailable(
+                    "a CA for a bearer OIDC issuer (spec.auth.bearer.oidc[].caSecretRef)",
+                    BEARER_OIDC_CA_SINCE,
+                    version,
+                ));
+            }
+            oidc.push(BearerOidcConfig {
+                issuer: o.issuer.clone(),
+                audiences: o.audiences.clone(),
+                claim_mapping: o.username_expression.clone().map(|username| {
+                    BearerClaimMappingConfig {
+                        username: Some(username),
+                    }
+                }),
+                certificate_authority_file: (o.ca && version >= BEARER_OIDC_CA_SINCE)
+                    .then(|| paths::bearer_oidc_ca(i)),
+            });
+        }
+    }
+    BearerConfig {
+        realm: bearer.realm.clone(),
+        service: bearer.service.clone(),
+        cert: bearer.cert.then(|| paths::BEARER_CERT.to_string()),
+        oidc,
+    }
+}
+
+fn build_openid(
+    openid: &OpenIdInput,
+    version: ZotVersion,
+    errors: &mut RenderErrors,
+) -> OpenIdConfig {
+    let mut providers = BTreeMap::new();
+    if openid.providers.is_empty() {
+        errors.push(ZotError::invalid(
+            "http.auth.openid.providers",
+            "needs at least one provider",
+        ));
+    }
+    for p in &openid.providers {
+        let path = format!("http.auth.openid.providers.{}", p.kind);
+        if providers.contains_key(&p.kind) {
+            errors.push(ZotError::invalid(
+                &path,
+                "is listed twice: zot takes one provider of each kind",
+            ));
+            continue;
+        }
+        let oauth2 = verify::OAUTH2_PROVIDERS.contains(&p.kind.as_str());
+        match (&p.issuer, oauth2) {
+            (None, false) => errors.push(ZotError::invalid(
+                format!("{path}.issuer"),
+                "is required for an OpenID Connect provider",
+            )),
+            (Some(_), true) => errors.push(ZotError::invalid(
+                format!("{path}.issuer"),
+                "github signs in through OAuth2 and has no issuer",
+            )),
+            (Some(issuer), false) if !is_http_url(issuer) => errors.push(ZotError::invalid(
+                format!("{path}.issuer"),
+                format!("{issuer:?} is not an http(s) URL"),
+            )),
+            _ => {}
+        }
+        if p.groups_claim.is_some() && version < OPENID_GROUPS_CLAIM_SINCE {
+            errors.push(unavailable(
+                "an OpenID groups claim (spec.auth.openid.providers[].groupsClaim)",
+                OPENID_GROUPS_CLAIM_SINCE,
+                version,
+            ));
+        }
+        let groups = p
+            .groups_claim
+            .clone()
+            .filter(|_| version >= OPENID_GROUPS_CLAIM_SINCE);
+        let claim_mapping =
+            (p.username_claim.is_some() || groups.is_some()).then(|| OpenIdClaimMappingConfig {
+                username: p.username_claim.clone(),
+                groups,
+            });
+        providers.insert(
+            p.kind.clone(),
+            OpenIdProviderConfig {
+                credentials_file: paths::openid_credentials_file(&p.kind),
+                name: p.name.clone(),
+                issuer: p.issuer.clone(),
+                scopes: p.scopes.clone(),
+                claim_mapping,
+            },
+        );
+    }
+    OpenIdConfig { providers }
 }
 
 fn build_access_control(ac: &AccessControlInput, errors: &mut RenderErrors) -> AccessControlConfig {
@@ -638,11 +953,11 @@ fn build_access_control(ac: &AccessControlInput, errors: &mut RenderErrors) -> A
                 format!("glob {:?} is listed twice", repo.pattern),
             ));
         }
-        for (j, (users, actions)) in repo.policies.iter().enumerate() {
-            if users.is_empty() || actions.is_empty() {
+        for (j, p) in repo.policies.iter().enumerate() {
+            if (p.users.is_empty() && p.groups.is_empty()) || p.actions.is_empty() {
                 errors.push(ZotError::invalid(
                     format!("{path}.policies[{j}]"),
-                    "needs at least one user and one action",
+                    "needs at least one user or group and one action",
                 ));
             }
         }
@@ -652,9 +967,10 @@ fn build_access_control(ac: &AccessControlInput, errors: &mut RenderErrors) -> A
                 policies: repo
                     .policies
                     .iter()
-                    .map(|(users, actions)| UsersActionsConfig {
-                        users: users.clone(),
-                        actions: actions.clone(),
+                    .map(|p| UsersActionsConfig {
+                        users: p.users.clone(),
+                        groups: p.groups.clone(),
+                        actions: p.actions.clone(),
                     })
                     .collect(),
                 default_policy: repo.default_policy.clone(),
@@ -664,11 +980,14 @@ fn build_access_control(ac: &AccessControlInput, errors: &mut RenderErrors) -> A
     }
     AccessControlConfig {
         repositories,
-        admin_policy: (!ac.admin_users.is_empty()).then(|| UsersActionsConfig {
-            users: ac.admin_users.clone(),
-            actions: ["read", "create", "update", "delete"]
-                .map(String::from)
-                .to_vec(),
+        admin_policy: (!ac.admin_users.is_empty() || !ac.admin_groups.is_empty()).then(|| {
+            UsersActionsConfig {
+                users: ac.admin_users.clone(),
+                groups: ac.admin_groups.clone(),
+                actions: ["read", "create", "update", "delete"]
+                    .map(String::from)
+                    .to_vec(),
+            }
         }),
         metrics: (!ac.metrics_users.is_empty()).then(|| MetricsAccessConfig {
             users: ac.metrics_users.clone(),

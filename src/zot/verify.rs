@@ -225,7 +225,7 @@ fn check_http(c: &mut Checker, config: &Value, version: ZotVersion) {
         if needs_auth && authenticated.is_none() {
             c.fail(
                 "http.accessControl",
-                format!("grants rights to users but zot {version} counts no authentication in this config ({}): set auth.htpasswdSecretRef, or grant only anonymousPolicy", counted_methods(version)),
+                format!("grants rights to users but zot {version} counts no authentication in this config ({}): set a sign-in method in spec.auth (htpasswdSecretRef, ldap, openid, apiKeys, mtls, bearer), or grant only anonymousPolicy", counted_methods(version)),
             );
         }
     }
@@ -341,7 +341,8 @@ fn only_metrics_anonymous_policy(ac: &Value) -> bool {
 }
 
 /// zot's `validateOpenIDConfig`: every provider must be one zot knows, an OpenID one with
-/// `clientid`, `issuer` and `scopes`, the OAuth2 one (github) with `clientid` and `scopes`.
+/// `clientid`, `issuer` and `scopes`, the OAuth2 one (github) with `clientid` and `scopes`;
+/// the client id may come from the provider's `credentialsFile`, which zot reads first.
 fn check_openid(c: &mut Checker, openid: &Value) {
     let Some(Value::Object(providers)) = get(openid, "providers") else {
         return;
@@ -364,7 +365,13 @@ fn check_openid(c: &mut Checker, openid: &Value) {
             );
             continue;
         };
+        // zot reads `clientid` (and `clientsecret`) from the credentials file before it
+        // validates, so a provider with one needs no inline client id.
+        let from_file = non_empty(get(provider, "credentialsFile"));
         for key in required {
+            if *key == "clientid" && from_file {
+                continue;
+            }
             if !non_empty(get(provider, key)) {
                 c.fail(
                     format!("{p}.{key}"),

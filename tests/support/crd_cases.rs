@@ -110,6 +110,41 @@ pub fn cases() -> Vec<Case> {
             Rejected("only external and aliases may be set"),
         ),
         case(
+            "a bearer token server with realm, service and certificate is accepted",
+            REG,
+            json!({"version": "v2.1.20", "auth": {"bearer": {"realm": "https://auth.example/token",
+                "service": "zot", "certSecretRef": {"name": "signer"}}}}),
+            Accepted,
+        ),
+        case(
+            "a bearer realm without service and certificate is rejected",
+            REG,
+            json!({"version": "v2.1.20", "auth": {"bearer": {"realm": "https://auth.example/token"}}}),
+            Rejected("a token server needs realm, service and certSecretRef together"),
+        ),
+        case(
+            "an empty bearer block is rejected",
+            REG,
+            json!({"version": "v2.1.20", "auth": {"bearer": {}}}),
+            Rejected(
+                "set a token server (realm, service, certSecretRef) or at least one oidc issuer",
+            ),
+        ),
+        case(
+            "an OpenID Connect provider without an issuer is rejected",
+            REG,
+            json!({"version": "v2.1.20", "auth": {"openid": {"providers": [{"kind": "gitlab",
+                "scopes": ["openid"], "credentialsSecretRef": {"name": "gl"}}]}}}),
+            Rejected("an OpenID Connect provider needs its issuer"),
+        ),
+        case(
+            "a github provider needs no issuer",
+            REG,
+            json!({"version": "v2.1.20", "auth": {"openid": {"providers": [{"kind": "github",
+                "scopes": ["read:org"], "credentialsSecretRef": {"name": "gh"}}]}}}),
+            Accepted,
+        ),
+        case(
             "a managed registry without a version is rejected",
             REG,
             json!({"dedupe": true}),

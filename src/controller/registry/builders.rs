@@ -19,6 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::zot_input::{self, DEFAULT_STORAGE_SIZE};
+use crate::api::common::SecretKeyRef;
 use crate::api::registry::{RegistrySpec, ServiceType, DEFAULT_SERVICE_PORT};
 use crate::zot::input::{paths, ZOT_PORT};
 use crate::zot::{render, RenderErrors, RenderedConfig, ZotVersion};
@@ -26,6 +27,10 @@ use crate::zot::{render, RenderErrors, RenderedConfig, ZotVersion};
 /// Pod annotation carrying the SHA-256 of `config.json`; a change rolls the pods, because zot
 /// does not reload a ConfigMap volume.
 pub const CONFIG_HASH_ANNOTATION: &str = "registry-operator.dev/config-hash";
+/// Pod annotation carrying the SHA-256 of the Secret files zot reads at startup (client CA,
+/// bearer certificate, LDAP and OpenID credentials and CAs): a rotated Secret rolls the pods,
+/// because zot would keep using what it read when it started.
+pub const SECRETS_HASH_ANNOTATION: &str = "registry-operator.dev/secrets-hash";
 /// Key of the config file in the ConfigMap.
 pub const CONFIG_KEY: &str = "config.json";
 /// Default image repository; the tag is the zot release.
@@ -48,6 +53,169 @@ pub const DEFAULT_SYNC_CREDENTIALS_KEY: &str = "credentials.json";
 pub const S3_ACCESS_KEY: &str = "accessKey";
 /// Keys of the S3 credentials Secret.
 pub const S3_SECRET_KEY: &str = "secretKey";
+
+/// Default key of a CA bundle in its Secret.
+pub const DEFAULT_CA_KEY: &str = "ca.crt";
+/// Default key of the bearer token server's certificate in its Secret.
+pub const DEFAULT_BEARER_CERT_KEY: &str = "cert.pem";
+/// Default key of zot's LDAP and OpenID credentials files in their Secrets.
+pub const DEFAULT_CREDENTIALS_KEY: &str = "credentials.json";
+
+/// What zot needs inside a file it reads from a Secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileContent {
+    /// PEM (a CA bundle, a token-signing certificate or public key).
+    Pem,
+    /// zot's JSON credentials file with exactly these keys (compared case-insensitively).
+    JsonKeys(&'static [&'static str]),
+}
+
+/// One file zot reads at startup, mounted from one key of a Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretFile {
+    /// Pod volume name.
+    pub volume: String,
+    /// The Secret.
+    pub secret: String,
+    /// The key in the Secret.
+    pub key: String,
+    /// Path zot reads (the mount directory is its parent).
+    pub path: String,
+    /// The spec field naming the Secret, for messages.
+    pub field: String,
+    /// What the file must hold.
+    pub content: FileContent,
+}
+
+impl SecretFile {
+    fn new(
+        volume: impl Into<String>,
+        reference: &SecretKeyRef,
+        default_key: &str,
+        path: impl Into<String>,
+        field: impl Into<String>,
+        content: FileContent,
+    ) -> Self {
+        SecretFile {
+            volume: volume.into(),
+            secret: reference.name.clone(),
+            key: reference
+                .key
+                .clone()
+                .unwrap_or_else(|| default_key.to_string()),
+            path: path.into(),
+            field: field.into(),
+            content,
+        }
+    }
+
+    /// The mount directory and the file name in it.
+    pub fn dir_and_file(&self) -> (&str, &str) {
+        self.path
+            .rsplit_once('/')
+            .unwrap_or(("/", self.path.as_str()))
+    }
+}
+
+/// The files of the authentication methods zot reads from Secrets at startup, in a stable
+/// order: the client CA (mTLS), the bearer certificate and OIDC issuer CAs, the LDAP
+/// credentials and CA, each OpenID provider's credentials.
+pub fn secret_files(spec: &RegistrySpec) -> Vec<SecretFile> {
+    let mut out = Vec::new();
+    let Some(auth) = &spec.auth else {
+        return out;
+    };
+    if let Some(mtls) = &auth.mtls {
+        out.push(SecretFile::new(
+            "client-ca",
+            &mtls.client_ca_secret_ref,
+            DEFAULT_CA_KEY,
+            paths::TLS_CA,
+            "spec.auth.mtls.clientCaSecretRef",
+            FileContent::Pem,
+        ));
+    }
+    if let Some(bearer) = &auth.bearer {
+        if let Some(cert) = &bearer.cert_secret_ref {
+            out.push(SecretFile::new(
+                "bearer-cert",
+                cert,
+                DEFAULT_BEARER_CERT_KEY,
+                paths::BEARER_CERT,
+                "spec.auth.bearer.certSecretRef",
+                FileContent::Pem,
+            ));
+        }
+        for (i, oidc) in bearer.oidc.iter().enumerate() {
+            if let Some(ca) = &oidc.ca_secret_ref {
+                out.push(SecretFile::new(
+                    format!("bearer-oidc-{i}"),
+                    ca,
+                    DEFAULT_CA_KEY,
+                    paths::bearer_oidc_ca(i),
+                    format!("spec.auth.bearer.oidc[{i}].caSecretRef"),
+                    FileContent::Pem,
+                ));
+            }
+        }
+    }
+    if let Some(ldap) = &auth.ldap {
+        if let Some(creds) = &ldap.credentials_secret_ref {
+            out.push(SecretFile::new(
+                "ldap-credentials",
+                creds,
+                DEFAULT_CREDENTIALS_KEY,
+                paths::LDAP_CREDENTIALS_FILE,
+                "spec.auth.ldap.credentialsSecretRef",
+                FileContent::JsonKeys(&["bindDN", "bindPassword"]),
+            ));
+        }
+        if let Some(ca) = &ldap.ca_secret_ref {
+            out.push(SecretFile::new(
+                "ldap-ca",
+                ca,
+                DEFAULT_CA_KEY,
+                paths::LDAP_CA,
+                "spec.auth.ldap.caSecretRef",
+                FileContent::Pem,
+            ));
+        }
+    }
+    if let Some(openid) = &auth.openid {
+        let mut seen = Vec::new();
+        for (i, provider) in openid.providers.iter().enumerate() {
+            let kind = zot_input::provider_kind(provider.kind);
+            // A second provider of a kind is refused by the renderer; mount the first only.
+            if seen.contains(&kind) {
+                continue;
+            }
+            seen.push(kind);
+            out.push(SecretFile::new(
+                format!("openid-{kind}"),
+                &provider.credentials_secret_ref,
+                DEFAULT_CREDENTIALS_KEY,
+                paths::openid_credentials_file(kind),
+                format!("spec.auth.openid.providers[{i}].credentialsSecretRef"),
+                FileContent::JsonKeys(&["clientid", "clientsecret"]),
+            ));
+        }
+    }
+    out
+}
+
+/// Sets the pod template's [`SECRETS_HASH_ANNOTATION`] (the controller computes the digest
+/// from the Secrets it read).
+pub fn set_secrets_hash(sts: &mut StatefulSet, digest: &str) {
+    let Some(template) = sts.spec.as_mut().map(|s| &mut s.template) else {
+        return;
+    };
+    template
+        .metadata
+        .get_or_insert_with(ObjectMeta::default)
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(SECRETS_HASH_ANNOTATION.to_string(), digest.to_string());
+}
 
 /// What the builders need to know about the Registry (not to be confused with
 /// `api::retention::RegistryRef`, a policy's reference to a Registry by name).
@@ -423,6 +591,20 @@ pub fn stateful_set(
             }]),
         ));
         mounts.push(mount("sync-credentials", paths::SYNC_CREDENTIALS_DIR, true));
+    }
+
+    for file in secret_files(spec) {
+        let (dir, name) = file.dir_and_file();
+        volumes.push(secret_volume(
+            &file.volume,
+            &file.secret,
+            Some(vec![KeyToPath {
+                key: file.key.clone(),
+                path: name.to_string(),
+                ..KeyToPath::default()
+            }]),
+        ));
+        mounts.push(mount(&file.volume, dir, true));
     }
 
     let env: Vec<EnvVar> = s3

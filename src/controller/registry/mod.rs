@@ -33,8 +33,8 @@ use kube::{Resource, ResourceExt};
 use tracing::info;
 
 use self::apply::{apply_owned, owner_reference};
-use self::builders::{desired_registry, RegistryRef};
-use self::dereference::{missing_secret, referenced_secrets};
+use self::builders::{desired_registry, set_secrets_hash, RegistryRef};
+use self::dereference::{missing_secret, referenced_secrets, secret_file_digest};
 use self::health::{check_health, unhealthy, CredentialsCheck};
 use self::storage::storage_change;
 use crate::api::registry::RegistryStatus;
@@ -124,6 +124,19 @@ async fn reconcile_managed(
             ctx.settings.backoff_base * 6,
         ));
     }
+    // The files zot reads from Secrets at startup must hold what it needs; their digest on
+    // the pod template rolls zot when one is rotated.
+    let secrets_digest = match secret_file_digest(ctx, registry).await? {
+        Ok(digest) => digest,
+        Err(health) => {
+            let wait = if matches!(health, Health::Stalled { .. }) {
+                ctx.settings.health_interval
+            } else {
+                ctx.settings.backoff_base * 6
+            };
+            return Ok((health, wait));
+        }
+    };
     // Validate and build: a spec that fails never reaches zot.
     let desired = match desired_registry(
         RegistryRef {
@@ -144,7 +157,10 @@ async fn reconcile_managed(
         }
     };
     let owner = owner_reference(registry)?;
-    let objects = desired.objects;
+    let mut objects = desired.objects;
+    if let Some(digest) = &secrets_digest {
+        set_secrets_hash(&mut objects.stateful_set, digest);
+    }
     // A StatefulSet's volume claim templates are immutable: a storage change would be refused
     // (422) after the ConfigMap was applied. Nothing is applied; the condition says how to
     // migrate.

@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::api::registry::{AccessAction, CacheSpec, RegistrySpec};
+use crate::api::registry::{AccessAction, CacheSpec, LdapTls, OpenIdProviderKind, RegistrySpec};
 use crate::zot::input::*;
 use crate::zot::{RenderErrors, ZotError, ZotVersion};
 
@@ -177,6 +177,22 @@ pub fn render_input(
             "TLS with more than one replica is not supported yet: members would need the CA that signs their pod names",
         ));
     }
+    if let Some(auth) = &spec.auth {
+        if auth.mtls.is_some() && spec.tls.is_none() {
+            errors.push(ZotError::invalid(
+                "spec.auth.mtls",
+                "client certificates are only presented over HTTPS: set spec.tls",
+            ));
+        }
+        let token_server = auth.bearer.as_ref().is_some_and(|b| b.realm.is_some());
+        if auth.bearer.is_some() && !token_server && auth.operator_credentials_secret_ref.is_some()
+        {
+            errors.push(ZotError::invalid(
+                "spec.auth.operatorCredentialsSecretRef",
+                "with bearer oidc and no token server zot accepts only OIDC tokens, so the operator's account cannot sign in: add a token server (bearer.realm, service, certSecretRef) that issues it tokens, or remove the account",
+            ));
+        }
+    }
     if let Some(port) = spec.service.as_ref().and_then(|s| s.port) {
         if !(1..=65535).contains(&port) {
             errors.push(ZotError::invalid(
@@ -208,7 +224,7 @@ pub fn render_input(
         http: HttpInput {
             realm: auth.realm.clone(),
             tls: spec.tls.is_some(),
-            tls_client_ca: false,
+            tls_client_ca: auth.mtls.is_some(),
             htpasswd: auth.htpasswd_secret_ref.is_some(),
             fail_delay_seconds: auth.fail_delay_seconds.map(i64::from),
             access_control: auth.access_control.as_ref().map(|ac| AccessControlInput {
@@ -220,14 +236,76 @@ pub fn render_input(
                         policies: r
                             .policies
                             .iter()
-                            .map(|p| (p.users.clone(), actions(&p.actions)))
+                            .map(|p| AccessPolicyInput {
+                                users: p.users.clone(),
+                                groups: p.groups.clone(),
+                                actions: actions(&p.actions),
+                            })
                             .collect(),
                         default_policy: actions(&r.default_policy),
                         anonymous_policy: actions(&r.anonymous_policy),
                     })
                     .collect(),
                 admin_users: ac.admin_users.clone(),
+                admin_groups: ac.admin_groups.clone(),
                 metrics_users: ac.metrics_users.clone(),
+            }),
+            mtls: auth.mtls.as_ref().map(|m| MtlsInput {
+                identity_attributes: m
+                    .identity_attributes
+                    .iter()
+                    .filter_map(|a| serde_json::to_value(a).ok())
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect(),
+                uri_san_pattern: m.uri_san_pattern.clone(),
+            }),
+            bearer: auth.bearer.as_ref().map(|b| BearerInput {
+                realm: b.realm.clone(),
+                service: b.service.clone(),
+                cert: b.cert_secret_ref.is_some(),
+                oidc: b
+                    .oidc
+                    .iter()
+                    .map(|o| BearerOidcInput {
+                        issuer: o.issuer.clone(),
+                        audiences: o.audiences.clone(),
+                        username_expression: o.username_expression.clone(),
+                        ca: o.ca_secret_ref.is_some(),
+                    })
+                    .collect(),
+            }),
+            api_keys: auth.api_keys.unwrap_or(false),
+            ldap: auth.ldap.as_ref().map(|l| LdapInput {
+                address: l.address.clone(),
+                port: l.port.map(i64::from),
+                tls: match l.tls.unwrap_or_default() {
+                    LdapTls::Ldaps => LdapTlsInput::Ldaps,
+                    LdapTls::StartTls => LdapTlsInput::StartTls,
+                    LdapTls::None => LdapTlsInput::None,
+                },
+                skip_verify: l.insecure_skip_verify,
+                ca: l.ca_secret_ref.is_some(),
+                base_dn: l.base_dn.clone(),
+                user_attribute: l.user_attribute.clone(),
+                user_filter: l.user_filter.clone(),
+                user_group_attribute: l.user_group_attribute.clone(),
+                subtree_search: l.subtree_search,
+                credentials_file: l.credentials_secret_ref.is_some(),
+            }),
+            openid: auth.openid.as_ref().map(|o| OpenIdInput {
+                external_url: o.external_url.clone(),
+                providers: o
+                    .providers
+                    .iter()
+                    .map(|p| OpenIdProviderInput {
+                        kind: provider_kind(p.kind).to_string(),
+                        name: p.display_name.clone(),
+                        issuer: p.issuer.clone(),
+                        scopes: p.scopes.clone(),
+                        username_claim: p.username_claim.clone(),
+                        groups_claim: p.groups_claim.clone(),
+                    })
+                    .collect(),
             }),
             docker_compat: http.docker_compat,
             read_timeout: http.read_timeout.clone(),
@@ -286,6 +364,16 @@ pub fn render_input(
         raw: spec.config.clone(),
     };
     (input, errors)
+}
+
+/// zot's name of a provider kind (its key under `http.auth.openid.providers`).
+pub fn provider_kind(kind: OpenIdProviderKind) -> &'static str {
+    match kind {
+        OpenIdProviderKind::Oidc => "oidc",
+        OpenIdProviderKind::Google => "google",
+        OpenIdProviderKind::Gitlab => "gitlab",
+        OpenIdProviderKind::Github => "github",
+    }
 }
 
 fn actions(list: &[AccessAction]) -> Vec<String> {
