@@ -24,8 +24,8 @@ cat <<'EOF'
 registry-operator demo: act 1, the operator on a local control plane; act 2, the CLI.
 Warm (the operator built, the control plane's binaries cached) it takes about 2 minutes.
 On a cold machine the first run builds first: the operator (cargo, debug) and the control
-plane from Go modules (~1 GB of modules; that build alone took 54 min on a busy 2-core
-machine). The whole cold first run: not measured yet.
+plane from Go modules (~1 GB of modules; that build took 21.5 min on an idle 2-core machine,
+54 min on a busy one). The whole cold first run of the demo is not measured yet.
 EOF
 
 ACT1=1
