@@ -1161,82 +1161,82 @@ mod tests {
             (
                 "ac-bearer-complete",
                 true,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","auth":{"bearer":{"realm":"https://t/token","service":"zot","cert":"/x/b.pem"}},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","auth":{"bearer":{"realm":"https://t/token","service":"zot","cert":"/x/b.pem"}},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
             ),
             (
                 "ac-bearer-oidc-no-aud",
                 false,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","auth":{"bearer":{"oidc":[{"issuer":"https://idp"}]}},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","auth":{"bearer":{"oidc":[{"issuer":"https://idp"}]}},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
             ),
             (
                 "ac-bearer-oidc",
                 true,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","auth":{"bearer":{"oidc":[{"issuer":"https://idp","audiences":["zot"]}]}},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","auth":{"bearer":{"oidc":[{"issuer":"https://idp","audiences":["zot"]}]}},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
             ),
             (
                 "ac-bearer-realm-only",
                 false,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","auth":{"bearer":{"realm":"https://t/token"}},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","auth":{"bearer":{"realm":"https://t/token"}},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
             ),
             (
                 "ac-mtls-tls-ca",
                 true,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","tls":{"cert":"/x/c","key":"/x/k","cacert":"/x/ca"},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","tls":{"cert":"/x/c","key":"/x/k","cacert":"/x/ca"},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
             ),
             (
                 "ac-tls-no-ca",
                 false,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","tls":{"cert":"/x/c","key":"/x/k"},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","tls":{"cert":"/x/c","key":"/x/k"},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
             ),
             (
                 "bearer-cert-and-asm",
                 false,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","auth":{"bearer":{"realm":"https://t","service":"z","cert":"/x/b","awsSecretsManager":{"region":"eu-west-1","secretName":"s"}}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","auth":{"bearer":{"realm":"https://t","service":"z","cert":"/x/b","awsSecretsManager":{"region":"eu-west-1","secretName":"s"}}}}}"#,
             ),
             (
                 "metrics-anon-only",
                 true,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","accessControl":{"metrics":{"anonymousPolicy":["read"]}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","accessControl":{"metrics":{"anonymousPolicy":["read"]}}}}"#,
             ),
             (
                 "mtls-bad-attr",
                 false,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","tls":{"cert":"/x/c","key":"/x/k","cacert":"/x/ca"},"auth":{"mtls":{"identityAttributes":["SerialNumber"]}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","tls":{"cert":"/x/c","key":"/x/k","cacert":"/x/ca"},"auth":{"mtls":{"identityAttributes":["SerialNumber"]}}}}"#,
             ),
             (
                 "mtls-no-ca",
                 false,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","tls":{"cert":"/x/c","key":"/x/k"},"auth":{"mtls":{"identityAttributes":["CN"]}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","tls":{"cert":"/x/c","key":"/x/k"},"auth":{"mtls":{"identityAttributes":["CN"]}}}}"#,
             ),
             (
                 "mtls-san-index-no-uri",
                 false,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","tls":{"cert":"/x/c","key":"/x/k","cacert":"/x/ca"},"auth":{"mtls":{"identityAttributes":["CN"],"uriSanIndex":1}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","tls":{"cert":"/x/c","key":"/x/k","cacert":"/x/ca"},"auth":{"mtls":{"identityAttributes":["CN"],"uriSanIndex":1}}}}"#,
             ),
             (
                 "openid-github-ok",
                 true,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","auth":{"openid":{"providers":{"github":{"clientid":"x","scopes":["read:org"]}}}},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","auth":{"openid":{"providers":{"github":{"clientid":"x","scopes":["read:org"]}}}},"accessControl":{"repositories":{"**":{"defaultPolicy":["read"]}}}}}"#,
             ),
             (
                 "openid-keycloak",
                 false,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","auth":{"openid":{"providers":{"keycloak":{"clientid":"x","issuer":"https://k","scopes":["openid"]}}}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","auth":{"openid":{"providers":{"keycloak":{"clientid":"x","issuer":"https://k","scopes":["openid"]}}}}}}"#,
             ),
             (
                 "openid-oidc-no-scopes",
                 false,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","auth":{"openid":{"providers":{"oidc":{"clientid":"x","issuer":"https://k"}}}}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","auth":{"openid":{"providers":{"oidc":{"clientid":"x","issuer":"https://k"}}}}}}"#,
             ),
             (
                 "sync-oauth2-no-tokenurl",
                 false,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150"},"extensions":{"sync":{"enable":true,"registries":[{"urls":["https://m.example"],"onDemand":true,"credentialHelper":"oauth2","oauth2CredentialHelper":{"assertionFile":"/t"}}]}}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150"},"extensions":{"sync":{"enable":true,"registries":[{"urls":["https://m.example"],"onDemand":true,"credentialHelper":"oauth2","oauth2CredentialHelper":{"assertionFile":"/t"}}]}}}"#,
             ),
             (
                 "timeouts-zero",
                 true,
-                r#"{"storage":{"rootDirectory":"/tmp/zot-scratch/vr/data"},"http":{"address":"127.0.0.1","port":"5150","readTimeout":"0s","writeTimeout":"0s"}}"#,
+                r#"{"storage":{"rootDirectory":"/var/lib/registry"},"http":{"address":"127.0.0.1","port":"5150","readTimeout":"0s","writeTimeout":"0s"}}"#,
             ),
         ];
         for (name, zot_accepts, text) in cases {
