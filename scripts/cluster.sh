@@ -135,8 +135,11 @@ pid_of() { # DIR component -> pid, if its pid file names a live process running 
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
   [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
-  # Guard against a reused PID: the process must run this component's binary.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "/$2 " || return 1
+  # Guard against a reused PID: the process must run this component's binary. (Read into a
+  # variable: a `| grep -q` pipeline can fail with SIGPIPE under pipefail.)
+  local cmdline
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *"/$2 "* ]] || return 1
   echo "$pid"
 }
 
@@ -172,7 +175,18 @@ launch() { # DIR component args...
   shift 2
   printf '%s\n' "$@" >"$dir/$name.args"
   setsid "$BIN/$name" "$@" >>"$dir/$name.log" 2>&1 </dev/null &
-  echo $! >"$dir/$name.pid"
+  local pid=$!
+  echo "$pid" >"$dir/$name.pid"
+  # Until the forked shell has exec'd the binary, /proc/PID shows this script, and pid_of would
+  # take the component for exited (a race a busy machine loses a few times in a hundred). Wait,
+  # bounded, for the exec, or for the process to end (wait_ready then reports it with its log).
+  local want
+  want=$(readlink -f "$BIN/$name")
+  for _ in $(seq 1 500); do
+    [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$want" ] && return 0
+    [ -d "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 0
+    sleep 0.01
+  done
 }
 
 # Waits until `probe` succeeds; fails naming the component when it exits or is not ready in time.

@@ -46,19 +46,16 @@ else
 fi
 tool() { if [ -x ".tools/bin/$1" ]; then echo "$PWD/.tools/bin/$1"; else command -v "$1"; fi; }
 
-say "building the operator (cargo build: the debug binary)"
-cargo build --quiet --bin registry-operator
-# Where cargo put it: CARGO_TARGET_DIR or the workspace's target directory.
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-BIN=$TARGET_DIR/debug/registry-operator
-
 base=/tmp; [ -w /dev/shm ] && base=/dev/shm
 DIR=$(mktemp -d "$base/registry-operator-demo.XXXXXX")
 PIDS=()
 CLUSTER=""
+BUILD_PID=""
 cleanup() {
   local pid
+  if [ -n "$BUILD_PID" ] && kill -0 "$BUILD_PID" 2>/dev/null; then
+    kill -- "-$BUILD_PID" 2>/dev/null || kill "$BUILD_PID" 2>/dev/null || true
+  fi
   for pid in "${PIDS[@]}"; do
     if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
   done
@@ -68,6 +65,36 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# The control plane's binaries build (once; cached after) in the background while cargo builds
+# the operator, in their own process group so an early exit ends the whole Go build.
+if [ "$ACT1" = 1 ]; then
+  set -m
+  scripts/cluster.sh build >"$DIR/cluster-build.log" 2>&1 &
+  BUILD_PID=$!
+  set +m
+fi
+
+say "building the operator (cargo build: the debug binary)"
+cargo build --quiet --bin registry-operator
+# Where cargo put it: CARGO_TARGET_DIR or the workspace's target directory.
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+BIN=$TARGET_DIR/debug/registry-operator
+
+if [ "$ACT1" = 1 ]; then
+  if kill -0 "$BUILD_PID" 2>/dev/null; then
+    say "waiting for the control plane's build (scripts/cluster.sh build; once, cached after)"
+  fi
+  if ! wait "$BUILD_PID"; then
+    BUILD_PID=""
+    cat "$DIR/cluster-build.log" >&2
+    echo "demo: the local control plane could not be built (above); act 1 needs it" >&2
+    exit 1
+  fi
+  BUILD_PID=""
+  grep -h '^cluster: built' "$DIR/cluster-build.log" | sed 's/^/    /' || true
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
