@@ -154,6 +154,8 @@ fn the_chart_with_every_option_on_renders_valid_objects() {
         "--set",
         "clusterDomain=k8s.corp.example",
         "--set",
+        "leaderElection.leaseDurationSeconds=30",
+        "--set",
         "imagePullSecrets[0].name=pull",
         "--set",
         "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/x",
@@ -179,6 +181,10 @@ fn the_chart_with_every_option_on_renders_valid_objects() {
         args.contains(&"--cluster-domain=k8s.corp.example"),
         "{args:?}"
     );
+    assert!(
+        args.contains(&"--leader-election-lease-duration-seconds=30"),
+        "{args:?}"
+    );
     assert!(objects.iter().any(|o| o["kind"] == "ServiceMonitor"));
     assert!(objects.iter().any(|o| o["kind"] == "NetworkPolicy"));
 }
@@ -190,6 +196,7 @@ fn the_chart_rejects_values_outside_its_schema() {
         ["--set", "replicaCount=-1"],
         ["--set", "bogus=1"],
         ["--set", "clusterDomain=Cluster.Local."],
+        ["--set", "leaderElection.leaseDurationSeconds=1"],
     ] {
         let mut cmd = Command::new(tool("helm"));
         cmd.args(["template", "ro", "charts/registry-operator"])
