@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use registry_operator::api::retention::PolicyMode;
 use registry_operator::retention::{
     plan, Action, Capabilities, Inventory, ManifestId, Mutation, Plan, Policy, Protections,
-    RepositoryBuilder,
+    RepositoryBuilder, RepositoryPlanner,
 };
 use support::planner::{ago, d, now, policy, sig_tag};
 
@@ -695,5 +695,32 @@ proptest! {
         for m in plan.mutations() {
             prop_assert!(p.in_scope(m.repository()));
         }
+    }
+
+    #[test]
+    fn planning_repository_by_repository_gives_the_plan_of_the_whole_registry(
+        s in scenario(),
+        seed in any::<u64>(),
+    ) {
+        // As a run reads them: each name once, in name order.
+        let mut inventory = build(&s, Some(seed));
+        inventory.repositories.sort_by(|a, b| a.name.cmp(&b.name));
+        inventory.repositories.dedup_by(|a, b| a.name == b.name);
+        let others: Vec<Policy> = s
+            .others
+            .iter()
+            .enumerate()
+            .map(|(i, o)| compile(o, &format!("other-{i}")))
+            .collect();
+        let policy = compile(&s.policy, "main");
+        let protections = protections(&s);
+        let whole = plan(&policy, &others, &inventory, &protections, now());
+        let mut planner = RepositoryPlanner::new(&policy, &others, inventory.capabilities, now());
+        let planned: Vec<_> = inventory
+            .repositories
+            .iter()
+            .filter_map(|r| planner.plan_repository(r, &protections.in_use))
+            .collect();
+        prop_assert_eq!(planner.finish(planned), whole);
     }
 }

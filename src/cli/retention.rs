@@ -17,9 +17,11 @@ use super::strict;
 use crate::api::retention::{
     Limits as LimitsSpec, PolicyMode, RepositoryScope, RetentionPolicy, RetentionRules,
 };
-use crate::engine::{enforce_shown, run_policy, RunOptions, RunResult};
+use crate::engine::{enforce_shown, run_policy, run_policy_streamed, Hold, RunOptions, RunResult};
 use crate::oci::{ClientOptions, Credentials, DockerConfig, RegistryClient, RequestStats};
-use crate::retention::{InUse, Policy, Protections};
+use crate::retention::{
+    InUse, JsonWriter, Policy, Protections, RepositoryPlan, TableWriter, Totals,
+};
 
 /// Exit code when a blast-radius limit stopped `apply` or `purge-project`.
 pub const EXIT_BLAST_RADIUS: u8 = 3;
@@ -485,6 +487,11 @@ enum Verb {
 }
 
 /// Plans (and, in Enforce mode, executes) and prints the outcome; returns the exit code.
+///
+/// The table and the JSON document are written as the repositories are planned, and the
+/// run holds only what it may delete: memory does not grow with the number of repositories.
+/// After `apply -o json` each deleted tag's decision carries its outcome, which is known only
+/// once the deletions ran: that document is written from a run that holds every decision.
 fn execute_run(
     client: &RegistryClient,
     policy: &Policy,
@@ -495,14 +502,78 @@ fn execute_run(
     verb: Verb,
 ) -> Result<u8, Failure> {
     let runtime = runtime()?;
-    let (options, bar) = run_options(protections, concurrency, policy.mode());
-    let result = runtime
-        .block_on(run_policy(client, policy, &options, jiff::Timestamp::now()))
-        .map_err(|e| Failure::run(client, &e))?;
+    let (mut options, bar) = run_options(protections, concurrency, policy.mode());
+    let now = jiff::Timestamp::now();
+    if policy.mode() == PolicyMode::Enforce && output == Output::Json {
+        let result = runtime
+            .block_on(run_policy(client, policy, &options, now))
+            .map_err(|e| Failure::run(client, &e))?;
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        return conclude(&result, output, all, verb);
+    }
+    options.hold = Hold::Deletions;
+    let stdout = std::io::BufWriter::new(std::io::stdout());
+    let mut writer = match output {
+        Output::Table => Streamed::Table(TableWriter::new(stdout, policy.mode(), all)),
+        Output::Json => Streamed::Json(
+            JsonWriter::new(stdout, policy.name(), policy.mode(), now).map_err(write_failure)?,
+        ),
+    };
+    let mut written: std::io::Result<()> = Ok(());
+    let run = runtime.block_on(run_policy_streamed(
+        client,
+        policy,
+        &options,
+        now,
+        &mut |repository: &RepositoryPlan| {
+            if written.is_ok() {
+                written = match &mut writer {
+                    Streamed::Table(t) => t.repository(repository),
+                    Streamed::Json(j) => j.repository(repository),
+                };
+            }
+        },
+    ));
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    conclude(&result, output, all, verb)
+    let result = run.map_err(|e| Failure::run(client, &e))?;
+    written.map_err(write_failure)?;
+    let totals = Totals::of(&result.plan, result.incomplete.clone());
+    match writer {
+        Streamed::Table(t) => {
+            let mut out = t
+                .finish(&result.plan.policy, &totals)
+                .map_err(write_failure)?;
+            if let Some(e) = &result.execution {
+                let mut text = format!("\napplied: {}\n", e.headline());
+                for item in e.problems() {
+                    text.push_str(&format!("  {}: {}\n", item.mutation, item.result));
+                }
+                out.write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .map_err(write_failure)?;
+            }
+        }
+        Streamed::Json(j) => {
+            j.finish(&totals, &[("requests", requests_document(&result))])
+                .map_err(write_failure)?;
+        }
+    }
+    eprintln!("{}", requests_summary(&result));
+    verdict(&result, verb)
+}
+
+/// Where a streamed run writes its output.
+enum Streamed<W: Write> {
+    Table(TableWriter<W>),
+    Json(JsonWriter<W>),
+}
+
+fn write_failure(e: std::io::Error) -> Failure {
+    Failure::failed(format!("writing output: {e}"))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -552,6 +623,11 @@ fn run_options(
 /// Prints a run's outcome; the exit code, or the failure that sets it.
 fn conclude(result: &RunResult, output: Output, all: bool, verb: Verb) -> Result<u8, Failure> {
     print_result(result, output, all)?;
+    verdict(result, verb)
+}
+
+/// The exit code of a run whose outcome was printed, or the failure that sets it.
+fn verdict(result: &RunResult, verb: Verb) -> Result<u8, Failure> {
     if let Some(b) = &result.blocked {
         return Err(blast_radius_failure(b, verb));
     }
@@ -662,13 +738,7 @@ fn print_result(result: &RunResult, output: Output, all: bool) -> Result<(), Fai
                 );
             }
             if let Some(map) = v.as_object_mut() {
-                map.insert(
-                    "requests".to_string(),
-                    serde_json::json!({
-                        "collect": requests_json(&result.collect_requests),
-                        "execute": requests_json(&result.execute_requests),
-                    }),
-                );
+                map.insert("requests".to_string(), requests_document(result));
             }
             serde_json::to_string_pretty(&v)
                 .map(|s| s + "\n")
@@ -679,12 +749,25 @@ fn print_result(result: &RunResult, output: Output, all: bool) -> Result<(), Fai
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(|e| Failure::failed(format!("writing output: {e}")))?;
-    eprintln!(
+    eprintln!("{}", requests_summary(result));
+    Ok(())
+}
+
+/// The `requests` member of the JSON document.
+fn requests_document(result: &RunResult) -> serde_json::Value {
+    serde_json::json!({
+        "collect": requests_json(&result.collect_requests),
+        "execute": requests_json(&result.execute_requests),
+    })
+}
+
+/// `requests: collect …; execute …`, for standard error.
+fn requests_summary(result: &RunResult) -> String {
+    format!(
         "requests: collect {}; execute {}",
         requests_line(&result.collect_requests),
         requests_line(&result.execute_requests)
-    );
-    Ok(())
+    )
 }
 
 fn requests_json(s: &RequestStats) -> serde_json::Value {

@@ -173,6 +173,44 @@ pub async fn collect(
     in_scope: impl Fn(&str) -> bool,
     options: &CollectOptions,
 ) -> Result<Collected, CollectError> {
+    let listing = list(client, in_scope, options).await?;
+    let capabilities = listing.capabilities();
+    let named_only = listing.named_only;
+    let read: Vec<(Repository, Option<RepositoryDenial>)> =
+        listing.read(client, options).collect::<Vec<_>>().await;
+    let (mut repos, denied): (Vec<Repository>, Vec<Option<RepositoryDenial>>) =
+        read.into_iter().unzip();
+    let mut denied: Vec<RepositoryDenial> = denied.into_iter().flatten().collect();
+    repos.sort_by(|a, b| a.name.cmp(&b.name));
+    denied.sort_by(|a, b| a.repository.cmp(&b.repository));
+    Ok(Collected {
+        inventory: Inventory {
+            capabilities,
+            repositories: repos,
+        },
+        denied,
+        named_only,
+    })
+}
+
+/// The repositories of a registry that a run reads, in name order, and how to read them:
+/// what [`list`] returns and [`read`](Self::read) consumes, one repository at a time.
+pub struct Listing {
+    /// The repositories in scope, sorted by name, each once.
+    pub repositories: Vec<String>,
+    /// The catalog was refused and the policy's named repositories are read instead.
+    pub named_only: bool,
+    mode: Mode,
+}
+
+/// Lists the repositories `in_scope` accepts (the catalog, or the named ones when the
+/// registry refuses the account the catalog) and detects how to read them; nothing of any
+/// repository is read yet.
+pub async fn list(
+    client: &RegistryClient,
+    in_scope: impl Fn(&str) -> bool,
+    options: &CollectOptions,
+) -> Result<Listing, CollectError> {
     let caps = client
         .capabilities()
         .await
@@ -198,28 +236,37 @@ pub async fn collect(
     if mode.referrers && !mode.referrers_api {
         mode.referrers_api = probe_referrers_api(client, &repositories).await;
     }
-    let lookups = options.lookups_in_flight.max(1);
-    let read: Vec<(Repository, Option<RepositoryDenial>)> = stream::iter(repositories)
-        .map(|name| async move { collect_repository(client, &name, mode, lookups).await })
-        .buffer_unordered(options.repositories_in_flight.max(1))
-        .collect()
-        .await;
-    let (mut repos, denied): (Vec<Repository>, Vec<Option<RepositoryDenial>>) =
-        read.into_iter().unzip();
-    let mut denied: Vec<RepositoryDenial> = denied.into_iter().flatten().collect();
-    repos.sort_by(|a, b| a.name.cmp(&b.name));
-    denied.sort_by(|a, b| a.repository.cmp(&b.repository));
-    Ok(Collected {
-        inventory: Inventory {
-            capabilities: Capabilities {
-                delete_by_tag: mode.zot,
-                pull_stats: mode.search,
-            },
-            repositories: repos,
-        },
-        denied,
+    Ok(Listing {
+        repositories,
         named_only: named,
+        mode,
     })
+}
+
+impl Listing {
+    /// What the registry supports, for the planner.
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            delete_by_tag: self.mode.zot,
+            pull_stats: self.mode.search,
+        }
+    }
+
+    /// Reads the repositories, `options.repositories_in_flight` at a time, and yields each
+    /// one's inventory (with the registry's refusal, if it refused the account) in name
+    /// order: a repository read before an earlier one is finished waits for it, so at most
+    /// that many inventories are held at once.
+    pub fn read<'a>(
+        self,
+        client: &'a RegistryClient,
+        options: &CollectOptions,
+    ) -> impl futures::Stream<Item = (Repository, Option<RepositoryDenial>)> + Send + 'a {
+        let mode = self.mode;
+        let lookups = options.lookups_in_flight.max(1);
+        stream::iter(self.repositories)
+            .map(move |name| async move { collect_repository(client, &name, mode, lookups).await })
+            .buffered(options.repositories_in_flight.max(1))
+    }
 }
 
 /// Asks the first repository whether the registry has the referrers API. A registry without

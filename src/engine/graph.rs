@@ -95,44 +95,56 @@ pub async fn add_in_use(
 ) -> u64 {
     let mut fetched = 0;
     for repo in &mut inventory.repositories {
-        if !repo.is_complete() {
-            continue;
-        }
-        let known: BTreeSet<String> = repo
-            .manifests
-            .iter()
-            .filter(|m| {
-                // An index known only from a descriptor has not been read: its children
-                // are unknown.
-                !(m.children.is_empty()
-                    && m.media
-                        .as_ref()
-                        .and_then(|x| x.media_type.as_deref())
-                        .is_some_and(oci::media_types::is_index))
-            })
-            .map(|m| m.digest.to_string())
-            .collect();
-        let wanted: BTreeSet<String> = in_use
-            .digests(&repo.name)
-            .map(|d| d.to_string())
-            .filter(|d| oci::digest::is_digest(d) && !known.contains(d))
-            .collect();
-        if wanted.is_empty() {
-            continue;
-        }
-        let name = repo.name.clone();
-        let mut b = RepositoryBuilder::resume(std::mem::take(repo));
-        match read_in_use(client, &name, wanted, lookups).await {
-            Ok(manifests) => {
-                fetched += manifests.len() as u64;
-                for (digest, m) in &manifests {
-                    add(&mut b, digest, m);
-                }
-            }
-            Err(why) => b.incomplete(&why),
-        }
-        *repo = b.build();
+        fetched += add_in_use_to(client, repo, in_use, lookups).await;
     }
+    fetched
+}
+
+/// [`add_in_use`] for one repository (a complete one; an incomplete one is left alone).
+pub async fn add_in_use_to(
+    client: &RegistryClient,
+    repo: &mut Repository,
+    in_use: &InUse,
+    lookups: usize,
+) -> u64 {
+    if !repo.is_complete() || in_use.digests(&repo.name).next().is_none() {
+        return 0;
+    }
+    let known: BTreeSet<String> = repo
+        .manifests
+        .iter()
+        .filter(|m| {
+            // An index known only from a descriptor has not been read: its children
+            // are unknown.
+            !(m.children.is_empty()
+                && m.media
+                    .as_ref()
+                    .and_then(|x| x.media_type.as_deref())
+                    .is_some_and(oci::media_types::is_index))
+        })
+        .map(|m| m.digest.to_string())
+        .collect();
+    let wanted: BTreeSet<String> = in_use
+        .digests(&repo.name)
+        .map(|d| d.to_string())
+        .filter(|d| oci::digest::is_digest(d) && !known.contains(d))
+        .collect();
+    if wanted.is_empty() {
+        return 0;
+    }
+    let mut fetched = 0;
+    let name = repo.name.clone();
+    let mut b = RepositoryBuilder::resume(std::mem::take(repo));
+    match read_in_use(client, &name, wanted, lookups).await {
+        Ok(manifests) => {
+            fetched += manifests.len() as u64;
+            for (digest, m) in &manifests {
+                add(&mut b, digest, m);
+            }
+        }
+        Err(why) => b.incomplete(&why),
+    }
+    *repo = b.build();
     fetched
 }
 

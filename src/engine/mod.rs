@@ -8,7 +8,9 @@
 //!   of Plan-mode plans and of blast-radius breaches);
 //! - [`graph`]: the indexes nested in listed indexes and the manifests run by digest that no
 //!   tag reaches, read so that the planner sees everything they need;
-//! - [`run`]: collect → plan → check → execute for one policy and one registry.
+//! - [`run`]: collect → plan → check → execute for one policy and one registry, repository
+//!   by repository: a run holds the repositories in flight, the deletions it may execute and
+//!   the status candidates, not the registry (see [`Hold`]).
 
 pub mod collect;
 pub mod execute;
@@ -16,12 +18,14 @@ pub mod graph;
 pub mod run;
 
 pub use collect::{
-    collect, collect_inventory, CollectError, CollectOptions, Collected, RepositoryDenial,
+    collect, collect_inventory, list, CollectError, CollectOptions, Collected, Listing,
+    RepositoryDenial,
 };
 pub use execute::{
     execute, ExecuteError, ExecuteOptions, Execution, ExecutionCounts, Fence, InUseSource,
     Interruption, ItemOutcome, ItemResult, Progress,
 };
 pub use run::{
-    enforce_shown, plan_policy, run_policy, ReadyToExecute, RunError, RunOptions, RunResult,
+    enforce_shown, plan_policy, plan_policy_streamed, run_policy, run_policy_streamed, Hold,
+    ReadyToExecute, RunError, RunOptions, RunResult,
 };

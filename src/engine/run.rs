@@ -2,16 +2,37 @@
 //! CLI (`retention plan|apply`, `purge-project`) and by the policy controller, which supplies
 //! the other policies' keeps and the images the cluster runs.
 
+use std::borrow::Cow;
+
+use futures::StreamExt;
 use jiff::Timestamp;
 
 use super::collect::{CollectError, CollectOptions, RepositoryDenial};
 use super::execute::{execute, ExecuteError, ExecuteOptions, Execution, InUseSource, Interruption};
-use super::graph::add_in_use;
-use crate::api::retention::{PolicyMode, RunOutcome, RunSummary};
+use super::graph::add_in_use_to;
+use crate::api::retention::{Candidate, PolicyMode, RunOutcome, RunSummary, MAX_STATUS_CANDIDATES};
 use crate::oci::{Denial, RegistryClient, RequestStats};
 use crate::retention::{
-    headline, plan, Inventory, LimitBreach, Plan, Policy, Protections, Report, Summary,
+    candidates, headline, plan, InUse, IncompleteRepository, Inventory, LimitBreach, Plan, Policy,
+    Protections, Report, Repository, RepositoryPlan, RepositoryPlanner, Summary,
 };
+
+/// What a run holds of what it planned, besides the totals (which are always exact).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Hold {
+    /// Every repository's inventory and decisions: [`RunResult::report`] shows them all, and
+    /// [`enforce_shown`] can re-plan them. Memory grows with the registry.
+    #[default]
+    Everything,
+    /// Only what the executor may still need: in `Enforce` mode, the inventories and plans of
+    /// the repositories with mutations, as long as the tag deletions planned so far are
+    /// within `limits.maxDeletionsPerRun` (past it the run is blocked and nothing is
+    /// deleted, so nothing more is held); nothing in `Plan` mode. Each repository's
+    /// decisions are handed to the caller's sink as it is planned, and then dropped: memory
+    /// is that of the repositories in flight, the deletions held and the status candidates,
+    /// whatever the number of repositories.
+    Deletions,
+}
 
 /// What a run needs besides the client and the policy.
 #[derive(Clone, Default)]
@@ -29,6 +50,8 @@ pub struct RunOptions {
     pub collect: CollectOptions,
     /// How to execute.
     pub execute: ExecuteOptions,
+    /// What the run holds of what it planned.
+    pub hold: Hold,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -39,6 +62,7 @@ impl std::fmt::Debug for RunOptions {
             .field("in_use_source", &self.in_use_source.is_some())
             .field("collect", &self.collect)
             .field("execute", &self.execute)
+            .field("hold", &self.hold)
             .finish()
     }
 }
@@ -46,10 +70,17 @@ impl std::fmt::Debug for RunOptions {
 /// What one run did.
 #[derive(Debug, Clone)]
 pub struct RunResult {
-    /// The inventory the plan was made from.
+    /// The inventory the plan was made from: every repository in scope, or — when the run
+    /// held only its deletions ([`Hold::Deletions`]) — those the executor needed.
     pub inventory: Inventory,
-    /// The plan.
+    /// The plan. Its counts and notes cover every repository in scope; its repositories are
+    /// those of [`inventory`](Self::inventory).
     pub plan: Plan,
+    /// The repositories that could not be read completely, by name, with why.
+    pub incomplete: Vec<IncompleteRepository>,
+    /// The first [`MAX_STATUS_CANDIDATES`] tags the plan deletes (or would), by repository
+    /// and tag, without their registry.
+    pub candidates: Vec<Candidate>,
     /// Set when a blast-radius limit stopped an `Enforce` run: nothing was deleted.
     pub blocked: Option<LimitBreach>,
     /// The execution (`Enforce` runs that were not blocked).
@@ -125,7 +156,18 @@ pub async fn run_policy(
     options: &RunOptions,
     now: Timestamp,
 ) -> Result<RunResult, RunError> {
-    let planned = plan_policy(client, policy, options, now).await?;
+    run_policy_streamed(client, policy, options, now, &mut |_| {}).await
+}
+
+/// [`run_policy`], handing each repository's plan to `sink` as it is made (in name order).
+pub async fn run_policy_streamed(
+    client: &RegistryClient,
+    policy: &Policy,
+    options: &RunOptions,
+    now: Timestamp,
+    sink: &mut (dyn FnMut(&RepositoryPlan) + Send),
+) -> Result<RunResult, RunError> {
+    let planned = plan_policy_streamed(client, policy, options, now, sink).await?;
     planned.execute(client, options).await
 }
 
@@ -138,40 +180,142 @@ pub async fn plan_policy(
     options: &RunOptions,
     now: Timestamp,
 ) -> Result<ReadyToExecute, RunError> {
+    plan_policy_streamed(client, policy, options, now, &mut |_| {}).await
+}
+
+/// [`plan_policy`], repository by repository: each one in scope is read (with the
+/// bounded concurrency of `options.collect`, in name order), the images in use are asked for
+/// after its reading (from `options.in_use_source`, else `options.protections`), what they
+/// run that no tag reaches is added, it is planned, its plan is handed to `sink`, and it is
+/// kept only as `options.hold` says. The totals, the incomplete repositories and the status
+/// candidates are kept as the run goes.
+pub async fn plan_policy_streamed(
+    client: &RegistryClient,
+    policy: &Policy,
+    options: &RunOptions,
+    now: Timestamp,
+    sink: &mut (dyn FnMut(&RepositoryPlan) + Send),
+) -> Result<ReadyToExecute, RunError> {
     let started = Timestamp::now();
     let before = client.stats();
     let mut collect = options.collect.clone();
     collect.referrers |= policy.delete_referrers || policy.is_purge();
     collect.named = policy.named_repositories().map(<[String]>::to_vec);
-    let collected = super::collect::collect(client, |r| policy.in_scope(r), &collect).await?;
-    let mut inventory = collected.inventory;
+    let listing = super::collect::list(client, |r| policy.in_scope(r), &collect).await?;
+    let named_only = listing.named_only;
+    let capabilities = listing.capabilities();
+    let mut planner = RepositoryPlanner::new(policy, &options.others, capabilities, now);
+    let mut held = Held::new(policy, options.hold);
+    let mut denied = Vec::new();
+    let mut incomplete = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut repositories = Box::pin(listing.read(client, &collect));
+    while let Some((mut repo, denial)) = repositories.next().await {
+        denied.extend(denial);
+        // The images in use as of now, after the (possibly long) read of the repository.
+        let in_use: Cow<'_, InUse> = match &options.in_use_source {
+            Some(source) => {
+                let name = repo.name.clone();
+                Cow::Owned(source(&|r| r == &*name).map_err(RunError::InUse)?)
+            }
+            None => Cow::Borrowed(&options.protections.in_use),
+        };
+        // What they run that no tag reaches (an untagged index), with all it lists.
+        add_in_use_to(client, &mut repo, &in_use, collect.lookups_in_flight).await;
+        let Some(repo_plan) = planner.plan_repository(&repo, &in_use) else {
+            continue;
+        };
+        sink(&repo_plan);
+        if let Some(why) = &repo_plan.incomplete {
+            incomplete.push(IncompleteRepository {
+                repository: repo_plan.name.to_string(),
+                reason: why.to_string(),
+            });
+        }
+        let room = MAX_STATUS_CANDIDATES.saturating_sub(candidates.len());
+        candidates.extend(
+            repo_plan
+                .tags
+                .iter()
+                .filter(|t| t.decision.is_delete())
+                .take(room)
+                .map(|t| Candidate {
+                    registry: None,
+                    repository: repo_plan.name.to_string(),
+                    tag: t.tag.to_string(),
+                    digest: t.digest.to_string(),
+                    reason: t.decision.to_string(),
+                }),
+        );
+        held.offer(repo, repo_plan, planner.counts().deletions);
+    }
+    drop(repositories);
+    denied.sort_by(|a, b| a.repository.cmp(&b.repository));
     let collected_at = Timestamp::now();
-    // The images in use as of now, after the (possibly long) read of the registry.
-    let protections = match &options.in_use_source {
-        Some(source) => Protections {
-            in_use: source(&|r| policy.in_scope(r)).map_err(RunError::InUse)?,
-        },
-        None => options.protections.clone(),
-    };
-    // What they run that no tag reaches (an untagged index), with all it lists.
-    add_in_use(
-        client,
-        &mut inventory,
-        &protections.in_use,
-        collect.lookups_in_flight,
-    )
-    .await;
     let collect_requests = diff(&client.stats(), &before);
-    let plan = plan(policy, &options.others, &inventory, &protections, now);
+    let (repositories, plans) = held.into_parts();
     Ok(ReadyToExecute {
-        inventory,
-        plan,
-        denied: collected.denied,
-        named_only: collected.named_only,
+        inventory: Inventory {
+            capabilities,
+            repositories,
+        },
+        plan: planner.finish(plans),
+        incomplete,
+        candidates,
+        denied,
+        named_only,
         collect_requests,
         started,
         collected: collected_at,
     })
+}
+
+/// What a run keeps of the repositories it planned (see [`Hold`]).
+struct Held {
+    hold: Hold,
+    enforce: bool,
+    limit: u64,
+    /// The deletions planned passed the limit: nothing is held any more.
+    over: bool,
+    repositories: Vec<Repository>,
+    plans: Vec<RepositoryPlan>,
+}
+
+impl Held {
+    fn new(policy: &Policy, hold: Hold) -> Held {
+        Held {
+            hold,
+            enforce: policy.mode() == PolicyMode::Enforce,
+            limit: policy.limits().max_deletions_per_run,
+            over: false,
+            repositories: Vec::new(),
+            plans: Vec::new(),
+        }
+    }
+
+    /// Keeps `repo` and its plan, or drops them; `deletions` counts the tag deletions
+    /// planned so far, this repository's included.
+    fn offer(&mut self, repo: Repository, plan: RepositoryPlan, deletions: u64) {
+        match self.hold {
+            Hold::Everything => {}
+            Hold::Deletions if !self.enforce || self.over => return,
+            Hold::Deletions if deletions > self.limit => {
+                // The run is blocked whatever comes next: nothing of it will be executed.
+                self.over = true;
+                self.repositories = Vec::new();
+                self.plans = Vec::new();
+                return;
+            }
+            Hold::Deletions if plan.mutations.is_empty() => return,
+            Hold::Deletions => {}
+        }
+        self.repositories.push(repo);
+        self.plans.push(plan);
+    }
+
+    fn into_parts(self) -> (Vec<Repository>, Vec<RepositoryPlan>) {
+        (self.repositories, self.plans)
+    }
 }
 
 /// A plan with the inventory it was made from, not executed yet: what [`plan_policy`] returns
@@ -180,8 +324,12 @@ pub async fn plan_policy(
 pub struct ReadyToExecute {
     /// The inventory the plan was made from.
     pub inventory: Inventory,
-    /// The plan.
+    /// The plan (its repositories: those of the inventory).
     pub plan: Plan,
+    /// The repositories that could not be read completely.
+    pub incomplete: Vec<IncompleteRepository>,
+    /// The status candidates, without their registry.
+    pub candidates: Vec<Candidate>,
     /// Repositories the registry refused the account.
     pub denied: Vec<RepositoryDenial>,
     /// The catalog was refused and the named repositories were read instead.
@@ -230,6 +378,8 @@ impl ReadyToExecute {
         RunResult {
             inventory: self.inventory,
             plan: self.plan,
+            incomplete: self.incomplete,
+            candidates: self.candidates,
             blocked,
             execution,
             denied: self.denied,
@@ -264,6 +414,8 @@ pub async fn enforce_shown(
     );
     ReadyToExecute {
         inventory: shown.inventory,
+        incomplete: incomplete_of(&plan),
+        candidates: candidates(&plan, None),
         plan,
         denied: shown.denied,
         named_only: shown.named_only,
@@ -273,6 +425,19 @@ pub async fn enforce_shown(
     }
     .execute(client, options)
     .await
+}
+
+/// The incomplete repositories of a plan that holds every repository.
+fn incomplete_of(plan: &Plan) -> Vec<IncompleteRepository> {
+    plan.repositories
+        .iter()
+        .filter_map(|r| {
+            r.incomplete.as_ref().map(|why| IncompleteRepository {
+                repository: r.name.to_string(),
+                reason: why.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// `a - b`, operation by operation.
@@ -288,25 +453,34 @@ pub fn diff(a: &RequestStats, b: &RequestStats) -> RequestStats {
 }
 
 impl RunResult {
-    /// The plan as a report: counts and every tag's decision as a sentence (the CLI's table
-    /// and JSON). Built on demand — at a million tags it costs about a second and 400 MiB,
-    /// which the operator, needing only counts and a bounded candidate list, never pays.
+    /// The plan as a report: counts and every tag's decision as a sentence. Built on demand —
+    /// at a million tags it costs about a second and 400 MiB, which the operator, needing
+    /// only counts and a bounded candidate list, never pays. It lists the decisions of the
+    /// repositories the run held: all of them with [`Hold::Everything`] (the CLI streams its
+    /// table and JSON instead, as the repositories are planned).
     pub fn report(&self) -> Report {
         Report::new(&self.plan)
+    }
+
+    /// The status candidates: the first [`MAX_STATUS_CANDIDATES`] tags the plan deletes (or
+    /// would), naming `registry` (`namespace/name`, for cluster policies).
+    pub fn candidates(&self, registry: Option<&str>) -> Vec<Candidate> {
+        self.candidates
+            .iter()
+            .map(|c| Candidate {
+                registry: registry.map(str::to_owned),
+                ..c.clone()
+            })
+            .collect()
     }
 
     /// `2 repositories could not be read completely and were left untouched: a (why); b
     /// (why)`, naming at most `max` of them; `None` when every repository was read.
     pub fn incomplete_line(&self, max: usize) -> Option<String> {
         let repos: Vec<String> = self
-            .plan
-            .repositories
+            .incomplete
             .iter()
-            .filter_map(|r| {
-                r.incomplete
-                    .as_ref()
-                    .map(|why| format!("{} ({why})", r.name))
-            })
+            .map(|r| format!("{} ({})", r.repository, r.reason))
             .collect();
         if repos.is_empty() {
             return None;

@@ -80,7 +80,10 @@ pub use inventory::{
 };
 pub use plan::{
     check_limits, plan, Counts, InUse, LimitBreach, Mutation, Plan, Protections, RepositoryPlan,
-    TagDecision,
+    RepositoryPlanner, TagDecision,
 };
 pub use policy::{InvalidPolicy, Limits, Policy, PolicyError};
-pub use report::{candidates, headline, IncompleteRepository, Report, ReportedDecision, Summary};
+pub use report::{
+    candidates, headline, IncompleteRepository, JsonWriter, Report, ReportedDecision, Summary,
+    TableWriter, Totals,
+};

@@ -1389,6 +1389,126 @@ impl fmt::Display for Mutation {
     }
 }
 
+/// Plans a registry one repository at a time, as its inventory is read: each repository's
+/// decisions are made exactly as [`plan`] makes them (every decision is per repository, the
+/// other policies' vetoes too), and the plan's counts and notes are kept as totals, so that a
+/// run need not hold the whole registry. [`finish`](Self::finish) makes the [`Plan`] from the
+/// totals and the repositories the caller chose to keep.
+pub struct RepositoryPlanner<'a> {
+    policy: &'a Policy,
+    others: Vec<&'a Policy>,
+    caps: Capabilities,
+    now: Timestamp,
+    counts: Counts,
+    reclaimable: Option<u64>,
+    unsupported: Vec<u64>,
+    out_of_scope: u64,
+}
+
+impl<'a> RepositoryPlanner<'a> {
+    /// A planner of `policy` at `now` on a registry with `capabilities`; `others` as for
+    /// [`plan`].
+    pub fn new(
+        policy: &'a Policy,
+        others: &'a [Policy],
+        capabilities: Capabilities,
+        now: Timestamp,
+    ) -> Self {
+        let mut others: Vec<&Policy> = others
+            .iter()
+            .filter(|o| o.name() != policy.name() && !o.entries.is_empty())
+            .collect();
+        others.sort_by(|a, b| a.name().cmp(b.name()));
+        RepositoryPlanner {
+            policy,
+            others,
+            caps: capabilities,
+            now,
+            counts: Counts::default(),
+            reclaimable: None,
+            unsupported: vec![0; policy.entries.len()],
+            out_of_scope: 0,
+        }
+    }
+
+    /// Plans one repository with the images `in_use` as of its reading, and adds it to the
+    /// totals; `None` (counted as out of scope) when the policy does not cover it. Each
+    /// repository is to be given once.
+    pub fn plan_repository(&mut self, repo: &Repository, in_use: &InUse) -> Option<RepositoryPlan> {
+        if !self.policy.in_scope(&repo.name) {
+            self.out_of_scope += 1;
+            return None;
+        }
+        let ctx = Ctx {
+            now_secs: self.now.as_second(),
+            policy: self.policy,
+            others: self.others.clone(),
+            caps: self.caps,
+            in_use,
+            mutations: self.policy.mode() == PolicyMode::Enforce,
+        };
+        let (mut results, unsupported) = plan_chunk(&ctx, &[vec![repo]]);
+        for (u, c) in self.unsupported.iter_mut().zip(unsupported) {
+            *u += c;
+        }
+        let (repo_plan, out) = results.pop()?;
+        let counts = &mut self.counts;
+        counts.repositories += 1;
+        counts.errors += u64::from(repo_plan.incomplete.is_some());
+        for t in &repo_plan.tags {
+            counts.tags += 1;
+            match t.decision.action() {
+                Action::Keep => counts.kept += 1,
+                Action::Protect => counts.protected += 1,
+                Action::Delete => counts.deletions += 1,
+            }
+        }
+        counts.manifest_deletions += out.manifest_deletions;
+        if let Some(bytes) = out.reclaimable {
+            self.reclaimable = Some(self.reclaimable.unwrap_or(0).saturating_add(bytes));
+        }
+        Some(repo_plan)
+    }
+
+    /// The totals so far (tag deletions among them, for the blast-radius limits).
+    pub fn counts(&self) -> Counts {
+        Counts {
+            reclaimable_bytes: self.reclaimable,
+            ..self.counts
+        }
+    }
+
+    /// The plan: the totals and notes of every repository planned, with `repositories` — the
+    /// ones the caller kept, by name — as its repositories.
+    pub fn finish(self, repositories: Vec<RepositoryPlan>) -> Plan {
+        let counts = self.counts();
+        Plan {
+            policy: self.policy.name_arc(),
+            mode: self.policy.mode(),
+            now: self.now,
+            limits: self.policy.limits(),
+            repositories,
+            counts,
+            out_of_scope_repositories: self.out_of_scope,
+            notes: notes(&self.unsupported),
+        }
+    }
+}
+
+/// The notes of a plan: the keep entries whose `pulledWithin` could not be judged.
+fn notes(unsupported: &[u64]) -> Vec<String> {
+    unsupported
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(e, n)| {
+            format!(
+                "keep[{e}]: pulledWithin needs pull statistics, which this registry does not keep; the {n} tags the entry selects are kept"
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1433,6 +1553,59 @@ mod tests {
         assert_eq!(one.counts.tags, 120_000);
         assert!(one.counts.deletions > 0 && !one.notes.is_empty());
         assert_eq!(one, four);
+    }
+
+    #[test]
+    fn planning_repository_by_repository_gives_the_same_plan_as_planning_the_registry() {
+        let now: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        let mut repositories = Vec::new();
+        for r in 0..60u64 {
+            let mut b = RepositoryBuilder::new(&format!("team-{}/svc-{r}", r % 3));
+            for t in 0..40u64 {
+                let digest = format!("sha256:{:064x}", r * 1_000 + t / 3);
+                let pushed = now.checked_sub(SignedDuration::from_hours(t as i64 * 30));
+                b.tag(&format!("ci-{t}"), &digest).pushed = pushed.ok().map(Time::from);
+            }
+            if r % 17 == 0 {
+                b.incomplete("listing failed");
+            }
+            repositories.push(b.build());
+        }
+        // In name order, as a run reads them (the catalog's order).
+        repositories.sort_by(|a, b| a.name.cmp(&b.name));
+        let inventory = Inventory {
+            capabilities: Capabilities {
+                delete_by_tag: false,
+                pull_stats: false,
+            },
+            repositories,
+        };
+        let rules: RetentionRules = serde_yaml::from_str(
+            "mode: Enforce\nrepositories: {include: ['team-1/**', 'team-2/**']}\nkeep: [{mostRecent: 5}, {pulledWithin: 1h, tags: {regex: 'ci-1.*'}}]",
+        )
+        .unwrap();
+        let policy = Policy::compile("p", &rules).unwrap();
+        let other: RetentionRules = serde_yaml::from_str(
+            "mode: Plan\nrepositories: {include: ['**']}\nkeep: [{tags: {regex: 'ci-3.'}}]",
+        )
+        .unwrap();
+        let others = vec![Policy::compile("o", &other).unwrap()];
+        let mut protections = Protections::default();
+        protections
+            .in_use
+            .add_tag("team-1/svc-4", "ci-30", "Pod a/b");
+        let whole = plan(&policy, &others, &inventory, &protections, now);
+
+        let mut planner = RepositoryPlanner::new(&policy, &others, inventory.capabilities, now);
+        let kept: Vec<RepositoryPlan> = inventory
+            .repositories
+            .iter()
+            .filter_map(|r| planner.plan_repository(r, &protections.in_use))
+            .collect();
+        let streamed = planner.finish(kept);
+        assert!(whole.counts.deletions > 0 && whole.counts.errors > 0);
+        assert!(!whole.notes.is_empty() && whole.out_of_scope_repositories == 20);
+        assert_eq!(streamed, whole);
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! bounded candidates list, and a table for the CLI.
 
 use std::fmt::Write as _;
+use std::io;
 
 use serde::Serialize;
 
 use super::decision::Action;
-use super::plan::Plan;
+use super::plan::{Plan, RepositoryPlan, TagDecision};
 use crate::api::retention::{Candidate, PolicyMode, MAX_STATUS_CANDIDATES};
 
 /// Counts of a plan, as status and the CLI show them.
@@ -90,6 +91,19 @@ pub struct IncompleteRepository {
     pub reason: String,
 }
 
+impl ReportedDecision {
+    /// The decision on tag `t` of repository `r`, rendered.
+    pub fn of(r: &RepositoryPlan, t: &TagDecision) -> ReportedDecision {
+        ReportedDecision {
+            repository: r.name.to_string(),
+            tag: t.tag.to_string(),
+            digest: t.digest.to_string(),
+            action: t.decision.action(),
+            reason: t.decision.to_string(),
+        }
+    }
+}
+
 impl Summary {
     /// The counts of a plan.
     pub fn of(plan: &Plan) -> Summary {
@@ -163,13 +177,7 @@ impl Report {
                 .collect(),
             decisions: plan
                 .decisions()
-                .map(|(r, t)| ReportedDecision {
-                    repository: r.name.to_string(),
-                    tag: t.tag.to_string(),
-                    digest: t.digest.to_string(),
-                    action: t.decision.action(),
-                    reason: t.decision.to_string(),
-                })
+                .map(|(r, t)| ReportedDecision::of(r, t))
                 .collect(),
         }
     }
@@ -204,54 +212,114 @@ impl Report {
             .decisions
             .iter()
             .filter(|d| all || d.action != Action::Keep)
-            .map(|d| {
-                let action = match (d.action, self.mode) {
-                    (Action::Keep, _) => "keep",
-                    (Action::Protect, _) => "protect",
-                    (Action::Delete, PolicyMode::Plan) => "would delete",
-                    (Action::Delete, PolicyMode::Enforce) => "delete",
-                };
-                let reason = d.reason.split_once(": ").map_or(d.reason.as_str(), |x| x.1);
-                let reason = if d.reason.starts_with("kept by policy") {
-                    d.reason.trim_start_matches("kept ")
-                } else {
-                    reason
-                };
-                [
-                    d.repository.clone(),
-                    d.tag.clone(),
-                    short(&d.digest).to_owned(),
-                    action.to_owned(),
-                    reason.to_owned(),
-                ]
-            })
+            .map(|d| table_row(d, self.mode))
             .collect();
-        let header = ["REPOSITORY", "TAG", "DIGEST", "DECISION", "REASON"];
-        let mut widths = header.map(str::len);
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
+        let mut widths = HEADER.map(str::len);
+        widen(&mut widths, &rows);
         let mut out = String::new();
-        let mut line = |cells: [&str; 5]| {
-            let mut l = String::new();
-            for (i, cell) in cells.iter().enumerate() {
-                if i == 4 {
-                    l.push_str(cell);
-                } else {
-                    let _ = write!(l, "{cell:<w$}  ", w = widths[i]);
-                }
-            }
-            out.push_str(l.trim_end());
-            out.push('\n');
-        };
-        line(header);
+        write_row(&mut out, &widths, HEADER);
         for row in &rows {
-            line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
+            write_row(&mut out, &widths, row.each_ref().map(String::as_str));
         }
-        out.push('\n');
-        out.push_str(&self.headline());
+        out.push_str(&self.totals().table_footer(&self.policy, self.mode));
+        out
+    }
+
+    /// What comes after the decisions.
+    fn totals(&self) -> Totals {
+        Totals {
+            summary: self.summary,
+            blast_radius_exceeded: self.blast_radius_exceeded.clone(),
+            notes: self.notes.clone(),
+            incomplete_repositories: self.incomplete_repositories.clone(),
+        }
+    }
+}
+
+/// The table's columns.
+const HEADER: [&str; 5] = ["REPOSITORY", "TAG", "DIGEST", "DECISION", "REASON"];
+
+/// One decision as the table's cells.
+fn table_row(d: &ReportedDecision, mode: PolicyMode) -> [String; 5] {
+    let action = match (d.action, mode) {
+        (Action::Keep, _) => "keep",
+        (Action::Protect, _) => "protect",
+        (Action::Delete, PolicyMode::Plan) => "would delete",
+        (Action::Delete, PolicyMode::Enforce) => "delete",
+    };
+    let reason = d.reason.split_once(": ").map_or(d.reason.as_str(), |x| x.1);
+    let reason = if d.reason.starts_with("kept by policy") {
+        d.reason.trim_start_matches("kept ")
+    } else {
+        reason
+    };
+    [
+        d.repository.clone(),
+        d.tag.clone(),
+        short(&d.digest).to_owned(),
+        action.to_owned(),
+        reason.to_owned(),
+    ]
+}
+
+/// Widens `widths` to fit `rows`.
+fn widen(widths: &mut [usize; 5], rows: &[[String; 5]]) {
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+}
+
+fn write_row(out: &mut String, widths: &[usize; 5], cells: [&str; 5]) {
+    let mut l = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        if i == 4 {
+            l.push_str(cell);
+        } else {
+            let _ = write!(l, "{cell:<w$}  ", w = widths[i]);
+        }
+    }
+    out.push_str(l.trim_end());
+    out.push('\n');
+}
+
+/// The part of a [`Report`] that is known once every repository is planned: counts, the
+/// blast-radius verdict, notes and the incomplete repositories — what the streamed table and
+/// JSON write after the decisions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    /// Counts.
+    pub summary: Summary,
+    /// Set when the plan breaches a blast-radius limit: nothing will be deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blast_radius_exceeded: Option<String>,
+    /// Notes about the plan.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Repositories whose listing was incomplete, with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub incomplete_repositories: Vec<IncompleteRepository>,
+}
+
+impl Totals {
+    /// The totals of `plan` (its counts cover every repository planned, whichever it holds),
+    /// with the incomplete repositories of the run.
+    pub fn of(plan: &Plan, incomplete: Vec<IncompleteRepository>) -> Totals {
+        Totals {
+            summary: Summary::of(plan),
+            blast_radius_exceeded: plan.check_blast_radius().err().map(|e| e.to_string()),
+            notes: plan.notes.clone(),
+            incomplete_repositories: incomplete,
+        }
+    }
+
+    /// The lines under the table: the headline, the blast-radius verdict, the incomplete
+    /// repositories and the notes.
+    pub fn table_footer(&self, policy: &str, mode: PolicyMode) -> String {
+        let mut out = String::from("\n");
+        out.push_str(&headline(policy, mode, &self.summary));
         out.push('\n');
         if let Some(breach) = &self.blast_radius_exceeded {
             let _ = writeln!(
@@ -271,6 +339,146 @@ impl Report {
         }
         out
     }
+}
+
+/// Writes the table of a plan as its repositories are planned: the rows of each repository
+/// as it comes, the footer at the end. Columns are as wide as the widest cell so far: the
+/// header fits the first repository's rows, and a later, longer name widens the rows from
+/// there on.
+pub struct TableWriter<W: io::Write> {
+    out: W,
+    mode: PolicyMode,
+    all: bool,
+    widths: [usize; 5],
+    header: bool,
+}
+
+impl<W: io::Write> TableWriter<W> {
+    /// A table of a plan in `mode`, of every tag (`all`) or of those not kept by a keep entry.
+    pub fn new(out: W, mode: PolicyMode, all: bool) -> Self {
+        TableWriter {
+            out,
+            mode,
+            all,
+            widths: HEADER.map(str::len),
+            header: false,
+        }
+    }
+
+    /// Writes one repository's rows.
+    pub fn repository(&mut self, plan: &RepositoryPlan) -> io::Result<()> {
+        let rows: Vec<[String; 5]> = plan
+            .tags
+            .iter()
+            .map(|t| ReportedDecision::of(plan, t))
+            .filter(|d| self.all || d.action != Action::Keep)
+            .map(|d| table_row(&d, self.mode))
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        widen(&mut self.widths, &rows);
+        let mut text = String::new();
+        if !self.header {
+            self.header = true;
+            write_row(&mut text, &self.widths, HEADER);
+        }
+        for row in &rows {
+            write_row(&mut text, &self.widths, row.each_ref().map(String::as_str));
+        }
+        self.out.write_all(text.as_bytes())?;
+        self.out.flush()
+    }
+
+    /// Writes the footer (and the header, if no row came) and returns the writer.
+    pub fn finish(mut self, policy: &str, totals: &Totals) -> io::Result<W> {
+        let mut text = String::new();
+        if !self.header {
+            write_row(&mut text, &self.widths, HEADER);
+        }
+        text.push_str(&totals.table_footer(policy, self.mode));
+        self.out.write_all(text.as_bytes())?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Writes the JSON document of a plan — the one [`Report`] serialises to, with the decisions
+/// first — as its repositories are planned: `policy`, `mode`, `now`, then the `decisions`
+/// array, element by element as each repository comes, then the [`Totals`] and whatever the
+/// caller adds (`execution`, `requests`).
+pub struct JsonWriter<W: io::Write> {
+    out: W,
+    /// The document's start, written with the first decision (or at the end): nothing is
+    /// written for a run that fails before planning anything.
+    head: Option<String>,
+    decisions: u64,
+}
+
+impl<W: io::Write> JsonWriter<W> {
+    /// The document of the plan of `policy` in `mode` at `now`.
+    pub fn new(out: W, policy: &str, mode: PolicyMode, now: jiff::Timestamp) -> io::Result<Self> {
+        let head = format!(
+            "{{\n  \"policy\": {},\n  \"mode\": {},\n  \"now\": {},\n  \"decisions\": [",
+            json(policy)?,
+            json(&mode)?,
+            json(&now.to_string())?
+        );
+        Ok(JsonWriter {
+            out,
+            head: Some(head),
+            decisions: 0,
+        })
+    }
+
+    /// Writes one repository's decisions.
+    pub fn repository(&mut self, plan: &RepositoryPlan) -> io::Result<()> {
+        if plan.tags.is_empty() {
+            return Ok(());
+        }
+        let mut text = self.head.take().unwrap_or_default();
+        for t in &plan.tags {
+            text.push_str(if self.decisions == 0 {
+                "\n    "
+            } else {
+                ",\n    "
+            });
+            text.push_str(&indented(&ReportedDecision::of(plan, t), "    ")?);
+            self.decisions += 1;
+        }
+        self.out.write_all(text.as_bytes())?;
+        self.out.flush()
+    }
+
+    /// Ends the array, writes `totals` and then each of `extra` (in order), and returns the
+    /// writer.
+    pub fn finish(mut self, totals: &Totals, extra: &[(&str, serde_json::Value)]) -> io::Result<W> {
+        let mut text = self.head.take().unwrap_or_default();
+        text.push_str(if self.decisions == 0 { "]" } else { "\n  ]" });
+        let value = serde_json::to_value(totals).map_err(io::Error::other)?;
+        let fields = value.as_object().into_iter().flatten();
+        let fields = fields
+            .map(|(k, v)| (k.as_str(), v))
+            .chain(extra.iter().map(|(k, v)| (*k, v)));
+        for (key, value) in fields {
+            let _ = write!(text, ",\n  {}: {}", json(key)?, indented(value, "  ")?);
+        }
+        text.push_str("\n}\n");
+        self.out.write_all(text.as_bytes())?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+fn json<T: Serialize + ?Sized>(value: &T) -> io::Result<String> {
+    serde_json::to_string(value).map_err(io::Error::other)
+}
+
+/// `value` pretty-printed, its lines after the first indented by `indent` (JSON strings hold
+/// no raw line breaks, so only the layout's are).
+fn indented<T: Serialize + ?Sized>(value: &T, indent: &str) -> io::Result<String> {
+    let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    Ok(text.replace('\n', &format!("\n{indent}")))
 }
 
 fn short(digest: &str) -> &str {
@@ -296,6 +504,109 @@ fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::api::retention::RetentionRules;
+    use crate::retention::inventory::{Capabilities, Inventory, RepositoryBuilder, Time};
+    use crate::retention::{plan, Policy, Protections};
+
+    /// A plan with deletions past its limit, a note, an incomplete repository and a
+    /// repository whose tags are all kept.
+    fn sample_plan(repositories: u64) -> Plan {
+        let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        let mut repos = Vec::new();
+        for r in 0..repositories {
+            let mut b = RepositoryBuilder::new(&format!("team/svc-{r}"));
+            for t in 0..(3 + r) {
+                let digest = format!("sha256:{:064x}", r * 100 + t);
+                let pushed = now.checked_sub(jiff::SignedDuration::from_hours(t as i64 * 48));
+                b.tag(&format!("v{t}"), &digest).pushed = pushed.ok().map(Time::from);
+            }
+            if r == 1 {
+                b.incomplete("listing tags failed: 500");
+            }
+            repos.push(b.build());
+        }
+        let inventory = Inventory {
+            capabilities: Capabilities::default(),
+            repositories: repos,
+        };
+        let rules: RetentionRules = serde_yaml::from_str(
+            "mode: Plan\nrepositories: {include: ['**'], exclude: ['team/svc-2']}\nkeep: [{mostRecent: 2}, {pulledWithin: 1h, tags: {regex: 'v3'}}]\nlimits: {maxDeletionsPerRun: 1}",
+        )
+        .unwrap();
+        let policy = Policy::compile("ns/p", &rules).unwrap();
+        plan(&policy, &[], &inventory, &Protections::default(), now)
+    }
+
+    fn incomplete(plan: &Plan) -> Vec<IncompleteRepository> {
+        Report::new(plan).incomplete_repositories
+    }
+
+    #[test]
+    fn the_streamed_json_is_the_report_with_the_decisions_before_the_totals() {
+        for repositories in [0, 5] {
+            let plan = sample_plan(repositories);
+            let mut w = JsonWriter::new(Vec::new(), &plan.policy, plan.mode, plan.now).unwrap();
+            for r in &plan.repositories {
+                w.repository(r).unwrap();
+            }
+            let totals = Totals::of(&plan, incomplete(&plan));
+            let extra = [("requests", serde_json::json!({"total": 3}))];
+            let bytes = w.finish(&totals, &extra).unwrap();
+            let streamed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let mut expected = serde_json::to_value(Report::new(&plan)).unwrap();
+            expected["requests"] = serde_json::json!({"total": 3});
+            assert_eq!(streamed, expected);
+            let keys: Vec<&str> = streamed
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            if repositories > 0 {
+                assert!(plan.counts.deletions > 1 && !plan.notes.is_empty());
+                assert_eq!(
+                    keys,
+                    [
+                        "policy",
+                        "mode",
+                        "now",
+                        "decisions",
+                        "summary",
+                        "blastRadiusExceeded",
+                        "notes",
+                        "incompleteRepositories",
+                        "requests"
+                    ]
+                );
+            } else {
+                assert_eq!(streamed["decisions"], serde_json::json!([]));
+            }
+        }
+    }
+
+    #[test]
+    fn the_streamed_table_has_the_rows_and_footer_of_the_whole_table() {
+        let collapse = |t: &str| -> Vec<String> {
+            t.lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect()
+        };
+        for all in [false, true] {
+            for repositories in [0, 5] {
+                let plan = sample_plan(repositories);
+                let mut w = TableWriter::new(Vec::new(), plan.mode, all);
+                for r in &plan.repositories {
+                    w.repository(r).unwrap();
+                }
+                let totals = Totals::of(&plan, incomplete(&plan));
+                let text = String::from_utf8(w.finish(&plan.policy, &totals).unwrap()).unwrap();
+                let whole = Report::new(&plan).render_table(all);
+                assert_eq!(collapse(&text), collapse(&whole), "{text}");
+                assert!(text.starts_with("REPOSITORY"), "{text}");
+            }
+        }
+    }
 
     #[test]
     fn byte_counts_read_in_binary_units() {

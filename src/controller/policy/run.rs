@@ -20,7 +20,7 @@ use crate::controller::context::Context;
 use crate::controller::endpoint::endpoint;
 use crate::controller::error::{reason_of_denial, ControllerError};
 use crate::controller::target::{self, CredentialSource};
-use crate::engine::{plan_policy, InUseSource, ReadyToExecute, RunOptions, RunResult};
+use crate::engine::{plan_policy, Hold, InUseSource, ReadyToExecute, RunOptions, RunResult};
 use crate::oci::RegistryClient;
 use crate::retention::{check_limits, LimitBreach, Policy};
 
@@ -190,9 +190,11 @@ pub(super) async fn plan_on_registry(
         });
         source
     });
+    // Repository by repository: the run holds its deletions and counts, not the registry.
     let mut options = RunOptions {
         others,
         in_use_source,
+        hold: Hold::Deletions,
         ..RunOptions::default()
     };
     options.execute.fence = ctx.fence.clone();

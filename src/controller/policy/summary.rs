@@ -93,11 +93,7 @@ pub(super) fn fold(
                 }
                 let reg_name = cluster.then_some(reg_key.as_str());
                 let room = MAX_STATUS_CANDIDATES.saturating_sub(candidates.len());
-                candidates.extend(
-                    crate::retention::candidates(&result.plan, reg_name)
-                        .into_iter()
-                        .take(room),
-                );
+                candidates.extend(result.candidates(reg_name).into_iter().take(room));
                 if let Some(m) = s.message.filter(|_| held.is_none()) {
                     messages.push(if runs.len() > 1 {
                         format!("{reg_key}: {m}")
