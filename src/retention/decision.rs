@@ -6,7 +6,7 @@ use std::sync::Arc;
 use jiff::SignedDuration;
 
 use super::graph::Need;
-use super::inventory::Digest;
+use super::inventory::{Digest, TagName};
 use crate::duration::GoDuration;
 
 /// A duration in whole seconds: ages and policy durations in reasons. (Reasons are kept
@@ -15,6 +15,15 @@ pub type Seconds = i64;
 
 fn dur(secs: Seconds) -> SignedDuration {
     SignedDuration::from_secs(secs)
+}
+
+/// A name many reasons share — who runs an image, a policy — behind one pointer, so that a
+/// reason stays at 24 bytes and a decision at 32.
+pub type SharedName = Arc<Box<str>>;
+
+/// A [`SharedName`] of `name`.
+pub fn shared_name(name: &str) -> SharedName {
+    Arc::new(Box::from(name))
 }
 
 /// Which time a tag's age was measured from, as the reasons say it.
@@ -167,14 +176,14 @@ pub enum ProtectReason {
     /// Something in the cluster runs this image.
     InUse {
         /// Who (`Pod team-a/web-7f9`).
-        by: Arc<str>,
+        by: SharedName,
         /// Set when the reference was by digest (possibly a child of this tag's index).
         digest: Option<Digest>,
     },
     /// Another applicable policy's keep entries keep the tag.
     OtherPolicy {
         /// That policy's name.
-        policy: Arc<str>,
+        policy: SharedName,
         /// Its reason.
         reason: Box<KeepReason>,
     },
@@ -197,7 +206,7 @@ pub enum ProtectReason {
     /// The registry deletes whole images only and another tag on this image stays.
     SharedImage {
         /// A tag that stays on the same image (the first by name).
-        with_tag: Arc<str>,
+        with_tag: TagName,
     },
     /// The registry deletes whole images only and this image is listed by an index that
     /// stays.
@@ -243,8 +252,9 @@ pub enum DeleteReason {
         age: Seconds,
         /// Bit `i` set: entry `i + 1` selects the tag (but none of its criteria keeps it).
         selected_by: u64,
-        /// For each entry, the criteria a selected tag failed (shared with the policy).
-        misses: Arc<[Arc<str>]>,
+        /// For each entry, the criteria a selected tag failed (shared with the policy, behind
+        /// one pointer: a decision stays at 32 bytes).
+        misses: Arc<Vec<Arc<str>>>,
     },
     /// `purge: true`.
     Purge {
@@ -462,7 +472,7 @@ mod tests {
             "kept: 3rd most recent of entry 2 (keeps 10)"
         );
         let in_use = Decision::Protect(ProtectReason::InUse {
-            by: Arc::from("Pod team-a/web-7f9"),
+            by: shared_name("Pod team-a/web-7f9"),
             digest: None,
         });
         assert_eq!(in_use.to_string(), "kept: in use by Pod team-a/web-7f9");

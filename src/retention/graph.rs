@@ -11,9 +11,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 
-use super::inventory::{Digest, ManifestId, Repository};
+use super::decision::SharedName;
+use super::inventory::{Digest, ManifestId, Repository, TagName};
 
 /// Adjacency lists of one relation, packed: `items[offsets[i]..offsets[i + 1]]`.
 #[derive(Debug, Clone, Default)]
@@ -115,7 +115,7 @@ impl Graph {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Need {
     /// A tag on it stays.
-    Tag(Arc<str>),
+    Tag(TagName),
     /// An index that stays lists it.
     Index(Digest),
     /// It is a referrer (signature, SBOM) of this subject, which stays.
@@ -123,7 +123,7 @@ pub enum Need {
     /// Something in the cluster runs it, an index listing it, or an image it lists.
     InUse {
         /// Who (`Pod team-a/web-7f9`).
-        by: Arc<str>,
+        by: SharedName,
         /// The digest it runs.
         digest: Digest,
     },
@@ -140,6 +140,31 @@ impl fmt::Display for Need {
     }
 }
 
+/// Who runs each manifest of a repository by digest ([`digest_users`]): four bytes per
+/// manifest and the few users by digest, rather than a user per manifest.
+#[derive(Debug, Clone, Default)]
+pub struct DigestUsers {
+    /// Per manifest, the index in `sources` of its first user, or [`NOBODY`].
+    of: Vec<u32>,
+    /// The manifests run by digest, with their users, in order.
+    sources: Vec<(SharedName, Digest)>,
+}
+
+const NOBODY: u32 = u32::MAX;
+
+impl DigestUsers {
+    /// Who runs `id` (itself, an index listing it or an image it lists), and as which digest.
+    pub fn get(&self, id: ManifestId) -> Option<(&SharedName, &Digest)> {
+        let i = *self.of.get(id.index())?;
+        self.sources.get(i as usize).map(|(by, d)| (by, d))
+    }
+
+    /// Whether nothing in the repository is run by digest.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+}
+
 /// Who runs each manifest of `repo` by digest — itself, an index that lists it at any depth,
 /// or a manifest it lists at any depth — as the first `(user, digest)` pair in order, so the
 /// answer does not depend on listing order. Empty when nothing in the repository is run by
@@ -147,40 +172,40 @@ impl fmt::Display for Need {
 pub fn digest_users(
     repo: &Repository,
     graph: &Graph,
-    users: &HashMap<Digest, Arc<str>>,
-) -> Vec<Option<(Arc<str>, Digest)>> {
-    let mut sources: Vec<(&Arc<str>, &Digest, ManifestId)> = repo
+    users: &HashMap<Digest, SharedName>,
+) -> DigestUsers {
+    let mut sources: Vec<(SharedName, Digest, ManifestId)> = repo
         .manifests
         .iter()
         .enumerate()
         .filter_map(|(i, m)| {
             users
                 .get(&m.digest)
-                .map(|by| (by, &m.digest, ManifestId(i as u32)))
+                .map(|by| (by.clone(), m.digest.clone(), ManifestId(i as u32)))
         })
         .collect();
     if sources.is_empty() {
-        return Vec::new();
+        return DigestUsers::default();
     }
     sources.sort();
     let n = repo.manifests.len();
-    let mut out: Vec<Option<(Arc<str>, Digest)>> = vec![None; n];
+    // Sources are sorted: the first source reaching a node is the one with the least index.
+    let mut of = vec![NOBODY; n];
     // Up (indexes listing a run image) and down (images a run index lists), each node
     // labelled by the first source that reaches it; a node already reached in the same
     // direction by an earlier source has had everything beyond it reached too.
     for up in [true, false] {
         let mut seen = vec![false; n];
         let mut stack = Vec::new();
-        for (by, digest, id) in &sources {
+        for (s, (_, _, id)) in sources.iter().enumerate() {
+            let s = s as u32;
             stack.push(*id);
             while let Some(x) = stack.pop() {
                 if std::mem::replace(&mut seen[x.index()], true) {
                     continue;
                 }
-                let slot = &mut out[x.index()];
-                if slot.as_ref().is_none_or(|(b, d)| (*by, *digest) < (b, d)) {
-                    *slot = Some(((*by).clone(), (*digest).clone()));
-                }
+                let slot = &mut of[x.index()];
+                *slot = (*slot).min(s);
                 let next = if up {
                     graph.parents(x)
                 } else {
@@ -190,7 +215,10 @@ pub fn digest_users(
             }
         }
     }
-    out
+    DigestUsers {
+        of,
+        sources: sources.into_iter().map(|(by, d, _)| (by, d)).collect(),
+    }
 }
 
 /// Takes back every deletion that something staying still needs, until none is left: a
@@ -203,15 +231,15 @@ pub fn veto(
     repo: &Repository,
     graph: &Graph,
     going: &mut [bool],
-    staying_tag: &[Option<Arc<str>>],
-    in_use: &[Option<(Arc<str>, Digest)>],
+    staying_tag: &[Option<TagName>],
+    in_use: &DigestUsers,
 ) -> HashMap<ManifestId, Need> {
     let digest = |id: ManifestId| repo.manifests[id.index()].digest.clone();
     let need = |x: ManifestId, going: &[bool]| -> Option<Need> {
         if let Some(Some(t)) = staying_tag.get(x.index()) {
             return Some(Need::Tag(t.clone()));
         }
-        if let Some(Some((by, d))) = in_use.get(x.index()) {
+        if let Some((by, d)) = in_use.get(x) {
             return Some(Need::InUse {
                 by: by.clone(),
                 digest: d.clone(),
@@ -277,7 +305,7 @@ mod tests {
         let mut going = vec![false; repo.manifests.len()];
         going[id(&repo, '3').index()] = true;
         let no_tags = vec![None; going.len()];
-        let why = veto(&repo, &g, &mut going, &no_tags, &[]);
+        let why = veto(&repo, &g, &mut going, &no_tags, &DigestUsers::default());
         assert!(going.iter().all(|g| !g));
         assert_eq!(
             why.get(&id(&repo, '3')),
@@ -301,7 +329,7 @@ mod tests {
             going[id(&repo, c).index()] = true;
         }
         let no_tags = vec![None; going.len()];
-        let why = veto(&repo, &g, &mut going, &no_tags, &[]);
+        let why = veto(&repo, &g, &mut going, &no_tags, &DigestUsers::default());
         assert!(going[id(&repo, 'a').index()]);
         assert!(!going[id(&repo, '5').index()] && !going[id(&repo, '6').index()]);
         assert_eq!(
@@ -323,14 +351,20 @@ mod tests {
         let repo = b.build();
         let g = Graph::new(&repo);
         let mut users = HashMap::new();
-        users.insert(Digest::new(&hex('2')), Arc::from("Pod a/b"));
+        users.insert(
+            Digest::new(&hex('2')),
+            crate::retention::decision::shared_name("Pod a/b"),
+        );
         let found = digest_users(&repo, &g, &users);
         for c in ['1', '2', '3'] {
             assert_eq!(
-                found[id(&repo, c).index()],
-                Some((Arc::from("Pod a/b"), Digest::new(&hex('2'))))
+                found.get(id(&repo, c)),
+                Some((
+                    &crate::retention::decision::shared_name("Pod a/b"),
+                    &Digest::new(&hex('2'))
+                ))
             );
         }
-        assert_eq!(found[id(&repo, '4').index()], None);
+        assert_eq!(found.get(id(&repo, '4')), None);
     }
 }

@@ -1,11 +1,14 @@
 //! The inventory: what one registry holds in the repositories a run looks at, as plain data.
 //!
 //! The inventory builder (registry-facing, elsewhere) fills it from the registry client; tests
-//! and benchmarks build synthetic ones. Names and digests are `Arc<str>` so that the plan can
-//! refer to them without copying, and manifests are interned per repository: a tag points at
-//! a [`ManifestId`], an index at its children's ids, a referrer at its subject's id.
+//! and benchmarks build synthetic ones. The largest repository bounds a run's memory, so a tag
+//! is kept small: its name is a [`TagName`] (short names inline, no allocation), its times
+//! eight bytes each, and manifests are interned per repository — a tag points at a
+//! [`ManifestId`], an index at its children's ids, a referrer at its subject's id. A
+//! [`Digest`] is one shared allocation of its 32 bytes, which the plan refers to without
+//! copying; a media type is kept once per repository.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::num::NonZeroI64;
 use std::sync::Arc;
@@ -85,6 +88,144 @@ impl fmt::Debug for Digest {
 impl From<&str> for Digest {
     fn from(s: &str) -> Self {
         Digest::new(s)
+    }
+}
+
+/// A tag name: sixteen bytes, with names of up to 14 bytes (`latest`, `v1.27.3`,
+/// `ci-0042137`) held inline and longer ones behind one shared pointer, so that the
+/// inventory, the plan and its mutations hold a tag's name without an allocation each.
+/// Dereferences to `str`; compares, orders and hashes like it.
+#[derive(Clone)]
+pub struct TagName(NameRepr);
+
+/// Longest name held inline.
+const INLINE: usize = 14;
+
+#[derive(Clone)]
+enum NameRepr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Arc<Box<str>>),
+}
+
+impl TagName {
+    fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            NameRepr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            NameRepr::Shared(s) => s.as_bytes(),
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Always whole: inline bytes are only ever copied from a `str` of that length.
+            NameRepr::Inline { .. } => std::str::from_utf8(self.bytes()).unwrap_or_default(),
+            NameRepr::Shared(s) => s,
+        }
+    }
+}
+
+impl From<&str> for TagName {
+    fn from(s: &str) -> TagName {
+        if s.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            TagName(NameRepr::Inline {
+                len: s.len() as u8,
+                bytes,
+            })
+        } else {
+            TagName(NameRepr::Shared(Arc::new(s.into())))
+        }
+    }
+}
+
+impl From<String> for TagName {
+    fn from(s: String) -> TagName {
+        TagName::from(s.as_str())
+    }
+}
+
+impl From<&String> for TagName {
+    fn from(s: &String) -> TagName {
+        TagName::from(s.as_str())
+    }
+}
+
+impl From<Arc<str>> for TagName {
+    fn from(s: Arc<str>) -> TagName {
+        TagName::from(&*s)
+    }
+}
+
+impl std::ops::Deref for TagName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for TagName {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for TagName {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for TagName {
+    fn eq(&self, other: &TagName) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for TagName {}
+
+impl PartialEq<str> for TagName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for TagName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialOrd for TagName {
+    fn partial_cmp(&self, other: &TagName) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TagName {
+    fn cmp(&self, other: &TagName) -> std::cmp::Ordering {
+        // UTF-8 bytes order like the characters they encode.
+        self.bytes().cmp(other.bytes())
+    }
+}
+
+impl std::hash::Hash for TagName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes, so that a map keyed by names can be asked with a `&str`.
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Display for TagName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for TagName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -184,7 +325,7 @@ pub struct Repository {
 #[derive(Debug, Clone)]
 pub struct Tag {
     /// Tag name.
-    pub name: Arc<str>,
+    pub name: TagName,
     /// The manifest the tag resolved to when listed.
     pub manifest: ManifestId,
     /// When the tag was pushed (zot's search API), if known. When unknown, the manifest's
@@ -257,12 +398,23 @@ impl Repository {
     }
 }
 
+/// A digest as a key of the builder's map, looked up by its [`DigestRepr`]: the map holds
+/// the manifest's own `Arc`, not a copy of the digest.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Interned(Digest);
+
+impl std::borrow::Borrow<DigestRepr> for Interned {
+    fn borrow(&self) -> &DigestRepr {
+        &(self.0).0
+    }
+}
+
 /// Builds a [`Repository`], interning digests and resolving referrer tags.
 #[derive(Debug, Default)]
 pub struct RepositoryBuilder {
     repo: Repository,
-    ids: HashMap<DigestRepr, ManifestId>,
-    tag_index: HashMap<Arc<str>, usize>,
+    ids: HashMap<Interned, ManifestId>,
+    tag_index: HashMap<TagName, u32>,
 }
 
 impl RepositoryBuilder {
@@ -283,13 +435,13 @@ impl RepositoryBuilder {
             .manifests
             .iter()
             .enumerate()
-            .map(|(i, m)| ((*m.digest.0).clone(), ManifestId(i as u32)))
+            .map(|(i, m)| (Interned(m.digest.clone()), ManifestId(i as u32)))
             .collect();
         let tag_index = repo
             .tags
             .iter()
             .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
+            .map(|(i, t)| (t.name.clone(), i as u32))
             .collect();
         RepositoryBuilder {
             repo,
@@ -315,10 +467,9 @@ impl RepositoryBuilder {
             return *id;
         }
         let id = ManifestId(self.repo.manifests.len() as u32);
-        self.ids.insert(repr.clone(), id);
-        self.repo
-            .manifests
-            .push(Manifest::new(Digest(Arc::new(repr))));
+        let digest = Digest(Arc::new(repr));
+        self.ids.insert(Interned(digest.clone()), id);
+        self.repo.manifests.push(Manifest::new(digest));
         id
     }
 
@@ -364,7 +515,7 @@ impl RepositoryBuilder {
     pub fn tag(&mut self, name: &str, digest: &str) -> &mut Tag {
         let manifest = self.id(digest);
         let subject = referrer_tag_subject(name).map(|s| self.id(&s));
-        if let Some(&i) = self.tag_index.get(name) {
+        if let Some(i) = self.tag_index.get(name).map(|&i| i as usize) {
             let listed = self.repo.tags[i].manifest;
             if listed != manifest {
                 self.incomplete(&format!(
@@ -378,8 +529,9 @@ impl RepositoryBuilder {
             }
             return &mut self.repo.tags[i];
         }
-        let name: Arc<str> = Arc::from(name);
-        self.tag_index.insert(name.clone(), self.repo.tags.len());
+        let name = TagName::from(name);
+        self.tag_index
+            .insert(name.clone(), self.repo.tags.len() as u32);
         self.repo.tags.push(Tag {
             name,
             manifest,
@@ -409,12 +561,38 @@ impl RepositoryBuilder {
     }
 
     /// Finishes the repository: a tag on a manifest with a subject becomes a referrer tag.
+    /// The repository is then made as small as it can be: a media type written once per
+    /// manifest is kept once per repository, and the lists lose their spare room.
     pub fn build(mut self) -> Repository {
+        drop(std::mem::take(&mut self.ids));
+        drop(std::mem::take(&mut self.tag_index));
         for tag in &mut self.repo.tags {
             if tag.subject.is_none() {
                 tag.subject = self.repo.manifests[tag.manifest.index()].subject;
             }
         }
+        let mut kinds: HashSet<Arc<str>> = HashSet::new();
+        let mut share = |s: &mut Option<Arc<str>>| {
+            if let Some(x) = s {
+                match kinds.get(&**x) {
+                    Some(known) => *x = known.clone(),
+                    None => {
+                        kinds.insert(x.clone());
+                    }
+                }
+            }
+        };
+        for m in &mut self.repo.manifests {
+            if let Some(media) = &mut m.media {
+                share(&mut media.media_type);
+                share(&mut media.artifact_type);
+                if media.media_type.is_none() && media.artifact_type.is_none() {
+                    m.media = None;
+                }
+            }
+        }
+        self.repo.tags.shrink_to_fit();
+        self.repo.manifests.shrink_to_fit();
         self.repo
     }
 }
@@ -491,6 +669,64 @@ mod tests {
         assert!(a < b);
         assert_eq!(a, Digest::new(&a.to_string()));
         assert_eq!(std::mem::size_of::<Digest>(), 8);
+    }
+
+    #[test]
+    fn tag_names_short_or_long_read_compare_and_hash_like_their_text() {
+        use std::collections::HashMap;
+        let texts = [
+            "",
+            "v1",
+            "latest",
+            "ci-0000042",
+            "exactly-14-by",
+            "fifteen-bytes-x",
+            "main-20261102-abcdef0",
+            "größe-ü",
+        ];
+        let names: Vec<TagName> = texts.iter().map(|t| TagName::from(*t)).collect();
+        for (name, text) in names.iter().zip(texts) {
+            assert_eq!(name.as_str(), text);
+            assert_eq!(name.to_string(), text);
+            assert_eq!(*name, *text);
+        }
+        let mut by_name: Vec<&TagName> = names.iter().collect();
+        by_name.sort();
+        let mut by_text = texts.to_vec();
+        by_text.sort();
+        assert_eq!(
+            by_name.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+            by_text
+        );
+        let index: HashMap<TagName, usize> = names.iter().cloned().zip(0..).collect();
+        for (i, text) in texts.iter().enumerate() {
+            assert_eq!(index.get(*text), Some(&i));
+        }
+        assert_eq!(std::mem::size_of::<TagName>(), 16);
+    }
+
+    #[test]
+    fn a_built_repository_keeps_each_media_type_once() {
+        let mut b = RepositoryBuilder::new("r");
+        for d in ["sha256:aa", "sha256:bb"] {
+            b.tag(d, d);
+            b.manifest(d).media = Some(Box::new(MediaInfo {
+                media_type: Some(Arc::from("application/vnd.oci.image.manifest.v1+json")),
+                artifact_type: None,
+            }));
+        }
+        b.manifest("sha256:cc").media = Some(Box::default());
+        let repo = b.build();
+        let kind = |i: usize| {
+            repo.manifests[i]
+                .media
+                .as_ref()
+                .and_then(|m| m.media_type.clone())
+        };
+        let (a, b) = (kind(0), kind(1));
+        assert!(a.is_some() && b.is_some());
+        assert!(Arc::ptr_eq(a.as_ref().unwrap(), b.as_ref().unwrap()));
+        assert_eq!(repo.manifests[2].media, None);
     }
 
     #[test]

@@ -71,12 +71,12 @@ pub mod policy;
 pub mod report;
 
 pub use decision::{
-    Action, AgeOf, Decision, DeleteReason, KeepReason, ProtectReason, ReferrerKept, Seconds,
-    SemverLine,
+    shared_name, Action, AgeOf, Decision, DeleteReason, KeepReason, ProtectReason, ReferrerKept,
+    Seconds, SemverLine, SharedName,
 };
 pub use inventory::{
     Capabilities, Completeness, Digest, Inventory, Manifest, ManifestId, MediaInfo, Repository,
-    RepositoryBuilder, Tag, Time,
+    RepositoryBuilder, Tag, TagName, Time,
 };
 pub use plan::{
     check_limits, plan, Counts, InUse, LimitBreach, Mutation, Plan, Protections, RepositoryPlan,

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 
 use super::decision::{
-    Action, AgeOf, Decision, DeleteReason, KeepReason, ProtectReason, ReferrerKept, Seconds,
-    SemverLine,
+    shared_name, Action, AgeOf, Decision, DeleteReason, KeepReason, ProtectReason, ReferrerKept,
+    Seconds, SemverLine, SharedName,
 };
-use super::graph::{digest_users, veto, Graph, Need};
+use super::graph::{digest_users, veto, DigestUsers, Graph, Need};
 use super::inventory::{
-    Capabilities, Completeness, Digest, Inventory, ManifestId, Repository, Tag,
+    Capabilities, Completeness, Digest, Inventory, ManifestId, Repository, Tag, TagName, Time,
 };
 use super::policy::{Entry, Limits, Policy};
 use crate::api::common::condition::Reason;
@@ -24,8 +24,8 @@ use crate::api::retention::PolicyMode;
 /// registry by the caller.
 #[derive(Debug, Clone, Default)]
 pub struct InUse {
-    tags: HashMap<Arc<str>, HashMap<Arc<str>, Arc<str>>>,
-    digests: HashMap<Arc<str>, HashMap<Digest, Arc<str>>>,
+    tags: HashMap<Arc<str>, HashMap<Arc<str>, SharedName>>,
+    digests: HashMap<Arc<str>, HashMap<Digest, SharedName>>,
 }
 
 impl InUse {
@@ -60,7 +60,7 @@ impl InUse {
 
     /// Who runs `repository:tag`, if anyone.
     pub fn tag_user(&self, repository: &str, tag: &str) -> Option<&str> {
-        self.tags.get(repository)?.get(tag).map(|by| &**by)
+        self.tags.get(repository)?.get(tag).map(|by| &***by)
     }
 
     /// Who runs `repository@digest`, if anyone.
@@ -68,12 +68,12 @@ impl InUse {
         self.digests
             .get(repository)?
             .get(&Digest::new(digest))
-            .map(|by| &**by)
+            .map(|by| &***by)
     }
 }
 
 fn add<K: std::hash::Hash + Eq>(
-    map: &mut HashMap<Arc<str>, HashMap<K, Arc<str>>>,
+    map: &mut HashMap<Arc<str>, HashMap<K, SharedName>>,
     repository: &str,
     key: K,
     by: &str,
@@ -83,10 +83,10 @@ fn add<K: std::hash::Hash + Eq>(
         None => map.entry(Arc::from(repository)).or_default(),
     };
     match users.get_mut(&key) {
-        Some(current) if by < &**current => *current = Arc::from(by),
+        Some(current) if by < &***current => *current = shared_name(by),
         Some(_) => {}
         None => {
-            users.insert(key, Arc::from(by));
+            users.insert(key, shared_name(by));
         }
     }
 }
@@ -102,7 +102,7 @@ pub struct Protections {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagDecision {
     /// Tag name.
-    pub tag: Arc<str>,
+    pub tag: TagName,
     /// The digest the tag pointed at when listed.
     pub digest: Digest,
     /// What happens to it, and why.
@@ -134,7 +134,7 @@ pub enum Mutation {
         /// Repository.
         repository: Arc<str>,
         /// Tag.
-        tag: Arc<str>,
+        tag: TagName,
         /// The digest it must still point at.
         digest: Digest,
     },
@@ -147,7 +147,7 @@ pub enum Mutation {
         /// The manifest.
         digest: Digest,
         /// The tags pointing at it when listed (possibly none, for untagged referrers).
-        tags: Vec<Arc<str>>,
+        tags: Box<[TagName]>,
         /// For a referrer: its subject, deleted earlier in the plan. Skip this deletion if
         /// the subject's deletion did not happen.
         subject: Option<Digest>,
@@ -571,7 +571,7 @@ fn parse_version(tag: &str) -> Option<semver::Version> {
 fn evaluate_keeps(
     policy: &Policy,
     repo: &Repository,
-    ages: &[Option<Seconds>],
+    ages: &Ages,
     caps: Capabilities,
     now: Seconds,
     mut unsupported: Option<&mut [u64]>,
@@ -604,7 +604,7 @@ fn evaluate_keeps(
         }
         if let Some(within) = entry.pushed_within.map(ceil_secs) {
             for &i in &sel {
-                if let Some(age) = ages[i].filter(|a| *a <= within) {
+                if let Some(age) = ages.get(i).filter(|a| *a <= within) {
                     kept[i].get_or_insert(KeepReason::PushedWithin {
                         entry: num,
                         of: age_of(&repo.tags[i]),
@@ -663,7 +663,7 @@ const NONE: u32 = u32::MAX;
 /// tags are protected anyway) and so do not take a place.
 fn most_recent(
     repo: &Repository,
-    ages: &[Option<Seconds>],
+    ages: &Ages,
     sel: &[usize],
     entry: u8,
     of: u32,
@@ -676,14 +676,14 @@ fn most_recent(
     best.resize(m, NONE);
     // Is tag a newer than tag b? Smaller age is newer; equal ages: the greater name.
     let newer = |a: usize, b: usize| -> bool {
-        match (ages[a], ages[b]) {
+        match (ages.get(a), ages.get(b)) {
             (Some(x), Some(y)) if x != y => x < y,
             _ => repo.tags[a].name > repo.tags[b].name,
         }
     };
     images.clear();
     for &i in sel {
-        if ages[i].is_none() {
+        if ages.get(i).is_none() {
             continue;
         }
         let id = repo.tags[i].manifest;
@@ -701,8 +701,8 @@ fn most_recent(
     let take = (of as usize).min(images.len());
     let cmp = |a: &(ManifestId, usize), b: &(ManifestId, usize)| {
         let (x, y) = (a.1, b.1);
-        ages[x]
-            .cmp(&ages[y])
+        ages.get(x)
+            .cmp(&ages.get(y))
             .then_with(|| repo.tags[y].name.cmp(&repo.tags[x].name))
     };
     if take < images.len() && take > 0 {
@@ -817,10 +817,12 @@ fn plan_repository(
     let graph = Graph::new(repo);
     let run_by_digest = match ctx.in_use.digests.get(&*repo.name) {
         Some(users) if policy.in_use => digest_users(repo, &graph, users),
-        _ => Vec::new(),
+        _ => DigestUsers::default(),
     };
     let mut decisions =
         decide_chosen_tags(ctx, repo, keeps.as_ref(), &ages, min_age, &run_by_digest);
+    // Scratch goes as soon as it has served: the largest repository bounds a run's memory.
+    drop(keeps);
     let mut fates = manifest_fates(repo, &decisions);
     let delete_referrers = policy.delete_referrers || policy.purge;
     if delete_referrers {
@@ -845,7 +847,9 @@ fn plan_repository(
         &mut decisions,
         out,
     );
+    drop((vetoed, graph, run_by_digest, ages));
     plan_manifest_deletions(ctx, repo, &fates, out);
+    drop(fates);
     finish_repository(repo, decisions, out)
 }
 
@@ -857,12 +861,12 @@ fn still_needed(
     graph: &Graph,
     decisions: &[Option<Decision>],
     fates: &mut ManifestFates,
-    run_by_digest: &[Option<(Arc<str>, Digest)>],
+    run_by_digest: &DigestUsers,
 ) -> HashMap<ManifestId, Need> {
     if !fates.going.iter().any(|g| *g) {
         return HashMap::new();
     }
-    let mut staying_tag: Vec<Option<Arc<str>>> = vec![None; repo.manifests.len()];
+    let mut staying_tag: Vec<Option<TagName>> = vec![None; repo.manifests.len()];
     for (i, t) in repo.tags.iter().enumerate() {
         if t.subject.is_none() && !decisions[i].as_ref().is_some_and(Decision::is_delete) {
             let slot = &mut staying_tag[t.manifest.index()];
@@ -884,15 +888,32 @@ fn age_of(t: &Tag) -> AgeOf {
 }
 
 /// Each tag's age in seconds at `now`: from its push time, else its image's build time.
-fn tag_ages(repo: &Repository, now: Seconds) -> Vec<Option<Seconds>> {
-    repo.tags
-        .iter()
-        .map(|t| {
-            t.pushed
-                .or(repo.manifests[t.manifest.index()].created)
-                .map(|p| now - p.unix_seconds())
-        })
-        .collect()
+/// Kept as the times (eight bytes a tag), the age worked out when asked.
+struct Ages {
+    times: Vec<Option<Time>>,
+    now: Seconds,
+}
+
+impl Ages {
+    /// The age of tag `i`, if known.
+    fn get(&self, i: usize) -> Option<Seconds> {
+        self.times
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|t| self.now - t.unix_seconds())
+    }
+}
+
+fn tag_ages(repo: &Repository, now: Seconds) -> Ages {
+    Ages {
+        times: repo
+            .tags
+            .iter()
+            .map(|t| t.pushed.or(repo.manifests[t.manifest.index()].created))
+            .collect(),
+        now,
+    }
 }
 
 /// The decisions of the tags people chose: this policy's keeps (`None`: the policy deletes
@@ -903,9 +924,9 @@ fn decide_chosen_tags(
     ctx: &Ctx<'_>,
     repo: &Repository,
     keeps: Option<&Keeps>,
-    ages: &[Option<Seconds>],
+    ages: &Ages,
     min_age: Seconds,
-    run_by_digest: &[Option<(Arc<str>, Digest)>],
+    run_by_digest: &DigestUsers,
 ) -> Vec<Option<Decision>> {
     let policy = ctx.policy;
     let now = ctx.now_secs;
@@ -936,7 +957,7 @@ fn decide_chosen_tags(
             }));
             continue;
         }
-        if let Some(Some((by, d))) = run_by_digest.get(t.manifest.index()) {
+        if let Some((by, d)) = run_by_digest.get(t.manifest) {
             decisions[i] = Some(Decision::Protect(ProtectReason::InUse {
                 by: by.clone(),
                 digest: Some(d.clone()),
@@ -957,7 +978,7 @@ fn decide_chosen_tags(
             k.as_ref()
                 .and_then(|k| k.kept[i])
                 .map(|reason| ProtectReason::OtherPolicy {
-                    policy: o.name_arc(),
+                    policy: o.shared_name(),
                     reason: Box::new(reason),
                 })
         });
@@ -965,7 +986,7 @@ fn decide_chosen_tags(
             decisions[i] = Some(Decision::Protect(veto));
             continue;
         }
-        let Some(age) = ages[i] else {
+        let Some(age) = ages.get(i) else {
             decisions[i] = Some(Decision::Protect(ProtectReason::UnknownAge));
             continue;
         };
@@ -993,8 +1014,6 @@ fn decide_chosen_tags(
 
 /// What happens to each manifest of a repository, by [`ManifestId`] index.
 struct ManifestFates {
-    /// How many tags point at the manifest.
-    tag_count: Vec<u32>,
     /// The manifest is a referrer: it has a subject, or a referrer tag names one.
     referrer: Vec<bool>,
     /// The manifest's subject: its own, else the first by digest its referrer tags name.
@@ -1065,7 +1084,6 @@ fn manifest_fates(repo: &Repository, decisions: &[Option<Decision>]) -> Manifest
         }
     }
     ManifestFates {
-        tag_count,
         referrer,
         subject_of,
         going,
@@ -1080,10 +1098,10 @@ fn manifest_fates(repo: &Repository, decisions: &[Option<Decision>]) -> Manifest
 /// it, and every index listing it goes too.
 fn cascade_referrers(
     repo: &Repository,
-    ages: &[Option<Seconds>],
+    ages: &Ages,
     min_age: Seconds,
     now: Seconds,
-    run_by_digest: &[Option<(Arc<str>, Digest)>],
+    run_by_digest: &DigestUsers,
     fates: &mut ManifestFates,
 ) {
     let m = repo.manifests.len();
@@ -1109,11 +1127,11 @@ fn cascade_referrers(
         })
         .collect();
     for (i, t) in repo.tags.iter().enumerate() {
-        let ok = t.subject.is_some() && ages[i].is_none_or(|a| a >= min_age);
+        let ok = t.subject.is_some() && ages.get(i).is_none_or(|a| a >= min_age);
         deletable[t.manifest.index()] &= ok;
     }
     for &id in &referrers {
-        if run_by_digest.get(id).is_some_and(Option::is_some) {
+        if run_by_digest.get(ManifestId(id as u32)).is_some() {
             deletable[id] = false;
         }
     }
@@ -1151,7 +1169,7 @@ fn cascade_referrers(
 fn settle_tags(
     ctx: &Ctx<'_>,
     repo: &Repository,
-    ages: &[Option<Seconds>],
+    ages: &Ages,
     min_age: Seconds,
     delete_referrers: bool,
     fates: &ManifestFates,
@@ -1167,12 +1185,13 @@ fn settle_tags(
                 need: Box::new(need.clone()),
             })
     };
-    let mut staying: Vec<Option<usize>> = vec![None; repo.manifests.len()];
+    // Per manifest, the first tag by name on it that stays, or NONE.
+    let mut staying: Vec<u32> = vec![NONE; repo.manifests.len()];
     for (i, t) in repo.tags.iter().enumerate() {
         if t.subject.is_none() && !decisions[i].as_ref().is_some_and(Decision::is_delete) {
             let slot = &mut staying[t.manifest.index()];
-            if slot.is_none_or(|s| t.name < repo.tags[s].name) {
-                *slot = Some(i);
+            if *slot == NONE || t.name < repo.tags[*slot as usize].name {
+                *slot = i as u32;
             }
         }
     }
@@ -1197,7 +1216,7 @@ fn settle_tags(
                     subject,
                     why: ReferrerKept::DeleteReferrersOff,
                 })
-            } else if let Some(age) = ages[i].filter(|a| *a < min_age) {
+            } else if let Some(age) = ages.get(i).filter(|a| *a < min_age) {
                 Decision::Protect(ProtectReason::TooYoung {
                     of: age_of(t),
                     age,
@@ -1230,7 +1249,8 @@ fn settle_tags(
                 },
             ));
         } else {
-            let reason = match (staying[id], fates.blocked_by.get(&t.manifest)) {
+            let staying = (staying[id] != NONE).then_some(staying[id] as usize);
+            let reason = match (staying, fates.blocked_by.get(&t.manifest)) {
                 (Some(s), _) => ProtectReason::SharedImage {
                     with_tag: repo.tags[s].name.clone(),
                 },
@@ -1238,7 +1258,7 @@ fn settle_tags(
                     index: digest_of(repo, *p),
                 },
                 (None, None) => still_needed(id).unwrap_or(ProtectReason::SharedImage {
-                    with_tag: Arc::from("another reference"),
+                    with_tag: TagName::from("another reference"),
                 }),
             };
             decisions[i] = Some(Decision::Protect(reason));
@@ -1255,22 +1275,21 @@ fn plan_manifest_deletions(
     fates: &ManifestFates,
     out: &mut RepoOut,
 ) {
-    let m = repo.manifests.len();
     let going = &fates.going;
-    let mut tags_on: Vec<Vec<Arc<str>>> = Vec::new();
-    if ctx.mutations && going.iter().any(|g| *g) {
-        tags_on.resize_with(m, Vec::new);
-        for t in &repo.tags {
-            let id = t.manifest.index();
-            if going[id] {
-                let list = &mut tags_on[id];
-                if list.capacity() == 0 {
-                    list.reserve_exact(fates.tag_count[id] as usize);
-                }
-                list.push(t.name.clone());
-            }
-        }
+    // The tags on manifests that go, by manifest then name: four bytes a tag, read in
+    // manifest order below.
+    let mut tags_on: Vec<u32> = Vec::new();
+    if ctx.mutations {
+        tags_on = (0..repo.tags.len() as u32)
+            .filter(|&i| going[repo.tags[i as usize].manifest.index()])
+            .collect();
+        let key = |i: &u32| {
+            let t = &repo.tags[*i as usize];
+            (t.manifest, &t.name)
+        };
+        tags_on.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
     }
+    let mut next = 0;
     for (id, x) in repo.manifests.iter().enumerate() {
         if !going[id] {
             continue;
@@ -1282,14 +1301,23 @@ fn plan_manifest_deletions(
         if !ctx.mutations {
             continue;
         }
-        let mut tags = tags_on.get_mut(id).map(std::mem::take).unwrap_or_default();
-        tags.sort_unstable();
+        let start = next;
+        while tags_on
+            .get(next)
+            .is_some_and(|&i| repo.tags[i as usize].manifest.index() == id)
+        {
+            next += 1;
+        }
+        let tags: Box<[TagName]> = tags_on[start..next]
+            .iter()
+            .map(|&i| repo.tags[i as usize].name.clone())
+            .collect();
         let referrer = fates.referrer[id];
         if ctx.caps.delete_by_tag && !referrer && !tags.is_empty() {
             // Tag by tag: deleting by digest would also take a kept tag moved onto the image
             // during the run; the untagged manifest is left to the registry's own garbage
             // collection.
-            for tag in tags {
+            for tag in tags.into_vec() {
                 out.mutations.push((
                     0,
                     Mutation::DeleteTag {
@@ -1350,10 +1378,12 @@ fn finish_repository(
             _ => a.digest().cmp(b.digest()),
         })
     });
-    let mutations = std::mem::take(&mut out.mutations)
+    // Collected in place, then the spare room (the phases, the growth) handed back.
+    let mut mutations: Vec<Mutation> = std::mem::take(&mut out.mutations)
         .into_iter()
         .map(|(_, m)| m)
         .collect();
+    mutations.shrink_to_fit();
     Ok(RepositoryPlan {
         name: repo.name.clone(),
         incomplete: None,
@@ -1610,8 +1640,9 @@ mod tests {
 
     #[test]
     fn a_decision_and_a_tag_decision_stay_small_for_a_million_tags() {
-        assert!(std::mem::size_of::<Decision>() <= 40);
-        assert!(std::mem::size_of::<TagDecision>() <= 64);
-        assert!(std::mem::size_of::<Mutation>() <= 64);
+        assert!(std::mem::size_of::<Decision>() <= 32);
+        assert!(std::mem::size_of::<TagDecision>() <= 56);
+        assert!(std::mem::size_of::<Mutation>() <= 48);
+        assert!(std::mem::size_of::<Tag>() <= 48);
     }
 }

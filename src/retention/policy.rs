@@ -7,6 +7,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use jiff::SignedDuration;
 use regex::Regex;
 
+use super::decision::{shared_name, SharedName};
 use crate::api::common::condition::Reason;
 use crate::api::retention::{KeepRule, PolicyMode, RetentionRules, DEFAULT_MIN_AGE};
 use crate::duration::GoDuration;
@@ -201,10 +202,11 @@ fn is_plain_name(glob: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Policy {
     name: Arc<str>,
+    shared_name: SharedName,
     mode: PolicyMode,
     scope: Scope,
     pub(crate) entries: Vec<Entry>,
-    pub(crate) misses: Arc<[Arc<str>]>,
+    pub(crate) misses: Arc<Vec<Arc<str>>>,
     pub(crate) purge: bool,
     pub(crate) in_use: bool,
     pub(crate) min_age: SignedDuration,
@@ -286,6 +288,7 @@ impl Policy {
                     entries.iter().map(|e| Arc::from(e.miss_text())).collect();
                 Ok(Policy {
                     name: Arc::from(name),
+                    shared_name: shared_name(name),
                     mode: rules.mode,
                     scope: Scope {
                         include,
@@ -323,6 +326,11 @@ impl Policy {
 
     pub(crate) fn name_arc(&self) -> Arc<str> {
         self.name.clone()
+    }
+
+    /// The name as the reasons of the decisions it vetoes hold it.
+    pub(crate) fn shared_name(&self) -> SharedName {
+        self.shared_name.clone()
     }
 
     /// Plan or Enforce.
