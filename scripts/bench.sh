@@ -3,7 +3,13 @@
 #  1. retention: plan+apply on a seeded real registry next to a sequential naive client and a
 #     skopeo loop, on loopback and through a proxy adding 5 ms per request;
 #  2. the planner alone over 1,000,000 synthetic tags (time and peak memory);
-#  3. the operator with 1,000 policies and 20,000 Pods (resident memory, convergence, latency).
+#  3. the operator with 1,000 policies and 20,000 Pods (resident memory, convergence, latency);
+#  4. scale: `retention plan` (peak RSS, wall time, requests per tag) over the synthetic
+#     registry (crates/synthetic-registry) at 1k, 10k and 100k repositories x 10 tags,
+#     10k x 100 (1,000,000 tags) and one repository of 500,000 tags; the zot flavor's requests
+#     per tag; the real registry at 100 x 100 with the same data must decide identically.
+#     BENCH_SCALE=0 skips it; SCALE_SETS, SCALE_HUGE, SCALE_ZOT, SCALE_REAL, SCALE_OUTPUTS,
+#     SCALE_TIMEOUT narrow it (see examples/bench_scale.rs).
 # The registry client's own benchmark: cargo run --release --example bench_client.
 #   BENCH_SETS=100x20,100x100,1000x10 BENCH_RUNS=3 BENCH_SKOPEO=1 scripts/bench.sh
 # Bounded: each tool run has its own time budget and the whole run stays under ~10 minutes
@@ -20,7 +26,7 @@ if [ "${BENCH_SKOPEO:-1}" != 0 ] && ! command -v skopeo >/dev/null; then
   echo "bench: skopeo could not be installed; skipping the skopeo loop" >&2
   export BENCH_SKOPEO=0
 fi
-cargo build --quiet --release --bin registry-operator --example bench_retention --example bench_operator
+cargo build --quiet --release --bin registry-operator --example bench_retention --example bench_operator --example bench_scale
 # Where cargo put them: CARGO_TARGET_DIR or the workspace's target directory.
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
@@ -33,3 +39,8 @@ timeout 600 cargo bench --quiet --bench retention_planner
 echo
 echo "== operator: ${BENCH_POLICIES:-1000} RetentionPolicies and ${BENCH_PODS:-20000} Pods in the API test double"
 timeout 900 "$TARGET_DIR/release/examples/bench_operator" "${BENCH_POLICIES:-1000}" "${BENCH_PODS:-20000}"
+if [ "${BENCH_SCALE:-1}" != 0 ]; then
+  echo
+  echo "== scale: retention plan over the synthetic registry (1k-100k repositories, 1,000,000 tags, one repository of 500,000 tags), zot's requests per tag, the real registry at 100 x 100"
+  timeout 5400 "$TARGET_DIR/release/examples/bench_scale"
+fi

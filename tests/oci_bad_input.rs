@@ -64,19 +64,38 @@ async fn malformed_names_tags_and_digests_fail_before_any_request() {
 
 #[tokio::test]
 async fn bodies_over_the_cap_are_refused_whether_or_not_their_length_is_announced() {
+    // a manifest (listings are parsed as they arrive instead: tests/oci_listing.rs)
     let big = format!(
-        r#"{{"name":"app","tags":[{}]}}"#,
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"annotations":{{{}}}}}"#,
         (0..20_000)
-            .map(|i| format!("\"t{i}\""))
+            .map(|i| format!("\"a{i}\":\"x\""))
             .collect::<Vec<_>>()
             .join(",")
     );
     assert!(big.len() > 64 * 1024);
-    let announced = answering(Response::status(200).body(big.clone())).await;
-    let e = client(&announced.url).tags("app").await.unwrap_err();
+    let index = "application/vnd.oci.image.index.v1+json";
+    let announced = answering(
+        Response::status(200)
+            .header("content-type", index)
+            .body(big.clone()),
+    )
+    .await;
+    let e = client(&announced.url)
+        .get_manifest("app", "v1")
+        .await
+        .unwrap_err();
     assert_eq!(e.reason(), "BodyTooLarge", "{e}");
-    let streamed = answering(Response::status(200).header(CLOSE_DELIMITED, "1").body(big)).await;
-    let e = client(&streamed.url).tags("app").await.unwrap_err();
+    let streamed = answering(
+        Response::status(200)
+            .header("content-type", index)
+            .header(CLOSE_DELIMITED, "1")
+            .body(big),
+    )
+    .await;
+    let e = client(&streamed.url)
+        .get_manifest("app", "v1")
+        .await
+        .unwrap_err();
     assert_eq!(e.reason(), "BodyTooLarge", "{e}");
 }
 

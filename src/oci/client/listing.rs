@@ -1,36 +1,66 @@
 //! Listings: `_catalog` and `tags/list`, following `Link` pages; an error, never a short
 //! list, when a page is lost.
+//!
+//! A page's body is parsed as it arrives ([`ListingParser`]), not buffered: CNCF
+//! distribution 2.8 ignores `n` on `tags/list` and sends every tag in one body — 12 MiB for
+//! 500,000 tags, more than the client's body cap, which bounds manifests, not listings. What
+//! a listing may hold is bounded instead: [`MAX_LISTING_ENTRIES`] names of at most
+//! [`MAX_ENTRY_BYTES`] each.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
 use url::Url;
 
-use super::request::Req;
-use super::request::Resp;
+use super::request::{BodySink, Req, Resp};
 use super::{pull_scope, RegistryClient};
 use crate::oci::error::{OciError, Operation, Result};
 use crate::oci::redact::redact_url;
 use crate::oci::reference::validate_repository;
 use crate::oci::transport::parse_next_link;
 
-/// Turns one listing page's body into its items.
+/// Turns one page's (capped) body into its items.
 type PageExtractor = dyn Fn(&[u8]) -> std::result::Result<Vec<String>, String> + Sync;
+
+/// How a page's body becomes its items.
+enum PageItems<'a> {
+    /// A listing's names under this key, parsed as the body arrives ([`ListingParser`]).
+    Names(&'static str),
+    /// The whole body, capped, through a function (referrers pages).
+    Extract(&'a PageExtractor),
+}
 
 /// Most pages a single listing may take before it is declared runaway.
 pub(super) const MAX_PAGES: usize = 100_000;
 /// How often a tag listing restarts when the registry loses its `last` cursor (zot 404s on a
 /// `last` tag deleted between pages).
 const TAG_LIST_RESTARTS: usize = 2;
+/// Most names one listing (all its pages) may hold.
+pub(super) const MAX_LISTING_ENTRIES: usize = 20_000_000;
+/// Longest name in a listing, as sent (escapes included); the distribution spec allows 255
+/// bytes for a repository name and 128 for a tag.
+pub(super) const MAX_ENTRY_BYTES: usize = 4096;
 
 impl RegistryClient {
+    /// Every page from `first` on, each body (capped) through `extract`.
     pub(super) async fn paginate(
         &self,
         op: Operation,
         first: Url,
         scope: Option<String>,
         extract: &PageExtractor,
+    ) -> std::result::Result<Vec<String>, (usize, OciError)> {
+        self.paginate_with(op, first, scope, PageItems::Extract(extract))
+            .await
+    }
+
+    /// Every page from `first` on; an error names the page that failed (0-based).
+    async fn paginate_with(
+        &self,
+        op: Operation,
+        first: Url,
+        scope: Option<String>,
+        items: PageItems<'_>,
     ) -> std::result::Result<Vec<String>, (usize, OciError)> {
         let mut out = Vec::new();
         let mut url = first;
@@ -39,13 +69,30 @@ impl RegistryClient {
             seen.insert(url.as_str().to_string());
             let mut req = Req::new(op, Method::GET, url.clone()).accept("application/json");
             req.scope = scope.clone();
-            let resp = self.execute(req).await.map_err(|e| (page, e))?;
-            if resp.status != StatusCode::OK {
-                return Err((page, self.status_error(op, &resp)));
-            }
-            let items = extract(&resp.body).map_err(|m| (page, self.invalid_body(op, &resp, m)))?;
-            let empty_page = items.is_empty();
-            out.extend(items);
+            let (resp, found) = match &items {
+                PageItems::Names(field) => {
+                    let mut parser = ListingParser::new(field, MAX_LISTING_ENTRIES - out.len());
+                    let resp = self
+                        .execute_with(req, Some(&mut parser))
+                        .await
+                        .map_err(|e| (page, e))?;
+                    if resp.status != StatusCode::OK {
+                        return Err((page, self.status_error(op, &resp)));
+                    }
+                    (resp, parser.into_items())
+                }
+                PageItems::Extract(extract) => {
+                    let resp = self.execute(req).await.map_err(|e| (page, e))?;
+                    if resp.status != StatusCode::OK {
+                        return Err((page, self.status_error(op, &resp)));
+                    }
+                    let found =
+                        extract(&resp.body).map_err(|m| (page, self.invalid_body(op, &resp, m)))?;
+                    (resp, found)
+                }
+            };
+            let empty_page = found.is_empty();
+            out.extend(found);
             let mut next = None;
             for v in resp.headers.get_all(reqwest::header::LINK) {
                 let bad = |message: String| {
@@ -162,25 +209,26 @@ impl RegistryClient {
     /// and deduplicated. Fails — never returns a short list — when any page fails after retries.
     pub async fn catalog(&self) -> Result<Vec<String>> {
         let mut url = self.listing_url("v2/_catalog")?;
-        #[derive(Deserialize)]
-        struct Catalog {
-            repositories: Option<Vec<String>>,
-        }
-        let extract = |b: &[u8]| -> std::result::Result<Vec<String>, String> {
-            let c: Catalog =
-                serde_json::from_slice(b).map_err(|e| format!("catalog is not JSON: {e}"))?;
-            Ok(c.repositories.unwrap_or_default())
-        };
         let scope = Some("registry:catalog:*".to_string());
         let list = match self
-            .paginate(Operation::Catalog, url.clone(), scope.clone(), &extract)
+            .paginate_with(
+                Operation::Catalog,
+                url.clone(),
+                scope.clone(),
+                PageItems::Names("repositories"),
+            )
             .await
         {
             Err((0, e)) if is_page_size_refusal(&e) => {
                 // the registry refuses our `n`: let it choose the page size
                 url.set_query(None);
-                self.paginate(Operation::Catalog, url.clone(), scope, &extract)
-                    .await
+                self.paginate_with(
+                    Operation::Catalog,
+                    url.clone(),
+                    scope,
+                    PageItems::Names("repositories"),
+                )
+                .await
             }
             other => other,
         }
@@ -228,23 +276,14 @@ impl RegistryClient {
     pub async fn tags(&self, repository: &str) -> Result<Vec<String>> {
         validate_repository(repository)?;
         let url = self.listing_url(&format!("v2/{repository}/tags/list"))?;
-        #[derive(Deserialize)]
-        struct TagList {
-            tags: Option<Vec<String>>,
-        }
-        let extract = |b: &[u8]| -> std::result::Result<Vec<String>, String> {
-            let t: TagList =
-                serde_json::from_slice(b).map_err(|e| format!("tag list is not JSON: {e}"))?;
-            Ok(t.tags.unwrap_or_default())
-        };
         let mut restarts = 0;
         loop {
             match self
-                .paginate(
+                .paginate_with(
                     Operation::Tags,
                     url.clone(),
                     Some(pull_scope(repository)),
-                    &extract,
+                    PageItems::Names("tags"),
                 )
                 .await
             {
@@ -270,10 +309,336 @@ fn is_page_size_refusal(e: &OciError) -> bool {
     matches!(e, OciError::UnexpectedStatus { status: 400, .. })
 }
 
-/// A listing's items sorted, each once.
-fn sorted_unique(list: Vec<String>) -> Vec<String> {
-    list.into_iter()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
+/// A listing's items sorted, each once (in place: a listing can hold millions).
+fn sorted_unique(mut list: Vec<String>) -> Vec<String> {
+    list.sort_unstable();
+    list.dedup();
+    list
+}
+
+/// Where the parser is in the listing document `{"<field>": ["a", "b"], "other": …}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    /// Before the opening `{`.
+    Start,
+    /// After `{`: a key or `}`.
+    FirstKey,
+    /// After `,` in the object: a key.
+    Key,
+    /// After a key: `:`.
+    Colon { listing: bool },
+    /// After `:`: the value.
+    Value { listing: bool },
+    /// After `[` of the listing: a name or `]`.
+    FirstItem,
+    /// After `,` in the listing: a name.
+    Item,
+    /// After a name: `,` or `]`.
+    AfterItem,
+    /// Inside a value that is skipped, this deep.
+    Skip(usize),
+    /// After a value: `,` or `}`.
+    AfterValue,
+    /// After the closing `}`.
+    End,
+}
+
+/// What the lexer is in the middle of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    Between,
+    /// A string; `escaped`: the previous byte was a backslash.
+    Str {
+        escaped: bool,
+    },
+    /// A number, `true`, `false` or `null`.
+    Scalar,
+}
+
+/// Parses a listing page (`_catalog`'s `repositories` or `tags/list`'s `tags`) as its chunks
+/// arrive, keeping only the names: the body is never held whole. Other keys (`name`) are
+/// skipped whatever their value; a missing or `null` list is empty. Bounded: at most `room`
+/// names, each at most [`MAX_ENTRY_BYTES`] as sent, values nested at most 64 deep.
+pub(super) struct ListingParser {
+    field: &'static str,
+    room: usize,
+    items: Vec<String>,
+    at: At,
+    lex: Lex,
+    token: Vec<u8>,
+    offset: u64,
+}
+
+/// Deepest nesting of a skipped value.
+const MAX_DEPTH: usize = 64;
+
+impl ListingParser {
+    pub(super) fn new(field: &'static str, room: usize) -> Self {
+        ListingParser {
+            field,
+            room,
+            items: Vec::new(),
+            at: At::Start,
+            lex: Lex::Between,
+            token: Vec::new(),
+            offset: 0,
+        }
+    }
+
+    pub(super) fn into_items(self) -> Vec<String> {
+        self.items
+    }
+
+    fn what(&self) -> &'static str {
+        if self.field == "tags" {
+            "tag list"
+        } else {
+            "catalog"
+        }
+    }
+
+    fn bad(&self, message: impl std::fmt::Display) -> String {
+        format!(
+            "{} is not valid JSON at byte {}: {message}",
+            self.what(),
+            self.offset
+        )
+    }
+
+    /// One structural byte (`{}[]:,`).
+    fn punct(&mut self, b: u8) -> std::result::Result<(), String> {
+        self.at = match (self.at, b) {
+            (At::Start, b'{') => At::FirstKey,
+            (At::FirstKey | At::AfterValue, b'}') => At::End,
+            (At::Colon { listing }, b':') => At::Value { listing },
+            (At::Value { listing: true }, b'[') => At::FirstItem,
+            (At::Value { listing: false }, b'[' | b'{') => At::Skip(1),
+            (At::FirstItem | At::AfterItem, b']') => At::AfterValue,
+            (At::AfterItem, b',') => At::Item,
+            (At::AfterValue, b',') => At::Key,
+            (At::Skip(d), b'[' | b'{') if d < MAX_DEPTH => At::Skip(d + 1),
+            (At::Skip(_), b'[' | b'{') => return Err(self.bad("nested too deep")),
+            (At::Skip(1), b']' | b'}') => At::AfterValue,
+            (At::Skip(d), b']' | b'}') => At::Skip(d - 1),
+            (At::Skip(d), b',' | b':') => At::Skip(d),
+            (at, b) => {
+                return Err(self.bad(format!("unexpected {:?} ({at:?})", b as char)));
+            }
+        };
+        Ok(())
+    }
+
+    /// A complete string token (in `self.token`, without its quotes).
+    fn string(&mut self) -> std::result::Result<(), String> {
+        let decode = |raw: &[u8]| -> std::result::Result<String, String> {
+            let mut quoted = Vec::with_capacity(raw.len() + 2);
+            quoted.push(b'"');
+            quoted.extend_from_slice(raw);
+            quoted.push(b'"');
+            serde_json::from_slice::<String>(&quoted).map_err(|e| e.to_string())
+        };
+        self.at = match self.at {
+            At::FirstKey | At::Key => {
+                let key = decode(&self.token).map_err(|e| self.bad(e))?;
+                At::Colon {
+                    listing: key == self.field,
+                }
+            }
+            At::Value { listing: false } => At::AfterValue,
+            At::Skip(d) => At::Skip(d),
+            At::FirstItem | At::Item => {
+                if self.items.len() >= self.room {
+                    return Err(format!(
+                        "{} holds more than {MAX_LISTING_ENTRIES} names",
+                        self.what()
+                    ));
+                }
+                let name = decode(&self.token).map_err(|e| self.bad(e))?;
+                self.items.push(name);
+                At::AfterItem
+            }
+            at => return Err(self.bad(format!("unexpected string ({at:?})"))),
+        };
+        self.token.clear();
+        Ok(())
+    }
+
+    /// A complete scalar token (in `self.token`).
+    fn scalar(&mut self) -> std::result::Result<(), String> {
+        self.at = match self.at {
+            At::Value { listing: true } if self.token == b"null" => At::AfterValue,
+            At::Value { listing: false } => At::AfterValue,
+            At::Skip(d) => At::Skip(d),
+            at => {
+                let t = String::from_utf8_lossy(&self.token).into_owned();
+                return Err(self.bad(format!("unexpected {t:?} ({at:?})")));
+            }
+        };
+        self.token.clear();
+        Ok(())
+    }
+}
+
+impl BodySink for ListingParser {
+    fn reset(&mut self) {
+        *self = ListingParser::new(self.field, self.room);
+    }
+
+    fn push(&mut self, chunk: &[u8]) -> std::result::Result<(), String> {
+        for &b in chunk {
+            match self.lex {
+                Lex::Str { escaped } => {
+                    if !escaped && b == b'"' {
+                        self.lex = Lex::Between;
+                        self.string()?;
+                    } else {
+                        if self.token.len() >= MAX_ENTRY_BYTES {
+                            return Err(format!(
+                                "{} holds a string longer than {MAX_ENTRY_BYTES} bytes",
+                                self.what()
+                            ));
+                        }
+                        self.token.push(b);
+                        self.lex = Lex::Str {
+                            escaped: !escaped && b == b'\\',
+                        };
+                    }
+                }
+                Lex::Scalar if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.') => {
+                    if self.token.len() >= MAX_ENTRY_BYTES {
+                        return Err(self.bad("a value too long"));
+                    }
+                    self.token.push(b);
+                }
+                Lex::Scalar | Lex::Between => {
+                    if self.lex == Lex::Scalar {
+                        self.lex = Lex::Between;
+                        self.scalar()?;
+                    }
+                    match b {
+                        b' ' | b'\t' | b'\n' | b'\r' => {}
+                        b'"' => self.lex = Lex::Str { escaped: false },
+                        b'{' | b'}' | b'[' | b']' | b':' | b',' => self.punct(b)?,
+                        _ if self.at != At::End && (b.is_ascii_alphanumeric() || b == b'-') => {
+                            self.lex = Lex::Scalar;
+                            self.token.push(b);
+                        }
+                        _ => return Err(self.bad(format!("unexpected {:?}", b as char))),
+                    }
+                }
+            }
+            self.offset += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::result::Result<(), String> {
+        if self.lex == Lex::Scalar {
+            self.lex = Lex::Between;
+            self.scalar()?;
+        }
+        if self.lex != Lex::Between || self.at != At::End {
+            return Err(self.bad("the body ended early"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_in_chunks(
+        body: &[u8],
+        field: &'static str,
+        chunk: usize,
+    ) -> Result<Vec<String>, String> {
+        let mut p = ListingParser::new(field, 1000);
+        for c in body.chunks(chunk.max(1)) {
+            p.push(c)?;
+        }
+        p.finish()?;
+        Ok(p.into_items())
+    }
+
+    #[test]
+    fn a_listing_split_anywhere_gives_the_same_names() {
+        let body = br#" {"name" : "team/a\"pp", "extra": {"x": [1, 2.5e3, {"y": null}], "z": true},
+            "tags": ["v1", "l\u00e4test", "a\\b" , "v10"] , "after": -3 }
+"#;
+        let want = vec!["v1", "l\u{e4}test", "a\\b", "v10"];
+        for chunk in 1..body.len() + 1 {
+            assert_eq!(
+                parse_in_chunks(body, "tags", chunk).unwrap(),
+                want,
+                "chunks of {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_or_null_list_is_empty_and_the_catalog_reads_its_own_key() {
+        assert_eq!(
+            parse_in_chunks(br#"{"name":"a","tags":null}"#, "tags", 3).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            parse_in_chunks(br#"{}"#, "tags", 1).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            parse_in_chunks(
+                br#"{"tags":["x"],"repositories":["a/b","c"]}"#,
+                "repositories",
+                5
+            )
+            .unwrap(),
+            vec!["a/b", "c"]
+        );
+    }
+
+    #[test]
+    fn a_truncated_or_malformed_listing_is_an_error_not_a_short_list() {
+        for bad in [
+            &br#"{"tags":["v1","v2""#[..],
+            br#"{"tags":["v1","v2"]"#,
+            br#"{"tags":["v1",]}"#,
+            br#"{"tags":["v1" "v2"]}"#,
+            br#"{"tags":[1,2]}"#,
+            br#"{"tags":"v1"}"#,
+            br#"{"tags":["v1"]} x"#,
+            br#"["v1"]"#,
+            br#"{"tags":["bad \x escape"]}"#,
+            br#"{"a":1,}"#,
+            b"",
+        ] {
+            assert!(
+                parse_in_chunks(bad, "tags", 4).is_err(),
+                "{:?} was accepted",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn a_listing_holds_at_most_its_room_and_no_endless_name() {
+        let mut p = ListingParser::new("tags", 2);
+        assert!(p
+            .push(br#"{"tags":["a","b","c"]}"#)
+            .unwrap_err()
+            .contains("more than"));
+        let long = format!(r#"{{"tags":["{}"]}}"#, "x".repeat(MAX_ENTRY_BYTES + 1));
+        let mut p = ListingParser::new("tags", 10);
+        assert!(p.push(long.as_bytes()).unwrap_err().contains("longer than"));
+    }
+
+    #[test]
+    fn a_retried_page_starts_over() {
+        let mut p = ListingParser::new("tags", 10);
+        p.push(br#"{"tags":["a","b""#).unwrap();
+        p.reset();
+        p.push(br#"{"tags":["c"]}"#).unwrap();
+        p.finish().unwrap();
+        assert_eq!(p.into_items(), vec!["c"]);
+    }
 }

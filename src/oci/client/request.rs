@@ -86,8 +86,48 @@ pub(super) fn error_code(body: &[u8]) -> Option<String> {
         .and_then(|b| b.errors.into_iter().find_map(|e| e.code).or(b.code))
 }
 
+/// Where a streamed body goes, chunk by chunk, instead of a capped buffer (listings, whose
+/// size follows the registry's, not a manifest's). The sink bounds what it keeps itself.
+pub(super) trait BodySink: Send {
+    /// Forgets what an earlier attempt fed (the request is being retried).
+    fn reset(&mut self);
+    /// The next chunk of the body; an error stops the read (an invalid body).
+    fn push(&mut self, chunk: &[u8]) -> std::result::Result<(), String>;
+    /// The body ended; an error when it ended too early.
+    fn finish(&mut self) -> std::result::Result<(), String>;
+}
+
+enum SinkError {
+    Invalid(String),
+    Transport(String),
+}
+
+async fn read_into(
+    mut resp: reqwest::Response,
+    sink: &mut dyn BodySink,
+) -> std::result::Result<(), SinkError> {
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => sink.push(&c).map_err(SinkError::Invalid)?,
+            Ok(None) => return sink.finish().map_err(SinkError::Invalid),
+            Err(e) => return Err(SinkError::Transport(transport_message(&e))),
+        }
+    }
+}
+
 impl RegistryClient {
     pub(super) async fn execute(&self, req: Req) -> Result<Resp> {
+        self.execute_with(req, None).await
+    }
+
+    /// [`execute`](Self::execute), a 200's body going to `sink` rather than into
+    /// [`Resp::body`] (which stays empty): no body cap then, the sink bounds what it keeps.
+    /// Other answers are read, capped, into [`Resp::body`] as usual.
+    pub(super) async fn execute_with(
+        &self,
+        req: Req,
+        mut sink: Option<&mut dyn BodySink>,
+    ) -> Result<Resp> {
         let inner = &self.inner;
         let _permit = inner
             .permits
@@ -147,24 +187,48 @@ impl RegistryClient {
                         tokio::time::sleep(wait).await;
                         continue;
                     }
-                    match read_capped(resp, inner.options.max_body_bytes, head).await {
-                        Ok(body) => {
-                            return Ok(Resp {
-                                status,
-                                headers,
-                                body,
-                                url: req.url.clone(),
-                                attempts,
-                            })
+                    if let (Some(sink), StatusCode::OK, false) = (sink.as_deref_mut(), status, head)
+                    {
+                        sink.reset();
+                        match read_into(resp, sink).await {
+                            Ok(()) => {
+                                return Ok(Resp {
+                                    status,
+                                    headers,
+                                    body: Vec::new(),
+                                    url: req.url.clone(),
+                                    attempts,
+                                })
+                            }
+                            Err(SinkError::Invalid(message)) => {
+                                return Err(OciError::InvalidResponse {
+                                    op: req.op,
+                                    url: redacted(),
+                                    message,
+                                })
+                            }
+                            Err(SinkError::Transport(m)) => m,
                         }
-                        Err(ReadError::TooLarge) => {
-                            return Err(OciError::BodyTooLarge {
-                                op: req.op,
-                                url: redacted(),
-                                limit: inner.options.max_body_bytes,
-                            })
+                    } else {
+                        match read_capped(resp, inner.options.max_body_bytes, head).await {
+                            Ok(body) => {
+                                return Ok(Resp {
+                                    status,
+                                    headers,
+                                    body,
+                                    url: req.url.clone(),
+                                    attempts,
+                                })
+                            }
+                            Err(ReadError::TooLarge) => {
+                                return Err(OciError::BodyTooLarge {
+                                    op: req.op,
+                                    url: redacted(),
+                                    limit: inner.options.max_body_bytes,
+                                })
+                            }
+                            Err(ReadError::Transport(m)) => m,
                         }
-                        Err(ReadError::Transport(m)) => m,
                     }
                 }
             };
