@@ -137,14 +137,19 @@ fn run_plan(
     })
 }
 
-/// The `summary` object near the top of a `-o json` report (read without loading the rest).
+/// The `summary` object of a `-o json` report, read from its end without loading the rest (the
+/// CLI writes the decisions as it plans and the totals after them).
 fn read_summary(path: &Path) -> Res<serde_json::Value> {
-    let mut head = vec![0u8; 64 * 1024];
+    use std::io::{Seek as _, SeekFrom};
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let n = f.read(&mut head).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&head[..n]);
+    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
+        .map_err(|e| e.to_string())?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&tail);
     let at = text
-        .find("\"summary\"")
+        .rfind("\"summary\"")
         .ok_or_else(|| format!("no summary in {}", path.display()))?;
     let open = at + text[at..].find('{').ok_or("summary is not an object")?;
     let close = open + text[open..].find('}').ok_or("summary does not end")?;
