@@ -359,20 +359,7 @@ fn plan_with_threads(
             *u += c;
         }
         for (repo_plan, out) in results {
-            counts.repositories += 1;
-            counts.errors += u64::from(repo_plan.incomplete.is_some());
-            for t in &repo_plan.tags {
-                counts.tags += 1;
-                match t.decision.action() {
-                    Action::Keep => counts.kept += 1,
-                    Action::Protect => counts.protected += 1,
-                    Action::Delete => counts.deletions += 1,
-                }
-            }
-            counts.manifest_deletions += out.manifest_deletions;
-            if let Some(bytes) = out.reclaimable {
-                reclaimable = Some(reclaimable.unwrap_or(0).saturating_add(bytes));
-            }
+            tally(&mut counts, &mut reclaimable, &repo_plan, &out);
             repositories.push(repo_plan);
         }
     }
@@ -462,6 +449,29 @@ fn plan_groups(ctx: &Ctx<'_>, groups: &[Vec<&Repository>], max_threads: usize) -
             })
             .collect()
     })
+}
+
+/// Adds one planned repository to the run's counts (and its reclaimable bytes, when known).
+fn tally(
+    counts: &mut Counts,
+    reclaimable: &mut Option<u64>,
+    repo_plan: &RepositoryPlan,
+    out: &RepoOut,
+) {
+    counts.repositories += 1;
+    counts.errors += u64::from(repo_plan.incomplete.is_some());
+    for t in &repo_plan.tags {
+        counts.tags += 1;
+        match t.decision.action() {
+            Action::Keep => counts.kept += 1,
+            Action::Protect => counts.protected += 1,
+            Action::Delete => counts.deletions += 1,
+        }
+    }
+    counts.manifest_deletions += out.manifest_deletions;
+    if let Some(bytes) = out.reclaimable {
+        *reclaimable = Some(reclaimable.unwrap_or(0).saturating_add(bytes));
+    }
 }
 
 fn plan_chunk(ctx: &Ctx<'_>, groups: &[Vec<&Repository>]) -> ChunkPlans {
@@ -1482,21 +1492,7 @@ impl<'a> RepositoryPlanner<'a> {
             *u += c;
         }
         let (repo_plan, out) = results.pop()?;
-        let counts = &mut self.counts;
-        counts.repositories += 1;
-        counts.errors += u64::from(repo_plan.incomplete.is_some());
-        for t in &repo_plan.tags {
-            counts.tags += 1;
-            match t.decision.action() {
-                Action::Keep => counts.kept += 1,
-                Action::Protect => counts.protected += 1,
-                Action::Delete => counts.deletions += 1,
-            }
-        }
-        counts.manifest_deletions += out.manifest_deletions;
-        if let Some(bytes) = out.reclaimable {
-            self.reclaimable = Some(self.reclaimable.unwrap_or(0).saturating_add(bytes));
-        }
+        tally(&mut self.counts, &mut self.reclaimable, &repo_plan, &out);
         Some(repo_plan)
     }
 
