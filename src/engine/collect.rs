@@ -25,7 +25,7 @@
 //! refuses the account the catalog (Harbor, GitLab and ECR-style robot accounts) and the policy
 //! names its repositories without wildcards: then those are read one by one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
@@ -34,8 +34,8 @@ use crate::oci::digest::referrer_tag_subject;
 use crate::oci::{
     self, Denial, Manifest, ManifestContent, OciError, Refused, RegistryClient, TagStats,
 };
-use crate::retention::inventory::Time;
-use crate::retention::{Capabilities, Inventory, Repository, RepositoryBuilder};
+use crate::retention::inventory::{DigestRepr, Time};
+use crate::retention::{Capabilities, Inventory, ManifestId, Repository, RepositoryBuilder};
 
 /// How the inventory is collected.
 #[derive(Debug, Clone)]
@@ -315,6 +315,182 @@ async fn collect_repository(
     (b.build(), denied)
 }
 
+/// Where the age of a manifest that was read comes from.
+enum Own {
+    /// Its `created` annotation.
+    Created(Time),
+    /// Its image config's `created` (read only when the age is needed).
+    Config(DigestRepr),
+    /// An index without a `created` annotation: its first child's age.
+    FirstChild(ManifestId),
+}
+
+/// One repository being read. The builder is the one store of what is known: a manifest's
+/// bytes are dropped as soon as it is read, and what the ages and the nested indexes still
+/// need is kept beside it in a few bytes per manifest — a repository can hold half a million
+/// tags.
+struct Reading<'b> {
+    b: &'b mut RepositoryBuilder,
+    /// Media and artifact types, each held once.
+    kinds: HashSet<Arc<str>>,
+    /// By manifest id: read (GET), so what it says of itself wins over what an index or a
+    /// HEAD said of it.
+    read: Vec<bool>,
+    /// By manifest id: a tag points at it.
+    tagged: Vec<bool>,
+    /// By manifest id: a tag points at it that zot gave no push time, so its age is read.
+    untimed: Vec<bool>,
+    /// Where each read manifest's age comes from, by id once sorted.
+    own: Vec<(ManifestId, Own)>,
+}
+
+fn flag(flags: &mut Vec<bool>, id: ManifestId) {
+    if flags.len() <= id.index() {
+        flags.resize(id.index() + 1, false);
+    }
+    flags[id.index()] = true;
+}
+
+fn has(flags: &[bool], id: ManifestId) -> bool {
+    flags.get(id.index()).copied().unwrap_or(false)
+}
+
+impl Reading<'_> {
+    fn kind(&mut self, kind: &str) -> Arc<str> {
+        if let Some(known) = self.kinds.get(kind) {
+            return known.clone();
+        }
+        let kind: Arc<str> = Arc::from(kind);
+        self.kinds.insert(kind.clone());
+        kind
+    }
+
+    fn media_type(&self, id: ManifestId) -> Option<&str> {
+        self.b.get(id).media.as_ref()?.media_type.as_deref()
+    }
+
+    /// What a HEAD (or zot's search) said of a tagged manifest: its media type and size,
+    /// unless it was read.
+    fn head(&mut self, id: ManifestId, media_type: &str, size: u64) {
+        if has(&self.read, id) {
+            return;
+        }
+        let kind = self.index_kind(media_type);
+        let entry = self.b.get_mut(id);
+        set_media(entry, kind, None);
+        if size > 0 {
+            entry.size = Some(size);
+        }
+    }
+
+    /// The media type to keep of a manifest: an index's (the graph tells by it whether an
+    /// index's children are known); a plain image's is not needed.
+    fn index_kind(&mut self, media_type: &str) -> Option<Arc<str>> {
+        oci::media_types::is_index(media_type).then(|| self.kind(media_type))
+    }
+
+    /// Records a manifest that was read: what it is, what it lists and refers to, and where
+    /// its age comes from; a tagged one takes its `created` annotation as its age at once.
+    fn manifest(&mut self, id: ManifestId, m: &Manifest) {
+        if has(&self.read, id) {
+            return;
+        }
+        flag(&mut self.read, id);
+        let kind = self.index_kind(&m.media_type);
+        let artifact = m.artifact_type().map(|a| self.kind(&a));
+        let created = m.created_annotation().map(Time::from);
+        let tagged = has(&self.tagged, id);
+        let entry = self.b.get_mut(id);
+        let artifact = artifact.or_else(|| entry.media.as_ref()?.artifact_type.clone());
+        set_media(entry, kind, artifact);
+        entry.size = Some(total_size(m));
+        if tagged && created.is_some() {
+            entry.created = created;
+        }
+        let mut children = Vec::with_capacity(m.children().len());
+        for child in m.children() {
+            let c = self.b.id(child.digest().as_ref());
+            let kind = self.index_kind(child.media_type().as_ref());
+            let artifact = child
+                .artifact_type()
+                .as_ref()
+                .map(|a| self.kind(a.as_ref()));
+            let read = has(&self.read, c);
+            let entry = self.b.get_mut(c);
+            let known = entry.media.as_deref().cloned().unwrap_or_default();
+            // What a manifest says of itself wins over what an index says of it.
+            let kind = if read {
+                known.media_type
+            } else {
+                known.media_type.or(kind)
+            };
+            set_media(entry, kind, known.artifact_type.or(artifact));
+            entry.size.get_or_insert(child.size());
+            children.push(c);
+        }
+        let first = children.first().copied();
+        self.b.children(id, children);
+        if let Some(subject) = m.subject() {
+            let s = self.b.id(subject.digest().as_ref());
+            self.b.refers(id, s);
+        }
+        if let Some(own) = own_age(m, first) {
+            self.own.push((id, own));
+        }
+    }
+
+    /// The tagged manifests, by id.
+    fn tagged(&self) -> Vec<ManifestId> {
+        (0..self.tagged.len() as u32)
+            .map(ManifestId)
+            .filter(|id| has(&self.tagged, *id))
+            .collect()
+    }
+
+    fn digest(&self, id: ManifestId) -> String {
+        self.b.get(id).digest.to_string()
+    }
+}
+
+/// A config digest as the registry is asked for it.
+fn config_name(digest: &&DigestRepr) -> String {
+    digest.to_string()
+}
+
+/// Sets what a manifest is: kept only when there is something to keep.
+fn set_media(
+    entry: &mut crate::retention::Manifest,
+    media_type: Option<Arc<str>>,
+    artifact_type: Option<Arc<str>>,
+) {
+    entry.media = (media_type.is_some() || artifact_type.is_some()).then(|| {
+        Box::new(crate::retention::MediaInfo {
+            media_type,
+            artifact_type,
+        })
+    });
+}
+
+/// Where the age of `m` comes from: its annotation, else its image config, else (an index)
+/// its first child, `first`.
+fn own_age(m: &Manifest, first: Option<ManifestId>) -> Option<Own> {
+    if let Some(t) = m.created_annotation() {
+        return Some(Own::Created(Time::from(t)));
+    }
+    if let Some(c) = config_of(m) {
+        return Some(Own::Config(DigestRepr::parse(&c)));
+    }
+    m.is_index().then_some(first).flatten().map(Own::FirstChild)
+}
+
+/// The config to read for an image's age: an image (not an artifact) without a `created`
+/// annotation.
+fn config_of(m: &Manifest) -> Option<String> {
+    (m.artifact_type().is_none() && m.created_annotation().is_none())
+        .then(|| m.config_digest())
+        .flatten()
+}
+
 /// Lists and resolves one repository into `b`; the first failure is returned as the reason
 /// the repository is incomplete.
 async fn fill_repository(
@@ -324,12 +500,16 @@ async fn fill_repository(
     lookups: usize,
     b: &mut RepositoryBuilder,
 ) -> Result<(), Failure> {
-    let tags = match client.tags(name).await {
+    let mut tags = match client.tags(name).await {
         Ok(tags) => tags,
         // A repository the policy names that does not exist (yet): nothing to decide.
         Err(OciError::NotFound { .. }) if mode.named => return Ok(()),
         Err(e) => return Err(failure("listing tags failed", e)),
     };
+    // In name order, so that a repository is numbered the same way however the answers
+    // arrive.
+    tags.sort_unstable();
+    tags.dedup();
     let stats: HashMap<String, TagStats> = if mode.search {
         client
             .zot_tag_stats(name)
@@ -341,196 +521,50 @@ async fn fill_repository(
     } else {
         HashMap::new()
     };
+    let mut r = Reading {
+        b,
+        kinds: HashSet::new(),
+        read: Vec::new(),
+        tagged: Vec::new(),
+        untimed: Vec::new(),
+        own: Vec::new(),
+    };
+    // Elsewhere than on zot every tag's manifest is read: room for them at once.
+    if !mode.zot {
+        r.own.reserve_exact(tags.len());
+    }
 
-    // 1. Every tag to a digest: one request per tag at most.
-    let resolved: Vec<Result<Option<Resolved>, Failure>> = stream::iter(tags)
+    // 1. Every tag to a digest: one request per tag at most, each answer recorded as it
+    //    comes. The images of each tagged index as zot's search lists them are noted: taken
+    //    from there, the index is not fetched — a GET of a tagged index counts as a pull in
+    //    zot's statistics.
+    let mut listed: BTreeMap<ManifestId, &[String]> = BTreeMap::new();
+    let mut resolving = stream::iter(tags)
         .map(|tag| {
             let stat = stats.get(&tag);
             async move { resolve_tag(client, name, tag, stat, mode).await }
         })
-        .buffer_unordered(lookups)
-        .collect()
-        .await;
-    let mut manifests: BTreeMap<String, Manifest> = BTreeMap::new();
-    let mut heads: BTreeMap<String, (String, u64)> = BTreeMap::new();
-    let mut tagged: Vec<Resolved> = Vec::with_capacity(resolved.len());
-    for r in resolved {
-        let Some(mut r) = r? else { continue };
-        if let Some(m) = r.manifest.take() {
-            manifests.entry(r.digest.clone()).or_insert(m);
+        .buffered(lookups);
+    while let Some(resolved) = resolving.next().await {
+        let Some(t) = resolved? else { continue };
+        let id = r.b.id(&t.digest);
+        flag(&mut r.tagged, id);
+        let stat = stats.get(&t.tag);
+        // zot's push time stands in for every tag of a digest; without it the age is read.
+        if stat.is_none_or(|s| s.pushed.is_none() && s.tagged.is_none()) {
+            flag(&mut r.untimed, id);
         }
-        heads
-            .entry(r.digest.clone())
-            .or_insert((r.media_type.clone(), r.size));
-        tagged.push(r);
-    }
-    tagged.sort_by(|a, b| a.tag.cmp(&b.tag));
-
-    // zot's push time stands in for every tag of a digest; without it the age must be read.
-    let untimed: BTreeSet<&str> = tagged
-        .iter()
-        .filter(|t| {
-            stats
-                .get(&t.tag)
-                .is_none_or(|s| s.pushed.is_none() && s.tagged.is_none())
-        })
-        .map(|t| t.digest.as_str())
-        .collect();
-    let needs_age = |digest: &str| -> bool { untimed.contains(digest) };
-
-    // The images of each tagged index as zot's search lists them: taken from there, the index
-    // is not fetched — a GET of a tagged index counts as a pull in zot's statistics.
-    let listed: BTreeMap<&str, &[String]> = tagged
-        .iter()
-        .filter(|t| oci::media_types::is_index(&t.media_type))
-        .filter_map(|t| {
-            let s = stats.get(&t.tag).filter(|s| s.digest == t.digest)?;
+        let stat = stat.filter(|s| s.digest == t.digest);
+        if oci::media_types::is_index(&t.media_type) {
             // An index listed with no images is read after all: fail toward knowing more.
-            let images = s.images.as_deref().filter(|i| !i.is_empty())?;
-            Some((t.digest.as_str(), images))
-        })
-        .collect();
-
-    // 2. Manifests that were only HEADed (zot): fetch indexes once for their children (unless
-    //    the search listed them), and images whose age the search API did not give.
-    let missing: Vec<String> = heads
-        .iter()
-        .filter(|(d, (mt, _))| {
-            ((oci::media_types::is_index(mt) && !listed.contains_key(d.as_str())) || needs_age(d))
-                && !manifests.contains_key(*d)
-        })
-        .map(|(d, _)| d.clone())
-        .collect();
-    for m in fetch_all(client, name, missing, lookups).await? {
-        manifests.insert(m.digest.clone(), m);
-    }
-    // Indexes inside indexes: everything a listed tag reaches.
-    super::graph::fetch_nested(client, name, &mut manifests, lookups).await?;
-
-    // 3. Ages: config `created` of images (one read per distinct config), else the
-    //    `created` annotation; an index without one takes its first child's.
-    let mut first_children: BTreeMap<String, String> = BTreeMap::new();
-    for (digest, m) in &manifests {
-        if m.is_index() && m.created_annotation().is_none() && needs_age(digest) {
-            if let Some(child) = m.children().first() {
-                first_children.insert(digest.clone(), child.digest().to_string());
-            }
-        }
-    }
-    let child_digests: BTreeSet<String> = first_children
-        .values()
-        .filter(|c| !manifests.contains_key(*c))
-        .cloned()
-        .collect();
-    let children = fetch_all(client, name, child_digests.into_iter().collect(), lookups).await?;
-    let mut child_manifests: BTreeMap<String, Manifest> = BTreeMap::new();
-    for c in children {
-        child_manifests.insert(c.digest.clone(), c);
-    }
-    let config_of = |m: &Manifest| -> Option<String> {
-        (m.artifact_type().is_none() && m.created_annotation().is_none())
-            .then(|| m.config_digest())
-            .flatten()
-    };
-    let mut configs: BTreeSet<String> = BTreeSet::new();
-    for (digest, m) in &manifests {
-        if !needs_age(digest) {
-            continue;
-        }
-        if let Some(c) = config_of(m) {
-            configs.insert(c);
-        }
-        if let Some(child) = first_children
-            .get(digest)
-            .and_then(|c| manifests.get(c).or_else(|| child_manifests.get(c)))
-        {
-            if let Some(c) = config_of(child) {
-                configs.insert(c);
-            }
-        }
-    }
-    let created: HashMap<String, Option<jiff::Timestamp>> = stream::iter(configs)
-        .map(|c| async move {
-            let r = client.config_created(name, &c).await;
-            (c, r)
-        })
-        .buffer_unordered(lookups)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .map(|(c, r)| r.map(|t| (c.clone(), t)))
-        .collect::<Result<_, _>>()
-        .map_err(|e| failure("reading an image config failed", e))?;
-    let age_of = |m: &Manifest| -> Option<jiff::Timestamp> {
-        m.created_annotation()
-            .or_else(|| config_of(m).and_then(|c| created.get(&c).copied().flatten()))
-    };
-
-    // 4. Fill the builder: manifests, children, subjects, then the tags.
-    for (digest, (media_type, size)) in &heads {
-        let m = manifests.get(digest);
-        let entry = b.manifest(digest);
-        let media = entry.media.get_or_insert_with(Default::default);
-        media.media_type = Some(Arc::from(media_type.as_str()));
-        entry.size = m.map(total_size).or((*size > 0).then_some(*size));
-        if let Some(m) = m {
-            if let Some(media) = entry.media.as_mut() {
-                media.artifact_type = m.artifact_type().map(|a| Arc::from(a.as_str()));
-            }
-            entry.created = age_of(m)
-                .or_else(|| {
-                    first_children
-                        .get(digest)
-                        .and_then(|c| manifests.get(c).or_else(|| child_manifests.get(c)))
-                        .and_then(age_of)
-                })
-                .map(Time::from);
-        }
-    }
-    for (digest, m) in &manifests {
-        for child in m.children() {
-            let c = child.digest().to_string();
-            b.child(digest, &c);
-            let entry = b.manifest(&c);
-            let media = entry.media.get_or_insert_with(Default::default);
-            media.media_type = Some(Arc::from(child.media_type().to_string().as_str()));
-            if media.artifact_type.is_none() {
-                media.artifact_type = child
-                    .artifact_type()
-                    .as_ref()
-                    .map(|a| Arc::from(a.to_string().as_str()));
-            }
-            entry.size.get_or_insert(child.size());
-        }
-        if let Some(subject) = m.subject() {
-            b.subject(digest, subject.digest().as_ref());
-        }
-    }
-    // Indexes known from the search only: what they list, nested indexes flattened.
-    for (digest, images) in listed.iter().filter(|(d, _)| !manifests.contains_key(**d)) {
-        for image in images.iter() {
-            b.child(digest, image);
-        }
-    }
-    for t in &tagged {
-        // A tag-schema index lists the referrers of the digest its tag names.
-        if let Some(subject) = referrer_tag_subject(&t.tag) {
-            let listed_by_search = || listed.get(t.digest.as_str()).copied().unwrap_or_default();
-            match manifests.get(&t.digest) {
-                Some(m) => {
-                    for r in m.children() {
-                        b.subject(r.digest().as_ref(), &subject);
-                    }
-                }
-                None => {
-                    for r in listed_by_search() {
-                        b.subject(r, &subject);
-                    }
+            if let Some(images) = stat.and_then(|s| s.images.as_deref()) {
+                if !images.is_empty() {
+                    listed.insert(id, images);
                 }
             }
         }
-        let tag = b.tag(&t.tag, &t.digest);
-        match stats.get(&t.tag).filter(|s| s.digest == t.digest) {
+        let tag = r.b.tag(&t.tag, &t.digest);
+        match stat {
             Some(s) => {
                 // When the tag was set, where zot says (a new tag on an old image is young).
                 tag.tagged = s.tagged.is_some();
@@ -541,32 +575,204 @@ async fn fill_repository(
             // "never pulled" — zot's own retention keeps such tags too.
             None => tag.pull_unknown = mode.search,
         }
+        match &t.manifest {
+            Some(m) => r.manifest(id, m),
+            None => r.head(id, &t.media_type, t.size),
+        }
+    }
+    drop(resolving);
+
+    // 2. Manifests that were only HEADed (zot): fetch indexes once for their children (unless
+    //    the search listed them), and images whose age the search API did not give.
+    let missing: Vec<ManifestId> = r
+        .tagged()
+        .into_iter()
+        .filter(|id| {
+            let index = r.media_type(*id).is_some_and(oci::media_types::is_index);
+            ((index && !listed.contains_key(id)) || has(&r.untimed, *id)) && !has(&r.read, *id)
+        })
+        .collect();
+    let digests: Vec<String> = missing.iter().map(|id| r.digest(*id)).collect();
+    let mut reading = read_each(client, name, digests, lookups, Gone::Failure);
+    for id in missing {
+        match reading.next().await {
+            Some(Ok(Some(m))) => r.manifest(id, &m),
+            Some(Ok(None)) | None => {}
+            Some(Err(e)) => return Err(e),
+        }
+    }
+    drop(reading);
+
+    // 3. Indexes inside indexes: everything a listed tag reaches, level by level.
+    let mut frontier: Vec<ManifestId> = (0..r.read.len() as u32)
+        .map(ManifestId)
+        .filter(|id| has(&r.read, *id))
+        .collect();
+    let mut gone: HashSet<ManifestId> = HashSet::new();
+    let mut depth = 0;
+    loop {
+        let mut wanted: Vec<ManifestId> = frontier
+            .iter()
+            .flat_map(|id| r.b.get(*id).children.iter().copied())
+            .filter(|c| {
+                r.media_type(*c).is_some_and(oci::media_types::is_index)
+                    && !has(&r.read, *c)
+                    && !gone.contains(c)
+            })
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted.is_empty() {
+            break;
+        }
+        if depth > super::graph::MAX_DEPTH {
+            return Err(Failure::from(format!(
+                "indexes are nested more than {} levels deep",
+                super::graph::MAX_DEPTH
+            )));
+        }
+        depth += 1;
+        let digests: Vec<String> = wanted.iter().map(|id| r.digest(*id)).collect();
+        let mut reading = read_each(client, name, digests, lookups, Gone::Skipped);
+        for id in &wanted {
+            match reading.next().await {
+                Some(Ok(Some(m))) => r.manifest(*id, &m),
+                // A nested index that is gone (404) lists nothing that could need keeping.
+                Some(Ok(None)) | None => {
+                    gone.insert(*id);
+                }
+                Some(Err(e)) => return Err(e),
+            }
+        }
+        drop(reading);
+        frontier = wanted;
     }
 
-    // 5. Untagged referrers from the referrers API, when they may be deleted.
+    // 4. Ages: config `created` of images (one read per distinct config), else the
+    //    `created` annotation; an index without one takes its first child's.
+    r.own.sort_unstable_by_key(|(id, _)| *id);
+    let own = std::mem::take(&mut r.own);
+    let own_of = |id: ManifestId| -> Option<&Own> {
+        own.binary_search_by_key(&id, |(i, _)| *i)
+            .ok()
+            .map(|i| &own[i].1)
+    };
+    let first_children: Vec<ManifestId> = own
+        .iter()
+        .filter(|(id, _)| has(&r.untimed, *id))
+        .filter_map(|(_, o)| match o {
+            Own::FirstChild(c) if own_of(*c).is_none() => Some(*c),
+            _ => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut child_own: HashMap<ManifestId, Own> = HashMap::new();
+    let digests: Vec<String> = first_children.iter().map(|id| r.digest(*id)).collect();
+    let mut reading = read_each(client, name, digests, lookups, Gone::Failure);
+    for id in &first_children {
+        match reading.next().await {
+            Some(Ok(Some(m))) => {
+                if let Some(o) = own_age(&m, None) {
+                    child_own.insert(*id, o);
+                }
+            }
+            Some(Ok(None)) | None => {}
+            Some(Err(e)) => return Err(e),
+        }
+    }
+    drop(reading);
+    let child_of = |c: ManifestId| own_of(c).or_else(|| child_own.get(&c));
+    let mut configs: Vec<&DigestRepr> = Vec::new();
+    for (id, o) in &own {
+        if !has(&r.untimed, *id) {
+            continue;
+        }
+        match o {
+            Own::Config(c) => configs.push(c),
+            Own::FirstChild(c) => {
+                if let Some(Own::Config(c)) = child_of(*c) {
+                    configs.push(c);
+                }
+            }
+            Own::Created(_) => {}
+        }
+    }
+    configs.sort_unstable();
+    configs.dedup();
+    // The times in the order of `configs`.
+    let mut times: Vec<Option<Time>> = Vec::with_capacity(configs.len());
+    let mut reading = stream::iter(configs.iter().map(config_name))
+        .map(|c| async move { client.config_created(name, &c).await })
+        .buffered(lookups);
+    while let Some(t) = reading.next().await {
+        let t = t.map_err(|e| failure("reading an image config failed", e))?;
+        times.push(t.map(Time::from));
+    }
+    drop(reading);
+    let config_time = |c: &DigestRepr| -> Option<Time> {
+        let i = configs.binary_search(&c).ok()?;
+        times.get(i).copied().flatten()
+    };
+    let age_of = |o: &Own| -> Option<Time> {
+        match o {
+            Own::Created(t) => Some(*t),
+            Own::Config(c) => config_time(c),
+            Own::FirstChild(_) => None,
+        }
+    };
+    for (id, o) in &own {
+        if !has(&r.tagged, *id) {
+            continue;
+        }
+        let age = age_of(o).or_else(|| match o {
+            Own::FirstChild(c) if has(&r.untimed, *id) => child_of(*c).and_then(age_of),
+            _ => None,
+        });
+        let entry = r.b.get_mut(*id);
+        entry.created = entry.created.or(age);
+    }
+
+    // 5. Indexes known from the search only: what they list, nested indexes flattened.
+    for (id, images) in &listed {
+        if !has(&r.read, *id) {
+            let children: Vec<ManifestId> = images.iter().map(|i| r.b.id(i)).collect();
+            r.b.children(*id, children);
+        }
+    }
+    // A tag-schema index lists the referrers of the digest its tag names.
+    let schema: Vec<(ManifestId, String)> =
+        r.b.tags()
+            .iter()
+            .filter_map(|t| referrer_tag_subject(&t.name).map(|s| (t.manifest, s)))
+            .collect();
+    for (index, subject) in schema {
+        let s = r.b.id(&subject);
+        for c in r.b.get(index).children.clone() {
+            r.b.refers(c, s);
+        }
+    }
+
+    // 6. Untagged referrers from the referrers API, when they may be deleted.
     if mode.referrers && mode.referrers_api {
-        let subjects: Vec<String> = heads.keys().cloned().collect();
-        let found: Vec<(String, oci::Result<oci::Referrers>)> = stream::iter(subjects)
+        let subjects: Vec<String> = r.tagged().into_iter().map(|id| r.digest(id)).collect();
+        let mut found = stream::iter(subjects)
             .map(|d| async move {
-                let r = client.referrers(name, &d).await;
-                (d, r)
+                let found = client.referrers(name, &d).await;
+                (d, found)
             })
-            .buffer_unordered(lookups)
-            .collect()
-            .await;
-        for (subject, r) in found {
-            let r =
-                r.map_err(|e| failure(format!("listing the referrers of {subject} failed"), e))?;
-            for d in r.descriptors {
-                let digest = d.digest().to_string();
-                b.subject(&digest, &subject);
-                let entry = b.manifest(&digest);
-                let media = entry.media.get_or_insert_with(Default::default);
-                media.media_type = Some(Arc::from(d.media_type().to_string().as_str()));
-                media.artifact_type = d
-                    .artifact_type()
-                    .as_ref()
-                    .map(|a| Arc::from(a.to_string().as_str()));
+            .buffered(lookups);
+        while let Some((subject, found)) = found.next().await {
+            let found = found
+                .map_err(|e| failure(format!("listing the referrers of {subject} failed"), e))?;
+            let s = r.b.id(&subject);
+            for d in found.descriptors {
+                let id = r.b.id(d.digest().as_ref());
+                r.b.refers(id, s);
+                let kind = r.index_kind(d.media_type().as_ref());
+                let artifact = d.artifact_type().as_ref().map(|a| r.kind(a.as_ref()));
+                let entry = r.b.get_mut(id);
+                set_media(entry, kind, artifact);
                 entry.size.get_or_insert(d.size());
             }
         }
@@ -622,25 +828,32 @@ async fn resolve_tag(
     }
 }
 
-/// GETs each digest once.
-async fn fetch_all(
-    client: &RegistryClient,
-    repo: &str,
+/// What a 404 for a manifest asked for by digest means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    /// It is a failure: the repository is incomplete.
+    Failure,
+    /// It is an answer: the manifest is gone (`None`).
+    Skipped,
+}
+
+/// GETs each digest once, `lookups` at a time, and yields the answers in the order asked.
+fn read_each<'a>(
+    client: &'a RegistryClient,
+    repo: &'a str,
     digests: Vec<String>,
     lookups: usize,
-) -> Result<Vec<Manifest>, Failure> {
+    gone: Gone,
+) -> impl futures::Stream<Item = Result<Option<Manifest>, Failure>> + 'a {
     stream::iter(digests)
-        .map(|d| async move {
-            client
-                .get_manifest(repo, &d)
-                .await
-                .map_err(|e| failure(format!("reading manifest {d} failed"), e))
+        .map(move |d| async move {
+            match client.get_manifest(repo, &d).await {
+                Ok(m) => Ok(Some(m)),
+                Err(OciError::NotFound { .. }) if gone == Gone::Skipped => Ok(None),
+                Err(e) => Err(failure(format!("reading manifest {d} failed"), e)),
+            }
         })
-        .buffer_unordered(lookups)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect()
+        .buffered(lookups.max(1))
 }
 
 /// Manifest, config and layer sizes of an image; the manifest's own size otherwise.

@@ -10,9 +10,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroI64;
 use std::sync::Arc;
 
+use hashbrown::HashTable;
 use jiff::Timestamp;
 
 use crate::oci::digest::{referrer_tag_subject, sha256_bytes};
@@ -42,7 +44,8 @@ pub(crate) enum DigestRepr {
 }
 
 impl DigestRepr {
-    fn parse(digest: &str) -> DigestRepr {
+    /// A digest as written: its 32 bytes when it is a sha256 digest.
+    pub(crate) fn parse(digest: &str) -> DigestRepr {
         match sha256_bytes(digest) {
             Some(bytes) => DigestRepr::Sha256(bytes),
             None => DigestRepr::Other(digest.into()),
@@ -66,7 +69,13 @@ impl Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &*self.0 {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for DigestRepr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             DigestRepr::Sha256(bytes) => {
                 f.write_str("sha256:")?;
                 for b in bytes {
@@ -398,23 +407,36 @@ impl Repository {
     }
 }
 
-/// A digest as a key of the builder's map, looked up by its [`DigestRepr`]: the map holds
-/// the manifest's own `Arc`, not a copy of the digest.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Interned(Digest);
+/// Builds a [`Repository`], interning digests and resolving referrer tags.
+///
+/// Its indexes cost a few bytes per manifest and tag on top of the repository (one
+/// repository can hold half a million tags): the digest index holds ids only, hashed by the
+/// digests the repository already holds, and the tag index is made only once tags come out
+/// of name order (a registry lists them sorted).
+#[derive(Default)]
+pub struct RepositoryBuilder {
+    repo: Repository,
+    ids: HashTable<ManifestId>,
+    hasher: RandomState,
+    /// The tags by name, once they came out of order; until then, a tag listed again is the
+    /// last one.
+    tag_index: Option<HashMap<TagName, u32>>,
+}
 
-impl std::borrow::Borrow<DigestRepr> for Interned {
-    fn borrow(&self) -> &DigestRepr {
-        &(self.0).0
+impl fmt::Debug for RepositoryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RepositoryBuilder")
+            .field("repo", &self.repo)
+            .finish_non_exhaustive()
     }
 }
 
-/// Builds a [`Repository`], interning digests and resolving referrer tags.
-#[derive(Debug, Default)]
-pub struct RepositoryBuilder {
-    repo: Repository,
-    ids: HashMap<Interned, ManifestId>,
-    tag_index: HashMap<TagName, u32>,
+/// Grows `v` by a quarter when full rather than doubling it: a large repository's lists
+/// are then never more than a quarter empty.
+fn room<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(v.len() / 4 + 16);
+    }
 }
 
 impl RepositoryBuilder {
@@ -431,46 +453,82 @@ impl RepositoryBuilder {
 
     /// Continues building a repository already built, to add what was read later.
     pub fn resume(repo: Repository) -> Self {
-        let ids = repo
-            .manifests
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (Interned(m.digest.clone()), ManifestId(i as u32)))
-            .collect();
-        let tag_index = repo
-            .tags
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i as u32))
-            .collect();
-        RepositoryBuilder {
+        let mut b = RepositoryBuilder {
             repo,
-            ids,
-            tag_index,
+            ..RepositoryBuilder::default()
+        };
+        b.ids.reserve(b.repo.manifests.len(), |_| 0);
+        for i in 0..b.repo.manifests.len() {
+            let id = ManifestId(i as u32);
+            let hash = b.hasher.hash_one(&*b.repo.manifests[i].digest.0);
+            let manifests = &b.repo.manifests;
+            let hasher = &b.hasher;
+            b.ids.insert_unique(hash, id, |x| {
+                hasher.hash_one(&*manifests[x.index()].digest.0)
+            });
         }
+        b.tag_index = Some(
+            b.repo
+                .tags
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.name.clone(), i as u32))
+                .collect(),
+        );
+        b
     }
 
     /// Starts an empty repository with room for `tags` tags and `manifests` manifests.
     pub fn with_capacity(name: &str, tags: usize, manifests: usize) -> Self {
         let mut b = RepositoryBuilder::new(name);
-        b.repo.tags.reserve(tags);
-        b.repo.manifests.reserve(manifests);
-        b.ids.reserve(manifests);
-        b.tag_index.reserve(tags);
+        b.repo.tags.reserve_exact(tags);
+        b.repo.manifests.reserve_exact(manifests);
+        b.ids.reserve(manifests, |_| 0);
         b
     }
 
     /// The id of a digest, adding a manifest that knows only its digest if it is new.
     pub fn id(&mut self, digest: &str) -> ManifestId {
         let repr = DigestRepr::parse(digest);
-        if let Some(id) = self.ids.get(&repr) {
+        let hash = self.hasher.hash_one(&repr);
+        let manifests = &self.repo.manifests;
+        if let Some(id) = self
+            .ids
+            .find(hash, |x| *manifests[x.index()].digest.0 == repr)
+        {
             return *id;
         }
         let id = ManifestId(self.repo.manifests.len() as u32);
-        let digest = Digest(Arc::new(repr));
-        self.ids.insert(Interned(digest.clone()), id);
-        self.repo.manifests.push(Manifest::new(digest));
+        room(&mut self.repo.manifests);
+        self.repo
+            .manifests
+            .push(Manifest::new(Digest(Arc::new(repr))));
+        let manifests = &self.repo.manifests;
+        let hasher = &self.hasher;
+        self.ids.insert_unique(hash, id, |x| {
+            hasher.hash_one(&*manifests[x.index()].digest.0)
+        });
         id
+    }
+
+    /// The manifest behind an id this builder gave.
+    pub fn get(&self, id: ManifestId) -> &Manifest {
+        &self.repo.manifests[id.index()]
+    }
+
+    /// The manifest behind an id this builder gave, to fill in what is known about it.
+    pub fn get_mut(&mut self, id: ManifestId) -> &mut Manifest {
+        &mut self.repo.manifests[id.index()]
+    }
+
+    /// The manifests so far, by id.
+    pub fn manifests(&self) -> &[Manifest] {
+        &self.repo.manifests
+    }
+
+    /// The tags so far.
+    pub fn tags(&self) -> &[Tag] {
+        &self.repo.tags
     }
 
     /// The manifest of a digest, added if new, to fill in what is known about it.
@@ -483,12 +541,19 @@ impl RepositoryBuilder {
     pub fn child(&mut self, index: &str, child: &str) {
         let child = self.id(child);
         let index = self.id(index);
-        let children = &mut self.repo.manifests[index.index()].children;
-        if !children.contains(&child) {
-            let mut list = std::mem::take(children).into_vec();
-            list.push(child);
-            *children = list.into_boxed_slice();
+        self.children(index, [child]);
+    }
+
+    /// Records that `index` lists each of `children` (each once, in the order first given).
+    pub fn children(&mut self, index: ManifestId, children: impl IntoIterator<Item = ManifestId>) {
+        let list = &mut self.repo.manifests[index.index()].children;
+        let mut all = std::mem::take(list).into_vec();
+        for child in children {
+            if !all.contains(&child) {
+                all.push(child);
+            }
         }
+        *list = all.into_boxed_slice();
     }
 
     /// Records that `referrer` refers to `subject`.
@@ -498,8 +563,14 @@ impl RepositoryBuilder {
     pub fn subject(&mut self, referrer: &str, subject: &str) {
         let subject = self.id(subject);
         let id = self.id(referrer);
+        self.refers(id, subject);
+    }
+
+    /// [`subject`](Self::subject) by ids.
+    pub fn refers(&mut self, id: ManifestId, subject: ManifestId) {
         match self.repo.manifests[id.index()].subject {
             Some(current) if current != subject => {
+                let referrer = self.repo.manifests[id.index()].digest.to_string();
                 self.incomplete(&format!("{referrer} was listed with two subjects"));
                 let digest = |id: ManifestId| &self.repo.manifests[id.index()].digest;
                 if digest(subject) < digest(current) {
@@ -515,7 +586,7 @@ impl RepositoryBuilder {
     pub fn tag(&mut self, name: &str, digest: &str) -> &mut Tag {
         let manifest = self.id(digest);
         let subject = referrer_tag_subject(name).map(|s| self.id(&s));
-        if let Some(i) = self.tag_index.get(name).map(|&i| i as usize) {
+        if let Some(i) = self.listed(name) {
             let listed = self.repo.tags[i].manifest;
             if listed != manifest {
                 self.incomplete(&format!(
@@ -530,8 +601,10 @@ impl RepositoryBuilder {
             return &mut self.repo.tags[i];
         }
         let name = TagName::from(name);
-        self.tag_index
-            .insert(name.clone(), self.repo.tags.len() as u32);
+        if let Some(index) = &mut self.tag_index {
+            index.insert(name.clone(), self.repo.tags.len() as u32);
+        }
+        room(&mut self.repo.tags);
         self.repo.tags.push(Tag {
             name,
             manifest,
@@ -543,6 +616,32 @@ impl RepositoryBuilder {
         });
         let last = self.repo.tags.len() - 1;
         &mut self.repo.tags[last]
+    }
+
+    /// The tag named `name`, if it was added. While tags come in name order, only the last
+    /// one can be; the first one out of order makes the index of every name.
+    fn listed(&mut self, name: &str) -> Option<usize> {
+        if self.tag_index.is_none() {
+            match self.repo.tags.last() {
+                None => return None,
+                Some(last) if last.name.as_str() < name => return None,
+                Some(last) if last.name.as_str() == name => return Some(self.repo.tags.len() - 1),
+                Some(_) => {
+                    self.tag_index = Some(
+                        self.repo
+                            .tags
+                            .iter()
+                            .enumerate()
+                            .map(|(i, t)| (t.name.clone(), i as u32))
+                            .collect(),
+                    );
+                }
+            }
+        }
+        self.tag_index
+            .as_ref()
+            .and_then(|index| index.get(name))
+            .map(|&i| i as usize)
     }
 
     /// Marks the repository incomplete (of several reasons, the smallest is kept).
@@ -565,7 +664,7 @@ impl RepositoryBuilder {
     /// manifest is kept once per repository, and the lists lose their spare room.
     pub fn build(mut self) -> Repository {
         drop(std::mem::take(&mut self.ids));
-        drop(std::mem::take(&mut self.tag_index));
+        drop(self.tag_index.take());
         for tag in &mut self.repo.tags {
             if tag.subject.is_none() {
                 tag.subject = self.repo.manifests[tag.manifest.index()].subject;

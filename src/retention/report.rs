@@ -215,7 +215,9 @@ impl Report {
             .map(|d| table_row(d, self.mode))
             .collect();
         let mut widths = HEADER.map(str::len);
-        widen(&mut widths, &rows);
+        for row in &rows {
+            widen(&mut widths, row);
+        }
         let mut out = String::new();
         write_row(&mut out, &widths, HEADER);
         for row in &rows {
@@ -263,13 +265,15 @@ fn table_row(d: &ReportedDecision, mode: PolicyMode) -> [String; 5] {
 }
 
 /// Widens `widths` to fit `rows`.
-fn widen(widths: &mut [usize; 5], rows: &[[String; 5]]) {
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+fn widen(widths: &mut [usize; 5], row: &[String; 5]) {
+    for (w, cell) in widths.iter_mut().zip(row) {
+        *w = (*w).max(cell.chars().count());
     }
 }
+
+/// How much of a repository's rows or decisions the streamed writers gather before handing
+/// them to their writer.
+const WRITE_CHUNK: usize = 64 * 1024;
 
 fn write_row(out: &mut String, widths: &[usize; 5], cells: [&str; 5]) {
     let mut l = String::new();
@@ -365,27 +369,39 @@ impl<W: io::Write> TableWriter<W> {
         }
     }
 
-    /// Writes one repository's rows.
+    /// Writes one repository's rows. Two passes over its decisions, one for the column
+    /// widths and one to write, so that a repository of any size holds no row but the one
+    /// being written.
     pub fn repository(&mut self, plan: &RepositoryPlan) -> io::Result<()> {
-        let rows: Vec<[String; 5]> = plan
-            .tags
-            .iter()
-            .map(|t| ReportedDecision::of(plan, t))
-            .filter(|d| self.all || d.action != Action::Keep)
-            .map(|d| table_row(&d, self.mode))
-            .collect();
-        if rows.is_empty() {
+        let rows = || {
+            plan.tags
+                .iter()
+                .map(|t| ReportedDecision::of(plan, t))
+                .filter(|d| self.all || d.action != Action::Keep)
+                .map(|d| table_row(&d, self.mode))
+        };
+        let mut widths = self.widths;
+        let mut any = false;
+        for row in rows() {
+            widen(&mut widths, &row);
+            any = true;
+        }
+        if !any {
             return Ok(());
         }
-        widen(&mut self.widths, &rows);
         let mut text = String::new();
         if !self.header {
-            self.header = true;
-            write_row(&mut text, &self.widths, HEADER);
+            write_row(&mut text, &widths, HEADER);
         }
-        for row in &rows {
-            write_row(&mut text, &self.widths, row.each_ref().map(String::as_str));
+        for row in rows() {
+            write_row(&mut text, &widths, row.each_ref().map(String::as_str));
+            if text.len() >= WRITE_CHUNK {
+                self.out.write_all(text.as_bytes())?;
+                text.clear();
+            }
         }
+        self.header = true;
+        self.widths = widths;
         self.out.write_all(text.as_bytes())?;
         self.out.flush()
     }
@@ -431,7 +447,8 @@ impl<W: io::Write> JsonWriter<W> {
         })
     }
 
-    /// Writes one repository's decisions.
+    /// Writes one repository's decisions, a few at a time: a repository of any size holds
+    /// no more of its document than [`WRITE_CHUNK`] bytes.
     pub fn repository(&mut self, plan: &RepositoryPlan) -> io::Result<()> {
         if plan.tags.is_empty() {
             return Ok(());
@@ -445,6 +462,10 @@ impl<W: io::Write> JsonWriter<W> {
             });
             text.push_str(&indented(&ReportedDecision::of(plan, t), "    ")?);
             self.decisions += 1;
+            if text.len() >= WRITE_CHUNK {
+                self.out.write_all(text.as_bytes())?;
+                text.clear();
+            }
         }
         self.out.write_all(text.as_bytes())?;
         self.out.flush()
