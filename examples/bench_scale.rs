@@ -7,7 +7,9 @@
 //! Every run is the release binary as a child process, `retention plan --policy
 //! examples/scale-policy.yaml` (keep `latest` and the 3 newest images per repository), with
 //! `-o json` (written to a scratch file, to read the summary back) and `-o table` (to
-//! /dev/null); peak RSS is the child's own (`wait4` rusage), wall time from spawn to exit.
+//! /dev/null); peak RSS is the child's own `VmHWM`, read every 5 ms while it runs (a rise in its
+//! last 5 ms would be missed; `wait4`'s `ru_maxrss` cannot be used: a spawned child's includes
+//! this process's own peak), wall time from spawn to exit.
 //! The synthetic registry runs in this process, on its own threads, sharing the machine.
 //!
 //! Rows:
@@ -65,6 +67,14 @@ fn binary() -> Res<String> {
     Ok(dir.join("registry-operator").display().to_string())
 }
 
+/// `VmHWM` of a running process (its peak resident memory since it started its program), in
+/// KiB; `None` once it has ended.
+fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Runs `retention plan` against `url`, its stdout to `out` (or /dev/null), and measures it.
 fn run_plan(
     bin: &str,
@@ -100,16 +110,23 @@ fn run_plan(
         s
     });
     let mut killed = false;
-    let (status, usage) = loop {
+    let mut peak_kib = 0u64;
+    let status = loop {
+        // The child's own high-water mark, read while it runs. Not `wait4`'s `ru_maxrss`: a
+        // spawned child's counts the high-water mark of the address space it was started
+        // from — this process's, which serves the synthetic registry — not only its own.
+        peak_kib = peak_kib.max(vm_hwm_kib(pid).unwrap_or(0));
         let mut status: libc::c_int = 0;
-        // SAFETY: wait4 writes only into the two locals passed; the PID is our own child's.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        // SAFETY: waitpid writes only into the local passed; the PID is our own child's.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         if r == pid {
-            break (status, usage);
+            break status;
         }
         if r < 0 {
-            return Err(format!("wait4 {pid}: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "waitpid {pid}: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         if !killed && start.elapsed() > timeout {
             // SAFETY: signals our own child, by its PID.
@@ -130,8 +147,7 @@ fn run_plan(
     };
     Ok(Measured {
         wall,
-        // Linux reports ru_maxrss in KiB
-        peak_kib: usage.ru_maxrss.max(0) as u64,
+        peak_kib,
         code,
         stderr,
     })

@@ -11,14 +11,16 @@
 //! its digest: a registry cannot plant a time for another registry's image. The memory is
 //! bounded; when full, the oldest entries are forgotten first.
 
-use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
+use hashbrown::HashTable;
 use jiff::Timestamp;
 
 use super::digest::sha256_bytes;
 
-/// Entries kept by [`AgeCache::default`]: about 10 MiB at most.
+/// Entries kept by [`AgeCache::default`]: about 7 MiB when full (each entry its 32-byte key,
+/// its time and a 4-byte slot in the index).
 pub const DEFAULT_AGE_CACHE_ENTRIES: usize = 100_000;
 
 /// Config `created` times by config digest, bounded, shared by every client it is given to
@@ -28,11 +30,25 @@ pub struct AgeCache {
     inner: Mutex<Entries>,
 }
 
+/// The remembered configs in a ring, in the order they were first remembered, and an index
+/// of their slots by digest. Once the ring is full, the oldest slot is the next one written:
+/// memory never grows past the capacity, and the index never needs more room.
 #[derive(Default)]
 struct Entries {
-    times: HashMap<[u8; 32], Option<Timestamp>>,
-    /// Insertion order, for forgetting the oldest first.
-    order: VecDeque<[u8; 32]>,
+    ring: Vec<([u8; 32], Option<Timestamp>)>,
+    /// The slot the next new config takes once the ring is full: the oldest.
+    next: usize,
+    index: HashTable<u32>,
+    hasher: RandomState,
+}
+
+impl Entries {
+    fn slot(&self, key: &[u8; 32]) -> Option<usize> {
+        let hash = self.hasher.hash_one(key);
+        self.index
+            .find(hash, |&i| self.ring[i as usize].0 == *key)
+            .map(|&i| i as usize)
+    }
 }
 
 impl Default for AgeCache {
@@ -54,7 +70,8 @@ impl AgeCache {
     /// A cache remembering at most `capacity` configs (0 remembers nothing).
     pub fn new(capacity: usize) -> Self {
         AgeCache {
-            capacity,
+            // Slots are numbered with 32 bits.
+            capacity: capacity.min(u32::MAX as usize),
             inner: Mutex::new(Entries::default()),
         }
     }
@@ -63,7 +80,8 @@ impl AgeCache {
     /// have none, `None` when it was never read (or was forgotten).
     pub fn get(&self, config_digest: &str) -> Option<Option<Timestamp>> {
         let key = sha256_bytes(config_digest)?;
-        self.lock().times.get(&key).copied()
+        let e = self.lock();
+        e.slot(&key).map(|i| e.ring[i].1)
     }
 
     /// Remembers the `created` of a config whose bytes were verified against `config_digest`.
@@ -75,21 +93,40 @@ impl AgeCache {
         if self.capacity == 0 {
             return;
         }
-        let mut e = self.lock();
-        if e.times.insert(key, created).is_none() {
-            e.order.push_back(key);
+        let mut guard = self.lock();
+        let e = &mut *guard;
+        if let Some(i) = e.slot(&key) {
+            e.ring[i].1 = created;
+            return;
         }
-        while e.times.len() > self.capacity {
-            let Some(oldest) = e.order.pop_front() else {
-                break;
-            };
-            e.times.remove(&oldest);
-        }
+        let slot = if e.ring.len() < self.capacity {
+            if e.ring.len() == e.ring.capacity() {
+                let more = e.ring.len().max(16).min(self.capacity - e.ring.len());
+                e.ring.reserve_exact(more);
+            }
+            e.ring.push((key, created));
+            e.ring.len() - 1
+        } else {
+            // Full: the oldest config is forgotten, and its slot is the new one's.
+            let slot = e.next;
+            e.next = (slot + 1) % self.capacity;
+            let old = e.hasher.hash_one(e.ring[slot].0);
+            if let Ok(entry) = e.index.find_entry(old, |&i| i as usize == slot) {
+                entry.remove();
+            }
+            e.ring[slot] = (key, created);
+            slot
+        };
+        let (ring, hasher) = (&e.ring, &e.hasher);
+        e.index
+            .insert_unique(hasher.hash_one(key), slot as u32, |&i| {
+                hasher.hash_one(ring[i as usize].0)
+            });
     }
 
     /// Configs remembered now.
     pub fn len(&self) -> usize {
-        self.lock().times.len()
+        self.lock().ring.len()
     }
 
     /// True when nothing is remembered.
@@ -100,13 +137,14 @@ impl AgeCache {
     /// Forgets everything.
     pub fn clear(&self) {
         let mut e = self.lock();
-        e.times.clear();
-        e.order.clear();
+        e.ring = Vec::new();
+        e.index = HashTable::new();
+        e.next = 0;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        // A panic while holding the lock cannot leave the map inconsistent in a way that
-        // matters (at worst an order entry without a time), so poisoning is ignored.
+        // A panic while holding the lock cannot leave the entries inconsistent in a way that
+        // matters (at worst a slot the index does not find), so poisoning is ignored.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -142,6 +180,22 @@ mod tests {
         assert_eq!(c.get(&digest(1)), None, "the oldest entry goes first");
         assert_eq!(c.get(&digest(2)), Some(None));
         assert_eq!(c.get(&digest(3)), Some(None));
+    }
+
+    #[test]
+    fn after_many_configs_it_holds_exactly_the_newest_ones() {
+        let c = AgeCache::new(100);
+        let key = |n: u32| format!("sha256:{:064x}", n);
+        for n in 0..1_000u32 {
+            c.insert(&key(n), None);
+            // Seen again while remembered: still one entry, its place unchanged.
+            if n >= 10 {
+                c.insert(&key(n - 10), None);
+            }
+        }
+        assert_eq!(c.len(), 100);
+        assert!((0..900).all(|n| c.get(&key(n)).is_none()));
+        assert!((900..1_000).all(|n| c.get(&key(n)) == Some(None)));
     }
 
     #[test]

@@ -206,7 +206,7 @@ pub enum ProtectReason {
     /// The registry deletes whole images only and another tag on this image stays.
     SharedImage {
         /// A tag that stays on the same image (the first by name).
-        with_tag: TagName,
+        with_tag: Box<TagName>,
     },
     /// The registry deletes whole images only and this image is listed by an index that
     /// stays.

@@ -100,20 +100,21 @@ impl From<&str> for Digest {
     }
 }
 
-/// A tag name: sixteen bytes, with names of up to 14 bytes (`latest`, `v1.27.3`,
-/// `ci-0042137`) held inline and longer ones behind one shared pointer, so that the
+/// A tag name: 24 bytes, with names of up to 22 bytes held inline — `latest`, `v1.27.3`,
+/// and the CI names of the usual shapes (`main-20261102-abcdef0`, `pr-1234-abcdef0`,
+/// `1.27.3-alpine3.19`) — and longer ones behind one shared allocation, so that the
 /// inventory, the plan and its mutations hold a tag's name without an allocation each.
 /// Dereferences to `str`; compares, orders and hashes like it.
 #[derive(Clone)]
 pub struct TagName(NameRepr);
 
 /// Longest name held inline.
-const INLINE: usize = 14;
+const INLINE: usize = 22;
 
 #[derive(Clone)]
 enum NameRepr {
     Inline { len: u8, bytes: [u8; INLINE] },
-    Shared(Arc<Box<str>>),
+    Shared(Arc<str>),
 }
 
 impl TagName {
@@ -144,7 +145,7 @@ impl From<&str> for TagName {
                 bytes,
             })
         } else {
-            TagName(NameRepr::Shared(Arc::new(s.into())))
+            TagName(NameRepr::Shared(Arc::from(s)))
         }
     }
 }
@@ -163,7 +164,11 @@ impl From<&String> for TagName {
 
 impl From<Arc<str>> for TagName {
     fn from(s: Arc<str>) -> TagName {
-        TagName::from(&*s)
+        if s.len() <= INLINE {
+            TagName::from(&*s)
+        } else {
+            TagName(NameRepr::Shared(s))
+        }
     }
 }
 
@@ -780,6 +785,8 @@ mod tests {
             "ci-0000042",
             "exactly-14-by",
             "fifteen-bytes-x",
+            "exactly-22-bytes-long!",
+            "twenty-three-bytes-long",
             "main-20261102-abcdef0",
             "größe-ü",
         ];
@@ -801,7 +808,7 @@ mod tests {
         for (i, text) in texts.iter().enumerate() {
             assert_eq!(index.get(*text), Some(&i));
         }
-        assert_eq!(std::mem::size_of::<TagName>(), 16);
+        assert_eq!(std::mem::size_of::<TagName>(), 24);
     }
 
     #[test]

