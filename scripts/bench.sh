@@ -9,7 +9,11 @@
 #     10k x 100 (1,000,000 tags) and one repository of 500,000 tags; the zot flavor's requests
 #     per tag; the real registry at 100 x 100 with the same data must decide identically.
 #     BENCH_SCALE=0 skips it; SCALE_SETS, SCALE_HUGE, SCALE_ZOT, SCALE_REAL, SCALE_OUTPUTS,
-#     SCALE_TIMEOUT narrow it (see examples/bench_scale.rs).
+#     SCALE_TIMEOUT narrow it (see examples/bench_scale.rs);
+#  5. the operator at scale: `registry-operator run` on the local control plane under the chart's
+#     RBAC, one Plan-mode policy over the synthetic registry at 10,000 x 100 (1,000,000 tags),
+#     its peak resident memory against the chart's 256 MiB (scripts/bench-operator-scale.sh;
+#     needs Go for the control plane). BENCH_OPERATOR_SCALE=0 skips it.
 # The registry client's own benchmark: cargo run --release --example bench_client.
 #   BENCH_SETS=100x20,100x100,1000x10 BENCH_RUNS=3 BENCH_SKOPEO=1 scripts/bench.sh
 # Bounded: each tool run has its own time budget and the whole run stays under ~10 minutes
@@ -43,4 +47,9 @@ if [ "${BENCH_SCALE:-1}" != 0 ]; then
   echo
   echo "== scale: retention plan over the synthetic registry (1k-100k repositories, 1,000,000 tags, one repository of 500,000 tags), zot's requests per tag, the real registry at 100 x 100"
   timeout 5400 "$TARGET_DIR/release/examples/bench_scale"
+fi
+if [ "${BENCH_OPERATOR_SCALE:-1}" != 0 ]; then
+  echo
+  echo "== the operator at scale: one Plan-mode policy over 1,000,000 synthetic tags, on the local control plane"
+  timeout 2400 scripts/bench-operator-scale.sh
 fi

@@ -27,8 +27,8 @@ use crate::retention::{
 pub const EXIT_BLAST_RADIUS: u8 = 3;
 
 const EXIT_CODES: &str = "Exit codes: 0 done; 1 failure (registry unreachable, a repository could \
-not be listed, a deletion failed); 2 invalid input (bad policy file, unknown field, missing \
---yes); 3 a blast-radius limit stopped the run (nothing was deleted); 4 the registry rejects the \
+not be listed, a deletion failed); 2 invalid input (bad policy file, unknown field, \
+purge-project without --yes); 3 a blast-radius limit stopped the run (nothing was deleted); 4 the registry rejects the \
 credentials, or wants some and got none; 5 the registry refuses the account the catalog, a \
 repository or a deletion (the run stops at the first refused deletion).";
 

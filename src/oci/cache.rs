@@ -19,7 +19,7 @@ use jiff::Timestamp;
 
 use super::digest::sha256_bytes;
 
-/// Entries kept by [`AgeCache::default`]: about 7 MiB when full (each entry its 32-byte key,
+/// Entries kept by [`AgeCache::default`]: about 6 MiB when full (each entry its 32-byte key,
 /// its time and a 4-byte slot in the index).
 pub const DEFAULT_AGE_CACHE_ENTRIES: usize = 100_000;
 
