@@ -377,7 +377,8 @@ impl Reading<'_> {
         }
         let kind = self.index_kind(media_type);
         let entry = self.b.get_mut(id);
-        set_media(entry, kind, None);
+        let artifact = entry.media.as_ref().and_then(|m| m.artifact_type.clone());
+        set_media(entry, kind, artifact);
         if size > 0 {
             entry.size = Some(size);
         }
@@ -661,7 +662,7 @@ async fn fill_repository(
         .iter()
         .filter(|(id, _)| has(&r.untimed, *id))
         .filter_map(|(_, o)| match o {
-            Own::FirstChild(c) if own_of(*c).is_none() => Some(*c),
+            Own::FirstChild(c) if !has(&r.read, *c) => Some(*c),
             _ => None,
         })
         .collect::<BTreeSet<_>>()

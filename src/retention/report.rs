@@ -370,8 +370,8 @@ impl<W: io::Write> TableWriter<W> {
     }
 
     /// Writes one repository's rows. Two passes over its decisions, one for the column
-    /// widths and one to write, so that a repository of any size holds no row but the one
-    /// being written.
+    /// widths and one to write, so that a repository of any size holds no more of its rows
+    /// than [`WRITE_CHUNK`] bytes.
     pub fn repository(&mut self, plan: &RepositoryPlan) -> io::Result<()> {
         let rows = || {
             plan.tags
