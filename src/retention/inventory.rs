@@ -751,6 +751,33 @@ mod tests {
     }
 
     #[test]
+    fn a_tag_listed_again_out_of_name_order_is_found_and_contradictions_make_it_incomplete() {
+        // In name order the builder keeps no index of names; the first tag out of order
+        // makes one, and a name listed again is then found wherever it is.
+        let mut b = RepositoryBuilder::new("r");
+        for name in ["a", "c", "e"] {
+            b.tag(name, "sha256:aa");
+        }
+        b.tag("b", "sha256:aa");
+        b.tag("c", "sha256:aa").pushed = Some(Time::from_unix_seconds(7));
+        b.tag("e", "sha256:aa");
+        assert_eq!(b.tags().len(), 4);
+        let c = b.tags().iter().find(|t| t.name == "c").unwrap();
+        assert_eq!(c.pushed, Some(Time::from_unix_seconds(7)));
+        let complete = b.build();
+        assert!(complete.is_complete());
+
+        let mut b = RepositoryBuilder::new("r");
+        for name in ["a", "c", "b"] {
+            b.tag(name, "sha256:aa");
+        }
+        b.tag("a", "sha256:bb");
+        let repo = b.build();
+        assert_eq!(repo.tags.len(), 3);
+        assert!(!repo.is_complete());
+    }
+
+    #[test]
     fn short_digests_keep_the_algorithm_and_twelve_hex_digits() {
         assert_eq!(
             Digest::new(&format!("sha256:{HEX}")).short(),
