@@ -16,6 +16,8 @@ TAGS=${OPSCALE_TAGS:-100}
 LIMIT=${OPSCALE_TIMEOUT:-1800}
 LIMIT_MIB=256
 
+# free_port, apply_crds, apply_chart_rbac, sa_kubeconfig, end_pids
+. scripts/operator-env.sh
 SETUP_TEST_TOOLS=0 SETUP_CLUSTER_TOOLS=1 scripts/setup.sh
 tool() { if [ -x ".tools/bin/$1" ]; then echo "$PWD/.tools/bin/$1"; else command -v "$1"; fi; }
 kubectl=$(tool kubectl)
@@ -26,10 +28,7 @@ DIR=$(mktemp -d "$base/registry-operator-opscale.XXXXXX")
 PIDS=()
 CLUSTER=""
 cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
-  done
+  end_pids "${PIDS[@]}"
   if [ -n "$CLUSTER" ]; then scripts/cluster.sh stop "$CLUSTER" || true; fi
   rm -rf "$DIR"
 }
@@ -49,7 +48,6 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
 BIN=$TARGET_DIR/release/registry-operator
 SYNTH=$TARGET_DIR/release/synthetic-registry
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -57,22 +55,10 @@ CLUSTER=$DIR/cluster
 kc=$CLUSTER/kubeconfig
 k() { "$kubectl" --kubeconfig "$kc" "$@"; }
 scripts/cluster.sh start "$CLUSTER" >/dev/null
-k apply -f crds/ >/dev/null
-k wait --for=condition=Established crd --all --timeout=60s >/dev/null
-k create namespace registry-operator >/dev/null
-"$helm" template registry-operator charts/registry-operator --namespace registry-operator \
-  --set rbac.aggregateToDefaultRoles=false \
-  --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml |
-  k apply --namespace registry-operator -f - >/dev/null
+apply_crds "$kubectl" "$kc" >/dev/null
+apply_chart_rbac "$kubectl" "$helm" "$kc" >/dev/null
 sakc=$DIR/operator.kubeconfig
-token=$(k --namespace registry-operator create token registry-operator --duration=2h)
-server=$(k config view --raw -o jsonpath='{.clusters[0].cluster.server}')
-KUBECONFIG=$sakc "$kubectl" config set-cluster local --server="$server" \
-  --certificate-authority="$CLUSTER/certs/ca.crt" --embed-certs=true >/dev/null
-KUBECONFIG=$sakc "$kubectl" config set-credentials registry-operator --token="$token" >/dev/null
-KUBECONFIG=$sakc "$kubectl" config set-context operator --cluster=local --user=registry-operator >/dev/null
-KUBECONFIG=$sakc "$kubectl" config use-context operator >/dev/null
-chmod 600 "$sakc"
+sa_kubeconfig "$kubectl" "$kc" "$CLUSTER" "$sakc"
 
 "$SYNTH" --repos "$REPOS" --tags "$TAGS" --seconds $((LIMIT + 300)) >"$DIR/synthetic.out" 2>"$DIR/synthetic.err" &
 PIDS+=("$!")

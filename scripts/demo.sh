@@ -17,6 +17,8 @@ REPOS=${DEMO_REPOS:-20}
 TAGS=${DEMO_TAGS:-12}
 STARTED=$SECONDS
 
+# free_port, apply_crds, apply_chart_rbac, sa_kubeconfig, end_pids
+. scripts/operator-env.sh
 say() { printf '\n==> %s\n' "$*"; }
 note() { printf '    %s\n' "$*"; }
 
@@ -53,13 +55,10 @@ PIDS=()
 CLUSTER=""
 BUILD_PID=""
 cleanup() {
-  local pid
   if [ -n "$BUILD_PID" ] && kill -0 "$BUILD_PID" 2>/dev/null; then
     kill -- "-$BUILD_PID" 2>/dev/null || kill "$BUILD_PID" 2>/dev/null || true
   fi
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
-  done
+  end_pids "${PIDS[@]}"
   if [ -n "$CLUSTER" ]; then scripts/cluster.sh stop "$CLUSTER" || true; fi
   rm -rf "$DIR"
 }
@@ -97,7 +96,6 @@ if [ "$ACT1" = 1 ]; then
   grep -h '^cluster: built' "$DIR/cluster-build.log" | sed 's/^/    /' || true
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # start_registry NAME: docker-registry on a free port with storage in $DIR/NAME; sets URL.
 start_registry() {
@@ -164,27 +162,14 @@ act1() {
   k version | sed 's/^/    /'
 
   say "kubectl apply -f crds/ (Registry, RetentionPolicy, ClusterRetentionPolicy)"
-  k apply -f crds/ | sed 's/^/    /'
-  k wait --for=condition=Established crd --all --timeout=60s >/dev/null
+  apply_crds "$kubectl" "$kc" | sed 's/^/    /'
 
   say "the chart's ServiceAccount and RBAC (helm template charts/registry-operator | kubectl apply)"
-  k create namespace registry-operator >/dev/null
-  "$helm" template registry-operator charts/registry-operator --namespace registry-operator \
-    --set rbac.aggregateToDefaultRoles=false \
-    --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml |
-    k apply --namespace registry-operator -f - | sed 's/^/    /'
+  apply_chart_rbac "$kubectl" "$helm" "$kc" | sed 's/^/    /'
 
   # A kubeconfig that authenticates with a token of the ServiceAccount, as a Pod's would.
   sakc=$DIR/operator.kubeconfig
-  local token server
-  token=$(k --namespace registry-operator create token registry-operator --duration=2h)
-  server=$(k config view --raw -o jsonpath='{.clusters[0].cluster.server}')
-  KUBECONFIG=$sakc "$kubectl" config set-cluster local --server="$server" \
-    --certificate-authority="$CLUSTER/certs/ca.crt" --embed-certs=true >/dev/null
-  KUBECONFIG=$sakc "$kubectl" config set-credentials registry-operator --token="$token" >/dev/null
-  KUBECONFIG=$sakc "$kubectl" config set-context operator --cluster=local --user=registry-operator >/dev/null
-  KUBECONFIG=$sakc "$kubectl" config use-context operator >/dev/null
-  chmod 600 "$sakc"
+  sa_kubeconfig "$kubectl" "$kc" "$CLUSTER" "$sakc"
   note "the operator's kubeconfig holds a token of that ServiceAccount (kubectl auth whoami):"
   KUBECONFIG=$sakc "$kubectl" auth whoami | sed 's/^/    /'
 
