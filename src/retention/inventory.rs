@@ -436,6 +436,14 @@ impl fmt::Debug for RepositoryBuilder {
     }
 }
 
+/// The position of each tag, by name.
+fn index_of(tags: &[Tag]) -> HashMap<TagName, u32> {
+    tags.iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.clone(), i as u32))
+        .collect()
+}
+
 /// Grows `v` by a quarter when full rather than doubling it: a large repository's lists
 /// are then never more than a quarter empty.
 fn room<T>(v: &mut Vec<T>) {
@@ -472,14 +480,9 @@ impl RepositoryBuilder {
                 hasher.hash_one(&*manifests[x.index()].digest.0)
             });
         }
-        b.tag_index = Some(
-            b.repo
-                .tags
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.name.clone(), i as u32))
-                .collect(),
-        );
+        // Without an index the tags must stay in strict name order (see `listed`).
+        let sorted = b.repo.tags.windows(2).all(|w| w[0].name < w[1].name);
+        b.tag_index = (!sorted).then(|| index_of(&b.repo.tags));
         b
     }
 
@@ -631,16 +634,7 @@ impl RepositoryBuilder {
                 None => return None,
                 Some(last) if last.name.as_str() < name => return None,
                 Some(last) if last.name.as_str() == name => return Some(self.repo.tags.len() - 1),
-                Some(_) => {
-                    self.tag_index = Some(
-                        self.repo
-                            .tags
-                            .iter()
-                            .enumerate()
-                            .map(|(i, t)| (t.name.clone(), i as u32))
-                            .collect(),
-                    );
-                }
+                Some(_) => self.tag_index = Some(index_of(&self.repo.tags)),
             }
         }
         self.tag_index
@@ -775,6 +769,11 @@ mod tests {
         let repo = b.build();
         assert_eq!(repo.tags.len(), 3);
         assert!(!repo.is_complete());
+
+        // Resumed, a repository's tags may be in any order: a name listed again is found.
+        let mut b = RepositoryBuilder::resume(repo);
+        b.tag("c", "sha256:aa");
+        assert_eq!(b.build().tags.len(), 3);
     }
 
     #[test]
