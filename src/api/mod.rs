@@ -3,8 +3,10 @@
 //! Nothing here talks to a cluster or a registry: these are the shapes users write and read.
 
 pub mod common;
+pub mod refs;
 pub mod registry;
 pub mod retention;
+pub mod zot;
 
 pub use common::{GROUP, VERSION};
 pub use registry::{Registry, RegistrySpec, RegistryStatus};

@@ -18,10 +18,11 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::zot_input::{self, DEFAULT_STORAGE_SIZE};
+pub use super::validate::RegistryRef;
+use super::validate::{resolve_version, validate, wiring, ValidRegistry, DEFAULT_STORAGE_SIZE};
 use crate::api::common::SecretKeyRef;
 use crate::api::registry::{RegistrySpec, ServiceType, DEFAULT_SERVICE_PORT};
-use crate::zot::input::{paths, ZOT_PORT};
+use crate::zot::paths::{self, ZOT_PORT};
 use crate::zot::{render, RenderErrors, RenderedConfig, ZotVersion};
 
 /// Pod annotation carrying the SHA-256 of `config.json`; a change rolls the pods, because zot
@@ -184,7 +185,7 @@ pub fn secret_files(spec: &RegistrySpec) -> Vec<SecretFile> {
     if let Some(openid) = &auth.openid {
         let mut seen = Vec::new();
         for (i, provider) in openid.providers.iter().enumerate() {
-            let kind = zot_input::provider_kind(provider.kind);
+            let kind = provider.kind.as_str();
             // A second provider of a kind is refused by the renderer; mount the first only.
             if seen.contains(&kind) {
                 continue;
@@ -215,21 +216,6 @@ pub fn set_secrets_hash(sts: &mut StatefulSet, digest: &str) {
         .annotations
         .get_or_insert_with(BTreeMap::new)
         .insert(SECRETS_HASH_ANNOTATION.to_string(), digest.to_string());
-}
-
-/// What the builders need to know about the Registry (not to be confused with
-/// `api::retention::RegistryRef`, a policy's reference to a Registry by name).
-#[derive(Clone, Copy, Debug)]
-pub struct RegistryRef<'a> {
-    /// `metadata.name`.
-    pub name: &'a str,
-    /// `metadata.namespace`.
-    pub namespace: &'a str,
-    /// The spec.
-    pub spec: &'a RegistrySpec,
-    /// The cluster's DNS domain (`cluster.local` unless the cluster was set up otherwise):
-    /// zot's cluster members are named in it.
-    pub cluster_domain: &'a str,
 }
 
 /// The objects a managed Registry owns.
@@ -274,33 +260,24 @@ pub fn desired_registry(
     registry: RegistryRef<'_>,
     version_override: Option<&str>,
 ) -> Result<DesiredRegistry, RenderErrors> {
-    let version = zot_input::resolve_version(registry.spec, version_override);
-    let (input, mut errors) = zot_input::render_input(
-        registry.name,
-        registry.namespace,
-        registry.spec,
-        registry.cluster_domain,
-    );
-    let version = match version {
-        Ok(v) => v,
-        Err(e) => {
-            errors.extend(e);
+    let valid = match validate(registry, version_override) {
+        Ok(valid) => valid,
+        Err(mut errors) => {
+            // The zot-side problems are reported with the Kubernetes-side ones, when the
+            // release is known.
+            if let Ok(version) = resolve_version(registry.spec, version_override) {
+                if let Err(more) = render(&registry.spec.zot(), &wiring(registry), version) {
+                    errors.extend(more);
+                }
+            }
             return Err(errors);
         }
     };
-    let rendered = render(&input, version);
-    let rendered = match rendered {
-        Ok(r) if errors.is_empty() => r,
-        Ok(_) => return Err(errors),
-        Err(e) => {
-            errors.extend(e);
-            return Err(errors);
-        }
-    };
-    let objects = build_objects(registry, version, &rendered);
+    let config = render(&valid.spec.zot(), &valid.wiring, valid.version)?;
+    let objects = build_objects(&valid, &config);
     Ok(DesiredRegistry {
-        version,
-        config: rendered,
+        version: valid.version,
+        config,
         objects,
     })
 }
@@ -343,37 +320,29 @@ pub fn image(spec: &RegistrySpec, version: ZotVersion) -> String {
         .unwrap_or_else(|| format!("{DEFAULT_IMAGE_REPOSITORY}:{version}"))
 }
 
-fn meta(registry: RegistryRef<'_>, name: String, version: ZotVersion) -> ObjectMeta {
+fn meta(registry: &ValidRegistry<'_>, name: String) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: Some(registry.namespace.to_string()),
-        labels: Some(labels(registry.name, version)),
+        labels: Some(labels(registry.name, registry.version)),
         ..ObjectMeta::default()
     }
 }
 
 /// Builds every object of a managed Registry from its rendered config.
-pub fn build_objects(
-    registry: RegistryRef<'_>,
-    version: ZotVersion,
-    config: &RenderedConfig,
-) -> RegistryObjects {
+pub fn build_objects(registry: &ValidRegistry<'_>, config: &RenderedConfig) -> RegistryObjects {
     RegistryObjects {
-        config_map: config_map(registry, version, config),
-        stateful_set: stateful_set(registry, version, config),
-        service: service(registry, version),
-        headless_service: headless_service(registry, version),
+        config_map: config_map(registry, config),
+        stateful_set: stateful_set(registry, config),
+        service: service(registry),
+        headless_service: headless_service(registry),
     }
 }
 
 /// The ConfigMap holding `config.json`.
-pub fn config_map(
-    registry: RegistryRef<'_>,
-    version: ZotVersion,
-    config: &RenderedConfig,
-) -> ConfigMap {
+pub fn config_map(registry: &ValidRegistry<'_>, config: &RenderedConfig) -> ConfigMap {
     ConfigMap {
-        metadata: meta(registry, config_map_name(registry.name), version),
+        metadata: meta(registry, config_map_name(registry.name)),
         data: Some(BTreeMap::from([(
             CONFIG_KEY.to_string(),
             config.json.clone(),
@@ -398,14 +367,14 @@ fn service_port(spec: &RegistrySpec, port: i32) -> ServicePort {
 }
 
 /// The Service clients use: `<name>.<namespace>.svc:<port>`.
-pub fn service(registry: RegistryRef<'_>, version: ZotVersion) -> Service {
+pub fn service(registry: &ValidRegistry<'_>) -> Service {
     let svc = registry.spec.service.clone().unwrap_or_default();
     let type_ = match svc.type_.unwrap_or_default() {
         ServiceType::ClusterIP => "ClusterIP",
         ServiceType::NodePort => "NodePort",
         ServiceType::LoadBalancer => "LoadBalancer",
     };
-    let mut metadata = meta(registry, registry.name.to_string(), version);
+    let mut metadata = meta(registry, registry.name.to_string());
     metadata.annotations = svc.annotations.filter(|a| !a.is_empty());
     Service {
         metadata,
@@ -425,9 +394,9 @@ pub fn service(registry: RegistryRef<'_>, version: ZotVersion) -> Service {
 /// The headless Service: the StatefulSet's `serviceName`, and the DNS zone of zot's cluster
 /// members. It publishes pods before they are ready, because each zot member resolves every
 /// other member at startup.
-pub fn headless_service(registry: RegistryRef<'_>, version: ZotVersion) -> Service {
+pub fn headless_service(registry: &ValidRegistry<'_>) -> Service {
     Service {
-        metadata: meta(registry, headless_service_name(registry.name), version),
+        metadata: meta(registry, headless_service_name(registry.name)),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_string()),
             cluster_ip: Some("None".to_string()),
@@ -494,130 +463,142 @@ fn secret_env(var: &str, secret: &str, key: &str) -> EnvVar {
 }
 
 /// The StatefulSet running zot.
-pub fn stateful_set(
-    registry: RegistryRef<'_>,
-    version: ZotVersion,
-    config: &RenderedConfig,
-) -> StatefulSet {
-    let spec = registry.spec;
+pub fn stateful_set(registry: &ValidRegistry<'_>, config: &RenderedConfig) -> StatefulSet {
     let name = registry.name;
-    let s3 = spec.storage.as_ref().and_then(|s| s.s3.as_ref());
-    let scheme = if uses_tls(spec) { "HTTPS" } else { "HTTP" };
+    let (volumes, mounts) = volumes_and_mounts(name, registry.spec);
+    let container = container(registry.spec, registry.version, mounts);
+    StatefulSet {
+        metadata: meta(registry, name.to_string()),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(registry.replicas),
+            service_name: Some(headless_service_name(name)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(name)),
+                ..LabelSelector::default()
+            },
+            // zot cluster members resolve each other at startup: start them all at once.
+            pod_management_policy: Some("Parallel".to_string()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("RollingUpdate".to_string()),
+                ..StatefulSetUpdateStrategy::default()
+            }),
+            template: pod_template(registry, config, container, volumes),
+            volume_claim_templates: volume_claim_templates(registry),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}
 
+/// The pod's volumes and the zot container's mounts: the config, scratch space, the data
+/// volume (a bucket's scratch root on S3), and every Secret file zot reads.
+fn volumes_and_mounts(name: &str, spec: &RegistrySpec) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = vec![
         Volume {
             name: "config".to_string(),
             config_map: Some(ConfigMapVolumeSource {
                 name: config_map_name(name),
-                items: Some(vec![KeyToPath {
-                    key: CONFIG_KEY.to_string(),
-                    path: CONFIG_KEY.to_string(),
-                    ..KeyToPath::default()
-                }]),
+                items: Some(vec![key_to_path(CONFIG_KEY, CONFIG_KEY)]),
                 default_mode: Some(0o444),
                 ..ConfigMapVolumeSource::default()
             }),
             ..Volume::default()
         },
-        Volume {
-            name: "tmp".to_string(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        },
+        empty_dir("tmp"),
     ];
     let mut mounts = vec![
         mount("config", paths::CONFIG_DIR, true),
         mount("data", paths::ROOT_DIRECTORY, false),
         mount("tmp", "/tmp", false),
     ];
-    if s3.is_some() {
+    if s3(spec).is_some() {
         // Images live in the bucket; the local root only holds scratch files (sync staging).
-        volumes.push(Volume {
-            name: "data".to_string(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        });
+        volumes.push(empty_dir("data"));
     }
+    let mut secret = |volume: &str, secret: &str, items: Vec<KeyToPath>, dir: &str| {
+        volumes.push(secret_volume(volume, secret, Some(items)));
+        mounts.push(mount(volume, dir, true));
+    };
     if let Some(htpasswd) = spec
         .auth
         .as_ref()
         .and_then(|a| a.htpasswd_secret_ref.as_ref())
     {
-        volumes.push(secret_volume(
-            "htpasswd",
-            &htpasswd.name,
-            Some(vec![KeyToPath {
-                key: htpasswd
-                    .key
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_HTPASSWD_KEY.to_string()),
-                path: "htpasswd".to_string(),
-                ..KeyToPath::default()
-            }]),
-        ));
-        mounts.push(mount("htpasswd", paths::HTPASSWD_DIR, true));
+        let key = htpasswd.key.as_deref().unwrap_or(DEFAULT_HTPASSWD_KEY);
+        let items = vec![key_to_path(key, "htpasswd")];
+        secret("htpasswd", &htpasswd.name, items, paths::HTPASSWD_DIR);
     }
     if let Some(tls) = &spec.tls {
-        volumes.push(secret_volume(
-            "tls",
-            &tls.name,
-            Some(
-                ["tls.crt", "tls.key"]
-                    .map(|k| KeyToPath {
-                        key: k.to_string(),
-                        path: k.to_string(),
-                        ..KeyToPath::default()
-                    })
-                    .to_vec(),
-            ),
-        ));
-        mounts.push(mount("tls", paths::TLS_DIR, true));
+        let items = ["tls.crt", "tls.key"].map(|k| key_to_path(k, k)).to_vec();
+        secret("tls", &tls.name, items, paths::TLS_DIR);
     }
     if let Some(creds) = spec
         .sync
         .as_ref()
         .and_then(|s| s.credentials_secret_ref.as_ref())
     {
-        volumes.push(secret_volume(
+        let key = creds.key.as_deref().unwrap_or(DEFAULT_SYNC_CREDENTIALS_KEY);
+        let items = vec![key_to_path(key, "credentials.json")];
+        secret(
             "sync-credentials",
             &creds.name,
-            Some(vec![KeyToPath {
-                key: creds
-                    .key
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_SYNC_CREDENTIALS_KEY.to_string()),
-                path: "credentials.json".to_string(),
-                ..KeyToPath::default()
-            }]),
-        ));
-        mounts.push(mount("sync-credentials", paths::SYNC_CREDENTIALS_DIR, true));
+            items,
+            paths::SYNC_CREDENTIALS_DIR,
+        );
     }
-
     for file in secret_files(spec) {
-        let (dir, name) = file.dir_and_file();
-        volumes.push(secret_volume(
+        let (dir, file_name) = file.dir_and_file();
+        secret(
             &file.volume,
             &file.secret,
-            Some(vec![KeyToPath {
-                key: file.key.clone(),
-                path: name.to_string(),
-                ..KeyToPath::default()
-            }]),
-        ));
-        mounts.push(mount(&file.volume, dir, true));
+            vec![key_to_path(&file.key, file_name)],
+            dir,
+        );
     }
+    (volumes, mounts)
+}
 
-    let env: Vec<EnvVar> = s3
-        .and_then(|s| s.credentials_secret_ref.as_ref())
-        .map(|secret| {
-            vec![
-                secret_env("AWS_ACCESS_KEY_ID", &secret.name, S3_ACCESS_KEY),
-                secret_env("AWS_SECRET_ACCESS_KEY", &secret.name, S3_SECRET_KEY),
-            ]
-        })
-        .unwrap_or_default();
+fn s3(spec: &RegistrySpec) -> Option<&crate::api::registry::S3Storage> {
+    spec.storage.as_ref().and_then(|s| s.s3.as_ref())
+}
 
-    let container = Container {
+fn key_to_path(key: &str, path: &str) -> KeyToPath {
+    KeyToPath {
+        key: key.to_string(),
+        path: path.to_string(),
+        ..KeyToPath::default()
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.to_string(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
+/// The S3 credentials as AWS's environment variables, when the spec names a Secret.
+fn s3_env(spec: &RegistrySpec) -> Option<Vec<EnvVar>> {
+    let secret = s3(spec)?.credentials_secret_ref.as_ref()?;
+    Some(vec![
+        secret_env("AWS_ACCESS_KEY_ID", &secret.name, S3_ACCESS_KEY),
+        secret_env("AWS_SECRET_ACCESS_KEY", &secret.name, S3_SECRET_KEY),
+    ])
+}
+
+fn restricted_seccomp() -> Option<SeccompProfile> {
+    Some(SeccompProfile {
+        type_: "RuntimeDefault".to_string(),
+        ..SeccompProfile::default()
+    })
+}
+
+/// The zot container: `serve` on the mounted config, probes on the health endpoints, a
+/// read-only root and no privileges.
+fn container(spec: &RegistrySpec, version: ZotVersion, mounts: Vec<VolumeMount>) -> Container {
+    let scheme = if uses_tls(spec) { "HTTPS" } else { "HTTP" };
+    Container {
         name: "zot".to_string(),
         image: Some(image(spec, version)),
         image_pull_policy: Some("IfNotPresent".to_string()),
@@ -628,7 +609,7 @@ pub fn stateful_set(
             protocol: Some("TCP".to_string()),
             ..ContainerPort::default()
         }]),
-        env: (!env.is_empty()).then_some(env),
+        env: s3_env(spec),
         resources: spec.resources.clone(),
         volume_mounts: Some(mounts),
         startup_probe: Some(probe(
@@ -649,18 +630,25 @@ pub fn stateful_set(
                 drop: Some(vec!["ALL".to_string()]),
                 ..Capabilities::default()
             }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".to_string(),
-                ..SeccompProfile::default()
-            }),
+            seccomp_profile: restricted_seccomp(),
             ..SecurityContext::default()
         }),
         ..Container::default()
-    };
+    }
+}
 
-    let pod = PodTemplateSpec {
+/// The pod template: the config hash annotation that rolls zot on a change, the pod's
+/// security context and the scheduling constraints of the spec.
+fn pod_template(
+    registry: &ValidRegistry<'_>,
+    config: &RenderedConfig,
+    container: Container,
+    volumes: Vec<Volume>,
+) -> PodTemplateSpec {
+    let spec = registry.spec;
+    PodTemplateSpec {
         metadata: Some(ObjectMeta {
-            labels: Some(labels(name, version)),
+            labels: Some(labels(registry.name, registry.version)),
             annotations: Some(BTreeMap::from([(
                 CONFIG_HASH_ANNOTATION.to_string(),
                 config.hash.clone(),
@@ -677,10 +665,7 @@ pub fn stateful_set(
                 fs_group: Some(ZOT_UID),
                 // Chown a large volume only when its root is not already ours.
                 fs_group_change_policy: Some("OnRootMismatch".to_string()),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".to_string(),
-                    ..SeccompProfile::default()
-                }),
+                seccomp_profile: restricted_seccomp(),
                 ..PodSecurityContext::default()
             }),
             termination_grace_period_seconds: Some(60),
@@ -691,55 +676,33 @@ pub fn stateful_set(
             affinity: spec.affinity.clone(),
             ..PodSpec::default()
         }),
-    };
-
-    let volume_claim_templates = s3.is_none().then(|| {
-        let storage = spec.storage.clone().unwrap_or_default();
-        vec![PersistentVolumeClaim {
-            metadata: ObjectMeta {
-                name: Some("data".to_string()),
-                labels: Some(selector_labels(name)),
-                ..ObjectMeta::default()
-            },
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: Some(vec!["ReadWriteOnce".to_string()]),
-                storage_class_name: storage.storage_class_name,
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([(
-                        "storage".to_string(),
-                        Quantity(
-                            storage
-                                .size
-                                .unwrap_or_else(|| DEFAULT_STORAGE_SIZE.to_string()),
-                        ),
-                    )])),
-                    ..VolumeResourceRequirements::default()
-                }),
-                ..PersistentVolumeClaimSpec::default()
-            }),
-            ..PersistentVolumeClaim::default()
-        }]
-    });
-
-    StatefulSet {
-        metadata: meta(registry, name.to_string(), version),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(zot_input::replicas(spec)),
-            service_name: Some(headless_service_name(name)),
-            selector: LabelSelector {
-                match_labels: Some(selector_labels(name)),
-                ..LabelSelector::default()
-            },
-            // zot cluster members resolve each other at startup: start them all at once.
-            pod_management_policy: Some("Parallel".to_string()),
-            update_strategy: Some(StatefulSetUpdateStrategy {
-                type_: Some("RollingUpdate".to_string()),
-                ..StatefulSetUpdateStrategy::default()
-            }),
-            template: pod,
-            volume_claim_templates,
-            ..StatefulSetSpec::default()
-        }),
-        ..StatefulSet::default()
     }
+}
+
+/// One PersistentVolumeClaim per pod, unless the images live in a bucket.
+fn volume_claim_templates(registry: &ValidRegistry<'_>) -> Option<Vec<PersistentVolumeClaim>> {
+    if s3(registry.spec).is_some() {
+        return None;
+    }
+    let storage = registry.spec.storage.clone().unwrap_or_default();
+    let size = storage
+        .size
+        .unwrap_or_else(|| DEFAULT_STORAGE_SIZE.to_string());
+    Some(vec![PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".to_string()),
+            labels: Some(selector_labels(registry.name)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_string()]),
+            storage_class_name: storage.storage_class_name,
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }])
 }

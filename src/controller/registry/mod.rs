@@ -5,8 +5,9 @@
 //! when the config changes. External registries only get credentials resolved and health
 //! checked. Status is patched only when it changed (timestamps and latency aside).
 //!
-//! The phases, each in its file: [`dereference`] (the Secrets the pods mount), validate and
-//! build ([`zot_input`], [`builders`]), [`storage`] (changes a StatefulSet cannot take),
+//! The phases, each in its file: [`dereference`] (the Secrets the pods mount), [`validate`]
+//! (the Kubernetes-side checks, the zot release, what is wired into zot), build ([`builders`],
+//! rendering with `zot::render`), [`storage`] (changes a StatefulSet cannot take),
 //! [`apply`] (server-side, with owner references), [`health`] and [`status`]; the status
 //! write, timer, metrics and error policy are the shared [`reconcile`](super::reconcile).
 
@@ -16,7 +17,7 @@ mod dereference;
 mod health;
 mod status;
 pub mod storage;
-pub mod zot_input;
+pub mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
