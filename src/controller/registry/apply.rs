@@ -23,10 +23,18 @@ pub(super) async fn apply_owned(
     objects: RegistryObjects,
     owner: &OwnerReference,
 ) -> Result<StatefulSet, ControllerError> {
-    apply(ctx, namespace, with_owner(objects.config_map, owner)).await?;
-    apply(ctx, namespace, with_owner(objects.headless_service, owner)).await?;
-    apply(ctx, namespace, with_owner(objects.service, owner)).await?;
-    apply(ctx, namespace, with_owner(objects.stateful_set, owner)).await
+    // Destructured whole: an object added to RegistryObjects does not compile until it is
+    // applied here.
+    let RegistryObjects {
+        config_map,
+        stateful_set,
+        service,
+        headless_service,
+    } = objects;
+    apply(ctx, namespace, with_owner(config_map, owner)).await?;
+    apply(ctx, namespace, with_owner(headless_service, owner)).await?;
+    apply(ctx, namespace, with_owner(service, owner)).await?;
+    apply(ctx, namespace, with_owner(stateful_set, owner)).await
 }
 
 pub(super) fn owner_reference(registry: &Registry) -> Result<OwnerReference, ControllerError> {

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use super::storage::is_http_url;
+use super::check_http_url;
 use super::{duration, opt_duration, Wiring};
-use crate::api::zot::{SyncSpec, ZotSpec};
+use crate::api::zot::{SyncRegistry, SyncSpec, ZotSpec};
 use crate::zot::config::*;
 use crate::zot::error::{RenderErrors, ZotError};
 use crate::zot::paths;
@@ -81,79 +81,7 @@ fn build_sync(sync: &SyncSpec, on_s3: bool, errors: &mut RenderErrors) -> SyncCo
         .registries
         .iter()
         .enumerate()
-        .map(|(i, r)| {
-            let path = format!("extensions.sync.registries[{i}]");
-            if r.urls.is_empty() {
-                errors.push(ZotError::invalid(format!("{path}.urls"), "needs at least one upstream URL"));
-            }
-            for url in &r.urls {
-                if !is_http_url(url) {
-                    errors.push(ZotError::invalid(
-                        format!("{path}.urls"),
-                        format!("{url:?} is not an http(s) URL"),
-                    ));
-                }
-            }
-            let poll = r.poll_interval.as_deref().map(|v| {
-                let (text, parsed) = duration(&format!("{path}.pollInterval"), v, errors);
-                if parsed.is_some_and(|d| d.0.is_zero()) {
-                    errors.push(ZotError::invalid(
-                        format!("{path}.pollInterval"),
-                        "0s never runs the periodic sync; remove it or give a period",
-                    ));
-                }
-                text
-            });
-            let periodic = r.poll_interval.is_some() && !r.content.is_empty();
-            if r.on_demand != Some(true) && !periodic {
-                errors.push(ZotError::invalid(
-                    path.clone(),
-                    "mirrors nothing: set onDemand: true, or pollInterval with at least one content entry",
-                ));
-            } else if r.poll_interval.is_some() && r.content.is_empty() {
-                errors.push(ZotError::invalid(
-                    format!("{path}.pollInterval"),
-                    "periodic sync needs at least one content entry",
-                ));
-            }
-            let max_retries = r.max_retries.map(i64::from).and_then(|n| {
-                if n < 0 {
-                    errors.push(ZotError::invalid(
-                        format!("{path}.maxRetries"),
-                        format!("must not be negative, got {n}"),
-                    ));
-                }
-                u32::try_from(n).ok()
-            });
-            let retry_delay = opt_duration(&format!("{path}.retryDelay"), &r.retry_delay, errors);
-            let content = r
-                .content
-                .iter()
-                .map(|c| {
-                    let any_tags = c.tags_regex.is_some() || c.exclude_tags_regex.is_some() || c.semver.is_some();
-                    SyncContentConfig {
-                        prefix: c.prefix.clone(),
-                        tags: any_tags.then(|| SyncTagsConfig {
-                            regex: c.tags_regex.clone(),
-                            exclude_regex: c.exclude_tags_regex.clone(),
-                            semver: c.semver,
-                        }),
-                        destination: c.destination.clone(),
-                        strip_prefix: c.strip_prefix,
-                    }
-                })
-                .collect();
-            SyncRegistryConfig {
-                urls: r.urls.clone(),
-                on_demand: r.on_demand,
-                poll_interval: poll,
-                tls_verify: r.tls_verify,
-                content,
-                max_retries,
-                retry_delay,
-                only_signed: r.only_signed,
-            }
-        })
+        .map(|(i, r)| sync_registry(i, r, errors))
         .collect();
     SyncConfig {
         enable: true,
@@ -196,4 +124,78 @@ pub(super) fn build_cluster(
         members: cluster.members.clone(),
         hash_key: cluster.hash_key.clone(),
     })
+}
+
+/// One upstream registry of the sync extension.
+fn sync_registry(i: usize, r: &SyncRegistry, errors: &mut RenderErrors) -> SyncRegistryConfig {
+    let path = format!("extensions.sync.registries[{i}]");
+    if r.urls.is_empty() {
+        errors.push(ZotError::invalid(
+            format!("{path}.urls"),
+            "needs at least one upstream URL",
+        ));
+    }
+    for url in &r.urls {
+        check_http_url(format!("{path}.urls"), url, errors);
+    }
+    let poll = r.poll_interval.as_deref().map(|v| {
+        let (text, parsed) = duration(&format!("{path}.pollInterval"), v, errors);
+        if parsed.is_some_and(|d| d.0.is_zero()) {
+            errors.push(ZotError::invalid(
+                format!("{path}.pollInterval"),
+                "0s never runs the periodic sync; remove it or give a period",
+            ));
+        }
+        text
+    });
+    let periodic = r.poll_interval.is_some() && !r.content.is_empty();
+    if r.on_demand != Some(true) && !periodic {
+        errors.push(ZotError::invalid(
+            path.clone(),
+            "mirrors nothing: set onDemand: true, or pollInterval with at least one content entry",
+        ));
+    } else if r.poll_interval.is_some() && r.content.is_empty() {
+        errors.push(ZotError::invalid(
+            format!("{path}.pollInterval"),
+            "periodic sync needs at least one content entry",
+        ));
+    }
+    let max_retries = r.max_retries.map(i64::from).and_then(|n| {
+        if n < 0 {
+            errors.push(ZotError::invalid(
+                format!("{path}.maxRetries"),
+                format!("must not be negative, got {n}"),
+            ));
+        }
+        u32::try_from(n).ok()
+    });
+    let retry_delay = opt_duration(&format!("{path}.retryDelay"), &r.retry_delay, errors);
+    let content = r
+        .content
+        .iter()
+        .map(|c| {
+            let any_tags =
+                c.tags_regex.is_some() || c.exclude_tags_regex.is_some() || c.semver.is_some();
+            SyncContentConfig {
+                prefix: c.prefix.clone(),
+                tags: any_tags.then(|| SyncTagsConfig {
+                    regex: c.tags_regex.clone(),
+                    exclude_regex: c.exclude_tags_regex.clone(),
+                    semver: c.semver,
+                }),
+                destination: c.destination.clone(),
+                strip_prefix: c.strip_prefix,
+            }
+        })
+        .collect();
+    SyncRegistryConfig {
+        urls: r.urls.clone(),
+        on_demand: r.on_demand,
+        poll_interval: poll,
+        tls_verify: r.tls_verify,
+        content,
+        max_retries,
+        retry_delay,
+        only_signed: r.only_signed,
+    }
 }

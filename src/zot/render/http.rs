@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::storage::is_http_url;
+use super::{check_http_url, is_http_url};
 use super::{duration, DOCKER_COMPAT, HTTP_TIMEOUTS_SINCE};
 use crate::api::zot::{
     AccessAction, AccessControlSpec, AuthSpec, BearerSpec, HttpSpec, LdapSpec, LdapTls, MtlsSpec,
@@ -49,12 +49,7 @@ pub(super) fn build_http(
     };
     let external_url = auth.openid.as_ref().and_then(|o| o.external_url.clone());
     if let Some(url) = &external_url {
-        if !is_http_url(url) {
-            errors.push(ZotError::invalid(
-                "http.externalURL",
-                format!("{url:?} is not an http(s) URL"),
-            ));
-        }
+        check_http_url("http.externalURL", url, errors);
     }
     HttpConfig {
         address: "0.0.0.0".to_string(),
@@ -296,12 +291,7 @@ fn build_bearer(
         ));
     }
     if let Some(realm) = &bearer.realm {
-        if !is_http_url(realm) {
-            errors.push(ZotError::invalid(
-                "http.auth.bearer.realm",
-                format!("{realm:?} is not an http(s) URL"),
-            ));
-        }
+        check_http_url("http.auth.bearer.realm", realm, errors);
     }
     let mut oidc = Vec::new();
     if !bearer.oidc.is_empty() && version < BEARER_OIDC_SINCE {
@@ -313,12 +303,7 @@ fn build_bearer(
     } else {
         for (i, o) in bearer.oidc.iter().enumerate() {
             let path = format!("http.auth.bearer.oidc[{i}]");
-            if !is_http_url(&o.issuer) {
-                errors.push(ZotError::invalid(
-                    format!("{path}.issuer"),
-                    format!("{:?} is not an http(s) URL", o.issuer),
-                ));
-            }
+            check_http_url(format!("{path}.issuer"), &o.issuer, errors);
             if o.audiences.iter().all(|a| a.trim().is_empty()) {
                 errors.push(ZotError::invalid(
                     format!("{path}.audiences"),

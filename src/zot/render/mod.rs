@@ -239,6 +239,22 @@ fn duration(path: &str, value: &str, errors: &mut RenderErrors) -> (String, Opti
     }
 }
 
+pub(super) fn is_http_url(s: &str) -> bool {
+    url::Url::parse(s)
+        .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .unwrap_or(false)
+}
+
+/// Reports `value` under `path` unless it is an http(s) URL with a host.
+fn check_http_url(path: impl Into<String>, value: &str, errors: &mut RenderErrors) {
+    if !is_http_url(value) {
+        errors.push(ZotError::invalid(
+            path,
+            format!("{value:?} is not an http(s) URL"),
+        ));
+    }
+}
+
 fn opt_duration(path: &str, value: &Option<String>, errors: &mut RenderErrors) -> Option<String> {
     value.as_deref().map(|v| duration(path, v, errors).0)
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{duration, opt_duration, Wiring, GC_TIME_WINDOW_SINCE};
+use super::{check_http_url, duration, opt_duration, Wiring, GC_TIME_WINDOW_SINCE};
 use crate::api::zot::{Cache, GcSpec, S3Storage, ZotSpec};
 use crate::zot::config::{RetentionConfig, RetentionPolicyConfig, StorageConfig};
 use crate::zot::error::{RenderErrors, ZotError};
@@ -245,12 +245,7 @@ fn check_s3(s3: &S3Storage, errors: &mut RenderErrors) {
         ));
     }
     if let Some(endpoint) = &s3.endpoint {
-        if !is_http_url(endpoint) {
-            errors.push(ZotError::invalid(
-                "storage.storageDriver.regionendpoint",
-                format!("{endpoint:?} is not an http(s) URL"),
-            ));
-        }
+        check_http_url("storage.storageDriver.regionendpoint", endpoint, errors);
     }
     if let Some(root) = &s3.root_directory {
         if !root.starts_with('/') {
@@ -260,12 +255,6 @@ fn check_s3(s3: &S3Storage, errors: &mut RenderErrors) {
             ));
         }
     }
-}
-
-pub(super) fn is_http_url(s: &str) -> bool {
-    url::Url::parse(s)
-        .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-        .unwrap_or(false)
 }
 
 fn cache_driver(
@@ -330,12 +319,7 @@ fn cache_driver(
             // zot reads `endpoint` with no default and exits at start without it.
             let endpoint = match endpoint {
                 Some(endpoint) => {
-                    if !is_http_url(endpoint) {
-                        errors.push(ZotError::invalid(
-                            "storage.cacheDriver.endpoint",
-                            format!("{endpoint:?} is not an http(s) URL"),
-                        ));
-                    }
+                    check_http_url("storage.cacheDriver.endpoint", endpoint, errors);
                     endpoint.clone()
                 }
                 None => aws_dynamodb_endpoint(region),
