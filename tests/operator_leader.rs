@@ -86,6 +86,17 @@ async fn a_replica_may_delete_only_while_the_lease_names_it_and_is_fresh() {
         .await
         .unwrap();
     fence().await.unwrap();
+    // ours, renewed 14 s ago: it runs out before a yes stops being trusted (2 s), so no
+    leases
+        .patch(
+            "registry-operator",
+            &PatchParams::default(),
+            &Patch::Merge(hold(14)),
+        )
+        .await
+        .unwrap();
+    let err = fence().await.unwrap_err();
+    assert!(err.contains("runs out in less than 2s"), "{err}");
     // ours, but not renewed within its 15 s: this replica may be cut off, so no
     leases
         .patch(

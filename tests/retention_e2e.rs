@@ -17,7 +17,7 @@ use registry_operator::engine::{
 use registry_operator::oci::{
     AgeCache, ClientOptions, Credentials, Operation, RegistryClient, RetryPolicy,
 };
-use registry_operator::retention::{plan, InUse, Policy, Protections};
+use registry_operator::retention::{plan, InUse, Mutation, Policy, Protections};
 use support::proxy::{Fault, FaultProxy, FaultRule};
 use support::registry::TestRegistry;
 use support::seed::{Pushed, Seeder};
@@ -578,9 +578,96 @@ async fn losing_the_lease_part_way_stops_the_remaining_repositories_and_says_why
         Some(("NotLeader", "the Lease is held by operator-1"))
     );
     assert_eq!(result.outcome(), RunOutcome::PartiallyFailed);
-    // p/a went ahead; p/a/b, after the Lease was lost, did not
+    // p/a's first deletions went ahead; the referrer they leave behind waited for them,
+    // asked the fence after the Lease was lost and stayed, as did p/a/b
     let direct = client(&reg.url);
-    assert_eq!(tags(&direct, "p/a").await, set(P_A_AFTER));
+    let left = tags(&direct, "p/a").await;
+    let after = set(P_A_AFTER);
+    let extra: Vec<_> = left.difference(&after).collect();
+    assert!(
+        left.is_superset(&after) && extra.len() == 1 && extra[0].starts_with("sha256-"),
+        "{left:?}"
+    );
+    assert_eq!(tags(&direct, "p/a/b").await, set(&["new", "old1", "old2"]));
+}
+
+#[tokio::test]
+async fn a_delete_tried_again_asks_the_fence_afresh_and_is_not_sent_once_the_lease_is_lost() {
+    let reg = TestRegistry::start();
+    seed_projects(&Seeder::new(&reg.url, None)).await;
+    // p/a's first DELETE fails (503): the client would try it again after a short backoff
+    let proxy = FaultProxy::start(&reg.url).await;
+    proxy.inject(
+        FaultRule::new(Fault::Status(503))
+            .method("DELETE")
+            .path_contains("/v2/p/a/manifests")
+            .times(1),
+    );
+    let c = client(proxy.url());
+    let pol = policy("ns/keep-two", PolicyMode::Enforce, KEEP_TWO);
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut options = RunOptions::default();
+    options.execute.repositories_in_flight = 1;
+    let count = asked.clone();
+    // Yes once (before the first deletion, trusted for 2 s); no from then on.
+    options.execute.fence = Some(Arc::new(move || {
+        let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            if n == 0 {
+                Ok(())
+            } else {
+                Err("the Lease is held by operator-1".to_string())
+            }
+        })
+    }));
+    let result = run_policy(&c, &pol, &options, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let exec = result.execution.as_ref().unwrap();
+    assert_eq!(
+        exec.interrupted(),
+        Some(("NotLeader", "the Lease is held by operator-1"))
+    );
+    // the retry asked the fence (within the 2 s a yes is trusted) and was not sent: the
+    // refused DELETE went out once, and nothing else after it
+    let p_a: Vec<_> = exec
+        .items
+        .iter()
+        .filter(|i| i.mutation.repository() == "p/a")
+        .collect();
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    let stopped: Vec<_> = p_a
+        .iter()
+        .filter(|i| matches!(i.result, ItemResult::Interrupted { .. }))
+        .collect();
+    assert!(!stopped.is_empty(), "{:?}", exec.items);
+    let deleted = p_a
+        .iter()
+        .filter(|i| matches!(i.result, ItemResult::Deleted))
+        .count();
+    assert_eq!(
+        proxy.count("DELETE"),
+        deleted as u64 + 1,
+        "{:?}",
+        exec.items
+    );
+    // what the refused DELETE was for is still there; p/a/b was not touched
+    let direct = client(&reg.url);
+    let left = tags(&direct, "p/a").await;
+    let kept_by_the_fence: Vec<String> = stopped
+        .iter()
+        .flat_map(|i| match &i.mutation {
+            Mutation::DeleteManifest { tags, .. } => tags.iter().map(|t| t.to_string()).collect(),
+            Mutation::DeleteTag { tag, .. } => vec![tag.to_string()],
+        })
+        .collect();
+    for t in P_A_AFTER
+        .iter()
+        .map(|t| t.to_string())
+        .chain(kept_by_the_fence)
+    {
+        assert!(left.contains(&t), "{t} is gone: {left:?}");
+    }
     assert_eq!(tags(&direct, "p/a/b").await, set(&["new", "old1", "old2"]));
 }
 
@@ -1124,4 +1211,116 @@ async fn cli_apply_json_says_how_each_deletion_ended() {
     assert_eq!(decision("p/a/b", "old1")["outcome"], "deleted");
     assert!(decision("p/a", "v2").get("outcome").is_none());
     assert_eq!(report["execution"]["deletedTags"], 4);
+}
+
+/// A hostile registry on 127.0.0.1 whose catalog is `total` bytes of 4 KiB names, streamed
+/// (close-delimited) as long as the client reads; every other path is an empty 200 (`/v2/`)
+/// or 404. Returns its URL and the bytes of catalog it managed to write.
+fn endless_catalog(total: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sent = written.clone();
+    std::thread::spawn(move || {
+        // Bounded: at most 64 connections, then the thread ends.
+        for stream in listener.incoming().take(64) {
+            let Ok(mut stream) = stream else { return };
+            let mut line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).map(|n| n == 0).unwrap_or(true) || h == "\r\n" {
+                    break;
+                }
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            if path.starts_with("/v2/_catalog") {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"repositories\":[",
+                );
+                let name = "a".repeat(4000);
+                let mut n = 0usize;
+                while n < total {
+                    let item = format!("\"{name}{n:08}\",");
+                    if stream.write_all(item.as_bytes()).is_err() {
+                        break;
+                    }
+                    n += item.len();
+                    sent.fetch_add(item.len(), std::sync::atomic::Ordering::SeqCst);
+                }
+                let _ = stream.write_all(b"\"z\"]}");
+            } else if path == "/v2/" {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                );
+            } else {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        }
+    });
+    (url, written)
+}
+
+/// The peak resident memory (`VmHWM`, bytes) of a running process, if it still runs.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[test]
+fn a_100_mib_catalog_ends_with_a_clear_error_under_the_memory_limit_and_decides_nothing() {
+    const CATALOG: usize = 100 * 1024 * 1024;
+    let (url, written) = endless_catalog(CATALOG);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_policy(dir.path(), "");
+    let mut child = Command::new(BIN)
+        .args(["retention", "plan", "--registry", &url, "--policy"])
+        .arg(&file)
+        .env_remove("REGISTRY_USERNAME")
+        .env_remove("REGISTRY_PASSWORD")
+        .env("DOCKER_CONFIG", "/nonexistent")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Sample the peak while it runs (bounded: 120 s).
+    let mut peak = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        if let Some(p) = peak_rss(child.id()) {
+            peak = peak.max(p);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the catalog holds more than 67108864 bytes of names"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no plan is printed from a partial catalog"
+    );
+    // The client stopped reading near its 64 MiB budget, far below the chart's 256 MiB
+    // memory limit, and long before the catalog's end.
+    assert!(peak < 200 * 1024 * 1024, "peak RSS {} MiB", peak >> 20);
+    let sent = written.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sent < CATALOG, "the whole catalog was read ({sent} bytes)");
+    eprintln!(
+        "catalog budget: peak RSS {} MiB, {} MiB of the 100 MiB catalog written",
+        peak >> 20,
+        sent >> 20
+    );
 }

@@ -150,8 +150,9 @@ pub async fn elect(
     Ok(rx)
 }
 
-/// A fence for deletions: this replica may delete only while the Lease names it and has been
-/// renewed within its duration, read fresh from the API server (an API server it cannot reach,
+/// A fence for deletions: this replica may delete only while the Lease names it and will not
+/// run out for [`FENCE_TRUST`](crate::engine::FENCE_TRUST) (how long the engine trusts a yes),
+/// read fresh from the API server (an API server it cannot reach,
 /// or that does not answer within `read_timeout`, is a no). The lease manager's own view can
 /// lag behind: cut off from the API server, a replica keeps believing it leads while another
 /// takes over.
@@ -184,11 +185,15 @@ pub fn lease_fence(
             }
             let duration = i64::from(spec.lease_duration_seconds.unwrap_or(15));
             let renewed = spec.renew_time.map(|t| t.0);
+            // A yes is trusted for FENCE_TRUST: the Lease must outlast it.
             let now = jiff::Timestamp::now();
+            let trust = jiff::SignedDuration::try_from(crate::engine::FENCE_TRUST)
+                .unwrap_or(jiff::SignedDuration::from_secs(2));
             match renewed {
-                Some(t) if t + jiff::SignedDuration::from_secs(duration) > now => Ok(()),
+                Some(t) if t + jiff::SignedDuration::from_secs(duration) > now + trust => Ok(()),
                 Some(t) => Err(format!(
-                    "the leader Lease {namespace}/{name} was last renewed at {t}, more than {duration}s ago"
+                    "the leader Lease {namespace}/{name} was last renewed at {t}: it runs out in less than {}s (duration {duration}s)",
+                    trust.as_secs()
                 )),
                 None => Err(format!(
                     "the leader Lease {namespace}/{name} has no renew time"

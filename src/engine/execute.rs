@@ -38,11 +38,16 @@ use crate::retention::{InUse, Inventory, LimitBreach, Mutation, Plan, Repository
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// Says whether this process may still delete (the operator: whether it still holds its
-/// leader Lease); an error names why not. Asked before the first deletion and again before
-/// each repository's (at most every 2 s), so a replica that lost the Lease — cut off from
-/// the API server, say — stops instead of racing the new leader.
+/// leader Lease); an error names why not. Asked before the first deletion, before each
+/// repository's and before every DELETE request — a yes is trusted for [`FENCE_TRUST`], and a
+/// DELETE tried again after a failure always asks afresh — so a replica that lost the Lease
+/// (cut off from the API server, say) stops instead of racing the new leader. A fence must
+/// answer yes only when it will still hold for [`FENCE_TRUST`] after the answer.
 pub type Fence =
     Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// How long a [`Fence`]'s yes is trusted before it is asked again.
+pub const FENCE_TRUST: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Which images are in use *now*, in the repositories the argument accepts; an error when
 /// that cannot be vouched for (the operator's index of Pods is relisting). A run asks after
@@ -63,7 +68,8 @@ pub struct ExecuteOptions {
     /// Asked before each repository's deletions: a mutation whose tag or digest is in use
     /// by then is skipped.
     pub in_use: Option<InUseSource>,
-    /// Asked before deleting anything, and before each repository's deletions.
+    /// Asked before deleting anything, before each repository's deletions and before every
+    /// DELETE request (afresh before one tried again).
     pub fence: Option<Fence>,
 }
 
@@ -436,10 +442,11 @@ async fn run_one_reporting<'a>(
     i: usize,
     m: &'a Mutation,
     deletes: &DeleteGate,
+    fence: Option<&Gate>,
     progress: Option<Progress>,
     total: u64,
 ) -> (usize, &'a Mutation, ItemResult) {
-    let r = run_one(client, m, deletes).await;
+    let r = run_one(client, m, deletes, fence).await;
     if let Some(p) = &progress {
         p(1, total);
     }
@@ -652,7 +659,7 @@ async fn run_repository(
         // Built eagerly (see `execute`): keeps this future Send for any lifetime.
         let work: Vec<_> = ready
             .into_iter()
-            .map(|(i, m)| run_one_reporting(client, i, m, deletes, progress.clone(), total))
+            .map(|(i, m)| run_one_reporting(client, i, m, deletes, fence, progress.clone(), total))
             .collect();
         let done: Vec<(usize, &Mutation, ItemResult)> = stream::iter(work)
             .buffer_unordered(in_flight)
@@ -675,33 +682,41 @@ async fn run_repository(
     out
 }
 
-/// A [`Fence`] asked at most every 2 s: a yes is trusted that long.
+/// A [`Fence`] asked at most every [`FENCE_TRUST`]: a yes is trusted that long, counted from
+/// when it was asked. One question at a time: deletions that need an answer together wait for
+/// the same read.
 struct Gate {
     fence: Fence,
-    last_yes: std::sync::Mutex<Option<std::time::Instant>>,
+    last_yes: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Gate {
     fn new(fence: Fence) -> Gate {
         Gate {
             fence,
-            last_yes: std::sync::Mutex::new(None),
+            last_yes: tokio::sync::Mutex::new(None),
         }
     }
 
+    /// The fence's answer, asked again when its last yes is older than [`FENCE_TRUST`].
     async fn check(&self) -> Result<(), String> {
-        let fresh = self
-            .last_yes
-            .lock()
-            .map(|t| t.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(2)))
-            .unwrap_or(false);
-        if fresh {
+        self.ask(false).await
+    }
+
+    /// The fence's answer, asked now whatever it said last.
+    async fn check_fresh(&self) -> Result<(), String> {
+        self.ask(true).await
+    }
+
+    async fn ask(&self, fresh: bool) -> Result<(), String> {
+        let mut last_yes = self.last_yes.lock().await;
+        if !fresh && last_yes.is_some_and(|t| t.elapsed() < FENCE_TRUST) {
             return Ok(());
         }
+        let asked = std::time::Instant::now();
+        *last_yes = None;
         (self.fence)().await?;
-        if let Ok(mut t) = self.last_yes.lock() {
-            *t = Some(std::time::Instant::now());
-        }
+        *last_yes = Some(asked);
         Ok(())
     }
 }
@@ -846,12 +861,32 @@ async fn resolve(
 /// way) is tried again after the wait the registry asked for — or the client's backoff —
 /// and each time the tag is re-resolved first (invariant 10): a tag re-pushed during the
 /// wait is left alone. Once the registry refused the account a deletion, nothing is tried.
-async fn run_one(client: &RegistryClient, m: &Mutation, deletes: &DeleteGate) -> ItemResult {
+async fn run_one(
+    client: &RegistryClient,
+    m: &Mutation,
+    deletes: &DeleteGate,
+    fence: Option<&Gate>,
+) -> ItemResult {
     let policy = &client.options().retry;
     let mut retries = 0;
     loop {
         if let Some(stopped) = deletes.stopped() {
             return stopped;
+        }
+        // Before every DELETE request; a retry asks afresh (the failure may have been the
+        // network that also cut this replica off from the API server).
+        if let Some(gate) = fence {
+            let asked = if retries == 0 {
+                gate.check().await
+            } else {
+                gate.check_fresh().await
+            };
+            if let Err(why) = asked {
+                return ItemResult::Interrupted {
+                    by: Interruption::NotLeader,
+                    message: why,
+                };
+            }
         }
         match attempt(client, m, deletes).await {
             Ok(r) => return r,

@@ -23,7 +23,7 @@ pub use collect::{
 };
 pub use execute::{
     execute, ExecuteError, ExecuteOptions, Execution, ExecutionCounts, Fence, InUseSource,
-    Interruption, ItemOutcome, ItemResult, Progress,
+    Interruption, ItemOutcome, ItemResult, Progress, FENCE_TRUST,
 };
 pub use run::{
     enforce_shown, plan_policy, plan_policy_streamed, run_policy, run_policy_streamed, Hold,

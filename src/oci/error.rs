@@ -171,6 +171,20 @@ pub enum OciError {
         limit: u64,
     },
 
+    /// The names of a listing (all its pages) outgrew the client's listing budget
+    /// ([`ClientOptions::max_listing_bytes`](crate::oci::ClientOptions::max_listing_bytes)).
+    #[error("{op} {url}: the {what} holds more than {limit} bytes of names, the most this client keeps of one listing; nothing is decided from a partial listing")]
+    ListingTooLarge {
+        /// The operation.
+        op: Operation,
+        /// The redacted URL.
+        url: String,
+        /// `catalog` or `tag list`.
+        what: &'static str,
+        /// The budget in bytes.
+        limit: u64,
+    },
+
     /// A response body or header could not be understood.
     #[error("{op} {url}: invalid response: {message}")]
     InvalidResponse {
@@ -273,6 +287,7 @@ impl OciError {
             OciError::TagDeleteUnsupported { .. } => "TagDeleteUnsupported",
             OciError::UnexpectedStatus { .. } => "UnexpectedStatus",
             OciError::BodyTooLarge { .. } => "BodyTooLarge",
+            OciError::ListingTooLarge { .. } => "ListingTooLarge",
             OciError::InvalidResponse { .. } => "InvalidResponse",
             OciError::InvalidLink { .. } => "InvalidLinkHeader",
             OciError::InvalidChallenge { .. } => "InvalidAuthChallenge",

@@ -67,6 +67,11 @@ pub struct ClientOptions {
     /// Largest response body read; a larger one is a [`BodyTooLarge`](super::OciError::BodyTooLarge)
     /// error. Manifests are limited to 4 MiB by most registries.
     pub max_body_bytes: u64,
+    /// Most bytes the names of one listing (`_catalog`, or one repository's tags, all pages)
+    /// may take in memory — each name's length plus a `String`'s own 24 bytes. A larger
+    /// listing is a [`ListingTooLarge`](super::OciError::ListingTooLarge) error: nothing is
+    /// decided from it. 64 MiB holds a million names of 40 bytes.
+    pub max_listing_bytes: u64,
     /// Page size (`n`) asked for when listing repositories and tags. Distribution allows at
     /// most 1000.
     pub page_size: u32,
@@ -92,6 +97,7 @@ impl Default for ClientOptions {
             max_concurrency: 16,
             retry: RetryPolicy::default(),
             max_body_bytes: 8 * 1024 * 1024,
+            max_listing_bytes: 64 * 1024 * 1024,
             page_size: 1000,
             search_page_size: 500,
             ca_pem: None,
@@ -110,6 +116,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("max_concurrency", &self.max_concurrency)
             .field("retry", &self.retry)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_listing_bytes", &self.max_listing_bytes)
             .field("page_size", &self.page_size)
             .field("search_page_size", &self.search_page_size)
             .field("ca_pem", &self.ca_pem.as_ref().map(|c| c.len()))

@@ -5,14 +5,14 @@
 //! distribution 2.8 ignores `n` on `tags/list` and sends every tag in one body — 12 MiB for
 //! 500,000 tags, more than the client's body cap, which bounds manifests, not listings. What
 //! a listing may hold is bounded instead: [`MAX_LISTING_ENTRIES`] names of at most
-//! [`MAX_ENTRY_BYTES`] each.
+//! [`MAX_ENTRY_BYTES`] each, and [`max_listing_bytes`](crate::oci::ClientOptions) in all.
 
 use std::collections::HashSet;
 
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-use super::request::{BodySink, Req, Resp};
+use super::request::{BodySink, Req, Resp, SinkStop};
 use super::{pull_scope, RegistryClient};
 use crate::oci::error::{OciError, Operation, Result};
 use crate::oci::redact::redact_url;
@@ -65,13 +65,16 @@ impl RegistryClient {
         let mut out = Vec::new();
         let mut url = first;
         let mut seen: HashSet<String> = HashSet::new();
+        let budget = self.inner.options.max_listing_bytes;
+        let mut held: u64 = 0;
         for page in 0..MAX_PAGES {
             seen.insert(url.as_str().to_string());
             let mut req = Req::new(op, Method::GET, url.clone()).accept("application/json");
             req.scope = scope.clone();
             let (resp, found) = match &items {
                 PageItems::Names(field) => {
-                    let mut parser = ListingParser::new(field, MAX_LISTING_ENTRIES - out.len());
+                    let mut parser = ListingParser::new(field, MAX_LISTING_ENTRIES - out.len())
+                        .with_budget(budget.saturating_sub(held), budget);
                     let resp = self
                         .execute_with(req, Some(&mut parser))
                         .await
@@ -79,6 +82,7 @@ impl RegistryClient {
                     if resp.status != StatusCode::OK {
                         return Err((page, self.status_error(op, &resp)));
                     }
+                    held += parser.held_bytes();
                     (resp, parser.into_items())
                 }
                 PageItems::Extract(extract) => {
@@ -358,15 +362,26 @@ enum Lex {
 /// Parses a listing page (`_catalog`'s `repositories` or `tags/list`'s `tags`) as its chunks
 /// arrive, keeping only the names: the body is never held whole. Other keys (`name`) are
 /// skipped whatever their value; a missing or `null` list is empty. Bounded: at most `room`
-/// names, each at most [`MAX_ENTRY_BYTES`] as sent, values nested at most 64 deep.
+/// names, each at most [`MAX_ENTRY_BYTES`] as sent, taking at most `bytes_room` bytes in
+/// memory (see [`name_cost`]), values nested at most 64 deep.
 pub(super) struct ListingParser {
     field: &'static str,
     room: usize,
+    bytes_room: u64,
+    /// The whole listing's budget, for the error.
+    bytes_limit: u64,
+    held: u64,
+    over_budget: bool,
     items: Vec<String>,
     at: At,
     lex: Lex,
     token: Vec<u8>,
     offset: u64,
+}
+
+/// What a name costs the listing's byte budget: its bytes and the `String` holding them.
+fn name_cost(name: &str) -> u64 {
+    (name.len() + std::mem::size_of::<String>()) as u64
 }
 
 /// Deepest nesting of a skipped value.
@@ -377,6 +392,10 @@ impl ListingParser {
         ListingParser {
             field,
             room,
+            bytes_room: u64::MAX,
+            bytes_limit: u64::MAX,
+            held: 0,
+            over_budget: false,
             items: Vec::new(),
             at: At::Start,
             lex: Lex::Between,
@@ -385,8 +404,32 @@ impl ListingParser {
         }
     }
 
+    /// At most `room` bytes of names more, of a listing whose budget is `limit`.
+    pub(super) fn with_budget(mut self, room: u64, limit: u64) -> Self {
+        self.bytes_room = room;
+        self.bytes_limit = limit;
+        self
+    }
+
+    /// Bytes the names parsed so far take.
+    pub(super) fn held_bytes(&self) -> u64 {
+        self.held
+    }
+
     pub(super) fn into_items(self) -> Vec<String> {
         self.items
+    }
+
+    /// Turns a parse error into the sink's, telling a budget overrun apart.
+    fn stop(&self, message: String) -> SinkStop {
+        if self.over_budget {
+            SinkStop::OverBudget {
+                what: self.what(),
+                limit: self.bytes_limit,
+            }
+        } else {
+            SinkStop::Invalid(message)
+        }
     }
 
     fn what(&self) -> &'static str {
@@ -454,6 +497,11 @@ impl ListingParser {
                     ));
                 }
                 let name = decode(&self.token).map_err(|e| self.bad(e))?;
+                self.held += name_cost(&name);
+                if self.held > self.bytes_room {
+                    self.over_budget = true;
+                    return Err(format!("{} outgrew its byte budget", self.what()));
+                }
                 self.items.push(name);
                 At::AfterItem
             }
@@ -481,10 +529,21 @@ impl ListingParser {
 
 impl BodySink for ListingParser {
     fn reset(&mut self) {
-        *self = ListingParser::new(self.field, self.room);
+        *self = ListingParser::new(self.field, self.room)
+            .with_budget(self.bytes_room, self.bytes_limit);
     }
 
-    fn push(&mut self, chunk: &[u8]) -> std::result::Result<(), String> {
+    fn push(&mut self, chunk: &[u8]) -> std::result::Result<(), SinkStop> {
+        self.push_bytes(chunk).map_err(|m| self.stop(m))
+    }
+
+    fn finish(&mut self) -> std::result::Result<(), SinkStop> {
+        self.finish_body().map_err(|m| self.stop(m))
+    }
+}
+
+impl ListingParser {
+    fn push_bytes(&mut self, chunk: &[u8]) -> std::result::Result<(), String> {
         for &b in chunk {
             match self.lex {
                 Lex::Str { escaped } => {
@@ -532,7 +591,7 @@ impl BodySink for ListingParser {
         Ok(())
     }
 
-    fn finish(&mut self) -> std::result::Result<(), String> {
+    fn finish_body(&mut self) -> std::result::Result<(), String> {
         if self.lex == Lex::Scalar {
             self.lex = Lex::Between;
             self.scalar()?;
@@ -555,9 +614,9 @@ mod tests {
     ) -> Result<Vec<String>, String> {
         let mut p = ListingParser::new(field, 1000);
         for c in body.chunks(chunk.max(1)) {
-            p.push(c)?;
+            p.push_bytes(c)?;
         }
-        p.finish()?;
+        p.finish_body()?;
         Ok(p.into_items())
     }
 
@@ -624,21 +683,48 @@ mod tests {
     fn a_listing_holds_at_most_its_room_and_no_endless_name() {
         let mut p = ListingParser::new("tags", 2);
         assert!(p
-            .push(br#"{"tags":["a","b","c"]}"#)
+            .push_bytes(br#"{"tags":["a","b","c"]}"#)
             .unwrap_err()
             .contains("more than"));
         let long = format!(r#"{{"tags":["{}"]}}"#, "x".repeat(MAX_ENTRY_BYTES + 1));
         let mut p = ListingParser::new("tags", 10);
-        assert!(p.push(long.as_bytes()).unwrap_err().contains("longer than"));
+        assert!(p
+            .push_bytes(long.as_bytes())
+            .unwrap_err()
+            .contains("longer than"));
     }
 
     #[test]
     fn a_retried_page_starts_over() {
         let mut p = ListingParser::new("tags", 10);
-        p.push(br#"{"tags":["a","b""#).unwrap();
+        p.push_bytes(br#"{"tags":["a","b""#).unwrap();
         p.reset();
-        p.push(br#"{"tags":["c"]}"#).unwrap();
-        p.finish().unwrap();
+        p.push_bytes(br#"{"tags":["c"]}"#).unwrap();
+        p.finish_body().unwrap();
         assert_eq!(p.into_items(), vec!["c"]);
+    }
+
+    #[test]
+    fn a_listing_over_its_byte_budget_stops_as_over_budget_not_as_invalid() {
+        // two names of 10 bytes cost 2 * (10 + 24) = 68 bytes; a budget of 60 holds one
+        let mut p = ListingParser::new("repositories", 1000).with_budget(60, 60);
+        let stop = p
+            .push(br#"{"repositories":["aaaaaaaaaa","bbbbbbbbbb"]}"#)
+            .unwrap_err();
+        assert!(
+            matches!(
+                stop,
+                SinkStop::OverBudget {
+                    what: "catalog",
+                    limit: 60
+                }
+            ),
+            "{stop:?}"
+        );
+        let mut p = ListingParser::new("repositories", 1000).with_budget(68, 68);
+        p.push(br#"{"repositories":["aaaaaaaaaa","bbbbbbbbbb"]}"#)
+            .unwrap();
+        p.finish().unwrap();
+        assert_eq!(p.held_bytes(), 68);
     }
 }

@@ -91,14 +91,28 @@ pub(super) fn error_code(body: &[u8]) -> Option<String> {
 pub(super) trait BodySink: Send {
     /// Forgets what an earlier attempt fed (the request is being retried).
     fn reset(&mut self);
-    /// The next chunk of the body; an error stops the read (an invalid body).
-    fn push(&mut self, chunk: &[u8]) -> std::result::Result<(), String>;
+    /// The next chunk of the body; an error stops the read.
+    fn push(&mut self, chunk: &[u8]) -> std::result::Result<(), SinkStop>;
     /// The body ended; an error when it ended too early.
-    fn finish(&mut self) -> std::result::Result<(), String>;
+    fn finish(&mut self) -> std::result::Result<(), SinkStop>;
+}
+
+/// Why a [`BodySink`] stopped reading.
+#[derive(Debug)]
+pub(super) enum SinkStop {
+    /// The body is not what was expected.
+    Invalid(String),
+    /// What the sink keeps would outgrow its budget: `what` holds more than `limit` bytes.
+    OverBudget {
+        /// What is being read (`catalog`, `tag list`).
+        what: &'static str,
+        /// The budget in bytes.
+        limit: u64,
+    },
 }
 
 enum SinkError {
-    Invalid(String),
+    Stopped(SinkStop),
     Transport(String),
 }
 
@@ -108,8 +122,8 @@ async fn read_into(
 ) -> std::result::Result<(), SinkError> {
     loop {
         match resp.chunk().await {
-            Ok(Some(c)) => sink.push(&c).map_err(SinkError::Invalid)?,
-            Ok(None) => return sink.finish().map_err(SinkError::Invalid),
+            Ok(Some(c)) => sink.push(&c).map_err(SinkError::Stopped)?,
+            Ok(None) => return sink.finish().map_err(SinkError::Stopped),
             Err(e) => return Err(SinkError::Transport(transport_message(&e))),
         }
     }
@@ -200,11 +214,19 @@ impl RegistryClient {
                                     attempts,
                                 })
                             }
-                            Err(SinkError::Invalid(message)) => {
+                            Err(SinkError::Stopped(SinkStop::Invalid(message))) => {
                                 return Err(OciError::InvalidResponse {
                                     op: req.op,
                                     url: redacted(),
                                     message,
+                                })
+                            }
+                            Err(SinkError::Stopped(SinkStop::OverBudget { what, limit })) => {
+                                return Err(OciError::ListingTooLarge {
+                                    op: req.op,
+                                    url: redacted(),
+                                    what,
+                                    limit,
                                 })
                             }
                             Err(SinkError::Transport(m)) => m,
