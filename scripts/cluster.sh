@@ -196,7 +196,23 @@ wait_ready() { # DIR component probe...
   local deadline=$((SECONDS + READY_TIMEOUT))
   until "$@" >/dev/null 2>&1; do
     if ! pid_of "$dir" "$name" >/dev/null; then
-      echo "cluster: $name exited at start; the end of $dir/$name.log:" >&2
+      local pid status=""
+      pid=$(cat "$dir/$name.pid" 2>/dev/null || true)
+      # Started by this shell: its exit status is ours to read (a signal shows as 128+N).
+      local state=gone
+      if [ -n "$pid" ] && [ -d "/proc/$pid" ]; then
+        state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone)
+      fi
+      if [ -n "$pid" ] && { [ "$state" = gone ] || [ "$state" = Z ]; }; then
+        wait "$pid" 2>/dev/null && status=0 || status=$?
+      elif [ -n "$pid" ]; then
+        # Alive, but not (yet) running the component's binary: keep waiting.
+        if [ $SECONDS -lt $deadline ]; then
+          sleep 0.2
+          continue
+        fi
+      fi
+      echo "cluster: $name exited at start${status:+ (exit status $status)}; the end of $dir/$name.log:" >&2
       tail -n 15 "$dir/$name.log" >&2 || true
       return 1
     fi
