@@ -5,7 +5,7 @@
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 # Everything cargo needs to read the workspace's manifests, or it stops before building
-# anything: the workspace member crates/kube-double and the [[bench]] target's file
+# anything: the workspace member crates/synthetic-registry and the [[bench]] target's file
 # (tests/packaging.rs checks this list against Cargo.toml). src/ is a stub in this layer.
 COPY Cargo.toml Cargo.lock ./
 COPY crates ./crates

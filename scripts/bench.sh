@@ -41,7 +41,7 @@ echo
 echo "== planner alone: 1,000,000 tags in 10,000 repositories"
 timeout 600 cargo bench --quiet --bench retention_planner
 echo
-echo "== operator: ${BENCH_POLICIES:-1000} RetentionPolicies and ${BENCH_PODS:-20000} Pods in the API test double"
+echo "== operator: ${BENCH_POLICIES:-1000} RetentionPolicies and ${BENCH_PODS:-20000} Pods on a control plane of its own (scripts/cluster.sh)"
 timeout 900 "$TARGET_DIR/release/examples/bench_operator" "${BENCH_POLICIES:-1000}" "${BENCH_PODS:-20000}"
 if [ "${BENCH_SCALE:-1}" != 0 ]; then
   echo

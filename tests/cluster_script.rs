@@ -155,7 +155,10 @@ fn an_api_server_that_dies_at_start_is_named_and_etcd_is_stopped() {
         .unwrap();
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("kube-apiserver exited at start (exit status 1)"), "{err}");
+    assert!(
+        err.contains("kube-apiserver exited at start (exit status 1)"),
+        "{err}"
+    );
     assert!(err.contains("no-such-flag"), "its log is shown: {err}");
     assert!(err.contains("nothing left running"), "{err}");
     assert_eq!(

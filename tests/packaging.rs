@@ -619,7 +619,7 @@ fn dockerfile_build_stage() -> Vec<String> {
 fn the_dockerfile_copies_what_cargo_needs_before_its_first_cargo_run() {
     let (needed, stubbable) = cargo_manifest_needs();
     // The reader understood Cargo.toml.
-    for p in ["benches/retention_planner.rs", "crates/kube-double"] {
+    for p in ["benches/retention_planner.rs", "crates/synthetic-registry"] {
         assert!(needed.iter().any(|n| n == p), "{p} not in {needed:?}");
     }
     assert!(
