@@ -174,3 +174,42 @@ async fn signing_in_to_a_real_registry_with_htpasswd_still_works_and_a_wrong_pas
     );
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
 }
+
+/// `registry check URL --username alice --password-stdin`.
+fn check_as_alice(url: &str) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_registry-operator"))
+        .args([
+            "registry",
+            "check",
+            url,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ])
+        .env_remove("REGISTRY_USERNAME")
+        .env_remove("REGISTRY_PASSWORD")
+        .env("DOCKER_CONFIG", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_check_says_the_credentials_were_not_requested_rather_than_accepted() {
+    let never = HostileRegistry::start(Challenge::Never).await;
+    let out = check_as_alice(never.url());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("credentials not requested"), "{said}");
+    assert!(never.log().iter().all(|(_, a)| a.is_none()));
+    let asks = HostileRegistry::start(Challenge::Basic).await;
+    let out = check_as_alice(asks.url());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("credentials accepted"), "{said}");
+}
