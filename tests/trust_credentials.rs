@@ -213,3 +213,46 @@ async fn registry_check_says_the_credentials_were_not_requested_rather_than_acce
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("credentials accepted"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_offering_basic_and_bearer_in_two_headers_gets_a_token_not_the_password() {
+    use registry_operator::oci::{ClientOptions, Credentials, RegistryClient};
+    use support::http::{serve, Request, Response};
+    let realm = TokenRealm::start("127.0.0.1").await;
+    let bearer = format!(r#"Bearer realm="{}",service="hostile""#, realm.realm());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
+    let record = seen.clone();
+    let server = serve(move |req: Request| {
+        let auth = req.header("authorization").map(str::to_string);
+        record.lock().unwrap().push(auth.clone());
+        let bearer = bearer.clone();
+        async move {
+            if auth.as_deref() == Some("Bearer granted") {
+                return Response::json(200, &serde_json::json!({"repositories": ["a"]})).into();
+            }
+            Response::status(401)
+                .header("www-authenticate", r#"Basic realm="hostile""#)
+                .header("www-authenticate", &bearer)
+                .into()
+        }
+    })
+    .await;
+    let client = RegistryClient::new(
+        &server.url,
+        Credentials::basic("alice", "s3cret"),
+        ClientOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(client.catalog().await.unwrap(), vec!["a"]);
+    let alice = basic("alice", "s3cret");
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|a| a.as_deref() != Some(alice.as_str())),
+        "{seen:?}"
+    );
+    assert_eq!(
+        realm.requests()[0].header("authorization"),
+        Some(alice.as_str()),
+        "the realm on the registry's host gets the credentials"
+    );
+}

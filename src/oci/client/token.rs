@@ -229,18 +229,24 @@ impl RegistryClient {
         same_origin: bool,
         sent: bool,
     ) -> Result<bool> {
-        let Some(value) = headers.get(WWW_AUTHENTICATE) else {
-            return Ok(false);
-        };
         let redacted = redact_url(&req.url);
-        let value = value.to_str().map_err(|_| OciError::InvalidChallenge {
-            url: redacted.clone(),
-            message: "header is not ASCII".to_string(),
-        })?;
-        let challenges = parse_challenges(value).map_err(|m| OciError::InvalidChallenge {
-            url: redacted.clone(),
-            message: m,
-        })?;
+        // every WWW-Authenticate header: a registry may send Basic and Bearer in two
+        let mut challenges = Vec::new();
+        for value in headers.get_all(WWW_AUTHENTICATE) {
+            let value = value.to_str().map_err(|_| OciError::InvalidChallenge {
+                url: redacted.clone(),
+                message: "header is not ASCII".to_string(),
+            })?;
+            challenges.extend(
+                parse_challenges(value).map_err(|m| OciError::InvalidChallenge {
+                    url: redacted.clone(),
+                    message: m,
+                })?,
+            );
+        }
+        if challenges.is_empty() {
+            return Ok(false);
+        }
         let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") else {
             // Basic: asked for the first time, or the credentials sent were rejected
             return Ok(self.learn_basic(headers, same_origin, sent));
