@@ -389,8 +389,13 @@ async fn basic_auth_works_with_the_right_password_and_is_refused_with_a_wrong_on
         format!(r#"{{"auths":{{"{host}":{{"username":"alice","password":"correct horse"}}}}}}"#);
     let mut data = BTreeMap::new();
     data.insert(".dockerconfigjson".to_string(), cfg.into_bytes());
-    let creds =
-        credentials_from_secret_data(Some("kubernetes.io/dockerconfigjson"), &data, &host).unwrap();
+    let creds = credentials_from_secret_data(
+        Some("kubernetes.io/dockerconfigjson"),
+        &data,
+        std::slice::from_ref(&host),
+    )
+    .unwrap()
+    .expect("the entry for the registry's host");
     let from_secret = RegistryClient::new(&reg.url, creds, ClientOptions::default()).unwrap();
     assert_eq!(from_secret.tags("private/app").await.unwrap(), vec!["v1"]);
 

@@ -78,6 +78,12 @@ pub mod condition {
         /// The registry knows the account and refuses it what was asked (403): the catalog,
         /// a repository, a deletion.
         PermissionDenied,
+        /// The registry sent the operator to a token realm not trusted with the credentials:
+        /// none were sent.
+        UntrustedTokenRealm,
+        /// The registry answered the authenticated request without asking for credentials:
+        /// none were sent, so whether it accepts them is not known.
+        CredentialsNotRequested,
     }
 
     impl Reason {
@@ -109,6 +115,8 @@ pub mod condition {
                 Reason::CredentialsRejected => "CredentialsRejected",
                 Reason::CredentialsRequired => "CredentialsRequired",
                 Reason::PermissionDenied => "PermissionDenied",
+                Reason::UntrustedTokenRealm => "UntrustedTokenRealm",
+                Reason::CredentialsNotRequested => "CredentialsNotRequested",
             }
         }
     }

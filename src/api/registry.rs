@@ -153,9 +153,32 @@ pub struct ExternalRegistry {
     #[schemars(regex(pattern = r"^https?://[^\s/]+(/[^\s]*)?$"))]
     pub url: String,
     /// Secret with credentials: type `kubernetes.io/dockerconfigjson` (the entry for the
-    /// registry's host is used) or `kubernetes.io/basic-auth` (`username`, `password`).
+    /// URL's host is used, then those of `credentialsFallbackHosts`; a config with none of
+    /// them is an error, not anonymous access) or `kubernetes.io/basic-auth` (`username`,
+    /// `password`). The credentials are sent only when the registry asks for them (a `401`
+    /// with a Basic challenge from the URL's origin, or a trusted Bearer token realm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretRef>,
+    /// Further docker-config entries to take the credentials from when the Secret has none
+    /// for the URL's host, tried in this order (`host` or `host:port`, e.g. an alias the
+    /// config was written for). Without it only the URL's host's entry is used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        inner(regex(pattern = r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$"))
+    )]
+    pub credentials_fallback_hosts: Vec<String>,
+    /// Hosts (names or addresses, without port) of Bearer token realms trusted with the
+    /// credentials beside the URL's host and the hosts of its registrable domain by the
+    /// public suffix list (`registry-1.docker.io` trusts `auth.docker.io` by itself). A
+    /// registry naming any other realm gets nothing: `CredentialsAccepted=False`, reason
+    /// `UntrustedTokenRealm`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        inner(regex(pattern = r"^[A-Za-z0-9.\-]+$|^\[?[0-9A-Fa-f:.]+\]?$"))
+    )]
+    pub trusted_token_realms: Vec<String>,
     /// Secret holding the PEM CA bundle that signs the registry's certificate (key `ca.crt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretKeyRef>,
@@ -206,7 +229,9 @@ pub struct RegistryStatus {
     /// Registry that declares credentials, `CredentialsAccepted`: whether the registry accepts
     /// them for an authenticated request (`GET /v2/_catalog?n=1`), with reason
     /// `CredentialsAccepted`, `CatalogRefused` (accepted, the catalog refused),
-    /// `CredentialsRejected` or `CredentialsRequired`.
+    /// `CredentialsRejected`, `CredentialsRequired`, `UntrustedTokenRealm` (False: the
+    /// registry named a token realm not trusted with them, nothing was sent) or
+    /// `CredentialsNotRequested` (Unknown: the registry never asked, nothing was sent).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// URL clients inside the cluster use (Service DNS name), or the external URL.

@@ -1,7 +1,7 @@
 //! Command-line entry points. Each command group lives in its own file; this module only parses
 //! and dispatches. Exit codes: 0 success, 1 failure while working, 2 invalid input, 3 a
 //! retention blast-radius limit stopped the run, 4 the registry rejects the credentials (or
-//! wants some and got none), 5 the registry refuses the account what was asked (the catalog,
+//! wants some and got none, or names a token realm not trusted with them), 5 the registry refuses the account what was asked (the catalog,
 //! a repository, a deletion).
 
 mod crd;
@@ -20,7 +20,8 @@ use clap::{Parser, Subcommand};
 pub const EXIT_INVALID: u8 = 2;
 /// Exit code for failures while working (registry unreachable, I/O).
 pub const EXIT_FAILURE: u8 = 1;
-/// Exit code when the registry rejects the credentials, or wants some and got none (401).
+/// Exit code when the registry rejects the credentials, or wants some and got none (401), or
+/// sends the client to a token realm not trusted with them (nothing was sent there).
 pub const EXIT_CREDENTIALS: u8 = 4;
 /// Exit code when the registry refuses the account what was asked (403): the catalog, a
 /// repository, a deletion.
@@ -30,9 +31,9 @@ pub const EXIT_PERMISSION: u8 = 5;
 pub fn denial_exit_code(denial: crate::oci::Denial) -> u8 {
     match denial {
         crate::oci::Denial::PermissionDenied(_) => EXIT_PERMISSION,
-        crate::oci::Denial::CredentialsRejected | crate::oci::Denial::CredentialsRequired => {
-            EXIT_CREDENTIALS
-        }
+        crate::oci::Denial::CredentialsRejected
+        | crate::oci::Denial::CredentialsRequired
+        | crate::oci::Denial::UntrustedTokenRealm => EXIT_CREDENTIALS,
     }
 }
 

@@ -26,7 +26,8 @@ pub struct RegistryArgs {
 #[derive(Subcommand, Debug)]
 enum RegistryCommand {
     /// Check that the registry answers `GET /v2/` (200, or 401 = up but wants credentials);
-    /// with credentials, that it accepts them (exit 4 when it rejects them).
+    /// with credentials, that it accepts them (exit 4 when it rejects them). Credentials go
+    /// out only when the registry asks for them (a 401 challenge).
     Check {
         #[command(flatten)]
         conn: Connection,
@@ -60,6 +61,10 @@ struct Connection {
     /// Read the password from the first line of standard input (else REGISTRY_PASSWORD).
     #[arg(long)]
     password_stdin: bool,
+    /// Send the credentials to a Bearer token realm on HOST (repeatable); without it only
+    /// the registry's host and its registrable domain get them (exit 4 otherwise).
+    #[arg(long = "trust-token-realm", value_name = "HOST")]
+    trust_token_realm: Vec<String>,
     /// PEM file of CA certificates to trust beside the system roots.
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
@@ -166,6 +171,7 @@ fn connect(conn: &Connection) -> Result<RegistryClient, OciError> {
         max_concurrency: conn.concurrency.max(1),
         ca_pem,
         insecure_skip_tls_verify: conn.insecure_skip_tls_verify,
+        trusted_token_realms: conn.trust_token_realm.clone(),
         ..ClientOptions::default()
     };
     // build once anonymously to learn the normalised host, then with the credentials
@@ -182,7 +188,8 @@ struct CheckOutput<'a> {
     status: u16,
     latency_ms: f64,
     auth_required: bool,
-    /// With credentials: `accepted`, or `catalogRefused` (accepted, the catalog refused).
+    /// With credentials: `accepted`, `catalogRefused` (accepted, the catalog refused), or
+    /// `notRequested` (the registry never asked for them, so none were sent).
     #[serde(skip_serializing_if = "Option::is_none")]
     credentials: Option<&'static str>,
 }
@@ -194,6 +201,7 @@ async fn check(conn: &Connection, output: Output) -> Result<(), OciError> {
     // whether the registry accepts them (a 401 or another refusal is the command's error).
     let credentials = if client.has_credentials() {
         match client.probe_catalog().await {
+            Ok(()) if !client.credentials_requested() => Some("notRequested"),
             Ok(()) => Some("accepted"),
             Err(e)
                 if e.denial()
@@ -230,6 +238,7 @@ async fn check(conn: &Connection, output: Output) -> Result<(), OciError> {
             out.latency_ms,
             match out.credentials {
                 Some("accepted") => "; credentials accepted",
+                Some("notRequested") => "; credentials not requested by the registry (none sent)",
                 Some(_) => "; credentials accepted, but the account may not list the catalog",
                 None => "",
             }

@@ -29,7 +29,8 @@ pub const EXIT_BLAST_RADIUS: u8 = 3;
 const EXIT_CODES: &str = "Exit codes: 0 done; 1 failure (registry unreachable, a repository could \
 not be listed, a deletion failed); 2 invalid input (bad policy file, unknown field, \
 purge-project without --yes); 3 a blast-radius limit stopped the run (nothing was deleted); 4 the registry rejects the \
-credentials, or wants some and got none; 5 the registry refuses the account the catalog, a \
+credentials, or wants some and got none, or names a token realm not trusted with them (see \
+--trust-token-realm); 5 the registry refuses the account the catalog, a \
 repository or a deletion (the run stops at the first refused deletion).";
 
 /// Output formats of a plan.
@@ -57,6 +58,12 @@ pub struct RegistryArgs {
     /// Read the password from standard input (first line).
     #[arg(long)]
     pub password_stdin: bool,
+    /// Send the credentials to a Bearer token realm on HOST (repeatable). Without it they go
+    /// only to the registry's own host and hosts of its registrable domain
+    /// (registry-1.docker.io → auth.docker.io); a registry naming another realm is refused
+    /// with exit 4, nothing sent. Credentials go out only when the registry asks (a 401).
+    #[arg(long = "trust-token-realm", value_name = "HOST")]
+    pub trust_token_realm: Vec<String>,
     /// Requests in flight at most.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
@@ -401,6 +408,7 @@ fn client(args: &RegistryArgs) -> Result<RegistryClient, Failure> {
     };
     let options = ClientOptions {
         max_concurrency: args.concurrency.max(1),
+        trusted_token_realms: args.trust_token_realm.clone(),
         ..ClientOptions::default()
     };
     RegistryClient::new(&args.registry, credentials, options)

@@ -30,7 +30,7 @@ pub fn denied_message(
             "Registry {registry} wants credentials and declares none: {detail}; name a Secret in spec.external.credentialsSecretRef (or auth.operatorCredentialsSecretRef)"
         ),
         (Denial::CredentialsRequired, Some(_)) => format!(
-            "Registry {registry} wants credentials and {who} holds none for its host: {detail}; add an entry for the registry's host to the Secret"
+            "Registry {registry} wants credentials but sent no challenge the operator answers with those in {who} (a Basic challenge from the registry's own address, or a Bearer token realm), so none were sent: {detail}"
         ),
         (Denial::PermissionDenied(Refused::Catalog), _) => format!(
             "the account in {who} may not list the catalog of Registry {registry}: {detail}; name the repositories in spec.repositories.include without wildcards (they are then read one by one), or grant the account catalog access"
@@ -43,6 +43,9 @@ pub fn denied_message(
         ),
         (Denial::PermissionDenied(Refused::Other), _) => format!(
             "Registry {registry} refuses the account in {who}: {detail}"
+        ),
+        (Denial::UntrustedTokenRealm, _) => format!(
+            "Registry {registry} sends the credentials in {who} to a token realm the operator does not trust, so none were sent: {detail}"
         ),
     }
 }

@@ -137,5 +137,6 @@ pub fn reason_of_denial(denial: Denial) -> Reason {
         Denial::CredentialsRequired => Reason::CredentialsRequired,
         Denial::CredentialsRejected => Reason::CredentialsRejected,
         Denial::PermissionDenied(_) => Reason::PermissionDenied,
+        Denial::UntrustedTokenRealm => Reason::UntrustedTokenRealm,
     }
 }

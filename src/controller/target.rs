@@ -156,13 +156,48 @@ async fn secret_data(
     Ok((secret.type_, data))
 }
 
-/// The credentials in the Secret `secret` names (anonymous without one), for `host`, with
-/// the Secret and key they come from.
+/// The docker-config entries a Registry's credentials are looked up under, in order: the
+/// host of the URL the operator talks to, then, for an external Registry, the
+/// `credentialsFallbackHosts` it lists — never an alias it does not list. A managed Registry's
+/// are its Service's names, the full one first.
+pub fn credential_hosts(registry: &Registry, cluster_domain: &str) -> Vec<String> {
+    let Some(ext) = &registry.spec.external else {
+        let name = registry.name_any();
+        let ns = registry.namespace().unwrap_or_default();
+        let port = service_port(registry);
+        return [
+            format!("{name}.{ns}.svc.{cluster_domain}"),
+            format!("{name}.{ns}.svc"),
+            format!("{name}.{ns}"),
+        ]
+        .into_iter()
+        .map(|h| format!("{h}:{port}"))
+        .collect();
+    };
+    let mut out: Vec<String> = Vec::new();
+    if let Ok(url) = url::Url::parse(&ext.url) {
+        let host = crate::oci::host::url_host(&url);
+        if !host.is_empty() {
+            out.push(host);
+        }
+    }
+    for h in &ext.credentials_fallback_hosts {
+        let h = crate::oci::host::host_part(h);
+        if !h.is_empty() && !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    out
+}
+
+/// The credentials in the Secret `secret` names (anonymous without one), from the entry of
+/// the first of `hosts` the Secret has one for, with the Secret and key they come from. A
+/// docker config with none of them is an error that says which hosts were looked for.
 async fn credentials(
     client: &Client,
     namespace: &str,
     secret: Option<&crate::api::common::SecretRef>,
-    host: &str,
+    hosts: &[String],
 ) -> Result<(Credentials, Option<CredentialSource>), ControllerError> {
     let Some(r) = secret else {
         return Ok((Credentials::Anonymous, None));
@@ -173,13 +208,20 @@ async fn credentials(
         name: r.name.clone(),
         key: credentials_key(type_.as_deref(), &data).to_string(),
     };
-    let credentials = credentials_from_secret_data(type_.as_deref(), &data, host).map_err(|e| {
-        ControllerError::SecretInvalid {
-            namespace: namespace.to_string(),
-            name: r.name.clone(),
-            message: e.to_string(),
-        }
-    })?;
+    let invalid = |message: String| ControllerError::SecretInvalid {
+        namespace: namespace.to_string(),
+        name: r.name.clone(),
+        message,
+    };
+    let credentials = credentials_from_secret_data(type_.as_deref(), &data, hosts)
+        .map_err(|e| invalid(e.to_string()))?
+        .ok_or_else(|| {
+            invalid(format!(
+                "key {} has no entry for {}: add one for the registry's host, or list the entry's host in spec.external.credentialsFallbackHosts (aliases are not used for credentials unless listed there)",
+                source.key,
+                hosts.join(", then ")
+            ))
+        })?;
     Ok((credentials, Some(source)))
 }
 
@@ -217,7 +259,7 @@ pub async fn resolve(
     let namespace = registry.namespace().unwrap_or_default();
     let mut options = base.clone();
     let hosts = hosts(registry, cluster_domain);
-    let host = hosts.first().cloned().unwrap_or_default();
+    let credential_hosts = credential_hosts(registry, cluster_domain);
     let Some(ext) = &registry.spec.external else {
         // A managed zot with htpasswd: the operator signs in with the account named in
         // `auth.operatorCredentialsSecretRef` (anonymous without one).
@@ -227,7 +269,7 @@ pub async fn resolve(
             .as_ref()
             .and_then(|a| a.operator_credentials_secret_ref.as_ref());
         let (credentials, credentials_source) =
-            credentials(client, &namespace, secret, &host).await?;
+            credentials(client, &namespace, secret, &credential_hosts).await?;
         // zot serves HTTPS with the certificate in `spec.tls`; no public CA signs a
         // `*.svc.<cluster domain>` name, so the operator trusts the CA that Secret carries
         // (cert-manager puts it in `ca.crt`).
@@ -258,7 +300,7 @@ pub async fn resolve(
         client,
         &namespace,
         ext.credentials_secret_ref.as_ref(),
-        &host,
+        &credential_hosts,
     )
     .await?;
     if let Some(r) = &ext.ca_secret_ref {
@@ -275,6 +317,7 @@ pub async fn resolve(
         options.ca_pem = Some(pem);
     }
     options.insecure_skip_tls_verify = ext.insecure_skip_tls_verify.unwrap_or(false);
+    options.trusted_token_realms = ext.trusted_token_realms.clone();
     Ok(Target {
         url: ext.url.clone(),
         credentials,

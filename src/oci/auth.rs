@@ -78,14 +78,19 @@ impl fmt::Debug for Credentials {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default)]
 struct AuthEntry {
-    #[serde(default)]
     auth: Option<String>,
-    #[serde(default)]
     username: Option<String>,
-    #[serde(default)]
     password: Option<String>,
+}
+
+impl fmt::Debug for AuthEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthEntry")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The `auths` section of a docker `config.json` (or a legacy `.dockercfg` map), and the
@@ -101,37 +106,55 @@ pub struct DockerConfig {
 
 impl DockerConfig {
     /// Parses `config.json` bytes (`{"auths": {...}}`) or a legacy `.dockercfg` map
-    /// (`{"host": {"auth": ...}}`).
+    /// (`{"host": {"auth": ...}}`). An error says where the file is malformed (line and
+    /// column, or the key) and what was expected, and never quotes a value: a config is
+    /// mostly secrets.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        let v: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| OciError::InvalidCredentials {
-                message: format!("docker config is not JSON: {e}"),
-            })?;
-        let malformed = |what: &str, e: serde_json::Error| OciError::InvalidCredentials {
-            message: format!("docker config `{what}` is malformed: {e}"),
+        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Eof => "ends early",
+                _ => "is not JSON",
+            };
+            OciError::InvalidCredentials {
+                message: format!(
+                    "docker config {what} (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            }
+        })?;
+        let Some(top) = v.as_object() else {
+            return Err(shape_error("the document", "an object", &v));
         };
-        let creds_store = match v.get("credsStore") {
+        let creds_store = match top.get("credsStore") {
             Some(serde_json::Value::String(h)) if !h.is_empty() => Some(h.clone()),
             _ => None,
         };
-        let cred_helpers: BTreeMap<String, String> = match v.get("credHelpers") {
-            Some(h) => serde_json::from_value::<BTreeMap<String, String>>(h.clone())
-                .map_err(|e| malformed("credHelpers", e))?
-                .into_iter()
-                .map(|(k, h)| (docker_config_host(&k), h))
-                .collect(),
-            None => BTreeMap::new(),
+        let cred_helpers: BTreeMap<String, String> = match top.get("credHelpers") {
+            Some(serde_json::Value::Object(m)) => {
+                let mut out = BTreeMap::new();
+                for (k, h) in m {
+                    let h = h
+                        .as_str()
+                        .ok_or_else(|| shape_error(&format!("credHelpers.{k}"), "a string", h))?;
+                    out.insert(docker_config_host(k), h.to_string());
+                }
+                out
+            }
+            Some(serde_json::Value::Null) | None => BTreeMap::new(),
+            Some(other) => return Err(shape_error("credHelpers", "an object", other)),
         };
-        let map = match v.get("auths") {
-            Some(a) => a.clone(),
-            None if v.is_object() && creds_store.is_none() && cred_helpers.is_empty() => v,
-            None => serde_json::Value::Null,
+        let (map, prefix) = match top.get("auths") {
+            Some(serde_json::Value::Null) => (None, "auths."),
+            Some(serde_json::Value::Object(a)) => (Some(a), "auths."),
+            Some(other) => return Err(shape_error("auths", "an object", other)),
+            None if creds_store.is_none() && cred_helpers.is_empty() => (Some(top), ""),
+            None => (None, ""),
         };
-        let raw: BTreeMap<String, AuthEntry> = if map.is_null() {
-            BTreeMap::new()
-        } else {
-            serde_json::from_value(map).map_err(|e| malformed("auths", e))?
-        };
+        let mut raw: BTreeMap<String, AuthEntry> = BTreeMap::new();
+        for (k, e) in map.into_iter().flatten() {
+            raw.insert(k.clone(), auth_entry(&format!("{prefix}{k}"), e)?);
+        }
         let mut auths = BTreeMap::new();
         let mut keys = BTreeMap::new();
         for (k, e) in raw {
@@ -236,6 +259,48 @@ impl DockerConfig {
     pub fn registries(&self) -> impl Iterator<Item = &str> {
         self.auths.keys().map(String::as_str)
     }
+}
+
+/// The JSON type of `v`, in words (never its value).
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// A docker config of the wrong shape at `path`: what was expected and what type was found.
+fn shape_error(path: &str, expected: &str, found: &serde_json::Value) -> OciError {
+    OciError::InvalidCredentials {
+        message: format!(
+            "docker config `{path}` must be {expected}, not {}",
+            json_type(found)
+        ),
+    }
+}
+
+/// One `auths` entry: an object whose `auth`, `username` and `password` are strings when set
+/// (other keys, such as `email` or `identitytoken`, are not read).
+fn auth_entry(path: &str, v: &serde_json::Value) -> Result<AuthEntry> {
+    let Some(m) = v.as_object() else {
+        return Err(shape_error(path, "an object", v));
+    };
+    let field = |k: &str| -> Result<Option<String>> {
+        match m.get(k) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(shape_error(&format!("{path}.{k}"), "a string", other)),
+        }
+    };
+    Ok(AuthEntry {
+        auth: field("auth")?,
+        username: field("username")?,
+        password: field("password")?,
+    })
 }
 
 /// How long a docker credential helper may take to answer.
@@ -367,19 +432,22 @@ fn helper_get(
 }
 
 /// Builds credentials from the `data` of a Kubernetes Secret (values already base64-decoded,
-/// as the API client returns them), for the registry `registry_host`.
+/// as the API client returns them), for a registry known by `hosts` — the first being the
+/// host of the URL the client talks to, the rest explicit fallbacks, in order.
 ///
-/// - `kubernetes.io/dockerconfigjson`: key `.dockerconfigjson`, the entry for the host;
-/// - `kubernetes.io/dockercfg`: key `.dockercfg`;
+/// - `kubernetes.io/dockerconfigjson`: key `.dockerconfigjson`, the entry for the first of
+///   `hosts` it has one for;
+/// - `kubernetes.io/dockercfg`: key `.dockercfg`, likewise;
 /// - `kubernetes.io/basic-auth` (or any type with `username` and `password` keys): those keys.
 ///
-/// A docker config without an entry for the host yields [`Credentials::Anonymous`]; a Secret
-/// with none of these keys is an error.
+/// `Ok(None)` for a docker config with an entry for none of `hosts` (never silently
+/// anonymous: the caller says which hosts were looked for); a Secret with none of these keys
+/// is an error.
 pub fn credentials_from_secret_data(
     secret_type: Option<&str>,
     data: &BTreeMap<String, Vec<u8>>,
-    registry_host: &str,
-) -> Result<Credentials> {
+    hosts: &[String],
+) -> Result<Option<Credentials>> {
     let docker_key = match secret_type {
         Some("kubernetes.io/dockercfg") => Some(".dockercfg"),
         Some("kubernetes.io/dockerconfigjson") => Some(".dockerconfigjson"),
@@ -391,10 +459,18 @@ pub fn credentials_from_secret_data(
         let bytes = data.get(key).ok_or_else(|| OciError::InvalidCredentials {
             message: format!("Secret has no key {key}"),
         })?;
-        let cfg = DockerConfig::from_slice(bytes)?;
-        return Ok(cfg
-            .credentials_for(registry_host)?
-            .unwrap_or(Credentials::Anonymous));
+        let cfg = DockerConfig::from_slice(bytes).map_err(|e| match e {
+            OciError::InvalidCredentials { message } => OciError::InvalidCredentials {
+                message: format!("key {key}: {message}"),
+            },
+            e => e,
+        })?;
+        for host in hosts {
+            if let Some(c) = cfg.credentials_for(host)? {
+                return Ok(Some(c));
+            }
+        }
+        return Ok(None);
     }
     let text =
         |k: &str| -> Result<Option<String>> {
@@ -408,10 +484,10 @@ pub fn credentials_from_secret_data(
             }
         };
     match (text("username")?, text("password")?) {
-        (Some(u), Some(p)) => Ok(Credentials::basic(
+        (Some(u), Some(p)) => Ok(Some(Credentials::basic(
             u.trim_end_matches('\n'),
             p.trim_end_matches('\n'),
-        )),
+        ))),
         _ => Err(OciError::InvalidCredentials {
             message: "Secret has neither .dockerconfigjson nor username/password".to_string(),
         }),
@@ -701,6 +777,10 @@ mod tests {
         assert!(DockerConfig::from_slice(b"garbage").is_err());
     }
 
+    fn hosts(h: &[&str]) -> Vec<String> {
+        h.iter().map(|h| h.to_string()).collect()
+    }
+
     #[test]
     fn secret_data_of_each_type_gives_credentials() {
         let mut data = BTreeMap::new();
@@ -708,20 +788,89 @@ mod tests {
             ".dockerconfigjson".to_string(),
             br#"{"auths":{"reg.io":{"username":"a","password":"b"}}}"#.to_vec(),
         );
-        let c =
-            credentials_from_secret_data(Some("kubernetes.io/dockerconfigjson"), &data, "reg.io")
-                .unwrap();
-        assert_eq!(c, Credentials::basic("a", "b"));
-        let c = credentials_from_secret_data(None, &data, "other.io").unwrap();
-        assert_eq!(c, Credentials::Anonymous);
+        let c = credentials_from_secret_data(
+            Some("kubernetes.io/dockerconfigjson"),
+            &data,
+            &hosts(&["reg.io"]),
+        )
+        .unwrap();
+        assert_eq!(c, Some(Credentials::basic("a", "b")));
+        // no entry for the host: not anonymous, nothing — the caller says so
+        let c = credentials_from_secret_data(None, &data, &hosts(&["other.io"])).unwrap();
+        assert_eq!(c, None);
         let mut basic = BTreeMap::new();
         basic.insert("username".to_string(), b"robot".to_vec());
         basic.insert("password".to_string(), b"tok".to_vec());
-        let c =
-            credentials_from_secret_data(Some("kubernetes.io/basic-auth"), &basic, "x").unwrap();
+        let c = credentials_from_secret_data(Some("kubernetes.io/basic-auth"), &basic, &[])
+            .unwrap()
+            .unwrap();
         assert_eq!(c, Credentials::basic("robot", "tok"));
-        assert!(credentials_from_secret_data(Some("Opaque"), &BTreeMap::new(), "x").is_err());
+        assert!(credentials_from_secret_data(Some("Opaque"), &BTreeMap::new(), &[]).is_err());
         assert!(!format!("{c:?}").contains("tok"));
+    }
+
+    #[test]
+    fn the_entry_of_the_first_listed_host_is_used_not_the_alphabetically_first() {
+        let mut data = BTreeMap::new();
+        data.insert(
+            ".dockerconfigjson".to_string(),
+            br#"{"auths":{"0.example":{"username":"alias","password":"x"},"reg.io:5000":{"username":"url","password":"y"}}}"#.to_vec(),
+        );
+        let c = credentials_from_secret_data(None, &data, &hosts(&["reg.io:5000", "0.example"]))
+            .unwrap();
+        assert_eq!(c, Some(Credentials::basic("url", "y")));
+        let c =
+            credentials_from_secret_data(None, &data, &hosts(&["other.io", "0.example"])).unwrap();
+        assert_eq!(
+            c,
+            Some(Credentials::basic("alias", "x")),
+            "an explicit fallback"
+        );
+    }
+
+    #[test]
+    fn a_malformed_docker_config_is_reported_by_position_or_key_never_by_value() {
+        let secret = "hunter2-Sup3rSecret";
+        for (bad, says) in [
+            (
+                format!(r#"{{"auths": "{secret}"}}"#),
+                "`auths` must be an object, not a string",
+            ),
+            (
+                format!(r#"{{"auths": {{"reg.io": {{"auth": 12, "password": "{secret}"}}}}}}"#),
+                "`auths.reg.io.auth` must be a string, not a number",
+            ),
+            (
+                format!(r#"{{"auths": {{"reg.io": ["{secret}"]}}}}"#),
+                "`auths.reg.io` must be an object, not an array",
+            ),
+            (
+                format!(r#"{{"credHelpers": {{"reg.io": ["{secret}"]}}}}"#),
+                "`credHelpers.reg.io` must be a string",
+            ),
+            (
+                format!(r#"["{secret}"]"#),
+                "must be an object, not an array",
+            ),
+            (
+                format!(r#"{{"auths": {{"reg.io": {{"auth": "{secret}"#),
+                "ends early",
+            ),
+            (
+                format!(r#"{{"auths": {secret}}}"#),
+                "is not JSON (line 1, column",
+            ),
+            (
+                format!(r#"{{"reg.io": {{"auth": "{secret}" "x": 1}}}}"#),
+                "is not JSON",
+            ),
+        ] {
+            let e = DockerConfig::from_slice(bad.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+            assert!(!e.contains("hunter2") && !e.contains("Sup3r"), "{bad}: {e}");
+        }
     }
 
     proptest! {

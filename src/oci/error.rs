@@ -227,6 +227,19 @@ pub enum OciError {
         message: String,
     },
 
+    /// A Bearer challenge named a token realm that is not trusted with the credentials (not
+    /// the registry's host, not of its registrable domain, not listed by the user): nothing
+    /// was sent to it.
+    #[error(
+        "{registry} asks for its tokens at {realm_host}, which is neither its host nor of its registrable domain: the credentials were not sent there; if {realm_host} is the registry's token service, trust it (--trust-token-realm {realm_host}, or spec.external.trustedTokenRealms of the Registry)"
+    )]
+    UntrustedTokenRealm {
+        /// The realm's host (without port).
+        realm_host: String,
+        /// The registry's `host[:port]`.
+        registry: String,
+    },
+
     /// The content did not hash to the digest it was requested by.
     #[error("{url}: content digest {actual} does not match {expected}")]
     DigestMismatch {
@@ -298,6 +311,7 @@ impl OciError {
                 status: Some(403), ..
             } => "PermissionDenied",
             OciError::TokenRequest { .. } => "TokenRequestFailed",
+            OciError::UntrustedTokenRealm { .. } => "UntrustedTokenRealm",
             OciError::DigestMismatch { .. } => "DigestMismatch",
             OciError::IncompleteListing { .. } => "IncompleteListing",
             OciError::Unsupported { .. } => "Unsupported",
@@ -334,6 +348,7 @@ impl OciError {
             OciError::TokenRequest {
                 status: Some(403), ..
             } => Some(Denial::PermissionDenied(Refused::Other)),
+            OciError::UntrustedTokenRealm { .. } => Some(Denial::UntrustedTokenRealm),
             _ => None,
         }
     }
@@ -356,7 +371,8 @@ impl OciError {
     }
 }
 
-/// How a registry refused the client's account (see [`OciError::denial`]).
+/// Why the client's account did not get through (see [`OciError::denial`]): the registry
+/// refused it, or the client would not present it where the registry sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Denial {
     /// 401 without credentials: the registry wants some.
@@ -365,16 +381,20 @@ pub enum Denial {
     CredentialsRejected,
     /// 403 (or a refused token scope): the account may not do what was refused.
     PermissionDenied(Refused),
+    /// The registry sent the client to a token realm not trusted with the credentials; none
+    /// were sent. Only a change of the trusted realms (or of the registry) helps.
+    UntrustedTokenRealm,
 }
 
 impl Denial {
-    /// The PascalCase reason: `CredentialsRequired`, `CredentialsRejected` or
-    /// `PermissionDenied`.
+    /// The PascalCase reason: `CredentialsRequired`, `CredentialsRejected`,
+    /// `PermissionDenied` or `UntrustedTokenRealm`.
     pub fn reason(self) -> &'static str {
         match self {
             Denial::CredentialsRequired => "CredentialsRequired",
             Denial::CredentialsRejected => "CredentialsRejected",
             Denial::PermissionDenied(_) => "PermissionDenied",
+            Denial::UntrustedTokenRealm => "UntrustedTokenRealm",
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`transport`]: options, retry policy, `Link` / `Retry-After` parsing, request counters;
 //! - [`manifest`]: manifests and indexes parsed with `oci-spec`;
 //! - [`redact`]: URL redaction for errors and logs;
+//! - [`trust`]: which token realm may receive the credentials (the public suffix list);
 //! - [`error`]: the one error type, with `reason()`, and which statuses are worth a retry.
 
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ pub mod manifest;
 pub mod redact;
 pub mod reference;
 pub mod transport;
+pub mod trust;
 
 pub use auth::{credentials_from_secret_data, Credentials, DockerConfig};
 pub use cache::AgeCache;

@@ -59,6 +59,31 @@ pub fn redact_str(url: &str) -> String {
     }
 }
 
+/// A URL as a person wrote it, for a status field: unchanged when it holds no user info, query
+/// or fragment; otherwise without the user info (not even `***@`), with query values redacted
+/// as [`redact_url`] does. A string that does not parse is `<unparseable url>`.
+pub fn display_url(url: &str) -> String {
+    let Ok(mut u) = Url::parse(url) else {
+        return "<unparseable url>".to_string();
+    };
+    if u.username().is_empty()
+        && u.password().is_none()
+        && u.query().is_none()
+        && u.fragment().is_none()
+    {
+        return url.to_string();
+    }
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    let bare_root = u.path() == "/" && !url.trim_end().ends_with('/') && u.query().is_none();
+    let out = redact_url(&u);
+    if bare_root {
+        out.trim_end_matches('/').to_string()
+    } else {
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +103,23 @@ mod tests {
         assert!(r.contains("last=a%2Fb"), "{r}");
         assert!(!r.contains("frag"), "{r}");
         assert_eq!(redact_str("not a url with password"), "<unparseable url>");
+    }
+
+    #[test]
+    fn a_status_url_shows_no_user_info_and_is_otherwise_as_written() {
+        assert_eq!(
+            display_url("https://alice:s3cret@reg.example.com"),
+            "https://reg.example.com"
+        );
+        assert_eq!(
+            display_url("https://alice@reg.example.com:8443/mirror/"),
+            "https://reg.example.com:8443/mirror/"
+        );
+        assert_eq!(
+            display_url("http://127.0.0.1:5000"),
+            "http://127.0.0.1:5000"
+        );
+        let q = display_url("https://u:p@reg.example.com/?token=abc");
+        assert!(!q.contains("abc") && !q.contains("u:p"), "{q}");
     }
 }

@@ -87,6 +87,9 @@ pub struct ClientOptions {
     /// its own. A long-lived process gives every client the same cache (clones of these
     /// options share it), so scheduled runs read only the configs they have not seen.
     pub age_cache: Option<Arc<AgeCache>>,
+    /// Hosts of Bearer token realms trusted with the Basic credentials beside the registry's
+    /// own host and its registrable domain (see [`trust`](super::trust)).
+    pub trusted_token_realms: Vec<String>,
 }
 
 impl Default for ClientOptions {
@@ -104,6 +107,7 @@ impl Default for ClientOptions {
             insecure_skip_tls_verify: false,
             user_agent: format!("registry-operator/{}", env!("CARGO_PKG_VERSION")),
             age_cache: None,
+            trusted_token_realms: Vec::new(),
         }
     }
 }
@@ -123,6 +127,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
             .field("user_agent", &self.user_agent)
             .field("age_cache", &self.age_cache)
+            .field("trusted_token_realms", &self.trusted_token_realms)
             .finish()
     }
 }

@@ -98,6 +98,28 @@ pub fn cases() -> Vec<Case> {
             Accepted,
         ),
         case(
+            "an external registry may list fallback credential hosts and trusted token realms",
+            REG,
+            json!({"external": {"url": "https://registry.example.com",
+                                "credentialsFallbackHosts": ["r.example.com", "node.example.com:30500"],
+                                "trustedTokenRealms": ["sso.partner.example", "127.0.0.2"]}}),
+            Accepted,
+        ),
+        case(
+            "a trusted token realm written as a URL is rejected",
+            REG,
+            json!({"external": {"url": "https://registry.example.com",
+                                "trustedTokenRealms": ["https://sso.partner.example/token"]}}),
+            Rejected("trustedTokenRealms"),
+        ),
+        case(
+            "a fallback credential host with a path is rejected",
+            REG,
+            json!({"external": {"url": "https://registry.example.com",
+                                "credentialsFallbackHosts": ["r.example.com/v2"]}}),
+            Rejected("credentialsFallbackHosts"),
+        ),
+        case(
             "an external registry with replicas is rejected",
             REG,
             json!({"external": {"url": "https://r.example.com"}, "replicas": 2}),

@@ -126,13 +126,27 @@ impl Drop for TestServer {
     }
 }
 
-/// Starts a server calling `handler` for every request.
+/// Starts a server on `127.0.0.1` calling `handler` for every request.
 pub async fn serve<H, F>(handler: H) -> TestServer
 where
     H: Fn(Request) -> F + Send + Sync + 'static,
     F: Future<Output = Reply> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    serve_on("127.0.0.1", handler).await
+}
+
+/// Starts a server on a free port of the loopback address `ip` (`127.0.0.2` is another host
+/// to a client: Linux answers the whole of 127.0.0.0/8) calling `handler` for every request.
+pub async fn serve_on<H, F>(ip: &str, handler: H) -> TestServer
+where
+    H: Fn(Request) -> F + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
+    assert!(
+        ip.starts_with("127."),
+        "test servers listen on loopback only"
+    );
+    let listener = TcpListener::bind((ip, 0)).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let handler = Arc::new(handler);
     let task = tokio::spawn(async move {

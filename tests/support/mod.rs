@@ -5,6 +5,8 @@
 //! - [`seed`]: pushes small OCI images, indexes, aliased tags and referrers through the API;
 //! - [`http`]: a tiny loopback HTTP/1.1 server for test doubles of what distribution cannot
 //!   show (bearer tokens, zot's tag deletion and search API);
+//! - [`hostile`]: a registry that records every request's headers and asks for credentials
+//!   as told (never, Basic, Bearer with a realm anywhere), and a recording token realm;
 //! - [`proxy`]: a fault-injecting loopback proxy (5xx, 429 + Retry-After, resets, latency)
 //!   that counts requests by method;
 //! - [`planner`]: a small language for synthetic inventories and policies (planner tests);
@@ -37,6 +39,7 @@
 pub mod cluster;
 pub mod control_plane;
 pub mod crd_cases;
+pub mod hostile;
 pub mod http;
 pub mod planner;
 pub mod proxy;

@@ -80,7 +80,12 @@ pub(super) async fn check_health(
             Err(_) => None,
         };
         let probe = match (&health, declared) {
-            (Ok(_), true) => Some(client.probe_catalog().await),
+            (Ok(_), true) => Some(
+                client
+                    .probe_catalog()
+                    .await
+                    .map(|()| client.credentials_requested()),
+            ),
             _ => None,
         };
         ctx.metrics.count_requests(&client.stats());
@@ -102,7 +107,14 @@ pub(super) async fn check_health(
                 .as_ref()
                 .map_or_else(|| "no credentials".to_string(), ToString::to_string);
             *credentials = probe.map(|p| match p {
-                Ok(()) => CredentialsCheck::new(
+                Ok(false) => CredentialsCheck::new(
+                    "Unknown",
+                    Reason::CredentialsNotRequested,
+                    format!(
+                        "the registry answers without asking for credentials, so those in {who} were not sent (the operator sends them only when the registry asks)"
+                    ),
+                ),
+                Ok(true) => CredentialsCheck::new(
                     "True",
                     Reason::CredentialsAccepted,
                     format!("the registry accepts the credentials in {who}"),

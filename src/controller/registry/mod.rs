@@ -234,7 +234,8 @@ async fn reconcile_external(
     credentials: &mut Option<CredentialsCheck>,
 ) -> Result<(Health, Duration), ControllerError> {
     if let Some(ext) = &registry.spec.external {
-        status.url = Some(ext.url.clone());
+        // as written, but never with the user info a URL may carry
+        status.url = Some(crate::oci::redact::display_url(&ext.url));
     }
     status.config_hash = None;
     status.ready_replicas = None;

@@ -51,6 +51,8 @@ pub(super) struct Resp {
     pub(super) body: Vec<u8>,
     pub(super) url: Url,
     pub(super) attempts: u32,
+    /// Whether the request that got this answer presented the user's credentials.
+    pub(super) sent_credentials: bool,
 }
 
 impl Resp {
@@ -161,8 +163,10 @@ impl RegistryClient {
             if let Some(a) = req.accept {
                 rb = rb.header(ACCEPT, a);
             }
-            if let Some(h) = self.auth_header(&req).await? {
-                rb = rb.header(AUTHORIZATION, h);
+            let auth = self.auth_header(&req).await?;
+            let sent_credentials = auth.as_ref().is_some_and(|a| a.credentialed);
+            if let Some(a) = auth {
+                rb = rb.header(AUTHORIZATION, a.value);
             }
             if let Some((body, ct)) = &req.body {
                 rb = rb.header(CONTENT_TYPE, *ct).body(body.clone());
@@ -177,11 +181,23 @@ impl RegistryClient {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    if status == StatusCode::UNAUTHORIZED && req.auth_retry && !auth_retried {
-                        auth_retried = true;
-                        if self.on_unauthorized(&req, &headers).await? {
-                            attempts -= 1;
-                            continue;
+                    if status == StatusCode::UNAUTHORIZED {
+                        // a challenge counts only from the registry's own origin, not from a
+                        // host a redirect led to
+                        let same_origin = resp.url().origin() == inner.base.origin();
+                        if req.auth_retry && !auth_retried {
+                            auth_retried = true;
+                            if self
+                                .on_unauthorized(&req, &headers, same_origin, sent_credentials)
+                                .await?
+                            {
+                                attempts -= 1;
+                                continue;
+                            }
+                        } else if !req.auth_retry {
+                            // one attempt only (the health check): learn a Basic challenge for
+                            // the requests that follow
+                            self.learn_basic(&headers, same_origin, sent_credentials);
                         }
                     }
                     let head = req.method == Method::HEAD;
@@ -212,6 +228,7 @@ impl RegistryClient {
                                     body: Vec::new(),
                                     url: req.url.clone(),
                                     attempts,
+                                    sent_credentials,
                                 })
                             }
                             Err(SinkError::Stopped(SinkStop::Invalid(message))) => {
@@ -240,6 +257,7 @@ impl RegistryClient {
                                     body,
                                     url: req.url.clone(),
                                     attempts,
+                                    sent_credentials,
                                 })
                             }
                             Err(ReadError::TooLarge) => {
@@ -287,7 +305,7 @@ impl RegistryClient {
                 op,
                 url,
                 code,
-                sent_credentials: self.inner.credentials != crate::oci::Credentials::Anonymous,
+                sent_credentials: resp.sent_credentials,
             },
             403 => OciError::Forbidden {
                 op,

@@ -1,4 +1,11 @@
-//! The token flow: a 401's Bearer challenge learnt once, tokens fetched from its realm and
+//! Who gets the credentials, and the token flow.
+//!
+//! Nothing is sent before the registry asks: the first request carries no `Authorization`.
+//! A `401` with a `Basic` challenge from the registry's own origin (scheme, host, port) is
+//! learnt once; from then on Basic goes with every request to that origin (as docker does), so
+//! it costs one round trip per client, not per request. A `Bearer` challenge is learnt once
+//! too; its realm gets the Basic credentials only when [`realm_trusted`] says so, otherwise
+//! nothing is sent and the request fails with [`OciError::UntrustedTokenRealm`]. Tokens are
 //! cached per scope until shortly before they expire.
 
 use std::collections::HashMap;
@@ -12,6 +19,7 @@ use super::{lock, RegistryClient};
 use crate::oci::auth::{parse_challenges, TokenResponse};
 use crate::oci::error::{OciError, Operation, Result};
 use crate::oci::redact::redact_url;
+use crate::oci::trust::realm_trusted;
 
 /// Safety margin subtracted from a bearer token's lifetime.
 const TOKEN_MARGIN: Duration = Duration::from_secs(10);
@@ -20,6 +28,9 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 pub(super) struct AuthState {
     /// Set once the registry answered with a Bearer challenge.
     bearer: Option<BearerRealm>,
+    /// Set once the registry's own origin answered 401 with a Basic challenge (and the client
+    /// has credentials): Basic then goes with every request to that origin.
+    basic: bool,
     /// Tokens per scope key with their expiry.
     pub(super) tokens: HashMap<String, (String, Instant)>,
 }
@@ -28,6 +39,15 @@ pub(super) struct AuthState {
 struct BearerRealm {
     realm: Url,
     service: Option<String>,
+    /// Whether the realm gets the Basic credentials (the client has some and trusts it).
+    with_credentials: bool,
+}
+
+/// The `Authorization` value a request goes with, and whether it presents the user's
+/// credentials (Basic, or a token the realm granted for them).
+pub(super) struct Authorization {
+    pub(super) value: String,
+    pub(super) credentialed: bool,
 }
 
 impl RegistryClient {
@@ -39,21 +59,69 @@ impl RegistryClient {
             .map(|(t, _)| t.clone())
     }
 
-    pub(super) async fn auth_header(&self, req: &Req) -> Result<Option<String>> {
+    /// The `Authorization` for `req`: a token once the registry named its realm; Basic once
+    /// its own origin asked for it; else none.
+    pub(super) async fn auth_header(&self, req: &Req) -> Result<Option<Authorization>> {
         let key = req.scope.clone().unwrap_or_default();
-        let realm = lock(&self.inner.auth).bearer.clone();
+        let (realm, basic) = {
+            let st = lock(&self.inner.auth);
+            (st.bearer.clone(), st.basic)
+        };
         if let Some(realm) = realm {
+            let bearer = |t: String| Authorization {
+                value: format!("Bearer {t}"),
+                credentialed: realm.with_credentials,
+            };
             if let Some(t) = self.cached_token(&key) {
-                return Ok(Some(format!("Bearer {t}")));
+                return Ok(Some(bearer(t)));
             }
             // The realm is known: fetch the token up front and save the 401 round trip.
             if req.auth_retry {
                 let t = self.fetch_token(&realm, req.scope.as_deref(), &key).await?;
-                return Ok(Some(format!("Bearer {t}")));
+                return Ok(Some(bearer(t)));
             }
             return Ok(None);
         }
-        Ok(self.inner.credentials.basic_header())
+        if basic && req.url.origin() == self.inner.base.origin() {
+            return Ok(self
+                .inner
+                .credentials
+                .basic_header()
+                .map(|value| Authorization {
+                    value,
+                    credentialed: true,
+                }));
+        }
+        Ok(None)
+    }
+
+    /// Whether the registry has asked for the credentials so far (a Basic challenge from its
+    /// origin, or a trusted token realm): false while none were sent.
+    pub fn credentials_requested(&self) -> bool {
+        let st = lock(&self.inner.auth);
+        self.has_credentials()
+            && (st.basic || st.bearer.as_ref().is_some_and(|b| b.with_credentials))
+    }
+
+    /// Learns a Basic challenge of a 401: true when the request should be sent again with the
+    /// credentials — the client has some, the challenge came from the registry's own origin
+    /// (`same_origin`: not from a host a redirect led to) and the request went without them.
+    pub(super) fn learn_basic(&self, headers: &HeaderMap, same_origin: bool, sent: bool) -> bool {
+        let challenges: Vec<_> = headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| parse_challenges(v).ok())
+            .flatten()
+            .collect();
+        // a registry offering Bearer too is answered with a token, not with Basic
+        let basic = challenges.iter().any(|c| c.scheme == "basic")
+            && !challenges.iter().any(|c| c.scheme == "bearer");
+        if !basic || !same_origin || sent || !self.has_credentials() {
+            return false;
+        }
+        lock(&self.inner.auth).basic = true;
+        true
     }
 
     /// Fetches a token for `scope` and caches it under `key`, retrying transient failures of
@@ -102,8 +170,10 @@ impl RegistryClient {
         };
         let err = |message: String| err_status(None, message);
         let mut rb = self.inner.http.get(url.clone());
-        if let Some(h) = self.inner.credentials.basic_header() {
-            rb = rb.header(AUTHORIZATION, h);
+        if realm.with_credentials {
+            if let Some(h) = self.inner.credentials.basic_header() {
+                rb = rb.header(AUTHORIZATION, h);
+            }
         }
         self.inner.counters.count(Operation::Token);
         tracing::debug!(url = %redact_url(&url), "requesting bearer token");
@@ -147,23 +217,39 @@ impl RegistryClient {
         Ok(token)
     }
 
-    /// Handles a 401: learns a Bearer challenge and fetches a token. Returns true when the
-    /// request should be sent again.
-    pub(super) async fn on_unauthorized(&self, req: &Req, headers: &HeaderMap) -> Result<bool> {
-        let Some(value) = headers.get(WWW_AUTHENTICATE) else {
-            return Ok(false);
-        };
+    /// Handles a 401: learns a Bearer challenge and fetches a token, or learns a Basic one
+    /// ([`learn_basic`](Self::learn_basic)). Returns true when the request should be sent
+    /// again. `same_origin`: the answer came from the registry's origin; `sent`: the request
+    /// carried the credentials. A realm not trusted with the credentials is an error, and
+    /// nothing is sent to it.
+    pub(super) async fn on_unauthorized(
+        &self,
+        req: &Req,
+        headers: &HeaderMap,
+        same_origin: bool,
+        sent: bool,
+    ) -> Result<bool> {
         let redacted = redact_url(&req.url);
-        let value = value.to_str().map_err(|_| OciError::InvalidChallenge {
-            url: redacted.clone(),
-            message: "header is not ASCII".to_string(),
-        })?;
-        let challenges = parse_challenges(value).map_err(|m| OciError::InvalidChallenge {
-            url: redacted.clone(),
-            message: m,
-        })?;
+        // every WWW-Authenticate header: a registry may send Basic and Bearer in two
+        let mut challenges = Vec::new();
+        for value in headers.get_all(WWW_AUTHENTICATE) {
+            let value = value.to_str().map_err(|_| OciError::InvalidChallenge {
+                url: redacted.clone(),
+                message: "header is not ASCII".to_string(),
+            })?;
+            challenges.extend(
+                parse_challenges(value).map_err(|m| OciError::InvalidChallenge {
+                    url: redacted.clone(),
+                    message: m,
+                })?,
+            );
+        }
+        if challenges.is_empty() {
+            return Ok(false);
+        }
         let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") else {
-            return Ok(false); // Basic: the credentials we sent (if any) were rejected
+            // Basic: asked for the first time, or the credentials sent were rejected
+            return Ok(self.learn_basic(headers, same_origin, sent));
         };
         let realm_str = bearer
             .param("realm")
@@ -178,9 +264,26 @@ impl RegistryClient {
                 url: redacted.clone(),
                 message: "realm is not an http(s) URL".to_string(),
             })?;
+        let with_credentials = self.has_credentials();
+        if with_credentials {
+            let registry_host = self.inner.base.host_str().unwrap_or_default();
+            let realm_host = realm.host_str().unwrap_or_default();
+            if !realm_trusted(
+                registry_host,
+                realm_host,
+                &self.inner.options.trusted_token_realms,
+            ) {
+                tracing::warn!(registry = %self.host(), realm_host, "token realm not trusted with the credentials; nothing sent");
+                return Err(OciError::UntrustedTokenRealm {
+                    realm_host: realm_host.to_string(),
+                    registry: self.host(),
+                });
+            }
+        }
         let realm = BearerRealm {
             realm,
             service: bearer.param("service").map(str::to_string),
+            with_credentials,
         };
         lock(&self.inner.auth).bearer = Some(realm.clone());
         let key = req.scope.clone().unwrap_or_default();
