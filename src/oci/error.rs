@@ -235,6 +235,20 @@ pub enum OciError {
         message: String,
     },
 
+    /// The address policy refuses where a request would go: an IP literal in the URL or a
+    /// redirect's `Location`, or every address a name resolved to. Nothing was sent there.
+    #[error("{url}: {host}: address {address} not allowed by the {rule} rule ({})", rule.why())]
+    AddressNotAllowed {
+        /// The redacted URL requested.
+        url: String,
+        /// The host refused, as the URL — or the refused redirect's `Location` — names it.
+        host: String,
+        /// The address refused.
+        address: std::net::IpAddr,
+        /// The rule that refused it.
+        rule: crate::oci::address::AddressRule,
+    },
+
     /// The registry lacks a capability this call needs (e.g. zot's search extension).
     #[error("{url}: registry does not support {what}")]
     Unsupported {
@@ -286,6 +300,7 @@ impl OciError {
             OciError::DigestMismatch { .. } => "DigestMismatch",
             OciError::IncompleteListing { .. } => "IncompleteListing",
             OciError::Unsupported { .. } => "Unsupported",
+            OciError::AddressNotAllowed { .. } => "AddressNotAllowed",
         }
     }
 

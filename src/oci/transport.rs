@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rand::Rng as _;
 
+use super::address::{AddressPolicy, Resolver};
 use super::cache::AgeCache;
 use super::error::Operation;
 
@@ -82,6 +83,13 @@ pub struct ClientOptions {
     /// its own. A long-lived process gives every client the same cache (clones of these
     /// options share it), so scheduled runs read only the configs they have not seen.
     pub age_cache: Option<Arc<AgeCache>>,
+    /// Which addresses may be connected to: judged on IP literals before a request, on every
+    /// redirect, and on every address a name resolves to at connect time. The default allows
+    /// loopback (the binary run by hand); cloud metadata, link-local and unspecified
+    /// addresses are always refused.
+    pub address_policy: AddressPolicy,
+    /// Resolves host names; `None`: the system's resolver. The policy judges what it answers.
+    pub resolver: Option<Arc<dyn Resolver>>,
 }
 
 impl Default for ClientOptions {
@@ -98,6 +106,8 @@ impl Default for ClientOptions {
             insecure_skip_tls_verify: false,
             user_agent: format!("registry-operator/{}", env!("CARGO_PKG_VERSION")),
             age_cache: None,
+            address_policy: AddressPolicy::default(),
+            resolver: None,
         }
     }
 }
@@ -116,6 +126,8 @@ impl std::fmt::Debug for ClientOptions {
             .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
             .field("user_agent", &self.user_agent)
             .field("age_cache", &self.age_cache)
+            .field("address_policy", &self.address_policy)
+            .field("resolver", &self.resolver.as_ref().map(|_| "custom"))
             .finish()
     }
 }

@@ -136,6 +136,7 @@ impl RegistryClient {
             .map_err(|_| OciError::InvalidConfig {
                 message: "client is shut down".to_string(),
             })?;
+        self.check_address(&req.url)?;
         let policy = &inner.options.retry;
         let redacted = || redact_url(&req.url);
         let mut attempts: u32 = 0;
@@ -159,7 +160,12 @@ impl RegistryClient {
             }
             tracing::trace!(op = %req.op, method = %req.method, url = %redacted(), attempt = attempts, "request");
             let failure = match rb.send().await {
-                Err(e) => transport_message(&e),
+                Err(e) => {
+                    if let Some(refused) = address_refused(&e, &req.url) {
+                        return Err(refused);
+                    }
+                    transport_message(&e)
+                }
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
@@ -248,6 +254,20 @@ impl RegistryClient {
         }
     }
 
+    /// Refuses a URL whose host is an IP literal the address policy refuses, before anything
+    /// is sent (reqwest does not resolve literals, so the resolver never sees them).
+    pub(super) fn check_address(&self, url: &Url) -> Result<()> {
+        match self.inner.options.address_policy.check_url(url) {
+            Ok(_) => Ok(()),
+            Err(r) => Err(OciError::AddressNotAllowed {
+                url: redact_url(url),
+                host: r.host,
+                address: r.address,
+                rule: r.rule,
+            }),
+        }
+    }
+
     pub(super) fn status_error(&self, op: Operation, resp: &Resp) -> OciError {
         let url = redact_url(&resp.url);
         let code = error_code(&resp.body);
@@ -317,6 +337,18 @@ fn insufficient_scope(headers: &HeaderMap) -> bool {
         .filter_map(|v| crate::oci::auth::parse_challenges(v).ok())
         .flatten()
         .any(|c| c.scheme == "bearer" && c.param("error") == Some("insufficient_scope"))
+}
+
+/// The address policy's refusal inside a transport error (from the resolver, or from the
+/// redirect policy refusing a `Location`), as the error the caller gets: never retried.
+pub(super) fn address_refused(e: &reqwest::Error, requested: &Url) -> Option<OciError> {
+    let refused = crate::oci::address::find_refusal(e)?;
+    Some(OciError::AddressNotAllowed {
+        url: redact_url(e.url().unwrap_or(requested)),
+        host: refused.host.clone(),
+        address: refused.address,
+        rule: refused.rule,
+    })
 }
 
 pub(super) fn transport_message(e: &reqwest::Error) -> String {
