@@ -496,6 +496,23 @@ impl fmt::Display for Operation {
     }
 }
 
+/// What is wrong with a JSON answer and where, without the answer's bytes: serde's messages
+/// quote the values they met (`invalid type: string "…"`), and a registry's answer must not be
+/// reflected into status, Events or logs.
+pub fn json_problem(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Syntax => "is not valid JSON",
+        serde_json::error::Category::Eof => "ends early",
+        serde_json::error::Category::Data => "does not have the expected shape",
+        serde_json::error::Category::Io => "could not be read",
+    };
+    if e.line() == 0 {
+        what.to_string()
+    } else {
+        format!("{what} (line {} column {})", e.line(), e.column())
+    }
+}
+
 /// True for statuses worth retrying: 408, 429 and every 5xx.
 pub fn is_retryable_status(status: u16) -> bool {
     status == 408 || status == 429 || (500..=599).contains(&status)

@@ -80,10 +80,18 @@ struct ErrorEntry {
     code: Option<String>,
 }
 
+/// The distribution error code of an answer; only a code as the spec writes them
+/// (`NAME_UNKNOWN`: capitals, digits, `_`, at most 64) is kept, nothing else of the body.
 pub(super) fn error_code(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.errors.into_iter().find_map(|e| e.code).or(b.code))
+        .filter(|c| {
+            !c.is_empty()
+                && c.len() <= 64
+                && c.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
 }
 
 /// Where a streamed body goes, chunk by chunk, instead of a capped buffer (listings, whose
@@ -419,5 +427,10 @@ mod tests {
         let zot = br#"{"code":"UNAUTHORIZED","message":"authentication required","detail":{"description":"The access controller was unable to authenticate the client."}}"#;
         assert_eq!(error_code(zot).as_deref(), Some("UNAUTHORIZED"));
         assert_eq!(error_code(b"not json"), None);
+        // a code that is not one (free text, markup) is not carried into messages
+        assert_eq!(
+            error_code(br#"{"errors":[{"code":"<script>alert(1)</script>"}]}"#),
+            None
+        );
     }
 }

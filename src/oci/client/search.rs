@@ -173,16 +173,21 @@ impl RegistryClient {
                 return Err(self.status_error(Operation::Search, &resp));
             }
             let page: SearchResponse = serde_json::from_slice(&resp.body).map_err(|e| {
-                self.invalid_body(Operation::Search, &resp, format!("search answer: {e}"))
+                self.invalid_body(
+                    Operation::Search,
+                    &resp,
+                    format!("search answer {}", crate::oci::error::json_problem(&e)),
+                )
             })?;
             if let Some(e) = page.errors.as_ref().and_then(|e| e.first()) {
                 return Err(self.invalid_body(
                     Operation::Search,
                     &resp,
-                    format!(
-                        "search error: {}",
-                        bounded(e.message.as_deref().unwrap_or("unknown"), 200)
-                    ),
+                    {
+                        // The message is the registry's text: logged, not carried into status.
+                        tracing::debug!(message = %bounded(e.message.as_deref().unwrap_or("unknown"), 200), "search answered an error");
+                        "the search answered with an error".to_string()
+                    },
                 ));
             }
             let list = page.data.and_then(|d| d.image_list).ok_or_else(|| {
