@@ -78,6 +78,9 @@ pub mod condition {
         /// The registry knows the account and refuses it what was asked (403): the catalog,
         /// a repository, a deletion.
         PermissionDenied,
+        /// The Registry's URL points where the operator may not connect (a cloud metadata or
+        /// link-local address, loopback when not allowed, another namespace's Service).
+        AddressNotAllowed,
     }
 
     impl Reason {
@@ -109,6 +112,7 @@ pub mod condition {
                 Reason::CredentialsRejected => "CredentialsRejected",
                 Reason::CredentialsRequired => "CredentialsRequired",
                 Reason::PermissionDenied => "PermissionDenied",
+                Reason::AddressNotAllowed => "AddressNotAllowed",
             }
         }
     }

@@ -92,7 +92,9 @@ fn pull_scope(repo: &str) -> String {
 impl RegistryClient {
     /// A client for the registry at `base_url` (`https://reg.example.com`, optionally with a
     /// path prefix before `/v2/`). User info in the URL is used as basic credentials when
-    /// `credentials` is anonymous, and never printed.
+    /// `credentials` is anonymous, and never printed. A URL whose host is an IP literal the
+    /// [`address_policy`](ClientOptions::address_policy) refuses is an
+    /// [`AddressNotAllowed`](OciError::AddressNotAllowed) error.
     pub fn new(base_url: &str, credentials: Credentials, options: ClientOptions) -> Result<Self> {
         let mut base = parse_base_url(base_url)?;
         let mut credentials = credentials;
@@ -104,6 +106,15 @@ impl RegistryClient {
             }
             let _ = base.set_username("");
             let _ = base.set_password(None);
+        }
+        // An IP literal the address policy refuses is refused here, before any request.
+        if let Err(r) = options.address_policy.check_url(&base) {
+            return Err(OciError::AddressNotAllowed {
+                url: redact_url(&base).trim_end_matches('/').to_string(),
+                host: r.host,
+                address: r.address,
+                rule: r.rule,
+            });
         }
         if options.max_concurrency == 0 {
             return Err(OciError::InvalidConfig {
