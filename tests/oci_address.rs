@@ -7,74 +7,14 @@ mod support;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use registry_operator::oci::address::Resolving;
 use registry_operator::oci::{
     AddressPolicy, AddressRule, ClientOptions, Credentials, OciError, RegistryClient, Resolver,
     RetryPolicy,
 };
 use support::http::{serve, Response, TestServer};
-
-/// Maps names to addresses; records what was resolved and what the connector was handed.
-#[derive(Default)]
-struct TestResolver {
-    names: Vec<(&'static str, IpAddr)>,
-    resolved: Mutex<Vec<String>>,
-    connecting: Mutex<Vec<(String, IpAddr)>>,
-}
-
-impl TestResolver {
-    fn new(names: &[(&'static str, &str)]) -> Arc<Self> {
-        Arc::new(TestResolver {
-            names: names
-                .iter()
-                .map(|(n, a)| (*n, a.parse().expect("address")))
-                .collect(),
-            ..Default::default()
-        })
-    }
-    fn resolved(&self) -> Vec<String> {
-        self.resolved.lock().unwrap().clone()
-    }
-    fn connecting(&self) -> Vec<(String, IpAddr)> {
-        self.connecting.lock().unwrap().clone()
-    }
-}
-
-impl Resolver for TestResolver {
-    fn resolve(&self, name: &str) -> Resolving {
-        self.resolved.lock().unwrap().push(name.to_string());
-        let found: Vec<IpAddr> = self
-            .names
-            .iter()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, a)| *a)
-            .collect();
-        Box::pin(async move {
-            if found.is_empty() {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "unknown test name",
-                ))
-            } else {
-                Ok(found)
-            }
-        })
-    }
-
-    fn connecting(&self, name: &str, addresses: &[IpAddr]) -> std::io::Result<()> {
-        let mut record = self.connecting.lock().unwrap();
-        record.extend(addresses.iter().map(|a| (name.to_string(), *a)));
-        // The test's last guard: nothing but loopback is ever connected to from a test.
-        if addresses.iter().any(|a| !a.is_loopback()) {
-            return Err(std::io::Error::other(
-                "test guard: a non-loopback address reached the connector",
-            ));
-        }
-        Ok(())
-    }
-}
+use support::resolver::TestResolver;
 
 fn client(url: &str, resolver: &Arc<TestResolver>, allow_loopback: bool) -> RegistryClient {
     RegistryClient::new(
