@@ -183,11 +183,10 @@ impl RegistryClient {
                 return Err(self.invalid_body(
                     Operation::Search,
                     &resp,
-                    {
-                        // The message is the registry's text: logged, not carried into status.
-                        tracing::debug!(message = %bounded(e.message.as_deref().unwrap_or("unknown"), 200), "search answered an error");
-                        "the search answered with an error".to_string()
-                    },
+                    format!(
+                        "search error: {}",
+                        bounded(e.message.as_deref().unwrap_or("unknown"), 200)
+                    ),
                 ));
             }
             let list = page.data.and_then(|d| d.image_list).ok_or_else(|| {
