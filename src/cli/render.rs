@@ -58,7 +58,8 @@ pub struct RenderArgs {
     #[arg(long = "cluster-domain", value_name = "DOMAIN", default_value = DEFAULT_CLUSTER_DOMAIN, value_parser = parse_cluster_domain)]
     pub cluster_domain: String,
     /// For an external Registry: judge its URL as an operator run with this
-    /// `--allow-loopback-registries` would (the chart runs it with false).
+    /// `--allow-loopback-registries` would (an operator in a cluster
+    /// runs with false).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub allow_loopback_registries: bool,
     /// For an external Registry: judge its URL as an operator run with

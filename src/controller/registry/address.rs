@@ -57,6 +57,13 @@ pub enum UrlRefused {
         /// The rule.
         rule: AddressRule,
     },
+    /// A single-label host (`http://zot:5000`): the operator pod's DNS search list resolves it
+    /// as a Service of the operator's own namespace, not the Registry's.
+    #[error("spec.external.url: host {host} is a single label, which the operator's DNS search list resolves as a Service of the operator's own namespace: not allowed by the {CROSS_NAMESPACE_RULE} rule (name the Service with its namespace, {host}.<namespace>.svc, or write a full host name)")]
+    SingleLabel {
+        /// The host as written.
+        host: String,
+    },
     /// A Service of another namespace.
     #[error("spec.external.url: host {host} names a Service of namespace {namespace:?}, not the Registry's namespace {own:?}: not allowed by the {CROSS_NAMESPACE_RULE} rule (the operator allows it with --allow-cross-namespace-services; a public name spelled like this is written with a trailing dot, {host}.)")]
     CrossNamespace {
@@ -76,7 +83,9 @@ impl UrlRefused {
         match self {
             UrlRefused::Invalid(_) => None,
             UrlRefused::Address { rule, .. } => Some(rule.as_str()),
-            UrlRefused::CrossNamespace { .. } => Some(CROSS_NAMESPACE_RULE),
+            UrlRefused::CrossNamespace { .. } | UrlRefused::SingleLabel { .. } => {
+                Some(CROSS_NAMESPACE_RULE)
+            }
         }
     }
 }
@@ -100,6 +109,12 @@ pub fn check_external_url(
         Ok(HostCheck::Name) => {}
     }
     let host = base.host_str().unwrap_or_default();
+    let single_label = !host.contains('.') && !host.eq_ignore_ascii_case("localhost");
+    if single_label && !policy.allow_cross_namespace_services {
+        return Err(UrlRefused::SingleLabel {
+            host: host.to_string(),
+        });
+    }
     let Some(service_namespace) = service_namespace(host, policy.cluster_domain) else {
         return Ok(Destination::Name);
     };
@@ -193,7 +208,6 @@ mod tests {
             "docker.io",
             "harbor.example.com",
             "zot.team-b.",
-            "registry",
         ] {
             assert_eq!(service_namespace(host, d), None, "{host}");
         }
@@ -222,6 +236,27 @@ mod tests {
             Ok(Destination::Service {
                 namespace: "team-a".into()
             })
+        );
+    }
+
+    #[test]
+    fn a_single_label_host_is_refused_as_a_service_of_the_operators_namespace() {
+        let err = check_external_url("http://zot:5000", "team-a", &policy(false)).unwrap_err();
+        assert_eq!(err.rule(), Some(CROSS_NAMESPACE_RULE));
+        assert!(
+            err.to_string().contains("operator's own namespace"),
+            "{err}"
+        );
+        assert_eq!(
+            check_external_url("http://zot:5000", "team-a", &policy(true)),
+            Ok(Destination::Name)
+        );
+        // localhost is loopback, judged by the address policy
+        assert_eq!(
+            check_external_url("http://localhost:5000", "team-a", &policy(false))
+                .unwrap_err()
+                .rule(),
+            Some("loopback")
         );
     }
 
