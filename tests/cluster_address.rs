@@ -4,7 +4,9 @@
 //! allow it — at loopback is `Ready=False` with reason `AddressNotAllowed` and a message naming
 //! the rule, and nothing is connected to. The operator resolves through the test resolver
 //! (the client's seam), which maps test names to addresses and records every connection
-//! attempt; only 127.0.0.1 is ever contacted.
+//! attempt; only 127.0.0.1 is ever contacted. The test names have three labels: a two-label
+//! `<svc>.<ns>` whose last label is no public suffix (`reg.test`) is another namespace's
+//! Service by the in-cluster rule.
 //!
 //! Needs the control plane: run with scripts/test.sh (or set REGISTRY_OPERATOR_TEST_KUBECONFIG).
 
@@ -63,16 +65,16 @@ async fn registries_at_metadata_addresses_or_other_namespaces_services_are_refus
     let real = TestRegistry::start();
     let port = real.url.rsplit(':').next().expect("port").to_string();
     let resolver = TestResolver::new(&[
-        ("metadata.test", "169.254.169.254"),
-        ("reg.test", "127.0.0.1"),
+        ("metadata.cloud.test", "169.254.169.254"),
+        ("reg.lab.test", "127.0.0.1"),
     ]);
     let h = Harness::start_setup("address", with_resolver(&resolver, true)).await;
     let regs: Api<Registry> = Api::namespaced(h.client.clone(), &h.ns);
     for (name, url) in [
         ("metadata", "http://169.254.169.254".to_string()),
-        ("rebound", "http://metadata.test:5000".to_string()),
+        ("rebound", "http://metadata.cloud.test:5000".to_string()),
         ("other-team", "http://zot.other-team.svc:5000".to_string()),
-        ("dist", format!("http://reg.test:{port}")),
+        ("dist", format!("http://reg.lab.test:{port}")),
     ] {
         regs.create(&PostParams::default(), &external(name, &url))
             .await
@@ -96,7 +98,7 @@ async fn registries_at_metadata_addresses_or_other_namespaces_services_are_refus
     assert_eq!(rebound.status, "False");
     assert!(
         rebound.message.contains(
-            "metadata.test: address 169.254.169.254 not allowed by the cloud-metadata rule"
+            "metadata.cloud.test: address 169.254.169.254 not allowed by the cloud-metadata rule"
         ),
         "{}",
         rebound.message
@@ -133,7 +135,7 @@ async fn registries_at_metadata_addresses_or_other_namespaces_services_are_refus
     // before it was even resolved; only loopback reached the connector.
     let resolved = resolver.resolved();
     assert!(
-        resolved.iter().any(|n| n == "metadata.test"),
+        resolved.iter().any(|n| n == "metadata.cloud.test"),
         "{resolved:?}"
     );
     assert!(
@@ -145,7 +147,7 @@ async fn registries_at_metadata_addresses_or_other_namespaces_services_are_refus
     assert!(
         connecting
             .iter()
-            .all(|(n, a)| n == "reg.test" && a.is_loopback()),
+            .all(|(n, a)| n == "reg.lab.test" && a.is_loopback()),
         "{connecting:?}"
     );
     h.stop().await;
@@ -161,7 +163,7 @@ async fn an_operator_that_does_not_allow_loopback_refuses_a_registry_on_127_0_0_
         async { Response::status(200).into() }
     })
     .await;
-    let resolver = TestResolver::new(&[("local.test", "127.0.0.1")]);
+    let resolver = TestResolver::new(&[("local.lab.test", "127.0.0.1")]);
     let h = Harness::start_setup("loopback", with_resolver(&resolver, false)).await;
     let regs: Api<Registry> = Api::namespaced(h.client.clone(), &h.ns);
     let port = server.addr.port();
@@ -170,7 +172,7 @@ async fn an_operator_that_does_not_allow_loopback_refuses_a_registry_on_127_0_0_
         .expect("create");
     regs.create(
         &PostParams::default(),
-        &external("named", &format!("http://local.test:{port}")),
+        &external("named", &format!("http://local.lab.test:{port}")),
     )
     .await
     .expect("create");
