@@ -234,3 +234,25 @@ async fn a_redirect_to_a_name_goes_through_the_resolver_and_its_policy() {
     assert_eq!(resolver.resolved(), ["metadata.test"]);
     assert_eq!(resolver.connecting(), [], "no connection was attempted");
 }
+
+#[tokio::test]
+async fn a_token_realm_at_a_refused_address_is_never_asked() {
+    // 0.0.0.0 would reach this host: the listener would see the token request.
+    let (port, accepted, task) = listener().await;
+    let (server, hits) = counting(Response::status(401).header(
+        "www-authenticate",
+        &format!(r#"Bearer realm="http://0.0.0.0:{port}/token",service="registry""#),
+    ))
+    .await;
+    let resolver = TestResolver::new(&[]);
+    let c = client(&server.url, &resolver, true);
+    let e = c.tags("team/app").await.unwrap_err();
+    assert_eq!(refusal(&e).2, AddressRule::Unspecified, "{e}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "no token request went out"
+    );
+    task.abort();
+}
