@@ -214,3 +214,24 @@ async fn ls_and_check_take_credentials_from_stdin_or_docker_config_and_a_wrong_p
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
     assert_eq!(text(&ok.stdout), "p/app\n");
 }
+
+#[tokio::test]
+async fn check_of_a_metadata_or_link_local_address_exits_two_naming_the_rule_and_sends_nothing() {
+    for (url, rule) in [
+        ("http://169.254.169.254", "cloud-metadata"),
+        ("http://[fe80::1]:5000", "link-local"),
+        ("http://0.0.0.0:5000", "unspecified-address"),
+    ] {
+        let out = cli(&["registry", "check", url], None);
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("not allowed by the {rule} rule")),
+            "{url}: {err}"
+        );
+    }
+    // loopback stays allowed for the CLI run by hand
+    let reg = TestRegistry::start();
+    let out = cli(&["registry", "check", &reg.url], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

@@ -192,3 +192,120 @@ fn cluster_domain_names_zots_cluster_members_and_a_bad_one_exits_2() {
         stderr(&bad)
     );
 }
+
+fn external(namespace: &str, url: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: registry-operator.dev/v1alpha1\nkind: Registry\nmetadata:\n  name: ext\n  namespace: {namespace}\nspec:\n  external:\n    url: {url}\n{extra}"
+    )
+}
+
+#[test]
+fn render_refuses_an_external_registry_at_the_metadata_address_naming_the_rule() {
+    for url in [
+        "http://169.254.169.254",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fd00:ec2::254]",
+        "http://2852039166",
+    ] {
+        let out = run_stdin(&["render", "-f", "-"], &external("team-a", url, ""));
+        assert_eq!(out.status.code(), Some(2), "{url}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("not allowed by the cloud-metadata rule"),
+            "{url}: {err}"
+        );
+        assert!(stdout(&out).is_empty());
+    }
+    let link_local = run_stdin(
+        &["render", "-f", "-"],
+        &external("team-a", "http://169.254.10.10:5000", ""),
+    );
+    assert_eq!(link_local.status.code(), Some(2));
+    assert!(stderr(&link_local).contains("not allowed by the link-local rule"));
+}
+
+#[test]
+fn render_refuses_another_namespaces_service_unless_cross_namespace_services_are_allowed() {
+    let manifest = external("team-a", "http://zot.team-b.svc.cluster.local:5000", "");
+    let out = run_stdin(&["render", "-f", "-"], &manifest);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("names a Service of namespace \"team-b\"")
+            && err.contains("not allowed by the cross-namespace-service rule"),
+        "{err}"
+    );
+    let short = run_stdin(
+        &["render", "-f", "-"],
+        &external("team-a", "http://zot.team-b:5000", ""),
+    );
+    assert_eq!(short.status.code(), Some(2), "{}", stdout(&short));
+    let allowed = run_stdin(
+        &["render", "-f", "-", "--allow-cross-namespace-services"],
+        &manifest,
+    );
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    assert!(stdout(&allowed).contains("a Service of namespace team-b"));
+    let own = run_stdin(
+        &["render", "-f", "-"],
+        &external("team-a", "http://zot.team-a.svc:5000", ""),
+    );
+    assert_eq!(own.status.code(), Some(0), "{}", stderr(&own));
+}
+
+#[test]
+fn render_refuses_loopback_when_judging_for_an_operator_that_does_not_allow_it() {
+    let manifest = external("team-a", "http://127.0.0.1:5000", "");
+    let laptop = run_stdin(&["render", "-f", "-"], &manifest);
+    assert_eq!(laptop.status.code(), Some(0), "{}", stderr(&laptop));
+    let cluster = run_stdin(
+        &["render", "-f", "-", "--allow-loopback-registries=false"],
+        &manifest,
+    );
+    assert_eq!(cluster.status.code(), Some(2));
+    assert!(stderr(&cluster).contains("not allowed by the loopback rule"));
+}
+
+#[test]
+fn render_prints_what_the_operator_would_do_with_a_plain_external_registry() {
+    let manifest = external(
+        "team-a",
+        "https://robot:hunter2@harbor.example.com/v2",
+        "    credentialsSecretRef:\n      name: harbor-robot\n  aliases: [mirror.example.com]\n",
+    );
+    let out = run_stdin(&["render", "-f", "-", "-o", "json"], &manifest);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(summary["registry"], "team-a/ext");
+    assert_eq!(summary["url"], "https://***:***@harbor.example.com");
+    assert_eq!(summary["addressPolicy"]["result"], "allowed");
+    let address = summary["address"].as_str().expect("address");
+    assert!(
+        address.contains("host name harbor.example.com: resolved only at connect time"),
+        "{address}"
+    );
+    let credentials = summary["credentials"].as_str().expect("credentials");
+    assert!(
+        credentials.starts_with("Secret team-a/harbor-robot"),
+        "{credentials}"
+    );
+    assert!(
+        !stdout(&out).contains("hunter2"),
+        "the URL's password is not printed"
+    );
+    let yaml = run_stdin(&["render", "-f", "-"], &manifest);
+    assert_eq!(yaml.status.code(), Some(0));
+    assert!(stdout(&yaml).starts_with("# external Registry: what the operator would do\n"));
+}
+
+#[test]
+fn render_refuses_zot_fields_beside_external() {
+    let manifest = external("team-a", "https://harbor.example.com", "  replicas: 2\n");
+    let out = run_stdin(&["render", "-f", "-"], &manifest);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("only external and aliases may be set with it, not spec.replicas"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -306,3 +306,45 @@ proptest! {
         });
     }
 }
+
+/// Text a hostile registry plants in its answers: it must not come back in an error (whose
+/// message becomes a Registry's status and an Event).
+const PLANTED: &str = "PLANTED-by-the-registry";
+
+#[tokio::test]
+async fn what_a_registry_answers_is_not_copied_into_error_messages() {
+    let manifest = answering(
+        Response::json(200, &serde_json::json!({"schemaVersion": PLANTED}))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json"),
+    )
+    .await;
+    let e = client(&manifest.url)
+        .get_manifest("team/app", "v1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason(), "InvalidResponse");
+    assert!(!e.to_string().contains(PLANTED), "{e}");
+    assert!(
+        e.to_string()
+            .contains("manifest does not have the expected shape"),
+        "says what: {e}"
+    );
+
+    let listing = answering(
+        Response::status(200)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"name":"team/app","tags":[{PLANTED}]}}"#)),
+    )
+    .await;
+    let e = client(&listing.url).tags("team/app").await.unwrap_err();
+    assert!(!e.to_string().contains(PLANTED), "{e}");
+    assert!(e.to_string().contains("at byte"), "says where: {e}");
+
+    let code = answering(Response::json(
+        400,
+        &serde_json::json!({"errors": [{"code": format!("<b>{PLANTED}</b>"), "message": PLANTED}]}),
+    ))
+    .await;
+    let e = client(&code.url).check().await.unwrap_err();
+    assert!(!e.to_string().contains(PLANTED), "{e}");
+}

@@ -84,6 +84,9 @@ pub mod condition {
         /// The registry answered the authenticated request without asking for credentials:
         /// none were sent, so whether it accepts them is not known.
         CredentialsNotRequested,
+        /// The Registry's URL points where the operator may not connect (a cloud metadata or
+        /// link-local address, loopback when not allowed, another namespace's Service).
+        AddressNotAllowed,
     }
 
     impl Reason {
@@ -117,6 +120,7 @@ pub mod condition {
                 Reason::PermissionDenied => "PermissionDenied",
                 Reason::UntrustedTokenRealm => "UntrustedTokenRealm",
                 Reason::CredentialsNotRequested => "CredentialsNotRequested",
+                Reason::AddressNotAllowed => "AddressNotAllowed",
             }
         }
     }

@@ -119,7 +119,8 @@ fn exit_code(e: &OciError) -> u8 {
     match e {
         OciError::InvalidReference { .. }
         | OciError::InvalidConfig { .. }
-        | OciError::InvalidCredentials { .. } => super::EXIT_INVALID,
+        | OciError::InvalidCredentials { .. }
+        | OciError::AddressNotAllowed { .. } => super::EXIT_INVALID,
         e => e
             .denial()
             .map_or(super::EXIT_FAILURE, super::denial_exit_code),

@@ -53,6 +53,17 @@ pub struct RunArgs {
     /// `<name>.<namespace>.svc.<domain>`.
     #[arg(long, env = "CLUSTER_DOMAIN", default_value = DEFAULT_CLUSTER_DOMAIN, value_parser = parse_cluster_domain)]
     pub cluster_domain: String,
+    /// Whether registries on loopback addresses (127.0.0.0/8, ::1) may be contacted. True for
+    /// the binary run by hand (tests, the demo, a laptop reach 127.0.0.1); in a cluster set it
+    /// false: loopback there is the operator's own pod. Cloud metadata, link-local and
+    /// unspecified addresses are refused whatever this says.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub allow_loopback_registries: bool,
+    /// Whether an external Registry's URL may name a Service of another namespace
+    /// (`<svc>.<ns>.svc[.<cluster-domain>]`, `<svc>.<ns>`): by default another team's
+    /// Services are refused.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub allow_cross_namespace_services: bool,
 }
 
 /// Runs the operator until SIGTERM.
@@ -83,11 +94,17 @@ pub fn run(args: RunArgs) -> ExitCode {
         } else {
             None
         };
+        let defaults = Settings::default();
         let settings = Settings {
+            registry_client: crate::oci::ClientOptions {
+                address_policy: crate::oci::AddressPolicy { allow_loopback: args.allow_loopback_registries },
+                ..defaults.registry_client.clone()
+            },
+            allow_cross_namespace_services: args.allow_cross_namespace_services,
             health_interval: std::time::Duration::from_secs(args.health_interval_seconds.max(5)),
             cluster_domain: args.cluster_domain.clone(),
             leader_lease_duration: std::time::Duration::from_secs(args.leader_election_lease_duration_seconds),
-            ..Settings::default()
+            ..defaults
         };
         let config = OperatorConfig { http_listen: args.http_listen, leader_election, watch_namespaces: args.watch_namespaces, settings };
         let (shutdown, _tx) = operator::shutdown_signal();

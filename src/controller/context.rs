@@ -34,6 +34,10 @@ pub struct Settings {
     /// least 2). The leader renews it a third of that before it runs out, and the deletion
     /// fence takes an unanswered read of it after a third of it as a no.
     pub leader_lease_duration: Duration,
+    /// Whether an external Registry's URL may name a Service of another namespace
+    /// (`--allow-cross-namespace-services`). The address policy itself is
+    /// `registry_client.address_policy`.
+    pub allow_cross_namespace_services: bool,
 }
 
 impl Default for Settings {
@@ -49,6 +53,7 @@ impl Default for Settings {
                 ..ClientOptions::default()
             },
             leader_lease_duration: DEFAULT_LEASE_DURATION,
+            allow_cross_namespace_services: false,
         }
     }
 }
@@ -96,6 +101,17 @@ pub struct Context {
     /// Lease).
     pub fence: Option<crate::engine::Fence>,
     failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Settings {
+    /// Where external Registries' URLs may point, as `registry::address` judges them.
+    pub fn url_policy(&self) -> crate::controller::registry::address::UrlPolicy<'_> {
+        crate::controller::registry::address::UrlPolicy {
+            addresses: self.registry_client.address_policy,
+            allow_cross_namespace_services: self.allow_cross_namespace_services,
+            cluster_domain: &self.cluster_domain,
+        }
+    }
 }
 
 impl Context {

@@ -67,6 +67,16 @@ pub enum ControllerError {
         /// For people: which Registry, which Secret and key, what was refused, what to do.
         message: String,
     },
+    /// The Registry's URL points where the operator may not connect; nothing was contacted.
+    #[error("Registry {namespace}/{name}: {refused}")]
+    AddressNotAllowed {
+        /// Namespace of the Registry.
+        namespace: String,
+        /// Name of the Registry.
+        name: String,
+        /// Which rule refused what.
+        refused: crate::controller::registry::address::UrlRefused,
+    },
     /// The Kubernetes API failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -85,6 +95,8 @@ impl ControllerError {
             ControllerError::SecretNotFound { .. } => Reason::SecretNotFound,
             ControllerError::SecretInvalid { .. } => Reason::SecretInvalid,
             ControllerError::RegistryNotFound { .. } => Reason::RegistryNotFound,
+            ControllerError::Registry(OciError::AddressNotAllowed { .. })
+            | ControllerError::AddressNotAllowed { .. } => Reason::AddressNotAllowed,
             ControllerError::Registry(e) => e
                 .denial()
                 .map_or(Reason::RegistryUnreachable, reason_of_denial),
@@ -120,13 +132,16 @@ impl ControllerError {
 
     /// Whether only a change by a person can fix it (the object is Stalled): an invalid spec
     /// or Secret, an object the API server refuses, or a registry refusing the operator's
-    /// account — retrying the same credentials would only repeat the refusal.
+    /// account — retrying the same credentials would only repeat the refusal — or a URL the
+    /// address policy refuses.
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
             ControllerError::InvalidSpec(_)
                 | ControllerError::SecretInvalid { .. }
                 | ControllerError::Rejected { .. }
+                | ControllerError::AddressNotAllowed { .. }
+                | ControllerError::Registry(OciError::AddressNotAllowed { .. })
         ) || self.denial().is_some()
     }
 }

@@ -240,6 +240,20 @@ pub fn credentials_secret(registry: &Registry) -> Option<&crate::api::common::Se
 
 /// [`resolve`] with the operator's client, registry client options and cluster domain.
 pub async fn resolve_with(ctx: &Context, registry: &Registry) -> Result<Target, ControllerError> {
+    // Where an external URL points is judged before any Secret is read or anything contacted.
+    if let Some(ext) = &registry.spec.external {
+        let namespace = registry.namespace().unwrap_or_default();
+        super::registry::address::check_external_url(
+            &ext.url,
+            &namespace,
+            &ctx.settings.url_policy(),
+        )
+        .map_err(|refused| ControllerError::AddressNotAllowed {
+            namespace,
+            name: registry.name_any(),
+            refused,
+        })?;
+    }
     resolve(
         &ctx.client,
         registry,

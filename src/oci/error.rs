@@ -262,6 +262,20 @@ pub enum OciError {
         message: String,
     },
 
+    /// The address policy refuses where a request would go: an IP literal in the URL or a
+    /// redirect's `Location`, or every address a name resolved to. Nothing was sent there.
+    #[error("{url}: {host}: address {address} not allowed by the {rule} rule ({})", rule.why())]
+    AddressNotAllowed {
+        /// The redacted URL requested.
+        url: String,
+        /// The host refused, as the URL — or the refused redirect's `Location` — names it.
+        host: String,
+        /// The address refused.
+        address: std::net::IpAddr,
+        /// The rule that refused it.
+        rule: crate::oci::address::AddressRule,
+    },
+
     /// The registry lacks a capability this call needs (e.g. zot's search extension).
     #[error("{url}: registry does not support {what}")]
     Unsupported {
@@ -315,6 +329,7 @@ impl OciError {
             OciError::DigestMismatch { .. } => "DigestMismatch",
             OciError::IncompleteListing { .. } => "IncompleteListing",
             OciError::Unsupported { .. } => "Unsupported",
+            OciError::AddressNotAllowed { .. } => "AddressNotAllowed",
         }
     }
 
@@ -513,6 +528,23 @@ impl Operation {
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What is wrong with a JSON answer and where, without the answer's bytes: serde's messages
+/// quote the values they met (`invalid type: string "…"`), and a registry's answer must not be
+/// reflected into status, Events or logs.
+pub fn json_problem(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Syntax => "is not valid JSON",
+        serde_json::error::Category::Eof => "ends early",
+        serde_json::error::Category::Data => "does not have the expected shape",
+        serde_json::error::Category::Io => "could not be read",
+    };
+    if e.line() == 0 {
+        what.to_string()
+    } else {
+        format!("{what} (line {} column {})", e.line(), e.column())
     }
 }
 

@@ -84,8 +84,8 @@ impl Manifest {
         content_type: Option<String>,
         raw: Vec<u8>,
     ) -> Result<Self, String> {
-        let v: serde_json::Value =
-            serde_json::from_slice(&raw).map_err(|e| format!("manifest is not JSON: {e}"))?;
+        let v: serde_json::Value = serde_json::from_slice(&raw)
+            .map_err(|e| format!("manifest {}", super::error::json_problem(&e)))?;
         if !v.is_object() {
             return Err("manifest is not a JSON object".to_string());
         }
@@ -104,15 +104,15 @@ impl Manifest {
                 }
             });
         let content = if media_types::is_index(&media_type) {
-            let idx: ImageIndex =
-                serde_json::from_value(v).map_err(|e| format!("index does not parse: {e}"))?;
+            let idx: ImageIndex = serde_json::from_value(v)
+                .map_err(|e| format!("index {}", super::error::json_problem(&e)))?;
             ManifestContent::Index(Box::new(idx))
         } else if media_type == media_types::OCI_MANIFEST
             || media_type == media_types::DOCKER_MANIFEST
             || v.get("config").is_some()
         {
-            let m: ImageManifest =
-                serde_json::from_value(v).map_err(|e| format!("manifest does not parse: {e}"))?;
+            let m: ImageManifest = serde_json::from_value(v)
+                .map_err(|e| format!("manifest {}", super::error::json_problem(&e)))?;
             ManifestContent::Image(Box::new(m))
         } else {
             ManifestContent::Other

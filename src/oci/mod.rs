@@ -6,6 +6,7 @@
 //! - [`reference`](mod@reference): repository and tag grammar, full image references;
 //! - [`digest`]: the digest grammar, sha256, and the referrers tag schema's tags;
 //! - [`host`]: registry host names — one primitive and the forms built on it;
+//! - [`address`]: which addresses the client may connect to, judged at connect time;
 //! - [`auth`]: credentials (user/password, docker config, Secret data) and challenges;
 //! - [`transport`]: options, retry policy, `Link` / `Retry-After` parsing, request counters;
 //! - [`manifest`]: manifests and indexes parsed with `oci-spec`;
@@ -15,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod auth;
 pub mod cache;
 mod client;
@@ -27,6 +29,7 @@ pub mod reference;
 pub mod transport;
 pub mod trust;
 
+pub use address::{AddressPolicy, AddressRefused, AddressRule, Resolver};
 pub use auth::{credentials_from_secret_data, Credentials, DockerConfig};
 pub use cache::AgeCache;
 pub use client::{

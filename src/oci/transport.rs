@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rand::Rng as _;
 
+use super::address::{AddressPolicy, Resolver};
 use super::cache::AgeCache;
 use super::error::Operation;
 
@@ -90,6 +91,13 @@ pub struct ClientOptions {
     /// Hosts of Bearer token realms trusted with the Basic credentials beside the registry's
     /// own host and its registrable domain (see [`trust`](super::trust)).
     pub trusted_token_realms: Vec<String>,
+    /// Which addresses may be connected to: judged on IP literals before a request, on every
+    /// redirect, and on every address a name resolves to at connect time. The default allows
+    /// loopback (the binary run by hand); cloud metadata, link-local and unspecified
+    /// addresses are always refused.
+    pub address_policy: AddressPolicy,
+    /// Resolves host names; `None`: the system's resolver. The policy judges what it answers.
+    pub resolver: Option<Arc<dyn Resolver>>,
 }
 
 impl Default for ClientOptions {
@@ -108,6 +116,8 @@ impl Default for ClientOptions {
             user_agent: format!("registry-operator/{}", env!("CARGO_PKG_VERSION")),
             age_cache: None,
             trusted_token_realms: Vec::new(),
+            address_policy: AddressPolicy::default(),
+            resolver: None,
         }
     }
 }
@@ -128,6 +138,8 @@ impl std::fmt::Debug for ClientOptions {
             .field("user_agent", &self.user_agent)
             .field("age_cache", &self.age_cache)
             .field("trusted_token_realms", &self.trusted_token_realms)
+            .field("address_policy", &self.address_policy)
+            .field("resolver", &self.resolver.as_ref().map(|_| "custom"))
             .finish()
     }
 }

@@ -15,6 +15,8 @@
 //!   CRDs, a namespace per test, the chart's ServiceAccount and RBAC with a token, the audit log;
 //! - [`control_plane`]: a control plane of one test's own (for the fault tests: pause, restart)
 //!   and the operator as a process (`registry-operator run`) as the chart's ServiceAccount;
+//! - [`resolver`]: a resolver for the client's address-policy seam that maps test names to
+//!   addresses and records (and keeps on loopback) every connection attempt;
 //! - [`crd_cases`]: objects the CRDs' schema and CEL rules accept or reject, judged offline
 //!   (`tests/crds.rs`) and by the API server (`tests/cluster_api.rs`).
 //!
@@ -44,5 +46,6 @@ pub mod http;
 pub mod planner;
 pub mod proxy;
 pub mod registry;
+pub mod resolver;
 pub mod schema;
 pub mod seed;

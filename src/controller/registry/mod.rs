@@ -11,6 +11,7 @@
 //! [`apply`] (server-side, with owner references), [`health`] and [`status`]; the status
 //! write, timer, metrics and error policy are the shared [`reconcile`](super::reconcile).
 
+pub mod address;
 mod apply;
 pub mod builders;
 mod dereference;

@@ -517,10 +517,8 @@ impl ListingParser {
             At::Value { listing: true } if self.token == b"null" => At::AfterValue,
             At::Value { listing: false } => At::AfterValue,
             At::Skip(d) => At::Skip(d),
-            at => {
-                let t = String::from_utf8_lossy(&self.token).into_owned();
-                return Err(self.bad(format!("unexpected {t:?} ({at:?})")));
-            }
+            // the token is the registry's bytes: say where, not what
+            at => return Err(self.bad(format!("unexpected value ({at:?})"))),
         };
         self.token.clear();
         Ok(())

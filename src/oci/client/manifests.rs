@@ -235,7 +235,7 @@ impl RegistryClient {
             self.invalid_body(
                 Operation::GetBlob,
                 &resp,
-                format!("config is not JSON: {e}"),
+                format!("config {}", crate::oci::error::json_problem(&e)),
             )
         })?;
         let created = c
@@ -262,14 +262,20 @@ impl RegistryClient {
         if resp.status == StatusCode::OK && ct.as_deref() == Some(media_types::OCI_INDEX) {
             let idx: oci_spec::image::ImageIndex =
                 serde_json::from_slice(&resp.body).map_err(|e| {
-                    self.invalid_body(Operation::Referrers, &resp, format!("referrers index: {e}"))
+                    self.invalid_body(
+                        Operation::Referrers,
+                        &resp,
+                        format!("referrers index {}", crate::oci::error::json_problem(&e)),
+                    )
                 })?;
             let mut descriptors = idx.manifests().clone();
             // The API may page its answer with `Link` headers, as tag listings do.
             if let Some(next) = self.next_page(Operation::Referrers, &resp)? {
                 let extract = |body: &[u8]| -> std::result::Result<Vec<String>, String> {
-                    let idx: oci_spec::image::ImageIndex = serde_json::from_slice(body)
-                        .map_err(|e| format!("referrers index: {e}"))?;
+                    let idx: oci_spec::image::ImageIndex =
+                        serde_json::from_slice(body).map_err(|e| {
+                            format!("referrers index {}", crate::oci::error::json_problem(&e))
+                        })?;
                     idx.manifests()
                         .iter()
                         .map(|d| serde_json::to_string(d).map_err(|e| e.to_string()))
@@ -288,7 +294,11 @@ impl RegistryClient {
                     })?;
                 for d in more {
                     descriptors.push(serde_json::from_str(&d).map_err(|e| {
-                        self.invalid_body(Operation::Referrers, &resp, format!("referrer: {e}"))
+                        self.invalid_body(
+                            Operation::Referrers,
+                            &resp,
+                            format!("referrer {}", crate::oci::error::json_problem(&e)),
+                        )
                     })?);
                 }
             }

@@ -18,6 +18,7 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::{OnceCell, Semaphore};
 use url::Url;
 
+use super::address::{AddressPolicy, PolicyResolver, SystemResolver};
 use super::auth::Credentials;
 use super::cache::AgeCache;
 use super::error::{OciError, Operation, Result};
@@ -91,7 +92,9 @@ fn pull_scope(repo: &str) -> String {
 impl RegistryClient {
     /// A client for the registry at `base_url` (`https://reg.example.com`, optionally with a
     /// path prefix before `/v2/`). User info in the URL is used as basic credentials when
-    /// `credentials` is anonymous, and never printed.
+    /// `credentials` is anonymous, and never printed. A URL whose host is an IP literal the
+    /// [`address_policy`](ClientOptions::address_policy) refuses is an
+    /// [`AddressNotAllowed`](OciError::AddressNotAllowed) error.
     pub fn new(base_url: &str, credentials: Credentials, options: ClientOptions) -> Result<Self> {
         let mut base = parse_base_url(base_url)?;
         let mut credentials = credentials;
@@ -103,6 +106,15 @@ impl RegistryClient {
             }
             let _ = base.set_username("");
             let _ = base.set_password(None);
+        }
+        // An IP literal the address policy refuses is refused here, before any request.
+        if let Err(r) = options.address_policy.check_url(&base) {
+            return Err(OciError::AddressNotAllowed {
+                url: redact_url(&base).trim_end_matches('/').to_string(),
+                host: r.host,
+                address: r.address,
+                rule: r.rule,
+            });
         }
         if options.max_concurrency == 0 {
             return Err(OciError::InvalidConfig {
@@ -117,7 +129,14 @@ impl RegistryClient {
             .pool_max_idle_per_host(options.max_concurrency)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::limited(5));
+            .dns_resolver(PolicyResolver::new(
+                options.address_policy,
+                options
+                    .resolver
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(SystemResolver)),
+            ))
+            .redirect(redirect_policy(options.address_policy));
         if let Some(pem) = &options.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
                 OciError::InvalidConfig {
@@ -225,6 +244,24 @@ impl RegistryClient {
             _ => Err(self.status_error(Operation::Ping, &resp)),
         }
     }
+}
+
+/// Redirects followed: at most this many per request.
+const MAX_REDIRECTS: usize = 5;
+
+/// Follows at most [`MAX_REDIRECTS`] redirects, each judged by `policy` before it is followed:
+/// a `Location` with a refused IP literal fails the request (nothing is sent there); a name
+/// goes through the resolver, which judges its addresses.
+fn redirect_policy(policy: AddressPolicy) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        match policy.check_url(attempt.url()) {
+            Err(refused) => attempt.error(refused),
+            Ok(_) => attempt.follow(),
+        }
+    })
 }
 
 /// A registry's base URL, checked and normalised: `http` or `https` with a host; query and

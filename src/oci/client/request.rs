@@ -82,10 +82,18 @@ struct ErrorEntry {
     code: Option<String>,
 }
 
+/// The distribution error code of an answer; only a code as the spec writes them
+/// (`NAME_UNKNOWN`: capitals, digits, `_`, at most 64) is kept, nothing else of the body.
 pub(super) fn error_code(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.errors.into_iter().find_map(|e| e.code).or(b.code))
+        .filter(|c| {
+            !c.is_empty()
+                && c.len() <= 64
+                && c.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
 }
 
 /// Where a streamed body goes, chunk by chunk, instead of a capped buffer (listings, whose
@@ -152,6 +160,7 @@ impl RegistryClient {
             .map_err(|_| OciError::InvalidConfig {
                 message: "client is shut down".to_string(),
             })?;
+        self.check_address(&req.url)?;
         let policy = &inner.options.retry;
         let redacted = || redact_url(&req.url);
         let mut attempts: u32 = 0;
@@ -177,7 +186,12 @@ impl RegistryClient {
             }
             tracing::trace!(op = %req.op, method = %req.method, url = %redacted(), attempt = attempts, "request");
             let failure = match rb.send().await {
-                Err(e) => transport_message(&e),
+                Err(e) => {
+                    if let Some(refused) = address_refused(&e, &req.url) {
+                        return Err(refused);
+                    }
+                    transport_message(&e)
+                }
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
@@ -288,6 +302,20 @@ impl RegistryClient {
         }
     }
 
+    /// Refuses a URL whose host is an IP literal the address policy refuses, before anything
+    /// is sent (reqwest does not resolve literals, so the resolver never sees them).
+    pub(super) fn check_address(&self, url: &Url) -> Result<()> {
+        match self.inner.options.address_policy.check_url(url) {
+            Ok(_) => Ok(()),
+            Err(r) => Err(OciError::AddressNotAllowed {
+                url: redact_url(url),
+                host: r.host,
+                address: r.address,
+                rule: r.rule,
+            }),
+        }
+    }
+
     pub(super) fn status_error(&self, op: Operation, resp: &Resp) -> OciError {
         let url = redact_url(&resp.url);
         let code = error_code(&resp.body);
@@ -359,6 +387,18 @@ fn insufficient_scope(headers: &HeaderMap) -> bool {
         .any(|c| c.scheme == "bearer" && c.param("error") == Some("insufficient_scope"))
 }
 
+/// The address policy's refusal inside a transport error (from the resolver, or from the
+/// redirect policy refusing a `Location`), as the error the caller gets: never retried.
+pub(super) fn address_refused(e: &reqwest::Error, requested: &Url) -> Option<OciError> {
+    let refused = crate::oci::address::find_refusal(e)?;
+    Some(OciError::AddressNotAllowed {
+        url: redact_url(e.url().unwrap_or(requested)),
+        host: refused.host.clone(),
+        address: refused.address,
+        rule: refused.rule,
+    })
+}
+
 pub(super) fn transport_message(e: &reqwest::Error) -> String {
     // reqwest's Display includes the URL, which may hold a signed query: build the message
     // from the error's kind and its causes instead.
@@ -427,5 +467,10 @@ mod tests {
         let zot = br#"{"code":"UNAUTHORIZED","message":"authentication required","detail":{"description":"The access controller was unable to authenticate the client."}}"#;
         assert_eq!(error_code(zot).as_deref(), Some("UNAUTHORIZED"));
         assert_eq!(error_code(b"not json"), None);
+        // a code that is not one (free text, markup) is not carried into messages
+        assert_eq!(
+            error_code(br#"{"errors":[{"code":"<script>alert(1)</script>"}]}"#),
+            None
+        );
     }
 }

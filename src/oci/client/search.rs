@@ -173,7 +173,11 @@ impl RegistryClient {
                 return Err(self.status_error(Operation::Search, &resp));
             }
             let page: SearchResponse = serde_json::from_slice(&resp.body).map_err(|e| {
-                self.invalid_body(Operation::Search, &resp, format!("search answer: {e}"))
+                self.invalid_body(
+                    Operation::Search,
+                    &resp,
+                    format!("search answer {}", crate::oci::error::json_problem(&e)),
+                )
             })?;
             if let Some(e) = page.errors.as_ref().and_then(|e| e.first()) {
                 return Err(self.invalid_body(

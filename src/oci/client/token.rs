@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
 use url::Url;
 
-use super::request::{read_capped, transport_message, ReadError, Req};
+use super::request::{address_refused, read_capped, transport_message, ReadError, Req};
 use super::{lock, RegistryClient};
 use crate::oci::auth::{parse_challenges, TokenResponse};
 use crate::oci::error::{OciError, Operation, Result};
@@ -169,6 +169,7 @@ impl RegistryClient {
             message,
         };
         let err = |message: String| err_status(None, message);
+        self.check_address(&url)?;
         let mut rb = self.inner.http.get(url.clone());
         if realm.with_credentials {
             if let Some(h) = self.inner.credentials.basic_header() {
@@ -177,7 +178,10 @@ impl RegistryClient {
         }
         self.inner.counters.count(Operation::Token);
         tracing::debug!(url = %redact_url(&url), "requesting bearer token");
-        let resp = rb.send().await.map_err(|e| err(transport_message(&e)))?;
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| address_refused(&e, &url).unwrap_or_else(|| err(transport_message(&e))))?;
         let status = resp.status();
         let body = match read_capped(resp, self.inner.options.max_body_bytes, false).await {
             Ok(b) => b,
