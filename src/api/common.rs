@@ -78,6 +78,15 @@ pub mod condition {
         /// The registry knows the account and refuses it what was asked (403): the catalog,
         /// a repository, a deletion.
         PermissionDenied,
+        /// The operator's lockdown does not allow the Registry's image (`--allowed-image`).
+        ImageNotAllowed,
+        /// The operator's lockdown does not allow skipping TLS verification.
+        InsecureTlsNotAllowed,
+        /// The operator's lockdown does not allow credentials over plain http to a host
+        /// outside the cluster.
+        PlainHttpCredentialsNotAllowed,
+        /// A Secret the Registry names lacks the label the operator's lockdown requires.
+        SecretNotAllowed,
     }
 
     impl Reason {
@@ -109,6 +118,10 @@ pub mod condition {
                 Reason::CredentialsRejected => "CredentialsRejected",
                 Reason::CredentialsRequired => "CredentialsRequired",
                 Reason::PermissionDenied => "PermissionDenied",
+                Reason::ImageNotAllowed => "ImageNotAllowed",
+                Reason::InsecureTlsNotAllowed => "InsecureTLSNotAllowed",
+                Reason::PlainHttpCredentialsNotAllowed => "PlainHTTPCredentialsNotAllowed",
+                Reason::SecretNotAllowed => "SecretNotAllowed",
             }
         }
     }

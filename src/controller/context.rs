@@ -7,6 +7,7 @@ use std::time::Duration;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
 
+use super::lockdown::Lockdown;
 use super::metrics::Metrics;
 use crate::oci::{AgeCache, ClientOptions};
 
@@ -34,6 +35,8 @@ pub struct Settings {
     /// least 2). The leader renews it a third of that before it runs out, and the deletion
     /// fence takes an unanswered read of it after a third of it as a no.
     pub leader_lease_duration: Duration,
+    /// What Registries may ask of the operator (`--allowed-image`, `--secret-label`, …).
+    pub lockdown: Lockdown,
 }
 
 impl Default for Settings {
@@ -49,6 +52,7 @@ impl Default for Settings {
                 ..ClientOptions::default()
             },
             leader_lease_duration: DEFAULT_LEASE_DURATION,
+            lockdown: Lockdown::default(),
         }
     }
 }

@@ -67,6 +67,11 @@ pub enum ControllerError {
         /// For people: which Registry, which Secret and key, what was refused, what to do.
         message: String,
     },
+    /// The operator's lockdown refuses what the Registry asks for (an image, insecure TLS,
+    /// plain-http credentials, an unlabelled Secret): only a change of the spec or of the
+    /// operator's flags helps.
+    #[error(transparent)]
+    NotAllowed(#[from] crate::controller::lockdown::Refusal),
     /// The Kubernetes API failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -95,6 +100,7 @@ impl ControllerError {
             },
             ControllerError::Denied { denial, .. } => reason_of_denial(*denial),
             ControllerError::Rejected { .. } => Reason::ApplyRejected,
+            ControllerError::NotAllowed(r) => r.reason(),
             ControllerError::Kube(_) => Reason::KubeApiError,
             ControllerError::Serialize(_) => Reason::InternalError,
         }
@@ -127,6 +133,7 @@ impl ControllerError {
             ControllerError::InvalidSpec(_)
                 | ControllerError::SecretInvalid { .. }
                 | ControllerError::Rejected { .. }
+                | ControllerError::NotAllowed(_)
         ) || self.denial().is_some()
     }
 }
