@@ -243,7 +243,7 @@ async fn a_registry_editor_gets_no_foreign_image_and_no_unlabelled_secret_under_
         ),
         (
             "insecure",
-            json!({"external": {"url": "https://127.0.0.1:1", "insecureSkipTLSVerify": true}}),
+            json!({"external": {"url": "https://127.0.0.1:1", "insecureSkipTlsVerify": true}}),
         ),
     ] {
         regs.create(&PostParams::default(), &registry(name, spec))

@@ -60,7 +60,7 @@ pub struct RunArgs {
     /// Any other `spec.image` is refused (`ImageNotAllowed`) and nothing is applied.
     #[arg(long = "allowed-image", value_name = "PATTERN", value_parser = ImagePattern::parse)]
     pub allowed_images: Vec<ImagePattern>,
-    /// Lockdown: honour `spec.external.insecureSkipTLSVerify: true`; without it such a
+    /// Lockdown: honour `spec.external.insecureSkipTlsVerify: true`; without it such a
     /// Registry is refused (`InsecureTLSNotAllowed`).
     #[arg(long)]
     pub allow_insecure_skip_tls_verify: bool,

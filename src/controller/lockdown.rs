@@ -3,7 +3,7 @@
 //! create a Registry in a namespace gets a registry, not a Pod with any image and every Secret.
 //!
 //! - `--allowed-image PATTERN`: the images a managed Registry may run ([`ImagePattern`]);
-//! - `--allow-insecure-skip-tls-verify`: `spec.external.insecureSkipTLSVerify: true`;
+//! - `--allow-insecure-skip-tls-verify`: `spec.external.insecureSkipTlsVerify: true`;
 //! - `--allow-plain-http-credentials`: credentials over plain `http://` to a host outside the
 //!   cluster ([`is_inside_cluster`]);
 //! - `--secret-label KEY[=VALUE]`: the label every Secret a Registry names must carry.
@@ -27,7 +27,7 @@ use crate::oci::ImageReference;
 pub struct Lockdown {
     /// Images a managed Registry may run; empty allows any.
     pub allowed_images: Vec<ImagePattern>,
-    /// Whether `spec.external.insecureSkipTLSVerify: true` is honoured.
+    /// Whether `spec.external.insecureSkipTlsVerify: true` is honoured.
     pub allow_insecure_skip_tls_verify: bool,
     /// Whether credentials may go over plain http to a host outside the cluster.
     pub allow_plain_http_credentials: bool,
@@ -183,8 +183,8 @@ pub enum Refusal {
         /// The allowed patterns.
         allowed: Vec<String>,
     },
-    /// `insecureSkipTLSVerify: true` without `--allow-insecure-skip-tls-verify`.
-    #[error("spec.external.insecureSkipTLSVerify for {url} is not allowed by the operator (--allow-insecure-skip-tls-verify, chart value lockdown.allowInsecureSkipTLSVerify, is off): trust the registry's CA with spec.external.caSecretRef instead")]
+    /// `insecureSkipTlsVerify: true` without `--allow-insecure-skip-tls-verify`.
+    #[error("spec.external.insecureSkipTlsVerify for {url} is not allowed by the operator (--allow-insecure-skip-tls-verify, chart value lockdown.allowInsecureSkipTLSVerify, is off): trust the registry's CA with spec.external.caSecretRef instead")]
     InsecureTlsNotAllowed {
         /// The registry's URL.
         url: String,
