@@ -503,3 +503,73 @@ async fn the_charts_default_roles_keep_cluster_policy_write_from_edit_and_admin_
         let _ = roles.delete(&r, &DeleteParams::default()).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_on_a_registry_the_lockdown_refuses_stalls_with_its_reason_and_sends_nothing() {
+    use registry_operator::api::RetentionPolicy;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // A listener on loopback that counts every connection: the registry the Registry names.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let cluster = Cluster::connect().await;
+    cluster.install_crds().await;
+    let ns = cluster.namespace("lockdown-policy").await;
+    // The binary's defaults: insecure TLS is refused without --allow-insecure-skip-tls-verify.
+    let operator = cluster.start_operator(&ns).await;
+    let client = cluster.client.clone();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &object(json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
+                "metadata": {"name": "robot"}, "stringData": {"username": "robot", "password": "pw"}})),
+        )
+        .await
+        .unwrap();
+    let regs: Api<Registry> = Api::namespaced(client.clone(), &ns);
+    regs.create(
+        &PostParams::default(),
+        &object(
+            json!({"apiVersion": "registry-operator.dev/v1alpha1", "kind": "Registry",
+            "metadata": {"name": "skip"}, "spec": {"external": {
+                "url": format!("https://127.0.0.1:{port}"), "insecureSkipTlsVerify": true,
+                "credentialsSecretRef": {"name": "robot"}}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let rps: Api<RetentionPolicy> = Api::namespaced(client.clone(), &ns);
+    rps.create(
+        &PostParams::default(),
+        &object(json!({"apiVersion": "registry-operator.dev/v1alpha1", "kind": "RetentionPolicy",
+            "metadata": {"name": "prune"}, "spec": {"registryRef": {"name": "skip"}, "mode": "Enforce",
+            "repositories": {"include": ["app/**"]}, "keep": [{"mostRecent": 1}]}})),
+    )
+    .await
+    .unwrap();
+    refused(&regs, "skip", "InsecureTLSNotAllowed").await;
+    let message = wait_for("the policy: Ready=False/InsecureTLSNotAllowed", || async {
+        let p = rps.get("prune").await.ok()?;
+        let ready = condition(&p, "Ready")?;
+        (ready.status == "False" && ready.reason == "InsecureTLSNotAllowed")
+            .then_some(ready.message)
+    })
+    .await;
+    assert!(message.contains("insecureSkipTlsVerify"), "{message}");
+    // Several health intervals later, still not one connection to the registry.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the operator connected"
+    );
+    operator.stop(&cluster).await;
+}
