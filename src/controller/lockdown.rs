@@ -688,6 +688,57 @@ mod tests {
         );
     }
 
+    /// Every property of the Registry schema that names a Secret (`*SecretRef`, and `tls`),
+    /// as `spec.auth.bearer.oidc[].caSecretRef`.
+    fn schema_secret_fields() -> Vec<String> {
+        fn walk(schema: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+            if let Some(props) = schema["properties"].as_object() {
+                for (k, v) in props {
+                    let here = format!("{path}.{k}");
+                    if k.ends_with("SecretRef") || here == "spec.tls" {
+                        out.push(here.clone());
+                    }
+                    walk(v, &here, out);
+                }
+            }
+            if schema["items"].is_object() {
+                walk(&schema["items"], &format!("{path}[]"), out);
+            }
+        }
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(crate::api::Registry::crd()).unwrap();
+        let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let mut out = Vec::new();
+        walk(root, "spec", &mut out);
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn every_secret_field_of_the_schema_is_asked_about() {
+        let rest: RegistrySpec = serde_json::from_value(serde_json::json!({
+            "external": {"url": "https://r.example", "credentialsSecretRef": {"name": "ec"},
+                         "caSecretRef": {"name": "eca"}},
+            "auth": {
+                "operatorCredentialsSecretRef": {"name": "op"},
+                "bearer": {"realm": "https://a.example", "service": "s", "certSecretRef": {"name": "bc"},
+                           "oidc": [{"issuer": "https://i.example", "audiences": ["a"], "caSecretRef": {"name": "oc"}}]},
+                "ldap": {"address": "l", "baseDN": "dc=x", "userAttribute": "uid", "caSecretRef": {"name": "lca"}},
+                "openid": {"providers": [{"kind": "oidc", "issuer": "https://i.example", "scopes": ["openid"],
+                                          "credentialsSecretRef": {"name": "oid"}}]}
+            }
+        }))
+        .unwrap();
+        let mut asked: Vec<String> = secret_uses(&many_secrets())
+            .into_iter()
+            .chain(secret_uses(&rest))
+            .map(|u| u.field.replace("[0]", "[]"))
+            .collect();
+        asked.sort();
+        asked.dedup();
+        assert_eq!(asked, schema_secret_fields());
+    }
+
     #[test]
     fn a_secret_without_the_label_is_refused_by_name_and_field() {
         let l = Lockdown {
