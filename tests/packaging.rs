@@ -720,3 +720,157 @@ fn the_dockerfile_copies_what_cargo_needs_before_its_first_cargo_run() {
         }
     }
 }
+
+/// The operator container's arguments in a rendered chart.
+fn operator_args(objects: &[Value]) -> Vec<String> {
+    let deploy = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("a Deployment");
+    deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("container args")
+        .iter()
+        .map(|a| a.as_str().expect("a string argument").to_string())
+        .collect()
+}
+
+/// The operator's settings as `registry-operator` parses the arguments the chart renders.
+fn settings_of(objects: &[Value]) -> registry_operator::controller::context::Settings {
+    use clap::Parser;
+    use registry_operator::cli::{Cli, Command};
+    let argv = std::iter::once("registry-operator".to_string()).chain(operator_args(objects));
+    match Cli::try_parse_from(argv) {
+        Ok(Cli {
+            command: Command::Run(args),
+        }) => args.settings(),
+        Ok(other) => panic!("the chart runs {other:?}, not `run`"),
+        Err(e) => panic!("the operator refuses the chart's arguments: {e}"),
+    }
+}
+
+#[test]
+fn by_default_the_chart_lets_managed_registries_run_only_the_official_zot_images() {
+    use registry_operator::controller::lockdown::OFFICIAL_ZOT_IMAGES;
+    use registry_operator::controller::registry::builders::DEFAULT_IMAGE_REPOSITORY;
+    let objects = docs(&helm_template(&[]));
+    let lockdown = settings_of(&objects).lockdown;
+    let allowed: Vec<&str> = lockdown.allowed_images.iter().map(|p| p.as_str()).collect();
+    assert_eq!(allowed, OFFICIAL_ZOT_IMAGES);
+    // What the operator runs when spec.image is unset, and the official variants.
+    lockdown
+        .check_image(&format!("{DEFAULT_IMAGE_REPOSITORY}:v2.1.20"))
+        .unwrap();
+    for repo in OFFICIAL_ZOT_IMAGES {
+        lockdown.check_image(&format!("{repo}:v2.1.20")).unwrap();
+    }
+    for foreign in [
+        "docker.io/library/busybox:latest",
+        "ghcr.io/project-zot/zot-evil:v2.1.20",
+        "zot:v2.1.20",
+    ] {
+        assert!(lockdown.check_image(foreign).is_err(), "{foreign}");
+    }
+    assert!(!lockdown.allow_insecure_skip_tls_verify);
+    assert!(!lockdown.allow_plain_http_credentials);
+    assert!(lockdown.secret_label.is_none());
+}
+
+#[test]
+fn the_lockdown_values_render_the_operator_flags() {
+    let objects = docs(&helm_template(&[
+        "--set",
+        "lockdown.allowedImages={registry.corp.example/mirror/,ghcr.io/project-zot/zot:v2.1.*}",
+        "--set",
+        "lockdown.allowInsecureSkipTLSVerify=true",
+        "--set",
+        "lockdown.allowPlainHttpCredentials=true",
+        "--set",
+        "lockdown.secretLabel=registry-operator.dev/usable=true",
+    ]));
+    let args = operator_args(&objects);
+    for want in [
+        "--allowed-image=registry.corp.example/mirror/",
+        "--allowed-image=ghcr.io/project-zot/zot:v2.1.*",
+        "--allow-insecure-skip-tls-verify",
+        "--allow-plain-http-credentials",
+        "--secret-label=registry-operator.dev/usable=true",
+    ] {
+        assert!(args.iter().any(|a| a == want), "{want} not in {args:?}");
+    }
+    let lockdown = settings_of(&objects).lockdown;
+    lockdown
+        .check_image("registry.corp.example/mirror/zot:v2.1.20")
+        .unwrap();
+    assert!(lockdown
+        .check_image("ghcr.io/project-zot/zot-minimal:v2.1.20")
+        .is_err());
+    assert!(lockdown.allow_insecure_skip_tls_verify && lockdown.allow_plain_http_credentials);
+    assert_eq!(
+        lockdown.secret_label.map(|l| l.to_string()).as_deref(),
+        Some("registry-operator.dev/usable=true")
+    );
+    // An empty list allows any image; a malformed label is refused by the schema.
+    let open = docs(&helm_template(&["--set", "lockdown.allowedImages=null"]));
+    assert!(settings_of(&open).lockdown.allowed_images.is_empty());
+    let (ok, _, err) = run(Command::new(tool("helm"))
+        .args(["template", "ro", "charts/registry-operator"])
+        .args(["--set", "lockdown.secretLabel=bad label"])
+        .current_dir(root()));
+    assert!(!ok, "a label with a space was accepted");
+    assert!(err.contains("secretLabel"), "{err}");
+}
+
+/// The verbs each ClusterRole aggregated into `role` (edit, admin, view) grants on `resource`.
+fn aggregated_verbs(objects: &[Value], role: &str, resource: &str) -> Vec<String> {
+    let label = format!("rbac.authorization.k8s.io/aggregate-to-{role}");
+    let mut verbs: Vec<String> = objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole" && o["metadata"]["labels"][&label] == "true")
+        .flat_map(|o| o["rules"].as_array().cloned().unwrap_or_default())
+        .filter(|r| {
+            r["resources"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|x| x == resource))
+        })
+        .flat_map(|r| r["verbs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    verbs.sort();
+    verbs.dedup();
+    verbs
+}
+
+#[test]
+fn edit_and_admin_get_no_write_on_cluster_retention_policies_unless_the_admin_opts_in() {
+    let objects = docs(&helm_template(&[]));
+    for role in ["edit", "admin"] {
+        assert_eq!(
+            aggregated_verbs(&objects, role, "clusterretentionpolicies"),
+            Vec::<String>::new(),
+            "{role}"
+        );
+        assert!(aggregated_verbs(&objects, role, "registries").contains(&"create".to_string()));
+        assert!(
+            aggregated_verbs(&objects, role, "retentionpolicies").contains(&"patch".to_string())
+        );
+    }
+    assert_eq!(
+        aggregated_verbs(&objects, "view", "clusterretentionpolicies"),
+        ["get", "list", "watch"]
+    );
+    // The role to bind for people who write them exists, unaggregated.
+    let writer = cluster_role_rules(&objects, "-clusterretentionpolicy-editor");
+    assert!(writer.to_string().contains("\"create\""), "{writer}");
+    let opted = docs(&helm_template(&[
+        "--set",
+        "rbac.aggregateClusterRetentionPolicyWrite=true",
+    ]));
+    for role in ["edit", "admin"] {
+        assert!(
+            aggregated_verbs(&opted, role, "clusterretentionpolicies")
+                .contains(&"create".to_string()),
+            "{role}"
+        );
+    }
+}

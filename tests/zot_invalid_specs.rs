@@ -176,3 +176,58 @@ fn a_name_that_would_clash_with_another_registrys_headless_service_is_rejected()
         ["metadata.name: \"main-headless\" must not end in -headless: the headless Service of the Registry named \"main\" has that name"]
     );
 }
+
+#[test]
+fn a_secret_in_the_config_is_refused_by_key_with_the_secret_field_to_use_and_never_quoted() {
+    let v20 = "version: v2.1.20\n";
+    let cases = [
+        (
+            "s3 secret key in the raw config",
+            format!("{v20}{S3_REDIS}config:\n  storage:\n    storageDriver:\n      secretkey: hunter2\n"),
+            "config.storage.storageDriver.secretkey: is a secret, which would be stored in the ConfigMap in plain text: set spec.storage.s3.credentialsSecretRef",
+        ),
+        (
+            "s3 access key in the raw config, any case",
+            format!("{v20}{S3_REDIS}config:\n  storage:\n    storageDriver:\n      accessKey: hunter2\n"),
+            "config.storage.storageDriver.accessKey: is a secret, which would be stored in the ConfigMap in plain text: set spec.storage.s3.credentialsSecretRef",
+        ),
+        (
+            "redis cache password in the raw config",
+            format!("{v20}{S3_REDIS}config:\n  storage:\n    cacheDriver:\n      password: hunter2\n"),
+            "config.storage.cacheDriver.password: is a secret, which would be stored in the ConfigMap in plain text: no spec field takes a cache or session store password from a Secret yet",
+        ),
+        (
+            "ldap bind password in the raw config",
+            format!("{v20}config:\n  http:\n    auth:\n      ldap:\n        bindPassword: hunter2\n"),
+            "config.http.auth.ldap.bindPassword: is a secret, which would be stored in the ConfigMap in plain text: set spec.auth.ldap.credentialsSecretRef",
+        ),
+        (
+            "sync upstream URL with a password in the raw config",
+            format!("{v20}config:\n  extensions:\n    sync:\n      registries:\n        - urls: [\"https://mirror:hunter2@mirror.example\"]\n          onDemand: true\n"),
+            "config.extensions.sync.registries[0].urls[0]: is a URL with a password, which would be stored in the ConfigMap in plain text: set spec.sync.credentialsSecretRef",
+        ),
+        (
+            "redis cache URL with a password in the typed field",
+            format!("{v20}storage:\n  s3:\n    bucket: zot-images\n    region: us-east-1\n    cache:\n      redis:\n        url: redis://:hunter2@redis:6379\n"),
+            "storage.cacheDriver.url: is a URL with a password, which would be stored in the ConfigMap in plain text",
+        ),
+    ];
+    for (case, spec, expected) in &cases {
+        let problems = match render_manifest(&manifest("reg", spec), None) {
+            Ok(_) => panic!("{case}: rendered although the config carries a secret"),
+            Err(problems) => problems,
+        };
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "{case}: expected a problem starting with {expected:?}, got {problems:#?}"
+        );
+        assert!(
+            problems.iter().all(|p| !p.contains("hunter2")),
+            "{case}: a problem quotes the secret: {problems:#?}"
+        );
+    }
+    // The same settings without a secret value render.
+    let fine =
+        format!("{v20}{S3_REDIS}config:\n  storage:\n    storageDriver:\n      secure: true\n");
+    assert!(render_manifest(&manifest("reg", &fine), None).is_ok());
+}

@@ -87,6 +87,15 @@ pub mod condition {
         /// The Registry's URL points where the operator may not connect (a cloud metadata or
         /// link-local address, loopback when not allowed, another namespace's Service).
         AddressNotAllowed,
+        /// The operator's lockdown does not allow the Registry's image (`--allowed-image`).
+        ImageNotAllowed,
+        /// The operator's lockdown does not allow skipping TLS verification.
+        InsecureTlsNotAllowed,
+        /// The operator's lockdown does not allow credentials over plain http to a host
+        /// outside the cluster.
+        PlainHttpCredentialsNotAllowed,
+        /// A Secret the Registry names lacks the label the operator's lockdown requires.
+        SecretNotAllowed,
     }
 
     impl Reason {
@@ -121,6 +130,10 @@ pub mod condition {
                 Reason::UntrustedTokenRealm => "UntrustedTokenRealm",
                 Reason::CredentialsNotRequested => "CredentialsNotRequested",
                 Reason::AddressNotAllowed => "AddressNotAllowed",
+                Reason::ImageNotAllowed => "ImageNotAllowed",
+                Reason::InsecureTlsNotAllowed => "InsecureTLSNotAllowed",
+                Reason::PlainHttpCredentialsNotAllowed => "PlainHTTPCredentialsNotAllowed",
+                Reason::SecretNotAllowed => "SecretNotAllowed",
             }
         }
     }

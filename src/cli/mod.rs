@@ -9,7 +9,7 @@ mod dev;
 mod registry;
 pub mod render;
 pub mod retention;
-mod run;
+pub mod run;
 mod strict;
 
 use std::process::ExitCode;

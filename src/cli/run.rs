@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::controller::context::{parse_cluster_domain, Settings, DEFAULT_CLUSTER_DOMAIN};
+use crate::controller::lockdown::{ImagePattern, Lockdown, SecretLabel};
 use crate::controller::operator::{self, OperatorConfig};
 use crate::controller::runtime::{init_tracing, LeaderElection, LogFormat};
 
@@ -64,6 +65,54 @@ pub struct RunArgs {
     /// Services are refused.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub allow_cross_namespace_services: bool,
+    /// Lockdown: an image a managed Registry may run (repeatable). `host/path` allows that
+    /// repository with any tag, `host/path/` every repository below it, `host/path:tag` or
+    /// `host/path@sha256:…` only that tag or digest; `*`, `**`, `?` are globs. Unset: any image.
+    /// Any other `spec.image` is refused (`ImageNotAllowed`) and nothing is applied.
+    #[arg(long = "allowed-image", value_name = "PATTERN", value_parser = ImagePattern::parse)]
+    pub allowed_images: Vec<ImagePattern>,
+    /// Lockdown: honour `spec.external.insecureSkipTlsVerify: true`; without it such a
+    /// Registry is refused (`InsecureTLSNotAllowed`).
+    #[arg(long)]
+    pub allow_insecure_skip_tls_verify: bool,
+    /// Lockdown: let the operator send a Registry's credentials over plain http to a host
+    /// outside the cluster (loopback addresses and `<service>.<namespace>.svc` names are
+    /// inside); without it such a Registry is refused (`PlainHTTPCredentialsNotAllowed`).
+    #[arg(long)]
+    pub allow_plain_http_credentials: bool,
+    /// Lockdown: every Secret a Registry names must carry this label (`KEY` with any value, or
+    /// `KEY=VALUE`); otherwise the Registry is refused (`SecretNotAllowed`) and the Secret is
+    /// not read. Unset: any Secret of the Registry's namespace.
+    #[arg(long, value_name = "KEY[=VALUE]", value_parser = SecretLabel::parse)]
+    pub secret_label: Option<SecretLabel>,
+}
+
+impl RunArgs {
+    /// The reconcilers' settings these flags ask for.
+    pub fn settings(&self) -> Settings {
+        let defaults = Settings::default();
+        Settings {
+            registry_client: crate::oci::ClientOptions {
+                address_policy: crate::oci::AddressPolicy {
+                    allow_loopback: self.allow_loopback_registries,
+                },
+                ..defaults.registry_client.clone()
+            },
+            allow_cross_namespace_services: self.allow_cross_namespace_services,
+            health_interval: std::time::Duration::from_secs(self.health_interval_seconds.max(5)),
+            cluster_domain: self.cluster_domain.clone(),
+            leader_lease_duration: std::time::Duration::from_secs(
+                self.leader_election_lease_duration_seconds,
+            ),
+            lockdown: Lockdown {
+                allowed_images: self.allowed_images.clone(),
+                allow_insecure_skip_tls_verify: self.allow_insecure_skip_tls_verify,
+                allow_plain_http_credentials: self.allow_plain_http_credentials,
+                secret_label: self.secret_label.clone(),
+            },
+            ..defaults
+        }
+    }
 }
 
 /// Runs the operator until SIGTERM.
@@ -94,18 +143,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         } else {
             None
         };
-        let defaults = Settings::default();
-        let settings = Settings {
-            registry_client: crate::oci::ClientOptions {
-                address_policy: crate::oci::AddressPolicy { allow_loopback: args.allow_loopback_registries },
-                ..defaults.registry_client.clone()
-            },
-            allow_cross_namespace_services: args.allow_cross_namespace_services,
-            health_interval: std::time::Duration::from_secs(args.health_interval_seconds.max(5)),
-            cluster_domain: args.cluster_domain.clone(),
-            leader_lease_duration: std::time::Duration::from_secs(args.leader_election_lease_duration_seconds),
-            ..defaults
-        };
+        let settings = args.settings();
         let config = OperatorConfig { http_listen: args.http_listen, leader_election, watch_namespaces: args.watch_namespaces, settings };
         let (shutdown, _tx) = operator::shutdown_signal();
         match operator::run(client, config, shutdown).await {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
 
+use super::lockdown::Lockdown;
 use super::metrics::Metrics;
 use crate::oci::{AgeCache, ClientOptions};
 
@@ -38,6 +39,8 @@ pub struct Settings {
     /// (`--allow-cross-namespace-services`). The address policy itself is
     /// `registry_client.address_policy`.
     pub allow_cross_namespace_services: bool,
+    /// What Registries may ask of the operator (`--allowed-image`, `--secret-label`, …).
+    pub lockdown: Lockdown,
 }
 
 impl Default for Settings {
@@ -54,6 +57,7 @@ impl Default for Settings {
             },
             leader_lease_duration: DEFAULT_LEASE_DURATION,
             allow_cross_namespace_services: false,
+            lockdown: Lockdown::default(),
         }
     }
 }

@@ -77,6 +77,11 @@ pub enum ControllerError {
         /// Which rule refused what.
         refused: crate::controller::registry::address::UrlRefused,
     },
+    /// The operator's lockdown refuses what the Registry asks for (an image, insecure TLS,
+    /// plain-http credentials, an unlabelled Secret): only a change of the spec or of the
+    /// operator's flags helps.
+    #[error(transparent)]
+    NotAllowed(#[from] crate::controller::lockdown::Refusal),
     /// The Kubernetes API failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -107,6 +112,7 @@ impl ControllerError {
             },
             ControllerError::Denied { denial, .. } => reason_of_denial(*denial),
             ControllerError::Rejected { .. } => Reason::ApplyRejected,
+            ControllerError::NotAllowed(r) => r.reason(),
             ControllerError::Kube(_) => Reason::KubeApiError,
             ControllerError::Serialize(_) => Reason::InternalError,
         }
@@ -142,6 +148,7 @@ impl ControllerError {
                 | ControllerError::Rejected { .. }
                 | ControllerError::AddressNotAllowed { .. }
                 | ControllerError::Registry(OciError::AddressNotAllowed { .. })
+                | ControllerError::NotAllowed(_)
         ) || self.denial().is_some()
     }
 }

@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod error;
 pub mod http;
 pub mod inuse;
+pub mod lockdown;
 pub mod metrics;
 pub mod operator;
 pub mod policy;

@@ -238,7 +238,9 @@ pub fn credentials_secret(registry: &Registry) -> Option<&crate::api::common::Se
     }
 }
 
-/// [`resolve`] with the operator's client, registry client options and cluster domain.
+/// [`resolve`] with the operator's client, registry client options and cluster domain, once
+/// the operator's lockdown admits the Registry (a policy naming a refused Registry gets the
+/// refusal, and nothing is sent to it).
 pub async fn resolve_with(ctx: &Context, registry: &Registry) -> Result<Target, ControllerError> {
     // Where an external URL points is judged before any Secret is read or anything contacted.
     if let Some(ext) = &registry.spec.external {
@@ -254,6 +256,7 @@ pub async fn resolve_with(ctx: &Context, registry: &Registry) -> Result<Target, 
             refused,
         })?;
     }
+    super::registry::dereference::admit(ctx, registry).await?;
     resolve(
         &ctx.client,
         registry,

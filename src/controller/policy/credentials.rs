@@ -5,6 +5,7 @@
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::ResourceExt;
 
@@ -34,15 +35,14 @@ pub fn refused(status: Option<&RetentionPolicyStatus>) -> bool {
 
 /// When a Secret was last written: its newest managed-fields entry (the API server stamps
 /// one on every create, update and apply), else its creation.
-fn changed_at(secret: &Secret) -> Option<Timestamp> {
+fn changed_at(secret: &ObjectMeta) -> Option<Timestamp> {
     let written = secret
-        .metadata
         .managed_fields
         .iter()
         .flatten()
         .filter_map(|f| f.time.as_ref().map(|t| t.0))
         .max();
-    written.or_else(|| secret.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    written.or_else(|| secret.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 /// Whether the last run was refused and a credentials Secret of the policy's registries was
@@ -67,8 +67,8 @@ pub(super) async fn changed_since_refusal(view: &PolicyView, ctx: &Context) -> b
             ctx.client.clone(),
             &registry.namespace().unwrap_or_default(),
         );
-        if let Ok(Some(s)) = api.get_opt(&secret.name).await {
-            if changed_at(&s).is_some_and(|t| t >= since) {
+        if let Ok(Some(s)) = api.get_metadata_opt(&secret.name).await {
+            if changed_at(&s.metadata).is_some_and(|t| t >= since) {
                 return true;
             }
         }

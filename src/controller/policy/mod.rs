@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, reflector, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -194,7 +194,7 @@ pub async fn run_namespaced(
     shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let client = pctx.ctx.client.clone();
-    let (api, secrets): (Api<RetentionPolicy>, Api<Secret>) = match &namespace {
+    let (api, secrets): (Api<RetentionPolicy>, Api<PartialObjectMeta<Secret>>) = match &namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
             Api::namespaced(client.clone(), ns),
@@ -208,10 +208,11 @@ pub async fn run_namespaced(
         // A Secret changed: a policy the registry refused in that namespace looks again (its
         // reconcile runs it when one of its registries' credentials Secrets is newer than
         // the refused run).
+        // Only the Secrets' metadata is watched: the namespace says which policies to look at.
         .watches(
             secrets,
             watcher::Config::default(),
-            move |secret: Secret| {
+            move |secret: PartialObjectMeta<Secret>| {
                 let ns = secret.namespace();
                 store
                     .state()
@@ -233,20 +234,25 @@ pub async fn run_cluster(
     shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let api: Api<ClusterRetentionPolicy> = Api::all(pctx.ctx.client.clone());
-    let secrets: Api<Secret> = Api::all(pctx.ctx.client.clone());
+    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(pctx.ctx.client.clone());
     let controller = Controller::new(api, watcher::Config::default());
     let cache = controller.store();
     let store = cache.clone();
     let run = controller
-        // A Secret changed: every cluster policy the registry refused looks again.
-        .watches(secrets, watcher::Config::default(), move |_: Secret| {
-            store
-                .state()
-                .into_iter()
-                .filter(|p| credentials::refused(p.status.as_ref()))
-                .map(|p| ObjectRef::from_obj(&*p))
-                .collect::<Vec<_>>()
-        })
+        // A Secret changed: every cluster policy the registry refused looks again. Only the
+        // Secrets' metadata is watched.
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |_: PartialObjectMeta<Secret>| {
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|p| credentials::refused(p.status.as_ref()))
+                    .map(|p| ObjectRef::from_obj(&*p))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_cluster, error_policy_cluster, pctx)
         .for_each(|_| async {});

@@ -5,11 +5,44 @@ use kube::api::Api;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
+use std::collections::BTreeMap;
+
 use super::builders::{secret_files, FileContent, SecretFile};
+use super::validate::{self, RegistryRef};
 use crate::api::Registry;
 use crate::controller::conditions::{Health, Reason};
 use crate::controller::context::Context;
 use crate::controller::error::ControllerError;
+use crate::controller::lockdown::secret_uses;
+
+/// Asks the operator's lockdown about `registry` ([`validate::admit`]), reading only the
+/// metadata of the Secrets it names, and only when `--secret-label` is set: a refused
+/// Registry's Secrets are never read. `Err(ControllerError::NotAllowed)` says why.
+pub(crate) async fn admit(ctx: &Context, registry: &Registry) -> Result<(), ControllerError> {
+    let lockdown = &ctx.settings.lockdown;
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = registry.name_any();
+    let mut labels = BTreeMap::new();
+    if lockdown.needs_secret_labels() {
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+        for secret in secret_uses(&registry.spec) {
+            if labels.contains_key(&secret.name) {
+                continue;
+            }
+            if let Some(meta) = api.get_metadata_opt(&secret.name).await? {
+                labels.insert(secret.name, meta.metadata.labels.unwrap_or_default());
+            }
+        }
+    }
+    let reference = RegistryRef {
+        name: &name,
+        namespace: &namespace,
+        spec: &registry.spec,
+        cluster_domain: &ctx.settings.cluster_domain,
+    };
+    validate::admit(lockdown, reference, &labels)?;
+    Ok(())
+}
 
 /// Reads the Secret files zot reads at startup ([`secret_files`]) and checks each holds what
 /// zot needs. `Ok(Ok(digest))` when all are usable (the digest of their contents, `None`
@@ -137,16 +170,6 @@ pub(super) async fn missing_secret(
         }
     }
     Ok(None)
-}
-
-/// Names of the Secrets a managed registry's pods mount or read: [`whole_secrets`] and those
-/// of [`secret_files`].
-pub(super) fn referenced_secrets(registry: &Registry) -> Vec<String> {
-    let mut out = whole_secrets(registry);
-    out.extend(secret_files(&registry.spec).into_iter().map(|f| f.secret));
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// The Secrets checked for existence only (htpasswd, TLS, sync and S3 credentials).
@@ -290,8 +313,22 @@ mod tests {
     }
 
     #[test]
-    fn every_secret_a_method_reads_is_watched() {
-        let registry = Registry::new("main", spec());
-        assert_eq!(referenced_secrets(&registry), ["ldap-bind", "sso"]);
+    fn every_secret_the_pods_mount_is_watched_and_asked_about() {
+        let mut spec = spec();
+        spec.tls = Some(crate::api::common::SecretRef { name: "tls".into() });
+        let registry = Registry::new("main", spec);
+        let mut mounted = whole_secrets(&registry);
+        mounted.extend(secret_files(&registry.spec).into_iter().map(|f| f.secret));
+        let named: Vec<String> = secret_uses(&registry.spec)
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        assert_eq!(mounted.len(), 3);
+        for m in mounted {
+            assert!(
+                named.contains(&m),
+                "{m} is mounted but not in secret_uses: {named:?}"
+            );
+        }
     }
 }

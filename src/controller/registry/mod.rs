@@ -14,7 +14,7 @@
 pub mod address;
 mod apply;
 pub mod builders;
-mod dereference;
+pub(crate) mod dereference;
 mod health;
 mod status;
 pub mod storage;
@@ -27,7 +27,7 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use kube::api::Api;
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -36,7 +36,7 @@ use tracing::info;
 
 use self::apply::{apply_owned, owner_reference};
 use self::builders::{desired_registry, set_secrets_hash, RegistryRef};
-use self::dereference::{missing_secret, referenced_secrets, secret_file_digest};
+use self::dereference::{missing_secret, secret_file_digest};
 use self::health::{check_health, unhealthy, CredentialsCheck};
 use self::storage::storage_change;
 use crate::api::registry::RegistryStatus;
@@ -44,6 +44,7 @@ use crate::api::Registry;
 use crate::controller::conditions::{Health, Reason};
 use crate::controller::context::Context;
 use crate::controller::error::ControllerError;
+use crate::controller::lockdown::secret_uses;
 use crate::controller::reconcile::{self, timed, write_status_with, Object, Write};
 use crate::controller::target;
 
@@ -79,7 +80,18 @@ async fn reconcile_inner(registry: &Registry, ctx: &Context) -> Result<Action, C
     };
 
     let mut credentials = None;
-    let (mut health, requeue) = if registry.spec.is_managed() {
+    let admitted = match dereference::admit(ctx, registry).await {
+        Ok(()) => None,
+        Err(ControllerError::NotAllowed(refusal)) => Some((
+            Health::stalled(refusal.reason(), refusal.to_string()),
+            ctx.settings.health_interval,
+        )),
+        Err(e) => return Err(e),
+    };
+    let (mut health, requeue) = if let Some(refused) = admitted {
+        // The lockdown refuses it: nothing is read, applied or checked.
+        refused
+    } else if registry.spec.is_managed() {
         reconcile_managed(registry, ctx, &mut status, &mut credentials).await?
     } else {
         reconcile_external(registry, ctx, &mut status, &mut credentials).await?
@@ -267,7 +279,7 @@ pub async fn run(
             Api::<ConfigMap>::namespaced(client.clone(), ns),
             Api::<Service>::namespaced(client.clone(), ns),
             Api::<StatefulSet>::namespaced(client.clone(), ns),
-            Api::<Secret>::namespaced(client.clone(), ns),
+            Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), ns),
         ),
         None => (
             Api::all(client.clone()),
@@ -285,25 +297,23 @@ pub async fn run(
         .owns(configmaps, owned.clone())
         .owns(services, owned.clone())
         .owns(statefulsets, owned)
-        // A Secret a Registry references changed (created late, rotated): look again.
-        .watches(secrets, watcher::Config::default(), move |secret: Secret| {
-            let ns = secret.namespace().unwrap_or_default();
-            let name = secret.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|r| r.namespace().as_deref() == Some(ns.as_str()))
-                .filter(|r| {
-                    referenced_secrets(r).contains(&name)
-                        || r.spec.external.as_ref().is_some_and(|e| {
-                            e.credentials_secret_ref.as_ref().is_some_and(|s| s.name == name)
-                                || e.ca_secret_ref.as_ref().is_some_and(|s| s.name == name)
-                        })
-                        || r.spec.auth.as_ref().and_then(|a| a.operator_credentials_secret_ref.as_ref()).is_some_and(|s| s.name == name)
-                })
-                .map(|r| ObjectRef::from_obj(&*r))
-                .collect::<Vec<_>>()
-        })
+        // A Secret a Registry names changed (created late, rotated, relabelled): look again. Only
+        // the Secrets' metadata is watched: their names say which Registries to look at.
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: PartialObjectMeta<Secret>| {
+                let ns = secret.namespace().unwrap_or_default();
+                let name = secret.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|r| r.namespace().as_deref() == Some(ns.as_str()))
+                    .filter(|r| secret_uses(&r.spec).iter().any(|u| u.name == name))
+                    .map(|r| ObjectRef::from_obj(&*r))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

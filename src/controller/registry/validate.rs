@@ -4,12 +4,16 @@
 //! resource builders take. Problems name the spec field (`spec.storage.size`); zot's own
 //! semantic checks stay with the renderer and `zot::verify`.
 //!
-//! Admission-style checks that need the operator's settings besides the spec belong here too,
-//! as functions taking the [`ValidRegistry`].
+//! Admission-style checks that need the operator's settings besides the spec belong here too:
+//! [`admit`] asks the operator's [`Lockdown`] before anything is read or applied.
+
+use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
+use super::builders::DEFAULT_IMAGE_REPOSITORY;
 use crate::api::registry::RegistrySpec;
+use crate::controller::lockdown::{secret_uses, Lockdown, Refusal};
 use crate::zot::paths::ZOT_PORT;
 use crate::zot::version::ParseVersionError;
 use crate::zot::{ClusterWiring, RenderErrors, Wiring, ZotError, ZotVersion};
@@ -78,6 +82,27 @@ pub fn validate<'a>(
         replicas: replicas(registry.spec),
         wiring: wiring(registry),
     })
+}
+
+/// Asks the operator's lockdown about a Registry, managed or external: the image it would run,
+/// how the operator would reach it, and the Secrets it names (`secret_labels`: the labels of
+/// each named Secret that exists). Called before any Secret's data is read and before anything
+/// is applied, so a refused Registry gets nothing.
+pub fn admit(
+    lockdown: &Lockdown,
+    registry: RegistryRef<'_>,
+    secret_labels: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<(), Refusal> {
+    let default_image = match resolve_version(registry.spec, None) {
+        Ok(version) => format!("{DEFAULT_IMAGE_REPOSITORY}:{version}"),
+        Err(_) => DEFAULT_IMAGE_REPOSITORY.to_string(),
+    };
+    lockdown.check_spec(registry.spec, &default_image, registry.cluster_domain)?;
+    lockdown.check_secrets(
+        registry.namespace,
+        &secret_uses(registry.spec),
+        secret_labels,
+    )
 }
 
 /// The zot release to render for: `override_version` when given (the CLI's `--zot-version`),

@@ -99,6 +99,93 @@ pub const OPERATOR_OWNED_KEYS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Keys of the raw config that carry a secret value (compared case-insensitively, at any
+/// depth), each with where the secret belongs instead: the ConfigMap holding `config.json` is
+/// readable by whoever may read ConfigMaps, and the pods' Secret files are the only place zot
+/// takes such values from. The OpenID `clientsecret` has a check of its own.
+pub const SECRET_KEYS: &[(&str, &str)] = &[
+    (
+        "accesskey",
+        "set spec.storage.s3.credentialsSecretRef (zot gets accessKey and secretKey from that Secret)",
+    ),
+    (
+        "secretkey",
+        "set spec.storage.s3.credentialsSecretRef (zot gets accessKey and secretKey from that Secret)",
+    ),
+    (
+        "sessiontoken",
+        "set spec.storage.s3.credentialsSecretRef, or give the pods an identity (IRSA) that needs no key",
+    ),
+    (
+        "accountkey",
+        "no spec field takes an Azure account key from a Secret; give the pods a workload identity instead",
+    ),
+    (
+        "password",
+        "no spec field takes a cache or session store password from a Secret yet; use a store reachable without one (a NetworkPolicy limits who can)",
+    ),
+    (
+        "sentinel_password",
+        "no spec field takes a Redis sentinel password from a Secret yet; use a store reachable without one",
+    ),
+    (
+        "bindpassword",
+        "set spec.auth.ldap.credentialsSecretRef (zot reads bindDN and bindPassword from that Secret)",
+    ),
+];
+
+/// Refuses secret values in the raw config ([`SECRET_KEYS`], and URLs with a password such as
+/// `redis://user:pw@redis:6379` or `https://user:pw@upstream`): they would be written into the
+/// ConfigMap in plain text. The message names the key, never the value.
+fn check_raw_secrets(value: &Value, path: &str, errors: &mut RenderErrors) {
+    secrets_in(value, "config.", path, errors);
+}
+
+/// [`check_raw_secrets`] with the prefix errors name keys with (`config.` for the raw config,
+/// nothing for the typed rendering, whose URLs may carry a password too).
+fn secrets_in(value: &Value, prefix: &str, path: &str, errors: &mut RenderErrors) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                let here = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                let lower = key.to_ascii_lowercase();
+                let secret = SECRET_KEYS.iter().find(|(k, _)| *k == lower);
+                match secret {
+                    Some((_, instead)) if !v.is_null() => errors.push(ZotError::invalid(
+                        format!("{prefix}{here}"),
+                        format!("is a secret, which would be stored in the ConfigMap in plain text: {instead}"),
+                    )),
+                    _ => secrets_in(v, prefix, &here, errors),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                secrets_in(item, prefix, &format!("{path}[{i}]"), errors);
+            }
+        }
+        Value::String(s) => {
+            let has_password = url::Url::parse(s).is_ok_and(|u| u.password().is_some());
+            if has_password {
+                let instead = if path.to_ascii_lowercase().starts_with("extensions.sync") {
+                    "set spec.sync.credentialsSecretRef (zot's sync credentials file, per host)"
+                } else {
+                    "no spec field takes this password from a Secret yet; use a URL without one"
+                };
+                errors.push(ZotError::invalid(
+                    format!("{prefix}{path}"),
+                    format!("is a URL with a password, which would be stored in the ConfigMap in plain text: {instead}"),
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
 /// A rendered config: the document, its canonical bytes and their hash.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RenderedConfig {
@@ -142,6 +229,8 @@ pub fn render(
             return Err(errors);
         }
     };
+    // A password in a typed URL (a Redis cache, a sync upstream) would reach the ConfigMap too.
+    secrets_in(&config, "", "", &mut errors);
     if let Some(raw) = spec.config {
         check_raw_retention(spec, raw, &mut errors);
         if raw.is_object() {
@@ -170,6 +259,7 @@ pub fn render(
                     ));
                 }
             }
+            check_raw_secrets(raw, "", &mut errors);
             merge(&mut config, raw);
         } else {
             errors.push(ZotError::invalid(
