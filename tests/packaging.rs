@@ -777,6 +777,30 @@ fn by_default_the_chart_lets_managed_registries_run_only_the_official_zot_images
 }
 
 #[test]
+fn by_default_the_chart_refuses_loopback_and_other_namespaces_services_as_registry_addresses() {
+    use std::net::IpAddr;
+    let settings = settings_of(&docs(&helm_template(&[])));
+    let policy = &settings.registry_client.address_policy;
+    for refused in ["127.0.0.1", "::1", "169.254.169.254"] {
+        let ip: IpAddr = refused.parse().unwrap();
+        assert!(policy.check(ip).is_some(), "{refused} is allowed");
+    }
+    assert!(policy.check("10.1.2.3".parse().unwrap()).is_none());
+    assert!(!settings.allow_cross_namespace_services);
+    // opted in: loopback and other namespaces' Services are allowed, metadata still is not
+    let open = settings_of(&docs(&helm_template(&[
+        "--set",
+        "lockdown.allowLoopbackRegistries=true",
+        "--set",
+        "lockdown.allowCrossNamespaceServices=true",
+    ])));
+    let policy = &open.registry_client.address_policy;
+    assert!(policy.check("127.0.0.1".parse().unwrap()).is_none());
+    assert!(policy.check("169.254.169.254".parse().unwrap()).is_some());
+    assert!(open.allow_cross_namespace_services);
+}
+
+#[test]
 fn the_lockdown_values_render_the_operator_flags() {
     let objects = docs(&helm_template(&[
         "--set",
