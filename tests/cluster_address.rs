@@ -71,7 +71,8 @@ async fn registries_at_metadata_addresses_or_other_namespaces_services_are_refus
     let h = Harness::start_setup("address", with_resolver(&resolver, true)).await;
     let regs: Api<Registry> = Api::namespaced(h.client.clone(), &h.ns);
     for (name, url) in [
-        ("metadata", "http://169.254.169.254".to_string()),
+        // a literal whose connection, were the check to fail, would stay on this host
+        ("literal", "http://0.0.0.0:5000".to_string()),
         ("rebound", "http://metadata.cloud.test:5000".to_string()),
         ("other-team", "http://zot.other-team.svc:5000".to_string()),
         ("dist", format!("http://reg.lab.test:{port}")),
@@ -84,12 +85,12 @@ async fn registries_at_metadata_addresses_or_other_namespaces_services_are_refus
     // A registry the policy allows, reached through the same resolver: Ready.
     ready(&regs, "dist", "Available").await;
 
-    let literal = ready(&regs, "metadata", "AddressNotAllowed").await;
+    let literal = ready(&regs, "literal", "AddressNotAllowed").await;
     assert_eq!(literal.status, "False");
     assert!(
         literal
             .message
-            .contains("address 169.254.169.254 is not allowed by the cloud-metadata rule"),
+            .contains("address 0.0.0.0 is not allowed by the unspecified-address rule"),
         "{}",
         literal.message
     );

@@ -169,37 +169,6 @@ async fn an_ip_literal_url_is_refused_before_any_request() {
 }
 
 #[tokio::test]
-async fn a_redirect_to_the_metadata_address_is_refused_before_it_is_followed() {
-    let (server, hits) = counting(
-        Response::status(307).header("location", "http://169.254.169.254/latest/meta-data/"),
-    )
-    .await;
-    let resolver = TestResolver::new(&[]);
-    let c = client(&server.url, &resolver, true);
-    let e = c.check().await.unwrap_err();
-    let (host, address, rule) = refusal(&e);
-    assert_eq!(
-        (host.as_str(), address, rule),
-        (
-            "169.254.169.254",
-            "169.254.169.254".parse().unwrap(),
-            AddressRule::CloudMetadata
-        )
-    );
-    assert!(
-        e.to_string()
-            .contains(": 169.254.169.254: address 169.254.169.254 not allowed"),
-        "{e}"
-    );
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        1,
-        "only the first request went out"
-    );
-    assert_eq!(resolver.connecting(), []);
-}
-
-#[tokio::test]
 async fn a_redirect_to_the_unspecified_address_is_refused_where_following_it_would_reach_this_host()
 {
     // Connecting to 0.0.0.0 reaches this host: the listener would see the connection.
