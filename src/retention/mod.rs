@@ -66,6 +66,7 @@
 pub mod decision;
 pub mod graph;
 pub mod inventory;
+pub mod name;
 pub mod plan;
 pub mod policy;
 pub mod report;
