@@ -13,8 +13,9 @@ use super::graph::add_in_use_to;
 use crate::api::retention::{Candidate, PolicyMode, RunOutcome, RunSummary, MAX_STATUS_CANDIDATES};
 use crate::oci::{Denial, RegistryClient, RequestStats};
 use crate::retention::{
-    candidates, headline, plan, InUse, IncompleteRepository, Inventory, LimitBreach, Plan, Policy,
-    Protections, Report, Repository, RepositoryPlan, RepositoryPlanner, Summary,
+    candidates, count_breach, headline, plan, InUse, IncompleteRepository, Inventory, LimitBreach,
+    Limits, Plan, Policy, Protections, Report, Repository, RepositoryPlan, RepositoryPlanner,
+    Summary,
 };
 
 /// What a run holds of what it planned, besides the totals (which are always exact).
@@ -274,7 +275,7 @@ pub async fn plan_policy_streamed(
 struct Held {
     hold: Hold,
     enforce: bool,
-    limit: u64,
+    limits: Limits,
     /// The deletions planned passed the limit: nothing is held any more.
     over: bool,
     repositories: Vec<Repository>,
@@ -286,7 +287,7 @@ impl Held {
         Held {
             hold,
             enforce: policy.mode() == PolicyMode::Enforce,
-            limit: policy.limits().max_deletions_per_run,
+            limits: policy.limits(),
             over: false,
             repositories: Vec::new(),
             plans: Vec::new(),
@@ -299,7 +300,7 @@ impl Held {
         match self.hold {
             Hold::Everything => {}
             Hold::Deletions if !self.enforce || self.over => return,
-            Hold::Deletions if deletions > self.limit => {
+            Hold::Deletions if count_breach(self.limits, deletions).is_some() => {
                 // The run is blocked whatever comes next: nothing of it will be executed.
                 self.over = true;
                 self.repositories = Vec::new();
