@@ -13,9 +13,9 @@ use super::graph::add_in_use_to;
 use crate::api::retention::{Candidate, PolicyMode, RunOutcome, RunSummary, MAX_STATUS_CANDIDATES};
 use crate::oci::{Denial, RegistryClient, RequestStats};
 use crate::retention::{
-    candidates, count_breach, headline, plan, InUse, IncompleteRepository, Inventory, LimitBreach,
-    Limits, Plan, Policy, Protections, Report, Repository, RepositoryPlan, RepositoryPlanner,
-    Summary,
+    candidate, candidates, count_breach, headline, plan, InUse, IncompleteRepository, Inventory,
+    LimitBreach, Limits, Plan, Policy, Protections, Report, Repository, RepositoryPlan,
+    RepositoryPlanner, Summary,
 };
 
 /// What a run holds of what it planned, besides the totals (which are always exact).
@@ -227,12 +227,7 @@ pub async fn plan_policy_streamed(
             continue;
         };
         sink(&repo_plan);
-        if let Some(why) = &repo_plan.incomplete {
-            incomplete.push(IncompleteRepository {
-                repository: repo_plan.name.to_string(),
-                reason: why.to_string(),
-            });
-        }
+        incomplete.extend(IncompleteRepository::of(&repo_plan));
         let room = MAX_STATUS_CANDIDATES.saturating_sub(candidates.len());
         candidates.extend(
             repo_plan
@@ -240,13 +235,7 @@ pub async fn plan_policy_streamed(
                 .iter()
                 .filter(|t| t.decision.is_delete())
                 .take(room)
-                .map(|t| Candidate {
-                    registry: None,
-                    repository: repo_plan.name.to_string(),
-                    tag: t.tag.to_string(),
-                    digest: t.digest.to_string(),
-                    reason: t.decision.to_string(),
-                }),
+                .map(|t| candidate(None, &repo_plan, t)),
         );
         held.offer(repo, repo_plan, planner.counts().deletions);
     }
@@ -432,12 +421,7 @@ pub async fn enforce_shown(
 fn incomplete_of(plan: &Plan) -> Vec<IncompleteRepository> {
     plan.repositories
         .iter()
-        .filter_map(|r| {
-            r.incomplete.as_ref().map(|why| IncompleteRepository {
-                repository: r.name.to_string(),
-                reason: why.to_string(),
-            })
-        })
+        .filter_map(IncompleteRepository::of)
         .collect()
 }
 

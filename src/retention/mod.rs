@@ -85,6 +85,6 @@ pub use plan::{
 };
 pub use policy::{InvalidPolicy, Limits, Policy, PolicyError};
 pub use report::{
-    candidates, headline, IncompleteRepository, JsonWriter, Report, ReportedDecision, Summary,
-    TableWriter, Totals,
+    candidate, candidates, headline, IncompleteRepository, JsonWriter, Report, ReportedDecision,
+    Summary, TableWriter, Totals,
 };
