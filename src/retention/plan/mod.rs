@@ -259,6 +259,18 @@ pub fn plan(
     plan_with_threads(policy, others, inventory, protections, now, threads.min(8))
 }
 
+/// The policies among `others` whose keep entries veto `policy`'s deletions: not `policy`
+/// itself, only those with keep entries, by name — so the policy a veto names does not depend
+/// on the order given.
+fn vetoing<'p>(policy: &Policy, others: &'p [Policy]) -> Vec<&'p Policy> {
+    let mut others: Vec<&Policy> = others
+        .iter()
+        .filter(|o| o.name() != policy.name() && !o.entries.is_empty())
+        .collect();
+    others.sort_by(|a, b| a.name().cmp(b.name()));
+    others
+}
+
 /// [`plan`] on at most `max_threads` threads (the result does not depend on it).
 fn plan_with_threads(
     policy: &Policy,
@@ -268,12 +280,7 @@ fn plan_with_threads(
     now: Timestamp,
     max_threads: usize,
 ) -> Plan {
-    // By name, so the policy a veto names does not depend on the order given.
-    let mut others: Vec<&Policy> = others
-        .iter()
-        .filter(|o| o.name() != policy.name() && !o.entries.is_empty())
-        .collect();
-    others.sort_by(|a, b| a.name().cmp(b.name()));
+    let others = vetoing(policy, others);
     let ctx = Ctx {
         now_secs: now.as_second(),
         policy,
@@ -506,11 +513,7 @@ impl<'a> RepositoryPlanner<'a> {
         capabilities: Capabilities,
         now: Timestamp,
     ) -> Self {
-        let mut others: Vec<&Policy> = others
-            .iter()
-            .filter(|o| o.name() != policy.name() && !o.entries.is_empty())
-            .collect();
-        others.sort_by(|a, b| a.name().cmp(b.name()));
+        let others = vetoing(policy, others);
         RepositoryPlanner {
             policy,
             others,
