@@ -1,6 +1,6 @@
 //! What a policy's keep entries decide: `mostRecent`, `semver` and the time windows.
 
-use super::repository::{age_of, ceil_secs, Ages};
+use super::ages::{age_of, ceil_secs, Ages};
 use crate::retention::decision::{KeepReason, Seconds, SemverLine};
 use crate::retention::inventory::{Capabilities, ManifestId, Repository};
 use crate::retention::policy::{Entry, Policy};

@@ -2,11 +2,11 @@
 
 use std::collections::HashMap;
 
+use super::ages::{age_of, Ages};
 use super::keeps::NONE;
-use super::repository::{age_of, digest_of, Ages};
 use super::{Ctx, Mutation, RepoOut};
 use crate::retention::decision::{Decision, DeleteReason, ProtectReason, ReferrerKept, Seconds};
-use crate::retention::graph::{DigestUsers, Need};
+use crate::retention::graph::{veto, DigestUsers, Graph, Need};
 use crate::retention::inventory::{Digest, ManifestId, Repository, TagName};
 
 /// What happens to each manifest of a repository, by [`ManifestId`] index.
@@ -345,4 +345,34 @@ pub(super) fn plan_manifest_deletions(
             },
         ));
     }
+}
+
+pub(super) fn digest_of(repo: &Repository, id: ManifestId) -> Digest {
+    repo.manifest(id)
+        .map_or_else(|| Digest::new("unknown"), |m| m.digest.clone())
+}
+
+/// The last word on what goes by digest ([`veto`]): nothing that stays — a tag, an index, a
+/// subject, a user by digest — loses a manifest it needs. Returns what needs each manifest
+/// taken back.
+pub(super) fn still_needed(
+    repo: &Repository,
+    graph: &Graph,
+    decisions: &[Option<Decision>],
+    fates: &mut ManifestFates,
+    run_by_digest: &DigestUsers,
+) -> HashMap<ManifestId, Need> {
+    if !fates.going.iter().any(|g| *g) {
+        return HashMap::new();
+    }
+    let mut staying_tag: Vec<Option<TagName>> = vec![None; repo.manifests.len()];
+    for (i, t) in repo.tags.iter().enumerate() {
+        if t.subject.is_none() && !decisions[i].as_ref().is_some_and(Decision::is_delete) {
+            let slot = &mut staying_tag[t.manifest.index()];
+            if slot.as_ref().is_none_or(|s| t.name < *s) {
+                *slot = Some(t.name.clone());
+            }
+        }
+    }
+    veto(repo, graph, &mut fates.going, &staying_tag, run_by_digest)
 }

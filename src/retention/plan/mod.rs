@@ -1,6 +1,7 @@
 //! The planner: policy + inventory + protections + `now` → a [`Plan`]. Pure and
 //! deterministic: the same inputs in any listing order give the same plan.
 
+mod ages;
 mod keeps;
 mod limits;
 mod manifests;
@@ -315,16 +316,7 @@ fn plan_with_threads(
         }
     }
     counts.reclaimable_bytes = reclaimable;
-    let notes = unsupported
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| **n > 0)
-        .map(|(e, n)| {
-            format!(
-                "keep[{e}]: pulledWithin needs pull statistics, which this registry does not keep; the {n} tags the entry selects are kept"
-            )
-        })
-        .collect();
+    let notes = notes(&unsupported);
     Plan {
         policy: policy.name_arc(),
         mode: policy.mode(),

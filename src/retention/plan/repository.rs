@@ -1,25 +1,17 @@
 //! One repository's plan: its tags' decisions, then what carries them out.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use jiff::SignedDuration;
-
+use super::ages::{age_of, ceil_secs, tag_ages, Ages};
 use super::keeps::{evaluate_keeps, Keeps};
 use super::manifests::{
-    cascade_referrers, manifest_fates, plan_manifest_deletions, settle_tags, ManifestFates,
+    cascade_referrers, digest_of, manifest_fates, plan_manifest_deletions, settle_tags,
+    still_needed,
 };
 use super::{Ctx, Mutation, RepoOut, RepositoryPlan, TagDecision};
-use crate::retention::decision::{
-    AgeOf, Decision, DeleteReason, KeepReason, ProtectReason, Seconds,
-};
-use crate::retention::graph::{digest_users, veto, DigestUsers, Graph, Need};
-use crate::retention::inventory::{Digest, ManifestId, Repository, Tag, TagName, Time};
-
-/// Whole seconds, rounded up: a policy duration of `1.5s` keeps and protects for 2 s.
-pub(super) fn ceil_secs(d: SignedDuration) -> Seconds {
-    d.as_secs() + Seconds::from(d.subsec_nanos() > 0)
-}
+use crate::retention::decision::{Decision, DeleteReason, KeepReason, ProtectReason, Seconds};
+use crate::retention::graph::{digest_users, DigestUsers, Graph};
+use crate::retention::inventory::{ManifestId, Repository};
 
 /// Ids out of range make the inventory unusable for this repository: fail closed.
 pub(super) fn consistency(repo: &Repository) -> Result<(), &'static str> {
@@ -38,11 +30,6 @@ pub(super) fn consistency(repo: &Repository) -> Result<(), &'static str> {
     } else {
         Err("the inventory refers to manifests it does not list")
     }
-}
-
-pub(super) fn digest_of(repo: &Repository, id: ManifestId) -> Digest {
-    repo.manifest(id)
-        .map_or_else(|| Digest::new("unknown"), |m| m.digest.clone())
 }
 
 pub(super) fn incomplete(group: &[&Repository], reason: Arc<str>) -> RepositoryPlan {
@@ -128,69 +115,6 @@ pub(super) fn plan_repository(
     plan_manifest_deletions(ctx, repo, &fates, out);
     drop(fates);
     finish_repository(repo, decisions, out)
-}
-
-/// The last word on what goes by digest ([`veto`]): nothing that stays — a tag, an index, a
-/// subject, a user by digest — loses a manifest it needs. Returns what needs each manifest
-/// taken back.
-pub(super) fn still_needed(
-    repo: &Repository,
-    graph: &Graph,
-    decisions: &[Option<Decision>],
-    fates: &mut ManifestFates,
-    run_by_digest: &DigestUsers,
-) -> HashMap<ManifestId, Need> {
-    if !fates.going.iter().any(|g| *g) {
-        return HashMap::new();
-    }
-    let mut staying_tag: Vec<Option<TagName>> = vec![None; repo.manifests.len()];
-    for (i, t) in repo.tags.iter().enumerate() {
-        if t.subject.is_none() && !decisions[i].as_ref().is_some_and(Decision::is_delete) {
-            let slot = &mut staying_tag[t.manifest.index()];
-            if slot.as_ref().is_none_or(|s| t.name < *s) {
-                *slot = Some(t.name.clone());
-            }
-        }
-    }
-    veto(repo, graph, &mut fates.going, &staying_tag, run_by_digest)
-}
-
-/// Which time a tag's age is measured from.
-pub(super) fn age_of(t: &Tag) -> AgeOf {
-    match (t.pushed, t.tagged) {
-        (Some(_), true) => AgeOf::Tagged,
-        (Some(_), false) => AgeOf::Pushed,
-        (None, _) => AgeOf::Built,
-    }
-}
-
-/// Each tag's age in seconds at `now`: from its push time, else its image's build time.
-/// Kept as the times (eight bytes a tag), the age worked out when asked.
-pub(super) struct Ages {
-    pub(super) times: Vec<Option<Time>>,
-    pub(super) now: Seconds,
-}
-
-impl Ages {
-    /// The age of tag `i`, if known.
-    pub(super) fn get(&self, i: usize) -> Option<Seconds> {
-        self.times
-            .get(i)
-            .copied()
-            .flatten()
-            .map(|t| self.now - t.unix_seconds())
-    }
-}
-
-pub(super) fn tag_ages(repo: &Repository, now: Seconds) -> Ages {
-    Ages {
-        times: repo
-            .tags
-            .iter()
-            .map(|t| t.pushed.or(repo.manifests[t.manifest.index()].created))
-            .collect(),
-        now,
-    }
 }
 
 /// The decisions of the tags people chose: this policy's keeps (`None`: the policy deletes

@@ -5,29 +5,47 @@ use jiff::SignedDuration;
 
 use crate::retention::inventory::{RepositoryBuilder, Tag, Time};
 
-#[test]
-fn planning_on_several_threads_gives_the_same_plan_as_on_one() {
-    let now: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+/// `count` repositories `team-{r % teams}/svc-{r}` of `tags` tags `ci-{t}` each, pushed 30 h
+/// apart, `per_image` tags to an image; every `incomplete_every`th repository incomplete.
+fn repositories(
+    now: Timestamp,
+    count: u64,
+    teams: u64,
+    tags: u64,
+    per_image: u64,
+    incomplete_every: u64,
+) -> Vec<Repository> {
     let mut repositories = Vec::new();
-    for r in 0..1_200 {
-        let mut b = RepositoryBuilder::new(&format!("team-{}/svc-{r}", r % 7));
-        for t in 0..100u64 {
-            let digest = format!("sha256:{:064x}", r * 1_000 + t / 2);
+    for r in 0..count {
+        let mut b = RepositoryBuilder::new(&format!("team-{}/svc-{r}", r % teams));
+        for t in 0..tags {
+            let digest = format!("sha256:{:064x}", r * 1_000 + t / per_image);
             let pushed = now.checked_sub(SignedDuration::from_hours(t as i64 * 30));
             b.tag(&format!("ci-{t}"), &digest).pushed = pushed.ok().map(Time::from);
         }
-        if r % 50 == 0 {
+        if r % incomplete_every == 0 {
             b.incomplete("listing failed");
         }
         repositories.push(b.build());
     }
-    let inventory = Inventory {
+    repositories
+}
+
+/// An inventory of a registry that deletes only by digest and keeps no pull statistics.
+fn inventory(repositories: Vec<Repository>) -> Inventory {
+    Inventory {
         capabilities: Capabilities {
             delete_by_tag: false,
             pull_stats: false,
         },
         repositories,
-    };
+    }
+}
+
+#[test]
+fn planning_on_several_threads_gives_the_same_plan_as_on_one() {
+    let now: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+    let inventory = inventory(repositories(now, 1_200, 7, 100, 2, 50));
     let rules: RetentionRules = serde_yaml::from_str(
         "mode: Enforce\nrepositories: {include: ['**']}\nkeep: [{mostRecent: 5}, {pulledWithin: 1h, tags: {regex: 'ci-1'}}]",
     )
@@ -47,28 +65,10 @@ fn planning_on_several_threads_gives_the_same_plan_as_on_one() {
 #[test]
 fn planning_repository_by_repository_gives_the_same_plan_as_planning_the_registry() {
     let now: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
-    let mut repositories = Vec::new();
-    for r in 0..60u64 {
-        let mut b = RepositoryBuilder::new(&format!("team-{}/svc-{r}", r % 3));
-        for t in 0..40u64 {
-            let digest = format!("sha256:{:064x}", r * 1_000 + t / 3);
-            let pushed = now.checked_sub(SignedDuration::from_hours(t as i64 * 30));
-            b.tag(&format!("ci-{t}"), &digest).pushed = pushed.ok().map(Time::from);
-        }
-        if r % 17 == 0 {
-            b.incomplete("listing failed");
-        }
-        repositories.push(b.build());
-    }
+    let mut repositories = repositories(now, 60, 3, 40, 3, 17);
     // In name order, as a run reads them (the catalog's order).
     repositories.sort_by(|a, b| a.name.cmp(&b.name));
-    let inventory = Inventory {
-        capabilities: Capabilities {
-            delete_by_tag: false,
-            pull_stats: false,
-        },
-        repositories,
-    };
+    let inventory = inventory(repositories);
     let rules: RetentionRules = serde_yaml::from_str(
         "mode: Enforce\nrepositories: {include: ['team-1/**', 'team-2/**']}\nkeep: [{mostRecent: 5}, {pulledWithin: 1h, tags: {regex: 'ci-1.*'}}]",
     )
