@@ -13,8 +13,9 @@ use super::graph::add_in_use_to;
 use crate::api::retention::{Candidate, PolicyMode, RunOutcome, RunSummary, MAX_STATUS_CANDIDATES};
 use crate::oci::{Denial, RegistryClient, RequestStats};
 use crate::retention::{
-    candidates, headline, plan, InUse, IncompleteRepository, Inventory, LimitBreach, Plan, Policy,
-    Protections, Report, Repository, RepositoryPlan, RepositoryPlanner, Summary,
+    candidate, candidates, count_breach, headline, plan, InUse, IncompleteRepository, Inventory,
+    LimitBreach, Limits, Plan, Policy, Protections, Report, Repository, RepositoryPlan,
+    RepositoryPlanner, Summary,
 };
 
 /// What a run holds of what it planned, besides the totals (which are always exact).
@@ -226,12 +227,7 @@ pub async fn plan_policy_streamed(
             continue;
         };
         sink(&repo_plan);
-        if let Some(why) = &repo_plan.incomplete {
-            incomplete.push(IncompleteRepository {
-                repository: repo_plan.name.to_string(),
-                reason: why.to_string(),
-            });
-        }
+        incomplete.extend(IncompleteRepository::of(&repo_plan));
         let room = MAX_STATUS_CANDIDATES.saturating_sub(candidates.len());
         candidates.extend(
             repo_plan
@@ -239,13 +235,7 @@ pub async fn plan_policy_streamed(
                 .iter()
                 .filter(|t| t.decision.is_delete())
                 .take(room)
-                .map(|t| Candidate {
-                    registry: None,
-                    repository: repo_plan.name.to_string(),
-                    tag: t.tag.to_string(),
-                    digest: t.digest.to_string(),
-                    reason: t.decision.to_string(),
-                }),
+                .map(|t| candidate(None, &repo_plan, t)),
         );
         held.offer(repo, repo_plan, planner.counts().deletions);
     }
@@ -274,7 +264,7 @@ pub async fn plan_policy_streamed(
 struct Held {
     hold: Hold,
     enforce: bool,
-    limit: u64,
+    limits: Limits,
     /// The deletions planned passed the limit: nothing is held any more.
     over: bool,
     repositories: Vec<Repository>,
@@ -286,7 +276,7 @@ impl Held {
         Held {
             hold,
             enforce: policy.mode() == PolicyMode::Enforce,
-            limit: policy.limits().max_deletions_per_run,
+            limits: policy.limits(),
             over: false,
             repositories: Vec::new(),
             plans: Vec::new(),
@@ -299,7 +289,7 @@ impl Held {
         match self.hold {
             Hold::Everything => {}
             Hold::Deletions if !self.enforce || self.over => return,
-            Hold::Deletions if deletions > self.limit => {
+            Hold::Deletions if count_breach(self.limits, deletions).is_some() => {
                 // The run is blocked whatever comes next: nothing of it will be executed.
                 self.over = true;
                 self.repositories = Vec::new();
@@ -431,12 +421,7 @@ pub async fn enforce_shown(
 fn incomplete_of(plan: &Plan) -> Vec<IncompleteRepository> {
     plan.repositories
         .iter()
-        .filter_map(|r| {
-            r.incomplete.as_ref().map(|why| IncompleteRepository {
-                repository: r.name.to_string(),
-                reason: why.to_string(),
-            })
-        })
+        .filter_map(IncompleteRepository::of)
         .collect()
 }
 

@@ -62,18 +62,24 @@ fn component_ok(c: &str) -> bool {
     true
 }
 
-/// Checks a repository name (`team-a/app`) against the distribution grammar.
-pub fn validate_repository(name: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(OciError::invalid("repository", name, "empty"));
+/// `value` (a `what`) is neither empty nor longer than `max` bytes.
+fn check_length(what: &'static str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() {
+        return Err(OciError::invalid(what, value, "empty"));
     }
-    if name.len() > MAX_REPOSITORY_LEN {
+    if value.len() > max {
         return Err(OciError::invalid(
-            "repository",
-            name,
-            format!("longer than {MAX_REPOSITORY_LEN} characters"),
+            what,
+            value,
+            format!("longer than {max} characters"),
         ));
     }
+    Ok(())
+}
+
+/// Checks a repository name (`team-a/app`) against the distribution grammar.
+pub fn validate_repository(name: &str) -> Result<()> {
+    check_length("repository", name, MAX_REPOSITORY_LEN)?;
     for c in name.split('/') {
         if !component_ok(c) {
             return Err(OciError::invalid(
@@ -89,16 +95,7 @@ pub fn validate_repository(name: &str) -> Result<()> {
 /// Checks a tag (`v1.2.3`) against the distribution grammar.
 pub fn validate_tag(tag: &str) -> Result<()> {
     let b = tag.as_bytes();
-    if b.is_empty() {
-        return Err(OciError::invalid("tag", tag, "empty"));
-    }
-    if b.len() > MAX_TAG_LEN {
-        return Err(OciError::invalid(
-            "tag",
-            tag,
-            format!("longer than {MAX_TAG_LEN} characters"),
-        ));
-    }
+    check_length("tag", tag, MAX_TAG_LEN)?;
     let first_ok = b[0].is_ascii_alphanumeric() || b[0] == b'_';
     let rest_ok = b[1..]
         .iter()

@@ -7,6 +7,7 @@ use jiff::SignedDuration;
 
 use super::graph::Need;
 use super::inventory::{Digest, TagName};
+pub use super::name::{shared_name, SharedName};
 use crate::duration::GoDuration;
 
 /// A duration in whole seconds: ages and policy durations in reasons. (Reasons are kept
@@ -15,15 +16,6 @@ pub type Seconds = i64;
 
 fn dur(secs: Seconds) -> SignedDuration {
     SignedDuration::from_secs(secs)
-}
-
-/// A name many reasons share — who runs an image, a policy — behind one pointer, so that a
-/// reason stays at 24 bytes and a decision at 32.
-pub type SharedName = Arc<Box<str>>;
-
-/// A [`SharedName`] of `name`.
-pub fn shared_name(name: &str) -> SharedName {
-    Arc::new(Box::from(name))
 }
 
 /// Which time a tag's age was measured from, as the reasons say it.

@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::decision::SharedName;
 use super::inventory::{Digest, ManifestId, Repository, TagName};
+use super::name::SharedName;
 
 /// Adjacency lists of one relation, packed: `items[offsets[i]..offsets[i + 1]]`.
 #[derive(Debug, Clone, Default)]

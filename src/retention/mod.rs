@@ -66,6 +66,7 @@
 pub mod decision;
 pub mod graph;
 pub mod inventory;
+pub mod name;
 pub mod plan;
 pub mod policy;
 pub mod report;
@@ -79,11 +80,11 @@ pub use inventory::{
     RepositoryBuilder, Tag, TagName, Time,
 };
 pub use plan::{
-    check_limits, plan, Counts, InUse, LimitBreach, Mutation, Plan, Protections, RepositoryPlan,
-    RepositoryPlanner, TagDecision,
+    check_limits, count_breach, plan, Counts, InUse, LimitBreach, Mutation, Plan, Protections,
+    RepositoryPlan, RepositoryPlanner, TagDecision,
 };
 pub use policy::{InvalidPolicy, Limits, Policy, PolicyError};
 pub use report::{
-    candidates, headline, IncompleteRepository, JsonWriter, Report, ReportedDecision, Summary,
-    TableWriter, Totals,
+    candidate, candidates, headline, IncompleteRepository, JsonWriter, Report, ReportedDecision,
+    Summary, TableWriter, Totals,
 };

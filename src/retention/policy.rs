@@ -7,7 +7,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use jiff::SignedDuration;
 use regex::Regex;
 
-use super::decision::{shared_name, SharedName};
+use super::name::{shared_name, SharedName};
 use crate::api::common::condition::Reason;
 use crate::api::retention::{KeepRule, PolicyMode, RetentionRules, DEFAULT_MIN_AGE};
 use crate::duration::GoDuration;

@@ -91,6 +91,16 @@ pub struct IncompleteRepository {
     pub reason: String,
 }
 
+impl IncompleteRepository {
+    /// Repository plan `r`'s name and why it was not read completely; `None` when it was.
+    pub fn of(r: &RepositoryPlan) -> Option<IncompleteRepository> {
+        r.incomplete.as_ref().map(|why| IncompleteRepository {
+            repository: r.name.to_string(),
+            reason: why.to_string(),
+        })
+    }
+}
+
 impl ReportedDecision {
     /// The decision on tag `t` of repository `r`, rendered.
     pub fn of(r: &RepositoryPlan, t: &TagDecision) -> ReportedDecision {
@@ -100,6 +110,18 @@ impl ReportedDecision {
             digest: t.digest.to_string(),
             action: t.decision.action(),
             reason: t.decision.to_string(),
+        }
+    }
+
+    /// This decision as a status candidate, naming `registry` (`namespace/name`, for cluster
+    /// policies).
+    pub fn candidate(&self, registry: Option<&str>) -> Candidate {
+        Candidate {
+            registry: registry.map(str::to_owned),
+            repository: self.repository.clone(),
+            tag: self.tag.clone(),
+            digest: self.digest.clone(),
+            reason: self.reason.clone(),
         }
     }
 }
@@ -145,36 +167,37 @@ pub fn candidates(plan: &Plan, registry: Option<&str>) -> Vec<Candidate> {
     plan.decisions()
         .filter(|(_, t)| t.decision.is_delete())
         .take(MAX_STATUS_CANDIDATES)
-        .map(|(r, t)| Candidate {
-            registry: registry.map(str::to_owned),
-            repository: r.name.to_string(),
-            tag: t.tag.to_string(),
-            digest: t.digest.to_string(),
-            reason: t.decision.to_string(),
-        })
+        .map(|(r, t)| candidate(registry, r, t))
         .collect()
+}
+
+/// The status candidate for tag decision `t` of repository `r`, naming `registry`.
+pub fn candidate(registry: Option<&str>, r: &RepositoryPlan, t: &TagDecision) -> Candidate {
+    ReportedDecision::of(r, t).candidate(registry)
 }
 
 impl Report {
     /// Renders a plan.
     pub fn new(plan: &Plan) -> Report {
+        let incomplete = plan
+            .repositories
+            .iter()
+            .filter_map(IncompleteRepository::of)
+            .collect();
+        let Totals {
+            summary,
+            blast_radius_exceeded,
+            notes,
+            incomplete_repositories,
+        } = Totals::of(plan, incomplete);
         Report {
             policy: plan.policy.to_string(),
             mode: plan.mode,
             now: plan.now.to_string(),
-            summary: Summary::of(plan),
-            blast_radius_exceeded: plan.check_blast_radius().err().map(|e| e.to_string()),
-            notes: plan.notes.clone(),
-            incomplete_repositories: plan
-                .repositories
-                .iter()
-                .filter_map(|r| {
-                    r.incomplete.as_ref().map(|why| IncompleteRepository {
-                        repository: r.name.to_string(),
-                        reason: why.to_string(),
-                    })
-                })
-                .collect(),
+            summary,
+            blast_radius_exceeded,
+            notes,
+            incomplete_repositories,
             decisions: plan
                 .decisions()
                 .map(|(r, t)| ReportedDecision::of(r, t))
@@ -190,13 +213,7 @@ impl Report {
             .iter()
             .filter(|d| d.action == Action::Delete)
             .take(MAX_STATUS_CANDIDATES)
-            .map(|d| Candidate {
-                registry: registry.map(str::to_owned),
-                repository: d.repository.clone(),
-                tag: d.tag.clone(),
-                digest: d.digest.clone(),
-                reason: d.reason.clone(),
-            })
+            .map(|d| d.candidate(registry))
             .collect()
     }
 

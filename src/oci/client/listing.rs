@@ -97,27 +97,6 @@ impl RegistryClient {
             };
             let empty_page = found.is_empty();
             out.extend(found);
-            let mut next = None;
-            for v in resp.headers.get_all(reqwest::header::LINK) {
-                let bad = |message: String| {
-                    (
-                        page,
-                        OciError::InvalidLink {
-                            op,
-                            url: redact_url(&url),
-                            message,
-                        },
-                    )
-                };
-                let v = v.to_str().map_err(|_| bad("not ASCII".to_string()))?;
-                if let Some(n) = parse_next_link(v).map_err(bad)? {
-                    next = Some(n);
-                    break;
-                }
-            }
-            let Some(next) = next else {
-                return Ok(out);
-            };
             let bad = |message: String| {
                 (
                     page,
@@ -127,6 +106,17 @@ impl RegistryClient {
                         message,
                     },
                 )
+            };
+            let mut next = None;
+            for v in resp.headers.get_all(reqwest::header::LINK) {
+                let v = v.to_str().map_err(|_| bad("not ASCII".to_string()))?;
+                if let Some(n) = parse_next_link(v).map_err(bad)? {
+                    next = Some(n);
+                    break;
+                }
+            }
+            let Some(next) = next else {
+                return Ok(out);
             };
             let next_url = url
                 .join(&next)

@@ -1,290 +1,17 @@
-//! The inventory builder: reads one registry through the [`RegistryClient`] into the plain
-//! [`Inventory`] the planner decides on.
-//!
-//! Reads are chosen to be few and to leave zot's pull statistics alone (DESIGN invariant 8):
-//!
-//! - the catalog once (paginated), filtered by the policy's scope **before** any tag listing;
-//! - one tag listing per repository in scope;
-//! - on zot: the search API for every tag's digest, media type, push and pull time (one query
-//!   per repository, which also lists the images of each index, nested indexes flattened),
-//!   then a `HEAD` only for tags the search did not report, and a `GET` only for an index the
-//!   search did not list; nothing that counts as a pull (zot counts a `GET` of a tagged
-//!   manifest, index or image, never a `HEAD` or a `GET` of an untagged one);
-//! - elsewhere (no pull statistics to skew): one `GET` of the manifest per tag, which gives
-//!   digest, media type, size, config, children and subject in one request, then one config
-//!   blob read per distinct config (for `created`) and, for an index without a `created`
-//!   annotation, its first child once;
-//! - indexes listed by indexes (untagged ones included), level by level (see
-//!   [`graph`](super::graph), which also reads the digests in use that no tag reaches);
-//! - referrers only when the policy may delete them: from the `sha256-<hex>` tags already
-//!   listed (tag schema), or from the referrers API when the registry has one.
-//!
-//! A repository whose listing or any lookup failed (after the client's retries) is marked
-//! incomplete, so nothing in it is deleted this run (invariant 1). A failed catalog fails the
-//! whole collection: without it, no repository can be known complete — unless the registry
-//! refuses the account the catalog (Harbor, GitLab and ECR-style robot accounts) and the policy
-//! names its repositories without wildcards: then those are read one by one.
+//! One repository read into the inventory: its tags resolved, the manifests they reach read
+//! (indexes level by level), ages found, and referrers linked to their subjects.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
+use super::{failure, Failure, Mode, RepositoryDenial};
+use crate::engine::graph::MAX_DEPTH;
 use crate::oci::digest::referrer_tag_subject;
-use crate::oci::{
-    self, Denial, Manifest, ManifestContent, OciError, Refused, RegistryClient, TagStats,
-};
+use crate::oci::{self, Manifest, ManifestContent, OciError, RegistryClient, TagStats};
 use crate::retention::inventory::{DigestRepr, Time};
-use crate::retention::{Capabilities, Inventory, ManifestId, Repository, RepositoryBuilder};
-
-/// How the inventory is collected.
-#[derive(Debug, Clone)]
-pub struct CollectOptions {
-    /// Repositories listed at the same time.
-    pub repositories_in_flight: usize,
-    /// Lookups (manifests, configs) in flight per repository. The client's own
-    /// `max_concurrency` bounds the total across repositories.
-    pub lookups_in_flight: usize,
-    /// Discover untagged referrers (signatures, SBOMs) of the images: needed only when the
-    /// policy deletes referrers (`deleteReferrers: true` or `purge: true`).
-    pub referrers: bool,
-    /// The repositories the policy names without wildcards, when every include entry is such
-    /// a name: read one by one when the registry refuses the account the catalog.
-    pub named: Option<Vec<String>>,
-}
-
-impl Default for CollectOptions {
-    fn default() -> Self {
-        CollectOptions {
-            repositories_in_flight: 8,
-            lookups_in_flight: 16,
-            referrers: false,
-            named: None,
-        }
-    }
-}
-
-/// Why no inventory could be collected at all.
-#[derive(Debug, thiserror::Error)]
-pub enum CollectError {
-    /// The repository catalog could not be listed completely.
-    #[error("listing the repositories failed: {0}")]
-    Catalog(#[source] OciError),
-    /// The registry's capabilities could not be detected.
-    #[error("detecting the registry's capabilities failed: {0}")]
-    Capabilities(#[source] OciError),
-}
-
-impl CollectError {
-    /// The PascalCase reason for conditions, events and metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            CollectError::Catalog(e) | CollectError::Capabilities(e) => e.reason(),
-        }
-    }
-
-    /// How the registry refused the account, when it did.
-    pub fn denial(&self) -> Option<oci::Denial> {
-        match self {
-            CollectError::Catalog(e) | CollectError::Capabilities(e) => e.denial(),
-        }
-    }
-}
-
-/// A repository the registry refused the account (401, 403): it is incomplete, and the run
-/// says who was refused what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepositoryDenial {
-    /// The repository.
-    pub repository: String,
-    /// How the registry refused.
-    pub denial: Denial,
-    /// What was refused, with the registry's answer.
-    pub message: String,
-}
-
-/// An inventory and the repositories in it the registry refused the account.
-#[derive(Debug, Clone)]
-pub struct Collected {
-    /// The inventory.
-    pub inventory: Inventory,
-    /// Repositories that could not be read because the account was refused, by name.
-    pub denied: Vec<RepositoryDenial>,
-    /// The catalog was refused and the policy's named repositories were read instead.
-    pub named_only: bool,
-}
-
-/// Why a repository could not be read completely: for people, and how the registry refused
-/// the account when that is why.
-struct Failure {
-    message: String,
-    denial: Option<Denial>,
-}
-
-impl From<String> for Failure {
-    /// A failure that is no refusal of the account (graph reads report theirs as text).
-    fn from(message: String) -> Self {
-        Failure {
-            message,
-            denial: None,
-        }
-    }
-}
-
-fn failure(what: impl std::fmt::Display, e: OciError) -> Failure {
-    Failure {
-        message: format!("{what}: {e}"),
-        denial: e.denial(),
-    }
-}
-
-/// How the collector reads this registry.
-#[derive(Debug, Clone, Copy)]
-struct Mode {
-    /// zot: use the search API and HEAD, never GET a plain image.
-    zot: bool,
-    /// zot's search API answers.
-    search: bool,
-    /// The referrers API answers (else the tag schema is used).
-    referrers_api: bool,
-    /// Discover referrers at all.
-    referrers: bool,
-    /// The repositories were named, not listed: an unknown one is absent, not a failure.
-    named: bool,
-}
-
-/// Collects the inventory of every repository that `in_scope` accepts.
-///
-/// Repositories outside the scope are neither listed nor included. The result is sorted by
-/// repository name; its capabilities say whether tags can be deleted on their own (zot) and
-/// whether pull statistics are known (zot's search API).
-pub async fn collect_inventory(
-    client: &RegistryClient,
-    in_scope: impl Fn(&str) -> bool,
-    options: &CollectOptions,
-) -> Result<Inventory, CollectError> {
-    Ok(collect(client, in_scope, options).await?.inventory)
-}
-
-/// [`collect_inventory`], also telling which repositories the registry refused the account,
-/// and whether the repositories were named rather than listed (the catalog was refused).
-pub async fn collect(
-    client: &RegistryClient,
-    in_scope: impl Fn(&str) -> bool,
-    options: &CollectOptions,
-) -> Result<Collected, CollectError> {
-    let listing = list(client, in_scope, options).await?;
-    let capabilities = listing.capabilities();
-    let named_only = listing.named_only;
-    let read: Vec<(Repository, Option<RepositoryDenial>)> =
-        listing.read(client, options).collect::<Vec<_>>().await;
-    let (mut repos, denied): (Vec<Repository>, Vec<Option<RepositoryDenial>>) =
-        read.into_iter().unzip();
-    let mut denied: Vec<RepositoryDenial> = denied.into_iter().flatten().collect();
-    repos.sort_by(|a, b| a.name.cmp(&b.name));
-    denied.sort_by(|a, b| a.repository.cmp(&b.repository));
-    Ok(Collected {
-        inventory: Inventory {
-            capabilities,
-            repositories: repos,
-        },
-        denied,
-        named_only,
-    })
-}
-
-/// The repositories of a registry that a run reads, in name order, and how to read them:
-/// what [`list`] returns and [`read`](Self::read) consumes, one repository at a time.
-pub struct Listing {
-    /// The repositories in scope, sorted by name, each once.
-    pub repositories: Vec<String>,
-    /// The catalog was refused and the policy's named repositories are read instead.
-    pub named_only: bool,
-    mode: Mode,
-}
-
-/// Lists the repositories `in_scope` accepts (the catalog, or the named ones when the
-/// registry refuses the account the catalog) and detects how to read them; nothing of any
-/// repository is read yet.
-pub async fn list(
-    client: &RegistryClient,
-    in_scope: impl Fn(&str) -> bool,
-    options: &CollectOptions,
-) -> Result<Listing, CollectError> {
-    let caps = client
-        .capabilities()
-        .await
-        .map_err(CollectError::Capabilities)?;
-    let (listed, named) = match (client.catalog().await, &options.named) {
-        (Ok(all), _) => (all, false),
-        (Err(e), Some(names)) if e.denial() == Some(Denial::PermissionDenied(Refused::Catalog)) => {
-            tracing::debug!(error = %e, "catalog refused; reading the named repositories");
-            (names.clone(), true)
-        }
-        (Err(e), _) => return Err(CollectError::Catalog(e)),
-    };
-    let mut repositories: Vec<String> = listed.into_iter().filter(|r| in_scope(r)).collect();
-    repositories.sort();
-    repositories.dedup();
-    let mut mode = Mode {
-        zot: caps.zot.is_some(),
-        search: caps.search,
-        referrers_api: caps.zot.is_some(),
-        referrers: options.referrers,
-        named,
-    };
-    if mode.referrers && !mode.referrers_api {
-        mode.referrers_api = probe_referrers_api(client, &repositories).await;
-    }
-    Ok(Listing {
-        repositories,
-        named_only: named,
-        mode,
-    })
-}
-
-impl Listing {
-    /// What the registry supports, for the planner.
-    pub fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            delete_by_tag: self.mode.zot,
-            pull_stats: self.mode.search,
-        }
-    }
-
-    /// Reads the repositories, `options.repositories_in_flight` at a time, and yields each
-    /// one's inventory (with the registry's refusal, if it refused the account) in name
-    /// order: a repository read before an earlier one is finished waits for it, so at most
-    /// that many inventories are held at once.
-    pub fn read<'a>(
-        self,
-        client: &'a RegistryClient,
-        options: &CollectOptions,
-    ) -> impl futures::Stream<Item = (Repository, Option<RepositoryDenial>)> + Send + 'a {
-        let mode = self.mode;
-        let lookups = options.lookups_in_flight.max(1);
-        stream::iter(self.repositories)
-            .map(move |name| async move { collect_repository(client, &name, mode, lookups).await })
-            .buffered(options.repositories_in_flight.max(1))
-    }
-}
-
-/// Asks the first repository whether the registry has the referrers API. A registry without
-/// it answers 404 (distribution 2.8); any failure counts as "no API" (the tag schema, read
-/// from the listings, still finds the referrers clients wrote there).
-async fn probe_referrers_api(client: &RegistryClient, repositories: &[String]) -> bool {
-    const PROBE: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
-    let Some(repo) = repositories.first() else {
-        return false;
-    };
-    matches!(
-        client.referrers(repo, PROBE).await,
-        Ok(oci::Referrers {
-            source: oci::ReferrersSource::Api,
-            ..
-        })
-    )
-}
+use crate::retention::{ManifestId, Repository, RepositoryBuilder};
 
 /// What one tag resolved to.
 struct Resolved {
@@ -296,7 +23,9 @@ struct Resolved {
     manifest: Option<Manifest>,
 }
 
-async fn collect_repository(
+/// Reads repository `name`: marked incomplete, with the first failure as the reason, when a
+/// read failed, and with the refusal of the account when that was the failure.
+pub(super) async fn collect_repository(
     client: &RegistryClient,
     name: &str,
     mode: Mode,
@@ -492,6 +221,15 @@ fn config_of(m: &Manifest) -> Option<String> {
         .flatten()
 }
 
+/// Where a repository is read from, and how.
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    client: &'a RegistryClient,
+    name: &'a str,
+    mode: Mode,
+    lookups: usize,
+}
+
 /// Lists and resolves one repository into `b`; the first failure is returned as the reason
 /// the repository is incomplete.
 async fn fill_repository(
@@ -501,6 +239,12 @@ async fn fill_repository(
     lookups: usize,
     b: &mut RepositoryBuilder,
 ) -> Result<(), Failure> {
+    let at = Origin {
+        client,
+        name,
+        mode,
+        lookups,
+    };
     let mut tags = match client.tags(name).await {
         Ok(tags) => tags,
         // A repository the policy names that does not exist (yet): nothing to decide.
@@ -534,11 +278,32 @@ async fn fill_repository(
     if !mode.zot {
         r.own.reserve_exact(tags.len());
     }
+    let listed = resolve_tags(at, &mut r, tags, &stats).await?;
+    read_only_headed(at, &mut r, &listed).await?;
+    read_nested_indexes(at, &mut r).await?;
+    set_ages(at, &mut r).await?;
+    link_listed_indexes(&mut r, &listed);
+    if mode.referrers && mode.referrers_api {
+        add_untagged_referrers(at, &mut r).await?;
+    }
+    Ok(())
+}
 
-    // 1. Every tag to a digest: one request per tag at most, each answer recorded as it
-    //    comes. The images of each tagged index as zot's search lists them are noted: taken
-    //    from there, the index is not fetched — a GET of a tagged index counts as a pull in
-    //    zot's statistics.
+/// Every tag to a digest: one request per tag at most, each answer recorded as it comes.
+/// Returns the images of each tagged index as zot's search lists them: taken from there, the
+/// index is not fetched — a GET of a tagged index counts as a pull in zot's statistics.
+async fn resolve_tags<'s>(
+    at: Origin<'_>,
+    r: &mut Reading<'_>,
+    tags: Vec<String>,
+    stats: &'s HashMap<String, TagStats>,
+) -> Result<BTreeMap<ManifestId, &'s [String]>, Failure> {
+    let Origin {
+        client,
+        name,
+        mode,
+        lookups,
+    } = at;
     let mut listed: BTreeMap<ManifestId, &[String]> = BTreeMap::new();
     let mut resolving = stream::iter(tags)
         .map(|tag| {
@@ -581,10 +346,16 @@ async fn fill_repository(
             None => r.head(id, &t.media_type, t.size),
         }
     }
-    drop(resolving);
+    Ok(listed)
+}
 
-    // 2. Manifests that were only HEADed (zot): fetch indexes once for their children (unless
-    //    the search listed them), and images whose age the search API did not give.
+/// Manifests that were only HEADed (zot): fetch indexes once for their children (unless
+/// the search `listed` them), and images whose age the search API did not give.
+async fn read_only_headed(
+    at: Origin<'_>,
+    r: &mut Reading<'_>,
+    listed: &BTreeMap<ManifestId, &[String]>,
+) -> Result<(), Failure> {
     let missing: Vec<ManifestId> = r
         .tagged()
         .into_iter()
@@ -594,7 +365,7 @@ async fn fill_repository(
         })
         .collect();
     let digests: Vec<String> = missing.iter().map(|id| r.digest(*id)).collect();
-    let mut reading = read_each(client, name, digests, lookups, Gone::Failure);
+    let mut reading = read_each(at.client, at.name, digests, at.lookups, Gone::Failure);
     for id in missing {
         match reading.next().await {
             Some(Ok(Some(m))) => r.manifest(id, &m),
@@ -602,9 +373,11 @@ async fn fill_repository(
             Some(Err(e)) => return Err(e),
         }
     }
-    drop(reading);
+    Ok(())
+}
 
-    // 3. Indexes inside indexes: everything a listed tag reaches, level by level.
+/// Indexes inside indexes: everything a listed tag reaches, level by level.
+async fn read_nested_indexes(at: Origin<'_>, r: &mut Reading<'_>) -> Result<(), Failure> {
     let mut frontier: Vec<ManifestId> = (0..r.read.len() as u32)
         .map(ManifestId)
         .filter(|id| has(&r.read, *id))
@@ -624,17 +397,17 @@ async fn fill_repository(
         wanted.sort_unstable();
         wanted.dedup();
         if wanted.is_empty() {
-            break;
+            return Ok(());
         }
-        if depth > super::graph::MAX_DEPTH {
+        if depth > MAX_DEPTH {
             return Err(Failure::from(format!(
                 "indexes are nested more than {} levels deep",
-                super::graph::MAX_DEPTH
+                MAX_DEPTH
             )));
         }
         depth += 1;
         let digests: Vec<String> = wanted.iter().map(|id| r.digest(*id)).collect();
-        let mut reading = read_each(client, name, digests, lookups, Gone::Skipped);
+        let mut reading = read_each(at.client, at.name, digests, at.lookups, Gone::Skipped);
         for id in &wanted {
             match reading.next().await {
                 Some(Ok(Some(m))) => r.manifest(*id, &m),
@@ -648,9 +421,11 @@ async fn fill_repository(
         drop(reading);
         frontier = wanted;
     }
+}
 
-    // 4. Ages: config `created` of images (one read per distinct config), else the
-    //    `created` annotation; an index without one takes its first child's.
+/// Ages: config `created` of images (one read per distinct config), else the `created`
+/// annotation; an index without one takes its first child's.
+async fn set_ages(at: Origin<'_>, r: &mut Reading<'_>) -> Result<(), Failure> {
     r.own.sort_unstable_by_key(|(id, _)| *id);
     let own = std::mem::take(&mut r.own);
     let own_of = |id: ManifestId| -> Option<&Own> {
@@ -658,31 +433,7 @@ async fn fill_repository(
             .ok()
             .map(|i| &own[i].1)
     };
-    let first_children: Vec<ManifestId> = own
-        .iter()
-        .filter(|(id, _)| has(&r.untimed, *id))
-        .filter_map(|(_, o)| match o {
-            Own::FirstChild(c) if !has(&r.read, *c) => Some(*c),
-            _ => None,
-        })
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut child_own: HashMap<ManifestId, Own> = HashMap::new();
-    let digests: Vec<String> = first_children.iter().map(|id| r.digest(*id)).collect();
-    let mut reading = read_each(client, name, digests, lookups, Gone::Failure);
-    for id in &first_children {
-        match reading.next().await {
-            Some(Ok(Some(m))) => {
-                if let Some(o) = own_age(&m, None) {
-                    child_own.insert(*id, o);
-                }
-            }
-            Some(Ok(None)) | None => {}
-            Some(Err(e)) => return Err(e),
-        }
-    }
-    drop(reading);
+    let child_own = read_first_children(at, r, &own).await?;
     let child_of = |c: ManifestId| own_of(c).or_else(|| child_own.get(&c));
     let mut configs: Vec<&DigestRepr> = Vec::new();
     for (id, o) in &own {
@@ -701,16 +452,7 @@ async fn fill_repository(
     }
     configs.sort_unstable();
     configs.dedup();
-    // The times in the order of `configs`.
-    let mut times: Vec<Option<Time>> = Vec::with_capacity(configs.len());
-    let mut reading = stream::iter(configs.iter().map(config_name))
-        .map(|c| async move { client.config_created(name, &c).await })
-        .buffered(lookups);
-    while let Some(t) = reading.next().await {
-        let t = t.map_err(|e| failure("reading an image config failed", e))?;
-        times.push(t.map(Time::from));
-    }
-    drop(reading);
+    let times = config_times(at, &configs).await?;
     let config_time = |c: &DigestRepr| -> Option<Time> {
         let i = configs.binary_search(&c).ok()?;
         times.get(i).copied().flatten()
@@ -733,15 +475,74 @@ async fn fill_repository(
         let entry = r.b.get_mut(*id);
         entry.created = entry.created.or(age);
     }
+    Ok(())
+}
 
-    // 5. Indexes known from the search only: what they list, nested indexes flattened.
-    for (id, images) in &listed {
+/// Where the age of each first child comes from that an index in need of an age names and
+/// that was not read: one GET per child.
+async fn read_first_children(
+    at: Origin<'_>,
+    r: &Reading<'_>,
+    own: &[(ManifestId, Own)],
+) -> Result<HashMap<ManifestId, Own>, Failure> {
+    let first_children: Vec<ManifestId> = own
+        .iter()
+        .filter(|(id, _)| has(&r.untimed, *id))
+        .filter_map(|(_, o)| match o {
+            Own::FirstChild(c) if !has(&r.read, *c) => Some(*c),
+            _ => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut child_own: HashMap<ManifestId, Own> = HashMap::new();
+    let digests: Vec<String> = first_children.iter().map(|id| r.digest(*id)).collect();
+    let mut reading = read_each(at.client, at.name, digests, at.lookups, Gone::Failure);
+    for id in &first_children {
+        match reading.next().await {
+            Some(Ok(Some(m))) => {
+                if let Some(o) = own_age(&m, None) {
+                    child_own.insert(*id, o);
+                }
+            }
+            Some(Ok(None)) | None => {}
+            Some(Err(e)) => return Err(e),
+        }
+    }
+    Ok(child_own)
+}
+
+/// The `created` time of each image config, in the order of `configs`.
+async fn config_times(
+    at: Origin<'_>,
+    configs: &[&DigestRepr],
+) -> Result<Vec<Option<Time>>, Failure> {
+    let Origin {
+        client,
+        name,
+        lookups,
+        ..
+    } = at;
+    let mut times: Vec<Option<Time>> = Vec::with_capacity(configs.len());
+    let mut reading = stream::iter(configs.iter().map(config_name))
+        .map(|c| async move { client.config_created(name, &c).await })
+        .buffered(lookups);
+    while let Some(t) = reading.next().await {
+        let t = t.map_err(|e| failure("reading an image config failed", e))?;
+        times.push(t.map(Time::from));
+    }
+    Ok(times)
+}
+
+/// Indexes known from the search only: what they list, nested indexes flattened; and a
+/// tag-schema index lists the referrers of the digest its tag names.
+fn link_listed_indexes(r: &mut Reading<'_>, listed: &BTreeMap<ManifestId, &[String]>) {
+    for (id, images) in listed {
         if !has(&r.read, *id) {
             let children: Vec<ManifestId> = images.iter().map(|i| r.b.id(i)).collect();
             r.b.children(*id, children);
         }
     }
-    // A tag-schema index lists the referrers of the digest its tag names.
     let schema: Vec<(ManifestId, String)> =
         r.b.tags()
             .iter()
@@ -753,29 +554,35 @@ async fn fill_repository(
             r.b.refers(c, s);
         }
     }
+}
 
-    // 6. Untagged referrers from the referrers API, when they may be deleted.
-    if mode.referrers && mode.referrers_api {
-        let subjects: Vec<String> = r.tagged().into_iter().map(|id| r.digest(id)).collect();
-        let mut found = stream::iter(subjects)
-            .map(|d| async move {
-                let found = client.referrers(name, &d).await;
-                (d, found)
-            })
-            .buffered(lookups);
-        while let Some((subject, found)) = found.next().await {
-            let found = found
-                .map_err(|e| failure(format!("listing the referrers of {subject} failed"), e))?;
-            let s = r.b.id(&subject);
-            for d in found.descriptors {
-                let id = r.b.id(d.digest().as_ref());
-                r.b.refers(id, s);
-                let kind = r.index_kind(d.media_type().as_ref());
-                let artifact = d.artifact_type().as_ref().map(|a| r.kind(a.as_ref()));
-                let entry = r.b.get_mut(id);
-                set_media(entry, kind, artifact);
-                entry.size.get_or_insert(d.size());
-            }
+/// Untagged referrers from the referrers API (read when they may be deleted).
+async fn add_untagged_referrers(at: Origin<'_>, r: &mut Reading<'_>) -> Result<(), Failure> {
+    let Origin {
+        client,
+        name,
+        lookups,
+        ..
+    } = at;
+    let subjects: Vec<String> = r.tagged().into_iter().map(|id| r.digest(id)).collect();
+    let mut found = stream::iter(subjects)
+        .map(|d| async move {
+            let found = client.referrers(name, &d).await;
+            (d, found)
+        })
+        .buffered(lookups);
+    while let Some((subject, found)) = found.next().await {
+        let found =
+            found.map_err(|e| failure(format!("listing the referrers of {subject} failed"), e))?;
+        let s = r.b.id(&subject);
+        for d in found.descriptors {
+            let id = r.b.id(d.digest().as_ref());
+            r.b.refers(id, s);
+            let kind = r.index_kind(d.media_type().as_ref());
+            let artifact = d.artifact_type().as_ref().map(|a| r.kind(a.as_ref()));
+            let entry = r.b.get_mut(id);
+            set_media(entry, kind, artifact);
+            entry.size.get_or_insert(d.size());
         }
     }
     Ok(())
