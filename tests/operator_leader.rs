@@ -6,7 +6,7 @@
 //! never before — and carries on.
 //!
 //! Needs the control plane: run with scripts/test.sh (or set REGISTRY_OPERATOR_TEST_KUBECONFIG).
-//! The API server paused or restarted (the fence's other no): tests/cluster_faults.rs.
+//! The API server paused or restarted (the fence's other no): tests/operator_faults.rs.
 
 mod support;
 

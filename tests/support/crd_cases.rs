@@ -1,6 +1,6 @@
 //! The rules the CRDs enforce (OpenAPI schema and CEL), as cases: an object and whether the
 //! API server accepts it. `tests/crds.rs` judges every case offline (kube-cel and the project's
-//! schema check), `tests/cluster_api.rs` on the real API server: one list, two judges.
+//! schema check), `tests/operator_apiserver.rs` on the real API server: one list, two judges.
 
 use serde_json::{json, Value};
 

@@ -18,7 +18,7 @@
 //! - [`resolver`]: a resolver for the client's address-policy seam that maps test names to
 //!   addresses and records (and keeps on loopback) every connection attempt;
 //! - [`crd_cases`]: objects the CRDs' schema and CEL rules accept or reject, judged offline
-//!   (`tests/crds.rs`) and by the API server (`tests/cluster_api.rs`).
+//!   (`tests/crds.rs`) and by the API server (`tests/operator_apiserver.rs`).
 //!
 //! Include it with `mod support;` from a test file (or `#[path = "../tests/support/mod.rs"]`
 //! from an example). Not every test file uses every item. Typical use:

@@ -30,7 +30,7 @@ use support::cluster::{condition, object, root, tool, wait_for, Cluster, TEST_MA
 
 /// `helm template` of the chart for release `release` in `namespace` with `--set` values —
 /// and loopback registries allowed: the tests' registries listen on 127.0.0.1 (the chart's
-/// default refuses loopback, tests/cluster_address.rs shows that).
+/// default refuses loopback, tests/operator_address.rs shows that).
 fn chart(release: &str, namespace: &str, sets: &[&str]) -> Vec<Value> {
     let mut cmd = Command::new(tool("helm"));
     cmd.args(["template", release, "charts/registry-operator"])
