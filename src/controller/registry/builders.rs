@@ -34,8 +34,7 @@ pub const CONFIG_HASH_ANNOTATION: &str = "registry-operator.dev/config-hash";
 pub const SECRETS_HASH_ANNOTATION: &str = "registry-operator.dev/secrets-hash";
 /// Key of the config file in the ConfigMap.
 pub const CONFIG_KEY: &str = "config.json";
-/// Default image repository; the tag is the zot release.
-pub const DEFAULT_IMAGE_REPOSITORY: &str = "ghcr.io/project-zot/zot";
+pub use super::validate::DEFAULT_IMAGE_REPOSITORY;
 /// The user and group zot runs as (the image defines none, so it would otherwise run as root).
 pub const ZOT_UID: i64 = 10001;
 /// Name of the container port zot listens on.

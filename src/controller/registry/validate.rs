@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::builders::DEFAULT_IMAGE_REPOSITORY;
 use crate::api::registry::RegistrySpec;
 use crate::controller::lockdown::{secret_uses, Lockdown, Refusal};
 use crate::zot::paths::ZOT_PORT;
@@ -24,6 +23,9 @@ pub const MAX_NAME_LEN: usize = 52;
 
 /// The default PVC size.
 pub const DEFAULT_STORAGE_SIZE: &str = "10Gi";
+
+/// Default image repository; the tag is the zot release.
+pub const DEFAULT_IMAGE_REPOSITORY: &str = "ghcr.io/project-zot/zot";
 
 /// The Registry the builders start from (not to be confused with `api::retention::RegistryRef`,
 /// a policy's reference to a Registry by name).

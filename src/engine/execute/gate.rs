@@ -12,14 +12,24 @@ use crate::oci::{DeleteOutcome, Denial};
 /// the same read.
 pub(super) struct Gate {
     fence: Fence,
-    last_yes: tokio::sync::Mutex<Option<std::time::Instant>>,
+    state: tokio::sync::Mutex<Asked>,
+}
+
+/// What the fence said last.
+#[derive(Default)]
+struct Asked {
+    /// When the last yes was asked for.
+    yes: Option<std::time::Instant>,
+    /// The first no, for the rest of the execution: a run that lost the fence once stops
+    /// (its retry makes a fresh plan) rather than going on where an answer came back later.
+    no: Option<String>,
 }
 
 impl Gate {
     pub(super) fn new(fence: Fence) -> Gate {
         Gate {
             fence,
-            last_yes: tokio::sync::Mutex::new(None),
+            state: tokio::sync::Mutex::new(Asked::default()),
         }
     }
 
@@ -28,20 +38,26 @@ impl Gate {
         self.ask(false).await
     }
 
-    /// The fence's answer, asked now whatever it said last.
+    /// The fence's answer, asked now whatever it said last (a no stays a no).
     pub(super) async fn check_fresh(&self) -> Result<(), String> {
         self.ask(true).await
     }
 
     async fn ask(&self, fresh: bool) -> Result<(), String> {
-        let mut last_yes = self.last_yes.lock().await;
-        if !fresh && last_yes.is_some_and(|t| t.elapsed() < FENCE_TRUST) {
+        let mut state = self.state.lock().await;
+        if let Some(why) = &state.no {
+            return Err(why.clone());
+        }
+        if !fresh && state.yes.is_some_and(|t| t.elapsed() < FENCE_TRUST) {
             return Ok(());
         }
         let asked = std::time::Instant::now();
-        *last_yes = None;
-        (self.fence)().await?;
-        *last_yes = Some(asked);
+        state.yes = None;
+        if let Err(why) = (self.fence)().await {
+            state.no = Some(why.clone());
+            return Err(why);
+        }
+        state.yes = Some(asked);
         Ok(())
     }
 }

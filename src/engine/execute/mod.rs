@@ -47,7 +47,9 @@ pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 /// leader Lease); an error names why not. Asked before the first deletion, before each
 /// repository's and before every DELETE request — a yes is trusted for [`FENCE_TRUST`], and a
 /// DELETE tried again after a failure always asks afresh — so a replica that lost the Lease
-/// (cut off from the API server, say) stops instead of racing the new leader. A fence must
+/// (cut off from the API server, say) stops instead of racing the new leader. Its first no
+/// stands for the rest of the execution: what is left is not deleted, even if a later answer
+/// would be yes (the run is retried with a fresh plan). A fence must
 /// answer yes only when it will still hold for [`FENCE_TRUST`] after the answer.
 pub type Fence =
     Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
