@@ -233,3 +233,53 @@ async fn check_of_a_refused_address_exits_two_naming_the_rule_and_sends_nothing(
     let out = cli(&["registry", "check", &reg.url], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_seed_is_a_documented_command_that_fills_a_scratch_registry_as_its_help_says() {
+    let help = cli(&["--help"], None);
+    assert!(
+        text(&help.stdout).contains("dev") && text(&help.stdout).contains("Seed a registry"),
+        "{}",
+        text(&help.stdout)
+    );
+    let reg = TestRegistry::start();
+    let out = cli(
+        &[
+            "dev",
+            "seed",
+            "--registry",
+            &reg.url,
+            "--repos",
+            "3",
+            "--tags",
+            "6",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("seeded 3 repositories x 6 tags"));
+    let ls = cli(&["registry", "ls", &reg.url], None);
+    assert_eq!(
+        text(&ls.stdout),
+        "project-00/service-0\nproject-00/service-1\nproject-00/service-2\n"
+    );
+    let c = registry_operator::oci::RegistryClient::new(
+        &reg.url,
+        registry_operator::oci::Credentials::Anonymous,
+        registry_operator::oci::ClientOptions::default(),
+    )
+    .unwrap();
+    let tags = c.tags("project-00/service-1").await.unwrap();
+    assert_eq!(
+        tags,
+        ["latest", "v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0"]
+    );
+    // `latest` is on the newest image, the fourth tag is a two-platform index
+    let repo = "project-00/service-1";
+    let head = |tag| c.head_manifest(repo, tag);
+    let latest = head("latest").await.unwrap().unwrap();
+    let newest = head("v1.4.0").await.unwrap().unwrap();
+    let index = head("v1.3.0").await.unwrap().unwrap();
+    assert_eq!(latest.digest, newest.digest);
+    assert_eq!(index.media_type, "application/vnd.oci.image.index.v1+json");
+}

@@ -1,6 +1,8 @@
-//! `registry-operator dev seed` (hidden): fills a registry with small synthetic images for the
-//! demo and the benchmark — nested repository names, several tags on one image, multi-arch
-//! indexes, and `created` times one day apart (the last tag, `latest`, on the newest image).
+//! `registry-operator dev seed`: fills a registry with small synthetic images — what the demo
+//! and the retention benchmark run against, and a scratch registry to try a policy on: nested
+//! repository names, several tags on one image, multi-arch indexes, and `created` times one
+//! day apart (the last tag, `latest`, on the newest image). It only pushes (POST/PUT); it never
+//! deletes.
 
 use std::process::ExitCode;
 use std::time::Instant;

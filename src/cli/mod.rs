@@ -60,8 +60,8 @@ pub enum Command {
     Retention(retention::RetentionArgs),
     /// Delete every tag of a project's repositories (P and P/**), except protected ones.
     PurgeProject(retention::PurgeArgs),
-    /// Developer tools (seeding a registry for the demo and the benchmark).
-    #[command(hide = true)]
+    /// Seed a registry with small synthetic images (`dev seed`): what the demo and the
+    /// retention benchmark run against, for trying a policy on a scratch registry.
     Dev(dev::DevArgs),
     /// Print the version of this build.
     Version,
