@@ -505,3 +505,34 @@ async fn tags_deleted_between_listing_and_head_are_reported_as_vanished() {
     assert_eq!(heads.heads.len(), 1);
     assert_eq!(heads.heads["a"].digest, a.digest);
 }
+
+#[tokio::test]
+async fn an_https_registry_whose_token_realm_is_plain_http_gets_no_credentials_sent_in_clear() {
+    // The realm: a listener on 127.0.0.2 that counts connections (nothing may reach it).
+    let realm = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    realm.set_nonblocking(true).unwrap();
+    let realm_url = format!("http://{}/token", realm.local_addr().unwrap());
+    let reg = TestRegistry::start_with(RegistryOptions {
+        tls: true,
+        token_realm: Some(realm_url),
+        ..Default::default()
+    });
+    let c = RegistryClient::new(
+        &reg.url,
+        Credentials::basic("alice", "s3cret"),
+        ClientOptions {
+            ca_pem: reg.ca_pem.clone(),
+            // trusted by name: only the downgrade to http refuses it
+            trusted_token_realms: vec!["127.0.0.2".to_string()],
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let e = c.tags("private/app").await.unwrap_err();
+    assert_eq!(e.reason(), "UntrustedTokenRealm", "{e}");
+    assert!(e.to_string().contains("not sent in clear"), "{e}");
+    assert!(
+        matches!(realm.accept(), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the plain-http realm was contacted"
+    );
+}

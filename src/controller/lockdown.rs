@@ -102,7 +102,13 @@ impl ImagePattern {
         let repository = format!("{}/{}", image.registry, image.repository);
         let candidate = match self.part {
             PatternPart::Repository => Some(repository),
-            PatternPart::Tag => image.tag.as_ref().map(|t| format!("{repository}:{t}")),
+            // A tag pattern allows that tag only as the kubelet pulls it: a reference that also
+            // names a digest is pulled by the digest, which the tag does not vouch for.
+            PatternPart::Tag => image
+                .tag
+                .as_ref()
+                .filter(|_| image.digest.is_none())
+                .map(|t| format!("{repository}:{t}")),
             PatternPart::Digest => image.digest.as_ref().map(|d| format!("{repository}@{d}")),
         };
         candidate.is_some_and(|c| self.matcher.is_match(c))
@@ -353,7 +359,7 @@ impl Lockdown {
         };
         if ext.insecure_skip_tls_verify == Some(true) && !self.allow_insecure_skip_tls_verify {
             return Err(Refusal::InsecureTlsNotAllowed {
-                url: ext.url.clone(),
+                url: crate::oci::redact::display_url(&ext.url),
             });
         }
         if ext.credentials_secret_ref.is_some() && !self.allow_plain_http_credentials {
@@ -528,6 +534,12 @@ mod tests {
         assert!(tags.check_image("ghcr.io/project-zot/zot:v2.1.20").is_ok());
         assert!(tags.check_image("ghcr.io/project-zot/zot:latest").is_err());
         assert!(tags.check_image("ghcr.io/project-zot/zot").is_err());
+        // an allowed tag does not vouch for a digest pulled beside it
+        assert!(tags
+            .check_image(
+                "ghcr.io/project-zot/zot:v2.1.20@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+            )
+            .is_err());
         let glob = l("ghcr.io/project-zot/*");
         assert!(glob
             .check_image("ghcr.io/project-zot/zot-minimal:v2.1.20")
@@ -555,6 +567,12 @@ mod tests {
             .unwrap_err();
         assert_eq!(refused.reason(), Reason::InsecureTlsNotAllowed);
         assert!(refused.to_string().contains("https://harbor.example.com"));
+        // the message (a condition, an Event) never carries user info of the URL
+        let with_user = external("https://robot:s3cret@harbor.example.com", false, true);
+        let refused = Lockdown::default()
+            .check_spec(&with_user, DEFAULT, "cluster.local")
+            .unwrap_err();
+        assert!(!refused.to_string().contains("s3cret"), "{refused}");
         let allowed = Lockdown {
             allow_insecure_skip_tls_verify: true,
             ..Lockdown::default()

@@ -240,6 +240,18 @@ pub enum OciError {
         registry: String,
     },
 
+    /// The registry, reached over https, asks for its tokens at a plain-http realm: the
+    /// credentials would cross the network in clear, so nothing was sent.
+    #[error(
+        "{registry} is reached over https but asks for its tokens at http://{realm_host}: the credentials were not sent in clear; the registry's token service must use https"
+    )]
+    PlainHttpTokenRealm {
+        /// The realm's host (without port).
+        realm_host: String,
+        /// The registry's `host[:port]`.
+        registry: String,
+    },
+
     /// The content did not hash to the digest it was requested by.
     #[error("{url}: content digest {actual} does not match {expected}")]
     DigestMismatch {
@@ -325,7 +337,9 @@ impl OciError {
                 status: Some(403), ..
             } => "PermissionDenied",
             OciError::TokenRequest { .. } => "TokenRequestFailed",
-            OciError::UntrustedTokenRealm { .. } => "UntrustedTokenRealm",
+            OciError::UntrustedTokenRealm { .. } | OciError::PlainHttpTokenRealm { .. } => {
+                "UntrustedTokenRealm"
+            }
             OciError::DigestMismatch { .. } => "DigestMismatch",
             OciError::IncompleteListing { .. } => "IncompleteListing",
             OciError::Unsupported { .. } => "Unsupported",
@@ -363,7 +377,9 @@ impl OciError {
             OciError::TokenRequest {
                 status: Some(403), ..
             } => Some(Denial::PermissionDenied(Refused::Other)),
-            OciError::UntrustedTokenRealm { .. } => Some(Denial::UntrustedTokenRealm),
+            OciError::UntrustedTokenRealm { .. } | OciError::PlainHttpTokenRealm { .. } => {
+                Some(Denial::UntrustedTokenRealm)
+            }
             _ => None,
         }
     }

@@ -28,6 +28,10 @@ pub struct RegistryOptions {
     /// Serve HTTPS with a certificate for `127.0.0.1` signed by a fresh test CA (made with the
     /// `openssl` CLI); the CA's PEM is in [`TestRegistry::ca_pem`].
     pub tls: bool,
+    /// Require bearer tokens from this realm URL (distribution's `auth.token`; the tokens'
+    /// signing certificate is the test CA's, so no token it could be given verifies — enough to
+    /// see what a client sends where it is challenged). Needs `tls`.
+    pub token_realm: Option<String>,
 }
 
 /// A running `docker-registry serve`, stopped on drop.
@@ -179,8 +183,10 @@ impl TestRegistry {
         std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
         let mut ca_pem = None;
         let mut tls = String::new();
+        let mut ca_file = None;
         if opts.tls {
             let (ca, cert, key) = make_certs(dir.path());
+            ca_file = Some(ca.clone());
             tls = format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
@@ -211,6 +217,12 @@ impl TestRegistry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
                 path.display()
+            ));
+        }
+        if let (Some(realm), Some(ca)) = (&opts.token_realm, &ca_file) {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
+                ca.display()
             ));
         }
         let cfg_path: PathBuf = dir.path().join("config.yml");

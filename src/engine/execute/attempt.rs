@@ -38,7 +38,7 @@ pub(super) async fn run_one(
                 };
             }
         }
-        match attempt(client, m, deletes).await {
+        match attempt(client, m, deletes, fence).await {
             Ok(r) => return r,
             Err(Transient { reason, wait }) => {
                 if retries >= policy.max_retries {
@@ -66,6 +66,7 @@ async fn attempt(
     client: &RegistryClient,
     m: &Mutation,
     deletes: &DeleteGate,
+    fence: Option<&Gate>,
 ) -> Result<ItemResult, Transient> {
     match m {
         Mutation::DeleteTag {
@@ -75,6 +76,9 @@ async fn attempt(
         } => {
             if let Some(r) = recheck(client, deletes, repository, tag, digest, true).await {
                 return Ok(r);
+            }
+            if let Some(stop) = fenced(fence).await {
+                return Ok(stop);
             }
             let what = format!("deleting tag {tag}");
             delete(deletes, what, client.delete_tag(repository, tag)).await
@@ -95,6 +99,9 @@ async fn attempt(
                     return Ok(r);
                 }
             }
+            if let Some(stop) = fenced(fence).await {
+                return Ok(stop);
+            }
             let digest_text = digest.to_string();
             let what = format!("deleting {}", digest.short());
             delete(
@@ -105,6 +112,16 @@ async fn attempt(
             .await
         }
     }
+}
+
+/// The fence asked once more between the re-check and the DELETE (a slow re-check may have
+/// outlasted the last yes): the item's result when it says no.
+async fn fenced(fence: Option<&Gate>) -> Option<ItemResult> {
+    let why = fence?.check().await.err()?;
+    Some(ItemResult::Interrupted {
+        by: Interruption::NotLeader,
+        message: why,
+    })
 }
 
 /// Re-resolves `tag` before a deletion: `None` while it still points at `digest` (or is gone,

@@ -272,6 +272,14 @@ impl RegistryClient {
         if with_credentials {
             let registry_host = self.inner.base.host_str().unwrap_or_default();
             let realm_host = realm.host_str().unwrap_or_default();
+            // No downgrade: a registry on https does not get its credentials sent in clear.
+            if self.inner.base.scheme() == "https" && realm.scheme() == "http" {
+                tracing::warn!(registry = %self.host(), realm_host, "plain-http token realm of an https registry; nothing sent");
+                return Err(OciError::PlainHttpTokenRealm {
+                    realm_host: realm_host.to_string(),
+                    registry: self.host(),
+                });
+            }
             if !realm_trusted(
                 registry_host,
                 realm_host,
