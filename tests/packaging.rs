@@ -898,3 +898,61 @@ fn edit_and_admin_get_no_write_on_cluster_retention_policies_unless_the_admin_op
         );
     }
 }
+
+/// Every object's `metadata.name` in a rendered chart, CRDs left out.
+fn object_names(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] != "CustomResourceDefinition")
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn name_override_and_fullname_override_rename_every_object_of_the_chart() {
+    let defaults = object_names(&docs(&helm_template(&[])));
+    assert!(
+        defaults
+            .iter()
+            .all(|n| n.starts_with("ro-registry-operator")),
+        "{defaults:?}"
+    );
+
+    let named = docs(&helm_template(&["--set", "nameOverride=regop"]));
+    let names = object_names(&named);
+    assert!(names.iter().all(|n| n.starts_with("ro-regop")), "{names:?}");
+    let deploy = named.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(
+        deploy["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "regop"
+    );
+
+    let full_yaml = helm_template(&["--set", "fullnameOverride=platform-ops"]);
+    validate_offline("chart (fullnameOverride)", &full_yaml);
+    let full = docs(&full_yaml);
+    let names = object_names(&full);
+    assert!(
+        names.iter().all(|n| n.starts_with("platform-ops")),
+        "{names:?}"
+    );
+    // The Lease the leader takes, and the ServiceAccount the pod runs as, follow the name.
+    let args = operator_args(&full);
+    assert!(
+        args.iter()
+            .any(|a| a == "--leader-election-lease=platform-ops"),
+        "{args:?}"
+    );
+    let deploy = full.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["serviceAccountName"],
+        "platform-ops"
+    );
+
+    for bad in ["fullnameOverride=Not_A_Name", "nameOverride=-x"] {
+        let (ok, _, err) = run(Command::new(tool("helm"))
+            .args(["template", "ro", "charts/registry-operator", "--set", bad])
+            .current_dir(root()));
+        assert!(!ok, "helm accepted {bad}");
+        assert!(err.contains("Override"), "{bad}: {err}");
+    }
+}
