@@ -956,3 +956,209 @@ fn name_override_and_fullname_override_rename_every_object_of_the_chart() {
         assert!(err.contains("Override"), "{bad}: {err}");
     }
 }
+
+/// The Deployment's Pod spec in a rendered chart.
+fn pod_spec(objects: &[Value]) -> Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("a Deployment")["spec"]["template"]["spec"]
+        .clone()
+}
+
+/// What `helm install` prints after installing (NOTES.txt), rendered offline.
+fn helm_notes(extra: &[&str]) -> String {
+    let (ok, out, err) = run(Command::new(tool("helm"))
+        .args([
+            "install",
+            "ro",
+            "charts/registry-operator",
+            "--namespace",
+            "registry-operator",
+            "--dry-run=client",
+        ])
+        .args(extra)
+        .env("KUBECONFIG", "/nonexistent")
+        .current_dir(root()));
+    assert!(ok, "helm install --dry-run=client {extra:?} failed:\n{err}");
+    let (_, notes) = out.split_once("\nNOTES:\n").expect("helm prints NOTES");
+    notes.to_string()
+}
+
+/// The values of the Deployment options a platform team sets most, all at once.
+const POD_OPTIONS: &[&str] = &[
+    "--set",
+    "replicaCount=2",
+    "--set-json",
+    r#"extraArgs=["--health-interval-seconds=60"]"#,
+    "--set-json",
+    r#"extraEnv=[{"name":"HTTPS_PROXY","value":"http://127.0.0.1:3128"},{"name":"NO_PROXY","value":".svc,.cluster.local"}]"#,
+    "--set-json",
+    r#"extraVolumes=[{"name":"corp-ca","configMap":{"name":"corp-ca"}}]"#,
+    "--set-json",
+    r#"extraVolumeMounts=[{"name":"corp-ca","mountPath":"/etc/corp-ca","readOnly":true}]"#,
+    "--set-json",
+    r#"topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway","labelSelector":{"matchLabels":{"app.kubernetes.io/name":"registry-operator"}}}]"#,
+    "--set-json",
+    r#"podSecurityContext={"runAsNonRoot":true,"runAsUser":10001,"runAsGroup":10001,"fsGroup":10001,"seccompProfile":{"type":"RuntimeDefault"}}"#,
+    "--set",
+    "podDisruptionBudget.enabled=true",
+];
+
+#[test]
+fn extra_args_env_volumes_and_spread_reach_the_operator_pod() {
+    let yaml = helm_template(POD_OPTIONS);
+    validate_offline("chart (pod options)", &yaml);
+    let objects = docs(&yaml);
+    // The extra argument comes last and the operator accepts it.
+    let args = operator_args(&objects);
+    assert_eq!(args.last().unwrap(), "--health-interval-seconds=60");
+    assert_eq!(
+        settings_of(&objects).health_interval,
+        std::time::Duration::from_secs(60)
+    );
+    let pod = pod_spec(&objects);
+    let container = &pod["containers"][0];
+    let env = container["env"].as_array().unwrap();
+    assert_eq!(env[0]["name"], "POD_NAME", "the chart's own variable stays");
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "HTTPS_PROXY" && e["value"] == "http://127.0.0.1:3128"),
+        "{env:?}"
+    );
+    assert_eq!(container["volumeMounts"][0]["mountPath"], "/etc/corp-ca");
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], "corp-ca");
+    assert_eq!(
+        pod["topologySpreadConstraints"][0]["topologyKey"],
+        "topology.kubernetes.io/zone"
+    );
+    assert_eq!(pod["securityContext"]["runAsUser"], 10001);
+    assert_eq!(pod["securityContext"]["fsGroup"], 10001);
+    // The container's restricted defaults stay when only the Pod's block is replaced.
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    // Nothing of it is rendered by default.
+    let default_pod = pod_spec(&docs(&helm_template(&[])));
+    for absent in ["volumes", "topologySpreadConstraints"] {
+        assert!(default_pod[absent].is_null(), "{absent}: {default_pod}");
+    }
+    assert!(default_pod["containers"][0]["volumeMounts"].is_null());
+}
+
+#[test]
+fn the_security_contexts_can_be_overridden_and_default_to_the_restricted_ones() {
+    let pod = pod_spec(&docs(&helm_template(&[])));
+    assert_eq!(
+        pod["securityContext"],
+        json!({"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+               "seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    assert_eq!(
+        pod["containers"][0]["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+               "capabilities": {"drop": ["ALL"]}})
+    );
+    let yaml = helm_template(&[
+        "--set-json",
+        r#"securityContext={"allowPrivilegeEscalation":false,"readOnlyRootFilesystem":true,"capabilities":{"drop":["ALL"]},"seLinuxOptions":{"type":"spc_t"}}"#,
+    ]);
+    validate_offline("chart (securityContext)", &yaml);
+    let pod = pod_spec(&docs(&yaml));
+    assert_eq!(
+        pod["containers"][0]["securityContext"]["seLinuxOptions"]["type"],
+        "spc_t"
+    );
+    // Kubernetes' own schema judges what is inside: a misspelt field is refused offline.
+    let bad = helm_template(&["--set", "podSecurityContext.runAsNonroot=true"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, bad).unwrap();
+    let (ok, out, err) = run(Command::new(tool("kubernetes-validate"))
+        .args(["-k", KUBE_VERSION, "--strict", "--quiet"])
+        .arg(&file));
+    assert!(
+        !ok || out.contains("ERROR") || err.contains("ERROR"),
+        "a misspelt securityContext field passed validation"
+    );
+}
+
+#[test]
+fn the_pod_disruption_budget_is_rendered_only_when_enabled_and_takes_one_bound() {
+    let pdb = |extra: &[&str]| {
+        docs(&helm_template(extra))
+            .into_iter()
+            .find(|o| o["kind"] == "PodDisruptionBudget")
+    };
+    assert!(pdb(&[]).is_none());
+    let on = pdb(POD_OPTIONS).expect("a PodDisruptionBudget");
+    assert_eq!(on["spec"]["minAvailable"], 1);
+    assert_eq!(
+        on["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"],
+        "ro"
+    );
+    let max = pdb(&[
+        "--set",
+        "podDisruptionBudget.enabled=true",
+        "--set",
+        "podDisruptionBudget.maxUnavailable=50%",
+    ])
+    .unwrap();
+    assert_eq!(max["spec"]["maxUnavailable"], "50%");
+    assert!(max["spec"]["minAvailable"].is_null());
+    for bad in [
+        vec![
+            "--set",
+            "podDisruptionBudget.enabled=true",
+            "--set",
+            "podDisruptionBudget.minAvailable=1",
+            "--set",
+            "podDisruptionBudget.maxUnavailable=1",
+        ],
+        vec!["--set", "podDisruptionBudget.maxUnavailable=half"],
+        vec!["--set", "podDisruptionBudget.maxunavailable=1"],
+    ] {
+        let (ok, _, err) = run(Command::new(tool("helm"))
+            .args(["template", "ro", "charts/registry-operator"])
+            .args(&bad)
+            .current_dir(root()));
+        assert!(!ok, "helm accepted {bad:?}");
+        assert!(
+            err.contains("maxUnavailable") || err.contains("maxunavailable"),
+            "{bad:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_install_notes_say_what_was_installed_how_to_check_it_and_the_lockdown_in_force() {
+    let notes = helm_notes(&[]);
+    for want in [
+        "the Deployment ro-registry-operator",
+        "kubectl get crd registries.registry-operator.dev",
+        "kubectl -n registry-operator rollout status deployment/ro-registry-operator",
+        "allowed images:              ghcr.io/project-zot/zot, ",
+        "insecureSkipTlsVerify:       refused",
+        "loopback registries:         refused",
+        "Watched namespaces: all",
+    ] {
+        assert!(notes.contains(want), "{want:?} not in:\n{notes}");
+    }
+    assert!(!notes.contains("WARNING"), "{notes}");
+    let open = helm_notes(&[
+        "--set",
+        "lockdown.allowedImages=null",
+        "--set",
+        "lockdown.allowPlainHttpCredentials=true",
+        "--set",
+        "watchNamespaces={team-a,team-b}",
+        "--set",
+        "podDisruptionBudget.enabled=true",
+    ]);
+    for want in [
+        "ANY image",
+        "credentials over plain http: allowed",
+        "Watched namespaces: team-a, team-b",
+        "WARNING: podDisruptionBudget.enabled with replicaCount 1",
+    ] {
+        assert!(open.contains(want), "{want:?} not in:\n{open}");
+    }
+}
