@@ -24,10 +24,8 @@ fn generated(kind_file: &str) -> Value {
 
 #[test]
 fn checked_in_crds_match_the_api_types() {
-    // crds/ for kubectl, the chart's copy for Helm, config/crd/bases for kustomize: all three
-    // must equal the generator's output.
-    for dir in ["crds", "charts/registry-operator/crds", "config/crd/bases"].map(|d| root().join(d))
-    {
+    // crds/ for kubectl and config/crd/bases for kustomize must equal the generator's output.
+    for dir in ["crds", "config/crd/bases"].map(|d| root().join(d)) {
         for (file, crd) in api::crds() {
             let path = dir.join(file);
             let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| {
@@ -43,6 +41,40 @@ fn checked_in_crds_match_the_api_types() {
                 path.display()
             );
         }
+    }
+}
+
+#[test]
+fn the_charts_crd_templates_match_the_api_types() {
+    // The chart renders its CRDs from templates (crds.enabled / crds.keep); a crds/ directory
+    // next to them would make Helm install a second, unowned copy first.
+    let chart = root().join("charts/registry-operator");
+    assert!(
+        !chart.join("crds").exists(),
+        "charts/registry-operator/crds/ must not exist: the CRDs are templates/crds/"
+    );
+    let dir = chart.join("templates/crds");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `make crds`", dir.display()))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = api::crds().iter().map(|(f, _)| f.to_string()).collect();
+    expected.sort();
+    assert_eq!(
+        files,
+        expected,
+        "{} holds exactly the generated CRDs",
+        dir.display()
+    );
+    for (file, crd) in api::crds() {
+        let path = dir.join(file);
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            on_disk == registry_operator::cli::crd::chart_template(&crd).unwrap(),
+            "{} drifted from src/api; regenerate with `make crds`",
+            path.display()
+        );
     }
 }
 

@@ -54,7 +54,6 @@ fn helm_template(extra: &[&str]) -> String {
         "charts/registry-operator",
         "--namespace",
         "registry-operator",
-        "--include-crds",
     ])
     .args(extra)
     .current_dir(root());
@@ -1161,4 +1160,60 @@ fn the_install_notes_say_what_was_installed_how_to_check_it_and_the_lockdown_in_
     ] {
         assert!(open.contains(want), "{want:?} not in:\n{open}");
     }
+}
+
+/// The CRDs a rendered chart contains.
+fn rendered_crds(extra: &[&str]) -> Vec<Value> {
+    docs(&helm_template(extra))
+        .into_iter()
+        .filter(|o| o["kind"] == "CustomResourceDefinition")
+        .collect()
+}
+
+#[test]
+fn the_chart_renders_the_generated_crds_kept_on_uninstall_unless_told_otherwise() {
+    let crds = rendered_crds(&[]);
+    assert_eq!(crds.len(), 3);
+    for (_, generated) in registry_operator::api::crds() {
+        let generated = serde_json::to_value(generated).unwrap();
+        let name = &generated["metadata"]["name"];
+        let rendered = crds
+            .iter()
+            .find(|c| &c["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not rendered"));
+        // The same schema as crds/, plus the chart's labels and Helm's keep policy.
+        assert_eq!(rendered["spec"], generated["spec"], "{name}");
+        assert_eq!(
+            rendered["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+            "{name}"
+        );
+        assert_eq!(
+            rendered["metadata"]["labels"]["app.kubernetes.io/managed-by"], "Helm",
+            "{name}"
+        );
+    }
+    let unkept = rendered_crds(&["--set", "crds.keep=false"]);
+    assert_eq!(unkept.len(), 3);
+    assert!(
+        unkept
+            .iter()
+            .all(|c| c["metadata"]["annotations"].is_null()),
+        "{unkept:?}"
+    );
+    assert!(rendered_crds(&["--set", "crds.enabled=false"]).is_empty());
+    let notes = helm_notes(&["--set", "crds.enabled=false"]);
+    assert!(notes.contains("but no CRDs"), "{notes}");
+    assert!(
+        helm_notes(&[]).contains("and the three CRDs (upgraded with the chart; kept on uninstall)")
+    );
+    let (ok, _, err) = run(Command::new(tool("helm"))
+        .args([
+            "template",
+            "ro",
+            "charts/registry-operator",
+            "--set",
+            "crds.keep=yes",
+        ])
+        .current_dir(root()));
+    assert!(!ok && err.contains("keep"), "{err}");
 }
