@@ -135,9 +135,54 @@ fn the_chart_with_default_values_renders_valid_objects() {
     );
 }
 
+/// Every optional value of the chart at once (the PodMonitor instead of the ServiceMonitor is
+/// checked on its own: the chart refuses both).
+fn every_option() -> Vec<&'static str> {
+    let mut v = vec![
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.force=true",
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set",
+        "prometheusRule.force=true",
+        "--set",
+        "fullnameOverride=ro-registry-operator",
+        "--set",
+        "crds.keep=false",
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        "leaderElection.leaseDurationSeconds=30",
+    ];
+    v.extend_from_slice(POD_OPTIONS);
+    v
+}
+
+#[test]
+fn helm_lint_passes_in_strict_mode_with_every_option_on() {
+    let (ok, out, err) = run(Command::new(tool("helm"))
+        .args(["lint", "--strict", "charts/registry-operator"])
+        .args(every_option())
+        .current_dir(root()));
+    assert!(ok, "helm lint failed:\n{out}\n{err}");
+    let (ok, out, err) = run(Command::new(tool("helm"))
+        .args(["lint", "--strict", "charts/registry-operator"])
+        .args([
+            "--set",
+            "podMonitor.enabled=true",
+            "--set",
+            "podMonitor.force=true",
+        ])
+        .current_dir(root()));
+    assert!(ok, "helm lint (PodMonitor) failed:\n{out}\n{err}");
+}
+
 #[test]
 fn the_chart_with_every_option_on_renders_valid_objects() {
-    let out = helm_template(&[
+    let mut options = every_option();
+    options.extend_from_slice(&[
         "--set",
         "metrics.serviceMonitor.enabled=true",
         "--set",
@@ -159,6 +204,7 @@ fn the_chart_with_every_option_on_renders_valid_objects() {
         "--set",
         "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/x",
     ]);
+    let out = helm_template(&options);
     validate_offline("chart (all options)", &out);
     let objects = docs(&out);
     let deploy = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
@@ -184,8 +230,15 @@ fn the_chart_with_every_option_on_renders_valid_objects() {
         args.contains(&"--leader-election-lease-duration-seconds=30"),
         "{args:?}"
     );
-    assert!(objects.iter().any(|o| o["kind"] == "ServiceMonitor"));
-    assert!(objects.iter().any(|o| o["kind"] == "NetworkPolicy"));
+    for kind in [
+        "ServiceMonitor",
+        "PrometheusRule",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "CustomResourceDefinition",
+    ] {
+        assert!(objects.iter().any(|o| o["kind"] == kind), "no {kind}");
+    }
 }
 
 #[test]
@@ -1216,4 +1269,267 @@ fn the_chart_renders_the_generated_crds_kept_on_uninstall_unless_told_otherwise(
         ])
         .current_dir(root()));
     assert!(!ok && err.contains("keep"), "{err}");
+}
+
+/// What `helm template` renders of `kind` with `extra` values.
+fn rendered_kind(kind: &str, extra: &[&str]) -> Vec<Value> {
+    docs(&helm_template(extra))
+        .into_iter()
+        .filter(|o| o["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn monitoring_objects_are_rendered_only_where_the_api_serves_them_or_when_forced() {
+    for (kind, value, api) in [
+        (
+            "ServiceMonitor",
+            "metrics.serviceMonitor",
+            "monitoring.coreos.com/v1/ServiceMonitor",
+        ),
+        (
+            "PodMonitor",
+            "podMonitor",
+            "monitoring.coreos.com/v1/PodMonitor",
+        ),
+        (
+            "PrometheusRule",
+            "prometheusRule",
+            "monitoring.coreos.com/v1/PrometheusRule",
+        ),
+    ] {
+        let enabled = format!("{value}.enabled=true");
+        let forced = format!("{value}.force=true");
+        assert!(
+            rendered_kind(kind, &[]).is_empty(),
+            "{kind} is off by default"
+        );
+        // Enabled on a cluster without the Prometheus Operator's CRDs: nothing to fail on.
+        assert!(
+            rendered_kind(kind, &["--set", &enabled]).is_empty(),
+            "{kind} rendered without its API"
+        );
+        // Another kind of the group is not enough.
+        assert!(
+            rendered_kind(
+                kind,
+                &[
+                    "--set",
+                    &enabled,
+                    "--api-versions",
+                    "monitoring.coreos.com/v1/Probe"
+                ]
+            )
+            .is_empty(),
+            "{kind} rendered for another kind's API"
+        );
+        assert_eq!(
+            rendered_kind(kind, &["--set", &enabled, "--api-versions", api]).len(),
+            1,
+            "{kind} with its API"
+        );
+        assert_eq!(
+            rendered_kind(kind, &["--set", &enabled, "--set", &forced]).len(),
+            1,
+            "{kind} forced"
+        );
+        // force alone does not enable it.
+        assert!(
+            rendered_kind(kind, &["--set", &forced]).is_empty(),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn the_service_and_pod_monitors_scrape_the_operators_metrics_port() {
+    let objects = docs(&helm_template(&[
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.force=true",
+        "--set",
+        "metrics.serviceMonitor.labels.release=prom",
+    ]));
+    let monitor = objects
+        .iter()
+        .find(|o| o["kind"] == "ServiceMonitor")
+        .unwrap();
+    let service = objects.iter().find(|o| o["kind"] == "Service").unwrap();
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
+    // The selector matches the metrics Service, whose port has the endpoint's name.
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&service["metadata"]["labels"][k], v, "{k}");
+    }
+    let port = monitor["spec"]["endpoints"][0]["port"].as_str().unwrap();
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == port),
+        "no Service port {port}"
+    );
+
+    let objects = docs(&helm_template(&[
+        "--set",
+        "podMonitor.enabled=true",
+        "--set",
+        "podMonitor.force=true",
+    ]));
+    let monitor = objects.iter().find(|o| o["kind"] == "PodMonitor").unwrap();
+    let deploy = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let pod_labels = &deploy["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&pod_labels[k], v, "{k}");
+    }
+    let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(endpoint["path"], "/metrics");
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"],
+        endpoint["port"]
+    );
+    // Both at once would scrape every series twice: refused.
+    let (ok, _, err) = run(Command::new(tool("helm"))
+        .args(["template", "ro", "charts/registry-operator"])
+        .args([
+            "--set",
+            "podMonitor.enabled=true",
+            "--set",
+            "podMonitor.force=true",
+        ])
+        .args(["--set", "metrics.serviceMonitor.enabled=true"])
+        .current_dir(root()));
+    assert!(!ok && err.contains("scrape the operator twice"), "{err}");
+}
+
+/// The metric names the operator exports, from its own exposition (`# TYPE` lines) once one
+/// sample of each labelled family was recorded (families without samples are not listed),
+/// with the suffixes Prometheus adds per type.
+fn exported_series() -> Vec<String> {
+    use registry_operator::controller::metrics::{
+        FailureLabels, Metrics, RequestLabels, RunLabels,
+    };
+    let metrics = Metrics::new();
+    metrics
+        .failures
+        .get_or_create(&FailureLabels {
+            controller: "registry",
+            reason: "InvalidSpec".into(),
+        })
+        .inc();
+    metrics
+        .runs
+        .get_or_create(&RunLabels {
+            controller: "retentionpolicy",
+            mode: "Enforce".into(),
+            outcome: "Succeeded".into(),
+        })
+        .inc();
+    metrics
+        .registry_requests
+        .get_or_create(&RequestLabels {
+            operation: "Ping".into(),
+        })
+        .inc();
+    let text = metrics.encode();
+    let mut series = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = rest.split_once(' ').unwrap();
+        match kind {
+            "counter" => series.push(format!("{name}_total")),
+            "histogram" => {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    series.push(format!("{name}{suffix}"));
+                }
+            }
+            _ => series.push(name.to_string()),
+        }
+    }
+    series
+}
+
+#[test]
+fn every_alert_of_the_prometheus_rule_queries_series_the_operator_exports() {
+    let exported = exported_series();
+    assert!(
+        exported
+            .iter()
+            .any(|s| s == "registry_operator_retention_runs_total"),
+        "{exported:?}"
+    );
+    let rule = rendered_kind(
+        "PrometheusRule",
+        &[
+            "--set",
+            "prometheusRule.enabled=true",
+            "--set",
+            "prometheusRule.force=true",
+            "--set",
+            "prometheusRule.labels.release=prom",
+        ],
+    )
+    .remove(0);
+    assert_eq!(rule["metadata"]["labels"]["release"], "prom");
+    let rules = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
+    let names: Vec<&str> = rules.iter().map(|r| r["alert"].as_str().unwrap()).collect();
+    for want in [
+        "RegistryOperatorRegistryFailing",
+        "RegistryOperatorCredentialsRefused",
+        "RegistryOperatorRetentionBlocked",
+        "RegistryOperatorRetentionDeletionsFailed",
+        "RegistryOperatorRetentionRunFailed",
+    ] {
+        assert!(names.contains(&want), "{want} not in {names:?}");
+    }
+    let metric = regex::Regex::new(r"registry_operator_[a-z_]+").unwrap();
+    let outcome = regex::Regex::new(r#"outcome="([A-Za-z]+)""#).unwrap();
+    for r in rules {
+        let expr = r["expr"].as_str().unwrap();
+        let used: Vec<&str> = metric.find_iter(expr).map(|m| m.as_str()).collect();
+        assert!(
+            !used.is_empty(),
+            "{}: no operator metric in {expr}",
+            r["alert"]
+        );
+        for m in used {
+            assert!(
+                exported.iter().any(|s| s == m),
+                "{}: {m} is not exported by the operator ({exported:?})",
+                r["alert"]
+            );
+        }
+        // Run outcomes are the ones the API knows.
+        for c in outcome.captures_iter(expr) {
+            serde_json::from_value::<registry_operator::api::retention::RunOutcome>(json!(&c[1]))
+                .unwrap_or_else(|e| {
+                    panic!("{}: outcome {} is no RunOutcome: {e}", r["alert"], &c[1])
+                });
+        }
+        // Helm left the alert templates for Prometheus to fill.
+        let summary = r["annotations"]["summary"].as_str().unwrap();
+        assert!(!summary.is_empty());
+        if let Some(d) = r["for"].as_str() {
+            assert!(
+                regex::Regex::new(r"^[0-9]+[smh]$").unwrap().is_match(d),
+                "{d}"
+            );
+        }
+    }
+    assert!(
+        rules.iter().any(|r| r["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("{{ $labels.")),
+        "alert annotations keep Prometheus' templates"
+    );
 }

@@ -37,3 +37,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/* Whether a Prometheus Operator kind is rendered: the API server serves
+monitoring.coreos.com/v1/<kind> (helm install/upgrade ask it; `helm template` needs
+--api-versions), or the value `force` says so. Call with (list . "Kind" .Values.x.force). */}}
+{{- define "registry-operator.hasMonitoringKind" -}}
+{{- $root := index . 0 }}
+{{- if or (index . 2) ($root.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" (index . 1))) }}true{{ end }}
+{{- end }}
