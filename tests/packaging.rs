@@ -1533,3 +1533,78 @@ fn every_alert_of_the_prometheus_rule_queries_series_the_operator_exports() {
         "alert annotations keep Prometheus' templates"
     );
 }
+
+/// The chart values an installation file under docs/gitops/ gives, rendered with the chart
+/// (so the schema judges them) and validated offline.
+fn render_gitops_values(label: &str, values: &Value) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("values.yaml");
+    std::fs::write(&file, serde_yaml::to_string(values).unwrap()).unwrap();
+    let yaml = helm_template(&[
+        "-f",
+        file.to_str().unwrap(),
+        "--api-versions",
+        "monitoring.coreos.com/v1/ServiceMonitor",
+        "--api-versions",
+        "monitoring.coreos.com/v1/PrometheusRule",
+    ]);
+    validate_offline(label, &yaml);
+    docs(&yaml)
+}
+
+#[test]
+fn the_argocd_application_installs_the_chart_with_values_the_schema_accepts() {
+    let app =
+        docs(&std::fs::read_to_string(root().join("docs/gitops/argocd-application.yaml")).unwrap())
+            .remove(0);
+    assert_eq!(app["apiVersion"], "argoproj.io/v1alpha1");
+    assert_eq!(app["kind"], "Application");
+    let source = &app["spec"]["source"];
+    let path = source["path"].as_str().unwrap();
+    assert!(
+        root().join(path).join("Chart.yaml").exists(),
+        "{path} is no chart"
+    );
+    let options = app["spec"]["syncPolicy"]["syncOptions"].to_string();
+    assert!(options.contains("ServerSideApply=true"), "{options}");
+    let objects =
+        render_gitops_values("argocd-application values", &source["helm"]["valuesObject"]);
+    for kind in [
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "CustomResourceDefinition",
+    ] {
+        assert!(objects.iter().any(|o| o["kind"] == kind), "no {kind}");
+    }
+    assert!(operator_args(&objects)
+        .contains(&"--secret-label=registry-operator.dev/usable".to_string()));
+}
+
+#[test]
+fn the_flux_helm_release_installs_the_chart_from_its_git_source_with_values_the_schema_accepts() {
+    let objects =
+        docs(&std::fs::read_to_string(root().join("docs/gitops/flux-helmrelease.yaml")).unwrap());
+    let source = objects
+        .iter()
+        .find(|o| o["kind"] == "GitRepository")
+        .unwrap();
+    let release = objects.iter().find(|o| o["kind"] == "HelmRelease").unwrap();
+    assert_eq!(source["apiVersion"], "source.toolkit.fluxcd.io/v1");
+    assert_eq!(release["apiVersion"], "helm.toolkit.fluxcd.io/v2");
+    let chart = &release["spec"]["chart"]["spec"];
+    assert_eq!(chart["sourceRef"]["kind"], "GitRepository");
+    assert_eq!(chart["sourceRef"]["name"], source["metadata"]["name"]);
+    let path = chart["chart"].as_str().unwrap();
+    assert!(
+        root().join(path).join("Chart.yaml").exists(),
+        "{path} is no chart"
+    );
+    // The source's ignore rules keep the chart.
+    let ignore = source["spec"]["ignore"].as_str().unwrap();
+    assert!(ignore.lines().any(|l| l.trim() == "!/charts/"), "{ignore}");
+    let rendered = render_gitops_values("flux-helmrelease values", &release["spec"]["values"]);
+    for kind in ["PodDisruptionBudget", "ServiceMonitor", "PrometheusRule"] {
+        assert!(rendered.iter().any(|o| o["kind"] == kind), "no {kind}");
+    }
+}
