@@ -1493,6 +1493,7 @@ fn every_alert_of_the_prometheus_rule_queries_series_the_operator_exports() {
     }
     let metric = regex::Regex::new(r"registry_operator_[a-z_]+").unwrap();
     let outcome = regex::Regex::new(r#"outcome="([A-Za-z]+)""#).unwrap();
+    let duration = regex::Regex::new(r"^[0-9]+[smh]$").unwrap();
     for r in rules {
         let expr = r["expr"].as_str().unwrap();
         let used: Vec<&str> = metric.find_iter(expr).map(|m| m.as_str()).collect();
@@ -1519,10 +1520,7 @@ fn every_alert_of_the_prometheus_rule_queries_series_the_operator_exports() {
         let summary = r["annotations"]["summary"].as_str().unwrap();
         assert!(!summary.is_empty());
         if let Some(d) = r["for"].as_str() {
-            assert!(
-                regex::Regex::new(r"^[0-9]+[smh]$").unwrap().is_match(d),
-                "{d}"
-            );
+            assert!(duration.is_match(d), "{d}");
         }
     }
     assert!(
