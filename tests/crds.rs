@@ -242,3 +242,53 @@ fn every_sample_is_a_valid_object_of_its_kind() {
         "expected at least four samples, found {checked}"
     );
 }
+
+#[test]
+fn the_crd_command_of_make_crds_writes_exactly_the_checked_in_files() {
+    // The Makefile's `crds` target, into a scratch directory per destination.
+    let make = std::fs::read_to_string(root().join("Makefile")).unwrap();
+    let line = make
+        .lines()
+        .find(|l| l.contains("-- crd "))
+        .expect("a `cargo run -- crd` line in the Makefile");
+    let args: Vec<&str> = line
+        .split("-- crd ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_registry-operator"));
+    cmd.arg("crd");
+    let mut destinations = Vec::new();
+    for pair in args.chunks(2) {
+        let [flag, dir] = pair else {
+            panic!("{line}: flags come with a directory")
+        };
+        let out = scratch.path().join(dir.replace('/', "_"));
+        cmd.arg(flag).arg(&out);
+        destinations.push((dir.to_string(), out));
+    }
+    assert!(
+        destinations
+            .iter()
+            .any(|(d, _)| d == "charts/registry-operator/templates/crds"),
+        "make crds writes the chart's templates: {line}"
+    );
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (dir, written) in destinations {
+        for (file, _) in api::crds() {
+            let fresh = std::fs::read_to_string(written.join(file)).unwrap();
+            let checked_in = std::fs::read_to_string(root().join(&dir).join(file)).unwrap();
+            assert!(
+                fresh == checked_in,
+                "{dir}/{file} differs from what `make crds` writes"
+            );
+        }
+    }
+}
