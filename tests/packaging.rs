@@ -249,6 +249,18 @@ fn the_chart_rejects_values_outside_its_schema() {
         ["--set", "bogus=1"],
         ["--set", "clusterDomain=Cluster.Local."],
         ["--set", "leaderElection.leaseDurationSeconds=1"],
+        ["--set-json", r#"extraArgs=[""]"#],
+        [
+            "--set-json",
+            r#"extraEnv=[{"value":"http://127.0.0.1:3128"}]"#,
+        ],
+        ["--set-json", r#"extraVolumes=[{"emptyDir":{}}]"#],
+        ["--set-json", r#"extraVolumeMounts=[{"name":"ca"}]"#],
+        ["--set-json", r#"topologySpreadConstraints=[{"maxSkew":1}]"#],
+        ["--set", "podMonitor.interval=soon"],
+        ["--set", "prometheusRule.bogus=true"],
+        ["--set", "metrics.serviceMonitor.force=maybe"],
+        ["--set", "crds.bogus=true"],
     ] {
         let mut cmd = Command::new(tool("helm"));
         cmd.args(["template", "ro", "charts/registry-operator"])
