@@ -3,7 +3,7 @@
 .PHONY: crds test demo bench fmt lint
 
 crds: ## regenerate every CRD copy from src/api
-	cargo run --quiet -- crd --out-dir crds --out-dir charts/registry-operator/crds --out-dir config/crd/bases
+	cargo run --quiet -- crd --out-dir crds --out-dir config/crd/bases --chart-template-dir charts/registry-operator/templates/crds
 
 test: ## set up and run every test
 	scripts/test.sh

@@ -24,10 +24,8 @@ fn generated(kind_file: &str) -> Value {
 
 #[test]
 fn checked_in_crds_match_the_api_types() {
-    // crds/ for kubectl, the chart's copy for Helm, config/crd/bases for kustomize: all three
-    // must equal the generator's output.
-    for dir in ["crds", "charts/registry-operator/crds", "config/crd/bases"].map(|d| root().join(d))
-    {
+    // crds/ for kubectl and config/crd/bases for kustomize must equal the generator's output.
+    for dir in ["crds", "config/crd/bases"].map(|d| root().join(d)) {
         for (file, crd) in api::crds() {
             let path = dir.join(file);
             let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| {
@@ -43,6 +41,40 @@ fn checked_in_crds_match_the_api_types() {
                 path.display()
             );
         }
+    }
+}
+
+#[test]
+fn the_charts_crd_templates_match_the_api_types() {
+    // The chart renders its CRDs from templates (crds.enabled / crds.keep); a crds/ directory
+    // next to them would make Helm install a second, unowned copy first.
+    let chart = root().join("charts/registry-operator");
+    assert!(
+        !chart.join("crds").exists(),
+        "charts/registry-operator/crds/ must not exist: the CRDs are templates/crds/"
+    );
+    let dir = chart.join("templates/crds");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `make crds`", dir.display()))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = api::crds().iter().map(|(f, _)| f.to_string()).collect();
+    expected.sort();
+    assert_eq!(
+        files,
+        expected,
+        "{} holds exactly the generated CRDs",
+        dir.display()
+    );
+    for (file, crd) in api::crds() {
+        let path = dir.join(file);
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            on_disk == registry_operator::cli::crd::chart_template(&crd).unwrap(),
+            "{} drifted from src/api; regenerate with `make crds`",
+            path.display()
+        );
     }
 }
 
@@ -209,4 +241,54 @@ fn every_sample_is_a_valid_object_of_its_kind() {
         checked >= 4,
         "expected at least four samples, found {checked}"
     );
+}
+
+#[test]
+fn the_crd_command_of_make_crds_writes_exactly_the_checked_in_files() {
+    // The Makefile's `crds` target, into a scratch directory per destination.
+    let make = std::fs::read_to_string(root().join("Makefile")).unwrap();
+    let line = make
+        .lines()
+        .find(|l| l.contains("-- crd "))
+        .expect("a `cargo run -- crd` line in the Makefile");
+    let args: Vec<&str> = line
+        .split("-- crd ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_registry-operator"));
+    cmd.arg("crd");
+    let mut destinations = Vec::new();
+    for pair in args.chunks(2) {
+        let [flag, dir] = pair else {
+            panic!("{line}: flags come with a directory")
+        };
+        let out = scratch.path().join(dir.replace('/', "_"));
+        cmd.arg(flag).arg(&out);
+        destinations.push((dir.to_string(), out));
+    }
+    assert!(
+        destinations
+            .iter()
+            .any(|(d, _)| d == "charts/registry-operator/templates/crds"),
+        "make crds writes the chart's templates: {line}"
+    );
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (dir, written) in destinations {
+        for (file, _) in api::crds() {
+            let fresh = std::fs::read_to_string(written.join(file)).unwrap();
+            let checked_in = std::fs::read_to_string(root().join(&dir).join(file)).unwrap();
+            assert!(
+                fresh == checked_in,
+                "{dir}/{file} differs from what `make crds` writes"
+            );
+        }
+    }
 }

@@ -54,7 +54,6 @@ fn helm_template(extra: &[&str]) -> String {
         "charts/registry-operator",
         "--namespace",
         "registry-operator",
-        "--include-crds",
     ])
     .args(extra)
     .current_dir(root());
@@ -136,9 +135,54 @@ fn the_chart_with_default_values_renders_valid_objects() {
     );
 }
 
+/// Every optional value of the chart at once (the PodMonitor instead of the ServiceMonitor is
+/// checked on its own: the chart refuses both).
+fn every_option() -> Vec<&'static str> {
+    let mut v = vec![
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.force=true",
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set",
+        "prometheusRule.force=true",
+        "--set",
+        "fullnameOverride=ro-registry-operator",
+        "--set",
+        "crds.keep=false",
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        "leaderElection.leaseDurationSeconds=30",
+    ];
+    v.extend_from_slice(POD_OPTIONS);
+    v
+}
+
+#[test]
+fn helm_lint_passes_in_strict_mode_with_every_option_on() {
+    let (ok, out, err) = run(Command::new(tool("helm"))
+        .args(["lint", "--strict", "charts/registry-operator"])
+        .args(every_option())
+        .current_dir(root()));
+    assert!(ok, "helm lint failed:\n{out}\n{err}");
+    let (ok, out, err) = run(Command::new(tool("helm"))
+        .args(["lint", "--strict", "charts/registry-operator"])
+        .args([
+            "--set",
+            "podMonitor.enabled=true",
+            "--set",
+            "podMonitor.force=true",
+        ])
+        .current_dir(root()));
+    assert!(ok, "helm lint (PodMonitor) failed:\n{out}\n{err}");
+}
+
 #[test]
 fn the_chart_with_every_option_on_renders_valid_objects() {
-    let out = helm_template(&[
+    let mut options = every_option();
+    options.extend_from_slice(&[
         "--set",
         "metrics.serviceMonitor.enabled=true",
         "--set",
@@ -160,6 +204,7 @@ fn the_chart_with_every_option_on_renders_valid_objects() {
         "--set",
         "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/x",
     ]);
+    let out = helm_template(&options);
     validate_offline("chart (all options)", &out);
     let objects = docs(&out);
     let deploy = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
@@ -185,8 +230,15 @@ fn the_chart_with_every_option_on_renders_valid_objects() {
         args.contains(&"--leader-election-lease-duration-seconds=30"),
         "{args:?}"
     );
-    assert!(objects.iter().any(|o| o["kind"] == "ServiceMonitor"));
-    assert!(objects.iter().any(|o| o["kind"] == "NetworkPolicy"));
+    for kind in [
+        "ServiceMonitor",
+        "PrometheusRule",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "CustomResourceDefinition",
+    ] {
+        assert!(objects.iter().any(|o| o["kind"] == kind), "no {kind}");
+    }
 }
 
 #[test]
@@ -197,6 +249,18 @@ fn the_chart_rejects_values_outside_its_schema() {
         ["--set", "bogus=1"],
         ["--set", "clusterDomain=Cluster.Local."],
         ["--set", "leaderElection.leaseDurationSeconds=1"],
+        ["--set-json", r#"extraArgs=[""]"#],
+        [
+            "--set-json",
+            r#"extraEnv=[{"value":"http://127.0.0.1:3128"}]"#,
+        ],
+        ["--set-json", r#"extraVolumes=[{"emptyDir":{}}]"#],
+        ["--set-json", r#"extraVolumeMounts=[{"name":"ca"}]"#],
+        ["--set-json", r#"topologySpreadConstraints=[{"maxSkew":1}]"#],
+        ["--set", "podMonitor.interval=soon"],
+        ["--set", "prometheusRule.bogus=true"],
+        ["--set", "metrics.serviceMonitor.force=maybe"],
+        ["--set", "crds.bogus=true"],
     ] {
         let mut cmd = Command::new(tool("helm"));
         cmd.args(["template", "ro", "charts/registry-operator"])
@@ -896,5 +960,661 @@ fn edit_and_admin_get_no_write_on_cluster_retention_policies_unless_the_admin_op
                 .contains(&"create".to_string()),
             "{role}"
         );
+    }
+}
+
+/// Every object's `metadata.name` in a rendered chart, CRDs left out.
+fn object_names(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] != "CustomResourceDefinition")
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn name_override_and_fullname_override_rename_every_object_of_the_chart() {
+    let defaults = object_names(&docs(&helm_template(&[])));
+    assert!(
+        defaults
+            .iter()
+            .all(|n| n.starts_with("ro-registry-operator")),
+        "{defaults:?}"
+    );
+
+    let named = docs(&helm_template(&["--set", "nameOverride=regop"]));
+    let names = object_names(&named);
+    assert!(names.iter().all(|n| n.starts_with("ro-regop")), "{names:?}");
+    let deploy = named.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(
+        deploy["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "regop"
+    );
+
+    let full_yaml = helm_template(&["--set", "fullnameOverride=platform-ops"]);
+    validate_offline("chart (fullnameOverride)", &full_yaml);
+    let full = docs(&full_yaml);
+    let names = object_names(&full);
+    assert!(
+        names.iter().all(|n| n.starts_with("platform-ops")),
+        "{names:?}"
+    );
+    // The Lease the leader takes, and the ServiceAccount the pod runs as, follow the name.
+    let args = operator_args(&full);
+    assert!(
+        args.iter()
+            .any(|a| a == "--leader-election-lease=platform-ops"),
+        "{args:?}"
+    );
+    let deploy = full.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["serviceAccountName"],
+        "platform-ops"
+    );
+
+    for bad in ["fullnameOverride=Not_A_Name", "nameOverride=-x"] {
+        let (ok, _, err) = run(Command::new(tool("helm"))
+            .args(["template", "ro", "charts/registry-operator", "--set", bad])
+            .current_dir(root()));
+        assert!(!ok, "helm accepted {bad}");
+        assert!(err.contains("Override"), "{bad}: {err}");
+    }
+}
+
+/// The Deployment's Pod spec in a rendered chart.
+fn pod_spec(objects: &[Value]) -> Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("a Deployment")["spec"]["template"]["spec"]
+        .clone()
+}
+
+/// What `helm install` prints after installing (NOTES.txt), rendered offline.
+fn helm_notes(extra: &[&str]) -> String {
+    let (ok, out, err) = run(Command::new(tool("helm"))
+        .args([
+            "install",
+            "ro",
+            "charts/registry-operator",
+            "--namespace",
+            "registry-operator",
+            "--dry-run=client",
+        ])
+        .args(extra)
+        .env("KUBECONFIG", "/nonexistent")
+        .current_dir(root()));
+    assert!(ok, "helm install --dry-run=client {extra:?} failed:\n{err}");
+    let (_, notes) = out.split_once("\nNOTES:\n").expect("helm prints NOTES");
+    notes.to_string()
+}
+
+/// The values of the Deployment options a platform team sets most, all at once.
+const POD_OPTIONS: &[&str] = &[
+    "--set",
+    "replicaCount=2",
+    "--set-json",
+    r#"extraArgs=["--health-interval-seconds=60"]"#,
+    "--set-json",
+    r#"extraEnv=[{"name":"HTTPS_PROXY","value":"http://127.0.0.1:3128"},{"name":"NO_PROXY","value":".svc,.cluster.local"}]"#,
+    "--set-json",
+    r#"extraVolumes=[{"name":"corp-ca","configMap":{"name":"corp-ca"}}]"#,
+    "--set-json",
+    r#"extraVolumeMounts=[{"name":"corp-ca","mountPath":"/etc/corp-ca","readOnly":true}]"#,
+    "--set-json",
+    r#"topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway","labelSelector":{"matchLabels":{"app.kubernetes.io/name":"registry-operator"}}}]"#,
+    "--set-json",
+    r#"podSecurityContext={"runAsNonRoot":true,"runAsUser":10001,"runAsGroup":10001,"fsGroup":10001,"seccompProfile":{"type":"RuntimeDefault"}}"#,
+    "--set",
+    "podDisruptionBudget.enabled=true",
+];
+
+#[test]
+fn extra_args_env_volumes_and_spread_reach_the_operator_pod() {
+    let yaml = helm_template(POD_OPTIONS);
+    validate_offline("chart (pod options)", &yaml);
+    let objects = docs(&yaml);
+    // The extra argument comes last and the operator accepts it.
+    let args = operator_args(&objects);
+    assert_eq!(args.last().unwrap(), "--health-interval-seconds=60");
+    assert_eq!(
+        settings_of(&objects).health_interval,
+        std::time::Duration::from_secs(60)
+    );
+    let pod = pod_spec(&objects);
+    let container = &pod["containers"][0];
+    let env = container["env"].as_array().unwrap();
+    assert_eq!(env[0]["name"], "POD_NAME", "the chart's own variable stays");
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "HTTPS_PROXY" && e["value"] == "http://127.0.0.1:3128"),
+        "{env:?}"
+    );
+    assert_eq!(container["volumeMounts"][0]["mountPath"], "/etc/corp-ca");
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], "corp-ca");
+    assert_eq!(
+        pod["topologySpreadConstraints"][0]["topologyKey"],
+        "topology.kubernetes.io/zone"
+    );
+    assert_eq!(pod["securityContext"]["runAsUser"], 10001);
+    assert_eq!(pod["securityContext"]["fsGroup"], 10001);
+    // The container's restricted defaults stay when only the Pod's block is replaced.
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    // Nothing of it is rendered by default.
+    let default_pod = pod_spec(&docs(&helm_template(&[])));
+    for absent in ["volumes", "topologySpreadConstraints"] {
+        assert!(default_pod[absent].is_null(), "{absent}: {default_pod}");
+    }
+    assert!(default_pod["containers"][0]["volumeMounts"].is_null());
+}
+
+#[test]
+fn the_security_contexts_can_be_overridden_and_default_to_the_restricted_ones() {
+    let pod = pod_spec(&docs(&helm_template(&[])));
+    assert_eq!(
+        pod["securityContext"],
+        json!({"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+               "seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    assert_eq!(
+        pod["containers"][0]["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+               "capabilities": {"drop": ["ALL"]}})
+    );
+    let yaml = helm_template(&[
+        "--set-json",
+        r#"securityContext={"allowPrivilegeEscalation":false,"readOnlyRootFilesystem":true,"capabilities":{"drop":["ALL"]},"seLinuxOptions":{"type":"spc_t"}}"#,
+    ]);
+    validate_offline("chart (securityContext)", &yaml);
+    let pod = pod_spec(&docs(&yaml));
+    assert_eq!(
+        pod["containers"][0]["securityContext"]["seLinuxOptions"]["type"],
+        "spc_t"
+    );
+    // Kubernetes' own schema judges what is inside: a misspelt field is refused offline.
+    let bad = helm_template(&["--set", "podSecurityContext.runAsNonroot=true"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, bad).unwrap();
+    let (ok, out, err) = run(Command::new(tool("kubernetes-validate"))
+        .args(["-k", KUBE_VERSION, "--strict", "--quiet"])
+        .arg(&file));
+    assert!(
+        !ok || out.contains("ERROR") || err.contains("ERROR"),
+        "a misspelt securityContext field passed validation"
+    );
+}
+
+#[test]
+fn the_pod_disruption_budget_is_rendered_only_when_enabled_and_takes_one_bound() {
+    let pdb = |extra: &[&str]| {
+        docs(&helm_template(extra))
+            .into_iter()
+            .find(|o| o["kind"] == "PodDisruptionBudget")
+    };
+    assert!(pdb(&[]).is_none());
+    let on = pdb(POD_OPTIONS).expect("a PodDisruptionBudget");
+    assert_eq!(on["spec"]["minAvailable"], 1);
+    assert_eq!(
+        on["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"],
+        "ro"
+    );
+    let max = pdb(&[
+        "--set",
+        "podDisruptionBudget.enabled=true",
+        "--set",
+        "podDisruptionBudget.maxUnavailable=50%",
+    ])
+    .unwrap();
+    assert_eq!(max["spec"]["maxUnavailable"], "50%");
+    assert!(max["spec"]["minAvailable"].is_null());
+    for bad in [
+        vec![
+            "--set",
+            "podDisruptionBudget.enabled=true",
+            "--set",
+            "podDisruptionBudget.minAvailable=1",
+            "--set",
+            "podDisruptionBudget.maxUnavailable=1",
+        ],
+        vec!["--set", "podDisruptionBudget.maxUnavailable=half"],
+        vec!["--set", "podDisruptionBudget.maxunavailable=1"],
+    ] {
+        let (ok, _, err) = run(Command::new(tool("helm"))
+            .args(["template", "ro", "charts/registry-operator"])
+            .args(&bad)
+            .current_dir(root()));
+        assert!(!ok, "helm accepted {bad:?}");
+        assert!(
+            err.contains("maxUnavailable") || err.contains("maxunavailable"),
+            "{bad:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_install_notes_say_what_was_installed_how_to_check_it_and_the_lockdown_in_force() {
+    let notes = helm_notes(&[]);
+    for want in [
+        "the Deployment ro-registry-operator",
+        "kubectl get crd registries.registry-operator.dev",
+        "kubectl -n registry-operator rollout status deployment/ro-registry-operator",
+        "allowed images:              ghcr.io/project-zot/zot, ",
+        "insecureSkipTlsVerify:       refused",
+        "loopback registries:         refused",
+        "Watched namespaces: all",
+    ] {
+        assert!(notes.contains(want), "{want:?} not in:\n{notes}");
+    }
+    assert!(!notes.contains("WARNING"), "{notes}");
+    let open = helm_notes(&[
+        "--set",
+        "lockdown.allowedImages=null",
+        "--set",
+        "lockdown.allowPlainHttpCredentials=true",
+        "--set",
+        "watchNamespaces={team-a,team-b}",
+        "--set",
+        "podDisruptionBudget.enabled=true",
+    ]);
+    for want in [
+        "ANY image",
+        "credentials over plain http: allowed",
+        "Watched namespaces: team-a, team-b",
+        "WARNING: podDisruptionBudget.enabled with replicaCount 1",
+    ] {
+        assert!(open.contains(want), "{want:?} not in:\n{open}");
+    }
+}
+
+/// The CRDs a rendered chart contains.
+fn rendered_crds(extra: &[&str]) -> Vec<Value> {
+    docs(&helm_template(extra))
+        .into_iter()
+        .filter(|o| o["kind"] == "CustomResourceDefinition")
+        .collect()
+}
+
+#[test]
+fn the_chart_renders_the_generated_crds_kept_on_uninstall_unless_told_otherwise() {
+    let crds = rendered_crds(&[]);
+    assert_eq!(crds.len(), 3);
+    for (_, generated) in registry_operator::api::crds() {
+        let generated = serde_json::to_value(generated).unwrap();
+        let name = &generated["metadata"]["name"];
+        let rendered = crds
+            .iter()
+            .find(|c| &c["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not rendered"));
+        // The same schema as crds/, plus the chart's labels and Helm's keep policy.
+        assert_eq!(rendered["spec"], generated["spec"], "{name}");
+        assert_eq!(
+            rendered["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+            "{name}"
+        );
+        assert_eq!(
+            rendered["metadata"]["labels"]["app.kubernetes.io/managed-by"], "Helm",
+            "{name}"
+        );
+    }
+    let unkept = rendered_crds(&["--set", "crds.keep=false"]);
+    assert_eq!(unkept.len(), 3);
+    assert!(
+        unkept
+            .iter()
+            .all(|c| c["metadata"]["annotations"].is_null()),
+        "{unkept:?}"
+    );
+    assert!(rendered_crds(&["--set", "crds.enabled=false"]).is_empty());
+    let notes = helm_notes(&["--set", "crds.enabled=false"]);
+    assert!(notes.contains("but no CRDs"), "{notes}");
+    assert!(
+        helm_notes(&[]).contains("and the three CRDs (upgraded with the chart; kept on uninstall)")
+    );
+    let (ok, _, err) = run(Command::new(tool("helm"))
+        .args([
+            "template",
+            "ro",
+            "charts/registry-operator",
+            "--set",
+            "crds.keep=yes",
+        ])
+        .current_dir(root()));
+    assert!(!ok && err.contains("keep"), "{err}");
+}
+
+/// What `helm template` renders of `kind` with `extra` values.
+fn rendered_kind(kind: &str, extra: &[&str]) -> Vec<Value> {
+    docs(&helm_template(extra))
+        .into_iter()
+        .filter(|o| o["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn monitoring_objects_are_rendered_only_where_the_api_serves_them_or_when_forced() {
+    for (kind, value, api) in [
+        (
+            "ServiceMonitor",
+            "metrics.serviceMonitor",
+            "monitoring.coreos.com/v1/ServiceMonitor",
+        ),
+        (
+            "PodMonitor",
+            "podMonitor",
+            "monitoring.coreos.com/v1/PodMonitor",
+        ),
+        (
+            "PrometheusRule",
+            "prometheusRule",
+            "monitoring.coreos.com/v1/PrometheusRule",
+        ),
+    ] {
+        let enabled = format!("{value}.enabled=true");
+        let forced = format!("{value}.force=true");
+        assert!(
+            rendered_kind(kind, &[]).is_empty(),
+            "{kind} is off by default"
+        );
+        // Enabled on a cluster without the Prometheus Operator's CRDs: nothing to fail on.
+        assert!(
+            rendered_kind(kind, &["--set", &enabled]).is_empty(),
+            "{kind} rendered without its API"
+        );
+        // Another kind of the group is not enough.
+        assert!(
+            rendered_kind(
+                kind,
+                &[
+                    "--set",
+                    &enabled,
+                    "--api-versions",
+                    "monitoring.coreos.com/v1/Probe"
+                ]
+            )
+            .is_empty(),
+            "{kind} rendered for another kind's API"
+        );
+        assert_eq!(
+            rendered_kind(kind, &["--set", &enabled, "--api-versions", api]).len(),
+            1,
+            "{kind} with its API"
+        );
+        assert_eq!(
+            rendered_kind(kind, &["--set", &enabled, "--set", &forced]).len(),
+            1,
+            "{kind} forced"
+        );
+        // force alone does not enable it.
+        assert!(
+            rendered_kind(kind, &["--set", &forced]).is_empty(),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn the_service_and_pod_monitors_scrape_the_operators_metrics_port() {
+    let objects = docs(&helm_template(&[
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.force=true",
+        "--set",
+        "metrics.serviceMonitor.labels.release=prom",
+    ]));
+    let monitor = objects
+        .iter()
+        .find(|o| o["kind"] == "ServiceMonitor")
+        .unwrap();
+    let service = objects.iter().find(|o| o["kind"] == "Service").unwrap();
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
+    // The selector matches the metrics Service, whose port has the endpoint's name.
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&service["metadata"]["labels"][k], v, "{k}");
+    }
+    let port = monitor["spec"]["endpoints"][0]["port"].as_str().unwrap();
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == port),
+        "no Service port {port}"
+    );
+
+    let objects = docs(&helm_template(&[
+        "--set",
+        "podMonitor.enabled=true",
+        "--set",
+        "podMonitor.force=true",
+    ]));
+    let monitor = objects.iter().find(|o| o["kind"] == "PodMonitor").unwrap();
+    let deploy = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let pod_labels = &deploy["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&pod_labels[k], v, "{k}");
+    }
+    let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(endpoint["path"], "/metrics");
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"],
+        endpoint["port"]
+    );
+    // Both at once would scrape every series twice: refused.
+    let (ok, _, err) = run(Command::new(tool("helm"))
+        .args(["template", "ro", "charts/registry-operator"])
+        .args([
+            "--set",
+            "podMonitor.enabled=true",
+            "--set",
+            "podMonitor.force=true",
+        ])
+        .args(["--set", "metrics.serviceMonitor.enabled=true"])
+        .current_dir(root()));
+    assert!(!ok && err.contains("scrape the operator twice"), "{err}");
+}
+
+/// The metric names the operator exports, from its own exposition (`# TYPE` lines) once one
+/// sample of each labelled family was recorded (families without samples are not listed),
+/// with the suffixes Prometheus adds per type.
+fn exported_series() -> Vec<String> {
+    use registry_operator::controller::metrics::{
+        FailureLabels, Metrics, RequestLabels, RunLabels,
+    };
+    let metrics = Metrics::new();
+    metrics
+        .failures
+        .get_or_create(&FailureLabels {
+            controller: "registry",
+            reason: "InvalidSpec".into(),
+        })
+        .inc();
+    metrics
+        .runs
+        .get_or_create(&RunLabels {
+            controller: "retentionpolicy",
+            mode: "Enforce".into(),
+            outcome: "Succeeded".into(),
+        })
+        .inc();
+    metrics
+        .registry_requests
+        .get_or_create(&RequestLabels {
+            operation: "Ping".into(),
+        })
+        .inc();
+    let text = metrics.encode();
+    let mut series = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = rest.split_once(' ').unwrap();
+        match kind {
+            "counter" => series.push(format!("{name}_total")),
+            "histogram" => {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    series.push(format!("{name}{suffix}"));
+                }
+            }
+            _ => series.push(name.to_string()),
+        }
+    }
+    series
+}
+
+#[test]
+fn every_alert_of_the_prometheus_rule_queries_series_the_operator_exports() {
+    let exported = exported_series();
+    assert!(
+        exported
+            .iter()
+            .any(|s| s == "registry_operator_retention_runs_total"),
+        "{exported:?}"
+    );
+    let rule = rendered_kind(
+        "PrometheusRule",
+        &[
+            "--set",
+            "prometheusRule.enabled=true",
+            "--set",
+            "prometheusRule.force=true",
+            "--set",
+            "prometheusRule.labels.release=prom",
+        ],
+    )
+    .remove(0);
+    assert_eq!(rule["metadata"]["labels"]["release"], "prom");
+    let rules = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
+    let names: Vec<&str> = rules.iter().map(|r| r["alert"].as_str().unwrap()).collect();
+    for want in [
+        "RegistryOperatorRegistryFailing",
+        "RegistryOperatorCredentialsRefused",
+        "RegistryOperatorRetentionBlocked",
+        "RegistryOperatorRetentionDeletionsFailed",
+        "RegistryOperatorRetentionRunFailed",
+    ] {
+        assert!(names.contains(&want), "{want} not in {names:?}");
+    }
+    let metric = regex::Regex::new(r"registry_operator_[a-z_]+").unwrap();
+    let outcome = regex::Regex::new(r#"outcome="([A-Za-z]+)""#).unwrap();
+    let duration = regex::Regex::new(r"^[0-9]+[smh]$").unwrap();
+    for r in rules {
+        let expr = r["expr"].as_str().unwrap();
+        let used: Vec<&str> = metric.find_iter(expr).map(|m| m.as_str()).collect();
+        assert!(
+            !used.is_empty(),
+            "{}: no operator metric in {expr}",
+            r["alert"]
+        );
+        for m in used {
+            assert!(
+                exported.iter().any(|s| s == m),
+                "{}: {m} is not exported by the operator ({exported:?})",
+                r["alert"]
+            );
+        }
+        // Run outcomes are the ones the API knows.
+        for c in outcome.captures_iter(expr) {
+            serde_json::from_value::<registry_operator::api::retention::RunOutcome>(json!(&c[1]))
+                .unwrap_or_else(|e| {
+                    panic!("{}: outcome {} is no RunOutcome: {e}", r["alert"], &c[1])
+                });
+        }
+        // Helm left the alert templates for Prometheus to fill.
+        let summary = r["annotations"]["summary"].as_str().unwrap();
+        assert!(!summary.is_empty());
+        if let Some(d) = r["for"].as_str() {
+            assert!(duration.is_match(d), "{d}");
+        }
+    }
+    assert!(
+        rules.iter().any(|r| r["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("{{ $labels.")),
+        "alert annotations keep Prometheus' templates"
+    );
+}
+
+/// The chart values an installation file under docs/gitops/ gives, rendered with the chart
+/// (so the schema judges them) and validated offline.
+fn render_gitops_values(label: &str, values: &Value) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("values.yaml");
+    std::fs::write(&file, serde_yaml::to_string(values).unwrap()).unwrap();
+    let yaml = helm_template(&[
+        "-f",
+        file.to_str().unwrap(),
+        "--api-versions",
+        "monitoring.coreos.com/v1/ServiceMonitor",
+        "--api-versions",
+        "monitoring.coreos.com/v1/PrometheusRule",
+    ]);
+    validate_offline(label, &yaml);
+    docs(&yaml)
+}
+
+#[test]
+fn the_argocd_application_installs_the_chart_with_values_the_schema_accepts() {
+    let app =
+        docs(&std::fs::read_to_string(root().join("docs/gitops/argocd-application.yaml")).unwrap())
+            .remove(0);
+    assert_eq!(app["apiVersion"], "argoproj.io/v1alpha1");
+    assert_eq!(app["kind"], "Application");
+    let source = &app["spec"]["source"];
+    let path = source["path"].as_str().unwrap();
+    assert!(
+        root().join(path).join("Chart.yaml").exists(),
+        "{path} is no chart"
+    );
+    let options = app["spec"]["syncPolicy"]["syncOptions"].to_string();
+    assert!(options.contains("ServerSideApply=true"), "{options}");
+    let objects =
+        render_gitops_values("argocd-application values", &source["helm"]["valuesObject"]);
+    for kind in [
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "CustomResourceDefinition",
+    ] {
+        assert!(objects.iter().any(|o| o["kind"] == kind), "no {kind}");
+    }
+    assert!(operator_args(&objects)
+        .contains(&"--secret-label=registry-operator.dev/usable".to_string()));
+}
+
+#[test]
+fn the_flux_helm_release_installs_the_chart_from_its_git_source_with_values_the_schema_accepts() {
+    let objects =
+        docs(&std::fs::read_to_string(root().join("docs/gitops/flux-helmrelease.yaml")).unwrap());
+    let source = objects
+        .iter()
+        .find(|o| o["kind"] == "GitRepository")
+        .unwrap();
+    let release = objects.iter().find(|o| o["kind"] == "HelmRelease").unwrap();
+    assert_eq!(source["apiVersion"], "source.toolkit.fluxcd.io/v1");
+    assert_eq!(release["apiVersion"], "helm.toolkit.fluxcd.io/v2");
+    let chart = &release["spec"]["chart"]["spec"];
+    assert_eq!(chart["sourceRef"]["kind"], "GitRepository");
+    assert_eq!(chart["sourceRef"]["name"], source["metadata"]["name"]);
+    let path = chart["chart"].as_str().unwrap();
+    assert!(
+        root().join(path).join("Chart.yaml").exists(),
+        "{path} is no chart"
+    );
+    // The source's ignore rules keep the chart.
+    let ignore = source["spec"]["ignore"].as_str().unwrap();
+    assert!(ignore.lines().any(|l| l.trim() == "!/charts/"), "{ignore}");
+    let rendered = render_gitops_values("flux-helmrelease values", &release["spec"]["values"]);
+    for kind in ["PodDisruptionBudget", "ServiceMonitor", "PrometheusRule"] {
+        assert!(rendered.iter().any(|o| o["kind"] == kind), "no {kind}");
     }
 }

@@ -4,7 +4,7 @@
 //! wants some and got none, or names a token realm not trusted with them), 5 the registry refuses the account what was asked (the catalog,
 //! a repository, a deletion).
 
-mod crd;
+pub mod crd;
 mod dev;
 mod registry;
 pub mod render;

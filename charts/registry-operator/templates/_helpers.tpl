@@ -1,14 +1,20 @@
-{{/* Name of the chart, shortened to fit label limits. */}}
+{{/* Name of the chart (or nameOverride), shortened to fit label limits. */}}
 {{- define "registry-operator.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Full name: the release name, plus the chart name unless the release already contains it. */}}
+{{/* Full name: fullnameOverride if set; else the release name, plus the name unless the
+release already contains it. */}}
 {{- define "registry-operator.fullname" -}}
-{{- if contains .Chart.Name .Release.Name }}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
 {{- .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -30,4 +36,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- else }}
 {{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
 {{- end }}
+{{- end }}
+
+{{/* Whether a Prometheus Operator kind is rendered: the API server serves
+monitoring.coreos.com/v1/<kind> (helm install/upgrade ask it; `helm template` needs
+--api-versions), or the value `force` says so. Call with (list . "Kind" .Values.x.force). */}}
+{{- define "registry-operator.hasMonitoringKind" -}}
+{{- $root := index . 0 }}
+{{- if or (index . 2) ($root.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" (index . 1))) }}true{{ end }}
 {{- end }}
