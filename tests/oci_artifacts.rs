@@ -123,6 +123,24 @@ async fn a_20_mib_blob_is_pushed_from_a_file_in_bounded_chunks() {
     assert_eq!(proxy.count("PUT"), 1);
     assert_eq!(c.stats().get(Operation::UploadChunk), chunks as u64);
     assert!(c.blob_exists("big", &expected).await.unwrap());
+    // and it comes back, streamed to a file, verified
+    let back = tempfile::NamedTempFile::new().unwrap();
+    let size = c
+        .fetch_blob_to_file("big", &expected, back.path(), pushed.size)
+        .await
+        .unwrap();
+    assert_eq!(size, pushed.size);
+    assert_eq!(
+        registry_operator::oci::digest::sha256_digest(&std::fs::read(back.path()).unwrap()),
+        expected
+    );
+    // a blob larger than its descriptor says is refused, and the file removed
+    let e = c
+        .fetch_blob_to_file("big", &expected, back.path(), pushed.size - 1)
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason(), "InvalidResponse", "{e}");
+    assert!(!back.path().exists());
 
     // pushing it again uploads nothing
     proxy.reset_counts();
@@ -306,4 +324,72 @@ fn first_layer(m: &registry_operator::oci::Manifest) -> ManifestLayer {
         }
         other => panic!("not an image manifest: {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn an_index_copied_to_another_repository_by_mounts_keeps_its_digests_and_uploads_no_data() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    let index = s
+        .push_index("app", "v1", "multi", "2026-01-01T00:00:00Z")
+        .await;
+    let proxy = FaultProxy::start(&reg.url).await;
+    let c = client(proxy.url());
+    let source = c.get_manifest("app", "v1").await.unwrap();
+    for child in source.children() {
+        let child = child.digest().to_string();
+        let m = c.get_manifest("app", &child).await.unwrap();
+        let registry_operator::oci::ManifestContent::Image(image) = &m.content else {
+            panic!("child {child} is not an image manifest");
+        };
+        let blobs = std::iter::once(image.config().digest().to_string())
+            .chain(image.layers().iter().map(|l| l.digest().to_string()));
+        for blob in blobs {
+            assert_eq!(
+                c.mount_blob("copy/app", "app", &blob).await.unwrap(),
+                MountOutcome::Mounted
+            );
+        }
+        let copied = c
+            .push_manifest(
+                "copy/app",
+                &child,
+                Bytes::from(m.raw.clone()),
+                &m.media_type,
+            )
+            .await
+            .unwrap();
+        assert_eq!(copied, child);
+    }
+    let copied = c
+        .push_manifest(
+            "copy/app",
+            "v1--run-1",
+            Bytes::from(source.raw.clone()),
+            &source.media_type,
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied, index.digest);
+    let head = c
+        .head_manifest("copy/app", "v1--run-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.digest, index.digest);
+    // only manifests were PUT; no blob upload carried a byte
+    assert_eq!(proxy.count("PATCH"), 0);
+    assert_eq!(proxy.count("PUT"), proxy.count_path("PUT", "/manifests/"));
+    assert_eq!(c.stats().get(Operation::CompleteUpload), 0);
+    // bytes that are not what their digest says are refused before anything is sent
+    let e = c
+        .push_manifest(
+            "copy/app",
+            &index.digest,
+            Bytes::from_static(b"{}"),
+            registry_operator::oci::media_types::OCI_INDEX,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason(), "DigestMismatch");
 }

@@ -8,6 +8,7 @@
 //! may start again — blobs and manifests are content-addressed, so a second push of the same
 //! bytes is harmless. Only reads (`HEAD`/`GET`) go through the retry policy.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -19,9 +20,9 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use url::Url;
 
-use super::request::{error_code, Req, Resp};
+use super::request::{error_code, BodySink, Req, Resp, SinkStop};
 use super::{pull_scope, RegistryClient};
-use crate::oci::digest::{referrers_tag, sha256_digest, validate_digest};
+use crate::oci::digest::{is_digest, referrers_tag, sha256_digest, validate_digest};
 use crate::oci::error::{OciError, Operation, Result};
 use crate::oci::manifest::{media_types, ManifestHead};
 use crate::oci::redact::redact_url;
@@ -189,7 +190,7 @@ impl RegistryClient {
         method: Method,
         url: Url,
         repository: &str,
-        body: Option<(Bytes, &'static str)>,
+        body: Option<(Bytes, Cow<'static, str>)>,
         headers: Vec<(HeaderName, String)>,
     ) -> Result<Resp> {
         let mut req = Req::new(op, method, url).scope(push_scope(repository));
@@ -265,7 +266,7 @@ impl RegistryClient {
                 Method::PUT,
                 location,
                 repository,
-                Some((last, "application/octet-stream")),
+                Some((last, "application/octet-stream".into())),
                 Vec::new(),
             )
             .await?;
@@ -394,7 +395,7 @@ impl RegistryClient {
                         repository,
                         Some((
                             Bytes::copy_from_slice(&buf[..filled]),
-                            "application/octet-stream",
+                            "application/octet-stream".into(),
                         )),
                         vec![(CONTENT_RANGE, range)],
                     )
@@ -482,7 +483,7 @@ impl RegistryClient {
         repository: &str,
         reference: &str,
         bytes: Bytes,
-        media_type: &'static str,
+        media_type: Cow<'static, str>,
         digest: &str,
     ) -> Result<bool> {
         let url = self.manifest_url(repository, reference)?;
@@ -507,6 +508,52 @@ impl RegistryClient {
             }),
             _ => Ok(resp.header("oci-subject").is_some()),
         }
+    }
+
+    /// Pushes manifest `bytes` of `media_type` as they are (a copy of a manifest or index read
+    /// elsewhere: same bytes, same digest) under `reference` — a tag, or their digest — and
+    /// returns their digest, checked against the one the registry answers with. The blobs and
+    /// child manifests it names must be in the repository already.
+    pub async fn push_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        bytes: Bytes,
+        media_type: &str,
+    ) -> Result<String> {
+        let valid_type = media_type.len() <= 255
+            && media_type.split_once('/').is_some_and(|(t, s)| {
+                let ok = |p: &str| {
+                    !p.is_empty()
+                        && p.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+                };
+                ok(t) && ok(s)
+            });
+        if !valid_type {
+            return Err(OciError::invalid(
+                "media type",
+                media_type,
+                "not a type/subtype media type",
+            ));
+        }
+        let digest = sha256_digest(&bytes);
+        if is_digest(reference) && reference != digest {
+            return Err(OciError::DigestMismatch {
+                url: redact_url(&self.manifest_url(repository, reference)?),
+                expected: reference.to_string(),
+                actual: digest,
+            });
+        }
+        self.put_manifest(
+            repository,
+            reference,
+            bytes,
+            Cow::Owned(media_type.to_string()),
+            &digest,
+        )
+        .await?;
+        Ok(digest)
     }
 
     /// Pushes an artifact manifest — the empty config (`{}`) pushed first when missing —
@@ -560,7 +607,7 @@ impl RegistryClient {
                 repository,
                 tag.unwrap_or(&digest),
                 Bytes::from(bytes.clone()),
-                media_types::OCI_MANIFEST,
+                media_types::OCI_MANIFEST.into(),
                 &digest,
             )
             .await?;
@@ -641,7 +688,7 @@ impl RegistryClient {
             repository,
             &tag,
             Bytes::from(bytes),
-            media_types::OCI_INDEX,
+            media_types::OCI_INDEX.into(),
             &digest,
         )
         .await?;
@@ -678,6 +725,69 @@ impl RegistryClient {
         Ok(resp.body)
     }
 
+    /// Fetches blob `digest` into the file at `path` (created or truncated), streamed — a
+    /// blob of any size holds one network chunk in memory — and checks it hashes to `digest`
+    /// and has at most `max_bytes` (a descriptor's `size`). On any failure the file is
+    /// removed. Returns the size.
+    pub async fn fetch_blob_to_file(
+        &self,
+        repository: &str,
+        digest: &str,
+        path: &Path,
+        max_bytes: u64,
+    ) -> Result<u64> {
+        validate_repository(repository)?;
+        validate_digest(digest)?;
+        if !digest.starts_with("sha256:") {
+            return Err(OciError::invalid(
+                "digest",
+                digest,
+                "only sha256 blobs can be verified",
+            ));
+        }
+        let file = std::fs::File::create(path).map_err(|e| OciError::InvalidConfig {
+            message: format!("creating {}: {e}", path.display()),
+        })?;
+        let mut sink = FileSink {
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+            max_bytes,
+            io_error: None,
+        };
+        let url = self.url(&format!("v2/{repository}/blobs/{digest}"))?;
+        let req = Req::new(Operation::GetBlob, Method::GET, url).scope(pull_scope(repository));
+        let result = self.execute_with(req, Some(&mut sink)).await;
+        let outcome = match result {
+            Err(e) => Err(e),
+            Ok(resp) if resp.status != StatusCode::OK => {
+                Err(self.status_error(Operation::GetBlob, &resp))
+            }
+            Ok(resp) => {
+                let actual = format!("sha256:{}", hex::encode(sink.hasher.clone().finalize()));
+                if actual != digest {
+                    Err(OciError::DigestMismatch {
+                        url: redact_url(&resp.url),
+                        expected: digest.to_string(),
+                        actual,
+                    })
+                } else {
+                    Ok(sink.size)
+                }
+            }
+        };
+        let outcome = match (outcome, sink.io_error.take()) {
+            (Err(_), Some(message)) => Err(OciError::InvalidConfig {
+                message: format!("writing {}: {message}", path.display()),
+            }),
+            (o, _) => o,
+        };
+        if outcome.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        outcome
+    }
+
     /// The artifacts (manifests) of `repository` whose tag starts with `prefix`, by tag. An
     /// unknown repository has none.
     pub async fn artifacts_by_tag_prefix(
@@ -692,5 +802,53 @@ impl RegistryClient {
         };
         let wanted: Vec<String> = tags.into_iter().filter(|t| t.starts_with(prefix)).collect();
         Ok(self.head_tags(repository, &wanted).await?.heads)
+    }
+}
+
+/// Where [`RegistryClient::fetch_blob_to_file`] streams a blob: the file, hashed on the way.
+struct FileSink {
+    file: std::fs::File,
+    hasher: Sha256,
+    size: u64,
+    max_bytes: u64,
+    /// The file's own failure, told apart from the registry's.
+    io_error: Option<String>,
+}
+
+impl BodySink for FileSink {
+    fn reset(&mut self) {
+        use std::io::Seek as _;
+        self.hasher = Sha256::new();
+        self.size = 0;
+        if let Err(e) = self.file.set_len(0).and_then(|()| self.file.rewind()) {
+            self.io_error = Some(e.to_string());
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) -> std::result::Result<(), SinkStop> {
+        use std::io::Write as _;
+        if let Some(e) = &self.io_error {
+            return Err(SinkStop::Invalid(format!("writing the blob: {e}")));
+        }
+        self.size += chunk.len() as u64;
+        if self.size > self.max_bytes {
+            return Err(SinkStop::Invalid(format!(
+                "blob is larger than the {} bytes expected",
+                self.max_bytes
+            )));
+        }
+        self.hasher.update(chunk);
+        self.file.write_all(chunk).map_err(|e| {
+            self.io_error = Some(e.to_string());
+            SinkStop::Invalid(format!("writing the blob: {e}"))
+        })
+    }
+
+    fn finish(&mut self) -> std::result::Result<(), SinkStop> {
+        use std::io::Write as _;
+        self.file.flush().map_err(|e| {
+            self.io_error = Some(e.to_string());
+            SinkStop::Invalid(format!("writing the blob: {e}"))
+        })
     }
 }

@@ -17,7 +17,7 @@ pub(super) struct Req {
     pub(super) url: Url,
     pub(super) scope: Option<String>,
     pub(super) accept: Option<&'static str>,
-    pub(super) body: Option<(bytes::Bytes, &'static str)>,
+    pub(super) body: Option<(bytes::Bytes, std::borrow::Cow<'static, str>)>,
     /// Further request headers (`Content-Range` of an upload chunk).
     pub(super) headers: Vec<(reqwest::header::HeaderName, String)>,
     pub(super) retry: bool,
@@ -182,7 +182,7 @@ impl RegistryClient {
             }
             if let Some((body, ct)) = &req.body {
                 // `Bytes` clones share the buffer: a retried attempt copies nothing
-                rb = rb.header(CONTENT_TYPE, *ct).body(body.clone());
+                rb = rb.header(CONTENT_TYPE, ct.as_ref()).body(body.clone());
             }
             for (name, value) in &req.headers {
                 rb = rb.header(name, value);
