@@ -367,9 +367,11 @@ impl RegistryClient {
         let mut hasher = Sha256::new();
         let mut offset = 0u64;
         let mut chunks = 0u32;
-        let mut buf = vec![0u8; chunk_bytes];
         let result: Result<String> = async {
             loop {
+                // a fresh buffer per chunk, handed to the request without a copy: the upload
+                // holds about one chunk at a time
+                let mut buf = bytes::BytesMut::zeroed(chunk_bytes);
                 let mut filled = 0;
                 while filled < chunk_bytes {
                     let n = reader.read(&mut buf[filled..]).await.map_err(|e| {
@@ -386,6 +388,8 @@ impl RegistryClient {
                     break;
                 }
                 hasher.update(&buf[..filled]);
+                buf.truncate(filled);
+                let chunk = buf.freeze();
                 let range = format!("{}-{}", offset, offset + filled as u64 - 1);
                 let resp = self
                     .write(
@@ -393,10 +397,7 @@ impl RegistryClient {
                         Method::PATCH,
                         location.clone(),
                         repository,
-                        Some((
-                            Bytes::copy_from_slice(&buf[..filled]),
-                            "application/octet-stream".into(),
-                        )),
+                        Some((chunk, "application/octet-stream".into())),
                         vec![(CONTENT_RANGE, range)],
                     )
                     .await?;
