@@ -393,3 +393,57 @@ async fn an_index_copied_to_another_repository_by_mounts_keeps_its_digests_and_u
         .unwrap_err();
     assert_eq!(e.reason(), "DigestMismatch");
 }
+
+#[tokio::test]
+async fn a_push_with_the_right_password_lands_and_with_a_wrong_one_is_a_typed_refusal() {
+    let reg = TestRegistry::start_with_auth("robot", "s3cret");
+    let with = |password: &str| {
+        RegistryClient::new(
+            &reg.url,
+            Credentials::basic("robot", password),
+            ClientOptions::default(),
+        )
+        .unwrap()
+    };
+    let c = with("s3cret");
+    let layer = c
+        .push_blob("ledger", Bytes::from_static(b"run 1"))
+        .await
+        .unwrap();
+    let p = c
+        .push_artifact(
+            "ledger",
+            &ledger(vec![layer.descriptor(LEDGER).unwrap()], "run-1"),
+            Some("run-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        c.head_manifest("ledger", "run-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .digest,
+        p.digest
+    );
+
+    let wrong = with("wrong");
+    let e = wrong
+        .push_artifact("ledger", &ledger(Vec::new(), "run-2"), Some("run-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.push_refusal(),
+        Some(PushRefusal::Account(Denial::CredentialsRejected)),
+        "{e}"
+    );
+    assert_eq!(
+        c.artifacts_by_tag_prefix("ledger", "run-")
+            .await
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec!["run-1"]
+    );
+}

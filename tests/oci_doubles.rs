@@ -672,3 +672,30 @@ async fn an_upload_sent_to_another_origin_is_refused_and_nothing_goes_there() {
     assert_eq!(elsewhere_hits.load(Ordering::SeqCst), 0);
     assert_eq!(c.stats().get(Operation::CompleteUpload), 0);
 }
+
+#[tokio::test]
+async fn a_layer_served_with_other_bytes_than_its_digest_is_refused_whole_and_streamed() {
+    let reg = serve(|req: Request| async move {
+        if req.method == "GET" && req.path().contains("/blobs/") {
+            Response::status(200).body(b"tampered".to_vec()).into()
+        } else {
+            Response::status(404).into()
+        }
+    })
+    .await;
+    let c =
+        RegistryClient::new(&reg.url, Credentials::Anonymous, ClientOptions::default()).unwrap();
+    let e = c.fetch_blob("ledger", D1).await.unwrap_err();
+    assert_eq!(e.reason(), "DigestMismatch", "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layer");
+    let e = c
+        .fetch_blob_to_file("ledger", D1, &path, 1024)
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason(), "DigestMismatch", "{e}");
+    assert!(
+        !path.exists(),
+        "a layer that failed its digest is not left on disk"
+    );
+}
