@@ -177,6 +177,8 @@ async fn the_streamed_json_and_table_say_what_the_report_of_the_whole_registry_s
     );
     // the stream, which forgot every repository, names the digest of the whole plan
     assert_eq!(document["planDigest"], whole.plan.digest());
+    assert_eq!(result.plan_digest, whole.plan_digest);
+    assert_eq!(whole.plan_digest, whole.plan.digest());
     assert_eq!(order, ["s/r0", "s/r1", "s/r2", "s/r3", "s/r4", "s/r5"]);
     assert_eq!(cells(&table), cells(&report.render_table(true)));
     // A Plan-mode run holds nothing but its totals and candidates.

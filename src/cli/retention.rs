@@ -20,7 +20,7 @@ use crate::api::retention::{
 use crate::engine::{enforce_shown, run_policy, run_policy_streamed, Hold, RunOptions, RunResult};
 use crate::oci::{ClientOptions, Credentials, DockerConfig, RegistryClient, RequestStats};
 use crate::retention::{
-    InUse, JsonWriter, PlanDigest, Policy, Protections, RepositoryPlan, TableWriter, Totals,
+    InUse, JsonWriter, Policy, Protections, RepositoryPlan, TableWriter, Totals,
 };
 
 /// Exit code when a blast-radius limit stopped `apply` or `purge-project`.
@@ -530,14 +530,12 @@ fn execute_run(
         ),
     };
     let mut written: std::io::Result<()> = Ok(());
-    let mut digest = PlanDigest::new();
     let run = runtime.block_on(run_policy_streamed(
         client,
         policy,
         &options,
         now,
         &mut |repository: &RepositoryPlan| {
-            digest.add(repository);
             if written.is_ok() {
                 written = match &mut writer {
                     Streamed::Table(t) => t.repository(repository),
@@ -551,7 +549,11 @@ fn execute_run(
     }
     let result = run.map_err(|e| Failure::run(client, &e))?;
     written.map_err(write_failure)?;
-    let totals = Totals::of(&result.plan, result.incomplete.clone(), digest.finish());
+    let totals = Totals::of(
+        &result.plan,
+        result.incomplete.clone(),
+        result.plan_digest.clone(),
+    );
     match writer {
         Streamed::Table(t) => {
             let mut out = t
