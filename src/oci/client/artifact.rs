@@ -98,7 +98,8 @@ pub struct ArtifactManifest {
     pub artifact_type: String,
     /// The layers, in order.
     pub layers: Vec<Descriptor>,
-    /// The manifest this artifact is about (found through its referrers).
+    /// The manifest this artifact is about (found through its referrers); it is in the same
+    /// repository, as the distribution spec has it.
     pub subject: Option<Descriptor>,
     /// The manifest's annotations.
     pub annotations: BTreeMap<String, String>,
