@@ -13,7 +13,11 @@
 //!   `DownloadCount` per manifest digest (tags on one digest share them) and `TaggedTimestamp`
 //!   per tag, answering only the fields the query asks for — as a real zot v2.1.20 built from
 //!   source answered; its management endpoint sends JSON as `text/plain`, and a tag page after
-//!   an unknown `last` is a 404 with an empty body.
+//!   an unknown `last` is a 404 with an empty body;
+//! - registries that do not keep what the artifact writer pushed as it was pushed (the
+//!   distribution spec: the answer to a manifest `PUT` names the stored digest in
+//!   `Docker-Content-Digest`, an upload continues at the `Location` answered), or that send
+//!   an upload elsewhere.
 
 mod support;
 
@@ -573,4 +577,125 @@ async fn referrers_pages_linked_by_link_headers_are_all_read() {
         .collect();
     assert_eq!(got, [D2, D3]);
     assert_eq!(c.stats().get(Operation::Referrers), 2);
+}
+
+/// A registry that has every blob, and stores manifests rewritten: it answers the `PUT` with
+/// `put_digest` (when set) and serves `served` for any manifest `GET`.
+async fn rewriting_registry(put_digest: Option<&'static str>, served: Vec<u8>) -> TestServer {
+    serve(move |req: Request| {
+        let served = served.clone();
+        async move {
+            let path = req.path().to_string();
+            match req.method.as_str() {
+                "HEAD" if path.contains("/blobs/") => Response::status(200).into(),
+                "PUT" if path.contains("/manifests/") => {
+                    let mut r = Response::status(201);
+                    if let Some(d) = put_digest {
+                        r = r.header("docker-content-digest", d);
+                    }
+                    r.into()
+                }
+                "GET" if path.contains("/manifests/") => Response::status(200)
+                    .header(
+                        "content-type",
+                        registry_operator::oci::media_types::OCI_MANIFEST,
+                    )
+                    .body(served)
+                    .into(),
+                _ => Response::status(404).into(),
+            }
+        }
+    })
+    .await
+}
+
+fn bare_artifact() -> registry_operator::oci::ArtifactManifest {
+    registry_operator::oci::ArtifactManifest {
+        artifact_type: "application/vnd.example.run-ledger.v1+json".to_string(),
+        layers: Vec::new(),
+        subject: None,
+        annotations: BTreeMap::new(),
+    }
+}
+
+#[tokio::test]
+async fn an_artifact_the_registry_stores_rewritten_is_a_digest_mismatch() {
+    // the PUT's answer names another digest
+    let reg = rewriting_registry(Some(D1), Vec::new()).await;
+    let c =
+        RegistryClient::new(&reg.url, Credentials::Anonymous, ClientOptions::default()).unwrap();
+    let e = c
+        .push_artifact("ledger", &bare_artifact(), Some("run-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason(), "DigestMismatch", "{e}");
+    // the PUT names none, and what comes back by digest is other bytes
+    let rewritten = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+    let reg = rewriting_registry(None, rewritten.to_vec()).await;
+    let c =
+        RegistryClient::new(&reg.url, Credentials::Anonymous, ClientOptions::default()).unwrap();
+    let e = c
+        .push_artifact("ledger", &bare_artifact(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason(), "DigestMismatch", "{e}");
+}
+
+#[tokio::test]
+async fn an_upload_sent_to_another_origin_is_refused_and_nothing_goes_there() {
+    let elsewhere_hits = Arc::new(AtomicU64::new(0));
+    let hits = elsewhere_hits.clone();
+    let elsewhere = support::http::serve_on("127.0.0.2", move |_req: Request| {
+        hits.fetch_add(1, Ordering::SeqCst);
+        async { Response::status(202).into() }
+    })
+    .await;
+    let location = format!("{}/v2/ledger/blobs/uploads/abc", elsewhere.url);
+    let reg = serve(move |req: Request| {
+        let location = location.clone();
+        async move {
+            match req.method.as_str() {
+                "POST" => Response::status(202).header("location", &location).into(),
+                _ => Response::status(404).into(),
+            }
+        }
+    })
+    .await;
+    let c =
+        RegistryClient::new(&reg.url, Credentials::Anonymous, ClientOptions::default()).unwrap();
+    let e = c
+        .push_blob("ledger", bytes::Bytes::from_static(b"ledger"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason(), "InvalidResponse", "{e}");
+    assert!(e.to_string().contains("another origin"), "{e}");
+    assert_eq!(elsewhere_hits.load(Ordering::SeqCst), 0);
+    assert_eq!(c.stats().get(Operation::CompleteUpload), 0);
+}
+
+#[tokio::test]
+async fn a_layer_served_with_other_bytes_than_its_digest_is_refused_whole_and_streamed() {
+    let reg = serve(|req: Request| async move {
+        if req.method == "GET" && req.path().contains("/blobs/") {
+            Response::status(200).body(b"tampered".to_vec()).into()
+        } else {
+            Response::status(404).into()
+        }
+    })
+    .await;
+    let c =
+        RegistryClient::new(&reg.url, Credentials::Anonymous, ClientOptions::default()).unwrap();
+    let e = c.fetch_blob("ledger", D1).await.unwrap_err();
+    assert_eq!(e.reason(), "DigestMismatch", "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layer");
+    let e = c
+        .fetch_blob_to_file("ledger", D1, &path, 1024)
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason(), "DigestMismatch", "{e}");
+    assert!(
+        !path.exists(),
+        "a layer that failed its digest is not left on disk"
+    );
 }

@@ -801,6 +801,55 @@ fn cli(args: &[&str]) -> std::process::Output {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn cli_plan_names_the_same_plan_digest_on_an_unchanged_registry_and_another_after_a_push() {
+    let reg = TestRegistry::start();
+    let s = Seeder::new(&reg.url, None);
+    seed_projects(&s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_policy(dir.path(), "");
+    let plan_digest = |output: &str| {
+        let out = cli(&[
+            "retention",
+            "plan",
+            "--registry",
+            &reg.url,
+            "--policy",
+            file.to_str().unwrap(),
+            "-o",
+            output,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let json_digest = |stdout: Vec<u8>| -> String {
+        let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+        report["planDigest"].as_str().unwrap().to_string()
+    };
+    let first = json_digest(plan_digest("json"));
+    assert!(first.starts_with("sha256:") && first.len() == 71, "{first}");
+    assert_eq!(json_digest(plan_digest("json")), first);
+    // the text output's summary line names it
+    let table = String::from_utf8(plan_digest("table")).unwrap();
+    let summary = table
+        .lines()
+        .find(|l| l.starts_with("policy team-a/keep-two"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        summary.ends_with(&format!("; plan digest {first}")),
+        "{summary}"
+    );
+
+    s.push_image("p/a", Some("v9"), "pushed later", &days_ago(0))
+        .await;
+    let after = json_digest(plan_digest("json"));
+    assert_ne!(after, first);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn cli_plan_prints_the_decisions_as_json_and_deletes_nothing_even_in_enforce_mode() {
     let reg = TestRegistry::start();
     seed_projects(&Seeder::new(&reg.url, None)).await;

@@ -11,7 +11,7 @@ use registry_operator::api::retention::{PolicyMode, RetentionRules};
 use registry_operator::engine::{run_policy, run_policy_streamed, Hold, RunOptions, RunResult};
 use registry_operator::oci::{ClientOptions, Credentials, RegistryClient, RetryPolicy};
 use registry_operator::retention::{
-    Action, JsonWriter, LimitBreach, Policy, RepositoryPlan, TableWriter, Totals,
+    Action, JsonWriter, LimitBreach, PlanDigest, Policy, RepositoryPlan, TableWriter, Totals,
 };
 use support::proxy::{Fault, FaultProxy, FaultRule};
 use support::registry::TestRegistry;
@@ -107,14 +107,16 @@ async fn streamed(
     let mut json = JsonWriter::new(Vec::new(), policy.name(), policy.mode(), now).unwrap();
     let mut table = TableWriter::new(Vec::new(), policy.mode(), true);
     let mut order = Vec::new();
+    let mut digest = PlanDigest::new();
     let result = run_policy_streamed(c, policy, &options, now, &mut |r: &RepositoryPlan| {
         order.push(r.name.to_string());
+        digest.add(r);
         json.repository(r).unwrap();
         table.repository(r).unwrap();
     })
     .await
     .unwrap();
-    let totals = Totals::of(&result.plan, result.incomplete.clone());
+    let totals = Totals::of(&result.plan, result.incomplete.clone(), digest.finish());
     let json = json.finish(&totals, &[]).unwrap();
     let table = table.finish(&result.plan.policy, &totals).unwrap();
     (
@@ -169,9 +171,14 @@ async fn the_streamed_json_and_table_say_what_the_report_of_the_whole_registry_s
             "now",
             "decisions",
             "summary",
+            "planDigest",
             "incompleteRepositories"
         ]
     );
+    // the stream, which forgot every repository, names the digest of the whole plan
+    assert_eq!(document["planDigest"], whole.plan.digest());
+    assert_eq!(result.plan_digest, whole.plan_digest);
+    assert_eq!(whole.plan_digest, whole.plan.digest());
     assert_eq!(order, ["s/r0", "s/r1", "s/r2", "s/r3", "s/r4", "s/r5"]);
     assert_eq!(cells(&table), cells(&report.render_table(true)));
     // A Plan-mode run holds nothing but its totals and candidates.

@@ -549,7 +549,11 @@ fn execute_run(
     }
     let result = run.map_err(|e| Failure::run(client, &e))?;
     written.map_err(write_failure)?;
-    let totals = Totals::of(&result.plan, result.incomplete.clone());
+    let totals = Totals::of(
+        &result.plan,
+        result.incomplete.clone(),
+        result.plan_digest.clone(),
+    );
     match writer {
         Streamed::Table(t) => {
             let mut out = t

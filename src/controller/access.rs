@@ -41,6 +41,9 @@ pub fn denied_message(
         (Denial::PermissionDenied(Refused::Delete), _) => format!(
             "the account in {who} may read Registry {registry} but not delete: {detail}; mode: Plan works with this account, Enforce needs delete rights"
         ),
+        (Denial::PermissionDenied(Refused::Push), _) => format!(
+            "the account in {who} may not push to Registry {registry}: {detail}; grant it push access to the repository, or leave out what needs it"
+        ),
         (Denial::PermissionDenied(Refused::Other), _) => format!(
             "Registry {registry} refuses the account in {who}: {detail}"
         ),

@@ -14,7 +14,7 @@ use crate::api::retention::{Candidate, PolicyMode, RunOutcome, RunSummary, MAX_S
 use crate::oci::{Denial, RegistryClient, RequestStats};
 use crate::retention::{
     candidate, candidates, count_breach, headline, plan, InUse, IncompleteRepository, Inventory,
-    LimitBreach, Limits, Plan, Policy, Protections, Report, Repository, RepositoryPlan,
+    LimitBreach, Limits, Plan, PlanDigest, Policy, Protections, Report, Repository, RepositoryPlan,
     RepositoryPlanner, Summary,
 };
 
@@ -79,6 +79,9 @@ pub struct RunResult {
     pub plan: Plan,
     /// The repositories that could not be read completely, by name, with why.
     pub incomplete: Vec<IncompleteRepository>,
+    /// The plan digest of every decision of the run (also of the repositories the run did
+    /// not hold): see [`Plan::digest`](crate::retention::Plan::digest).
+    pub plan_digest: String,
     /// The first [`MAX_STATUS_CANDIDATES`] tags the plan deletes (or would), by repository
     /// and tag, without their registry.
     pub candidates: Vec<Candidate>,
@@ -210,6 +213,7 @@ pub async fn plan_policy_streamed(
     let mut denied = Vec::new();
     let mut incomplete = Vec::new();
     let mut candidates: Vec<Candidate> = Vec::new();
+    let mut digest = PlanDigest::new();
     let mut repositories = Box::pin(listing.read(client, &collect));
     while let Some((mut repo, denial)) = repositories.next().await {
         denied.extend(denial);
@@ -227,6 +231,7 @@ pub async fn plan_policy_streamed(
             continue;
         };
         sink(&repo_plan);
+        digest.add(&repo_plan);
         incomplete.extend(IncompleteRepository::of(&repo_plan));
         let room = MAX_STATUS_CANDIDATES.saturating_sub(candidates.len());
         candidates.extend(
@@ -251,6 +256,7 @@ pub async fn plan_policy_streamed(
         },
         plan: planner.finish(plans),
         incomplete,
+        plan_digest: digest.finish(),
         candidates,
         denied,
         named_only,
@@ -318,6 +324,8 @@ pub struct ReadyToExecute {
     pub plan: Plan,
     /// The repositories that could not be read completely.
     pub incomplete: Vec<IncompleteRepository>,
+    /// The plan digest of every decision planned (held or not).
+    pub plan_digest: String,
     /// The status candidates, without their registry.
     pub candidates: Vec<Candidate>,
     /// Repositories the registry refused the account.
@@ -369,6 +377,7 @@ impl ReadyToExecute {
             inventory: self.inventory,
             plan: self.plan,
             incomplete: self.incomplete,
+            plan_digest: self.plan_digest,
             candidates: self.candidates,
             blocked,
             execution,
@@ -406,6 +415,7 @@ pub async fn enforce_shown(
         inventory: shown.inventory,
         incomplete: incomplete_of(&plan),
         candidates: candidates(&plan, None),
+        plan_digest: plan.digest(),
         plan,
         denied: shown.denied,
         named_only: shown.named_only,

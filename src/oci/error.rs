@@ -147,6 +147,23 @@ pub enum OciError {
         code: Option<String>,
     },
 
+    /// The registry does not take pushes here (405, or 400 `UNSUPPORTED`: a read-only
+    /// registry, or a pull-through cache). Nothing was written by the refused request.
+    #[error(
+        "{op} {url}: registry does not accept pushes ({status}){}",
+        fmt_code(code)
+    )]
+    PushNotAllowed {
+        /// The operation refused.
+        op: Operation,
+        /// The redacted URL.
+        url: String,
+        /// The status code (405 or 400).
+        status: u16,
+        /// The distribution error code, if any.
+        code: Option<String>,
+    },
+
     /// Any other unexpected status.
     #[error("{op} {url}: unexpected status {status}{}", fmt_code(code))]
     UnexpectedStatus {
@@ -324,6 +341,7 @@ impl OciError {
             OciError::NotFound { .. } => "NotFound",
             OciError::DeleteNotAllowed { .. } => "DeleteNotAllowed",
             OciError::TagDeleteUnsupported { .. } => "TagDeleteUnsupported",
+            OciError::PushNotAllowed { .. } => "PushNotAllowed",
             OciError::UnexpectedStatus { .. } => "UnexpectedStatus",
             OciError::BodyTooLarge { .. } => "BodyTooLarge",
             OciError::ListingTooLarge { .. } => "ListingTooLarge",
@@ -384,6 +402,17 @@ impl OciError {
         }
     }
 
+    /// Whether a push was refused — the account by the registry ([`denial`](Self::denial)),
+    /// or the registry taking no pushes at all ([`OciError::PushNotAllowed`]) — rather than
+    /// failed: a caller that writes something optional (a run ledger) records it as
+    /// unavailable and goes on. None for every other failure.
+    pub fn push_refusal(&self) -> Option<PushRefusal> {
+        match self {
+            OciError::PushNotAllowed { .. } => Some(PushRefusal::RegistryReadOnly),
+            _ => self.denial().map(PushRefusal::Account),
+        }
+    }
+
     pub(crate) fn invalid(kind: &'static str, input: &str, message: impl Into<String>) -> Self {
         let mut input = input.to_string();
         if input.len() > 256 {
@@ -430,6 +459,25 @@ impl Denial {
     }
 }
 
+/// Why a push did not get through (see [`OciError::push_refusal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PushRefusal {
+    /// The registry refused the account (no credentials, wrong ones, or no push right).
+    Account(Denial),
+    /// The registry takes no pushes from anyone (read-only, or a pull-through cache).
+    RegistryReadOnly,
+}
+
+impl PushRefusal {
+    /// The PascalCase reason: the [`Denial`]'s, or `RegistryReadOnly`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            PushRefusal::Account(d) => d.reason(),
+            PushRefusal::RegistryReadOnly => "RegistryReadOnly",
+        }
+    }
+}
+
 /// What a registry refused to let an account do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Refused {
@@ -439,6 +487,8 @@ pub enum Refused {
     Repository,
     /// Delete a manifest or tag.
     Delete,
+    /// Push to a repository (blob uploads, mounts, manifests).
+    Push,
     /// Anything else (the API root, a token scope).
     Other,
 }
@@ -455,6 +505,13 @@ impl Refused {
             | Operation::Referrers
             | Operation::Search => Refused::Repository,
             Operation::DeleteManifest => Refused::Delete,
+            Operation::StartUpload
+            | Operation::MountBlob
+            | Operation::UploadChunk
+            | Operation::CompleteUpload
+            | Operation::CancelUpload
+            | Operation::PutManifest => Refused::Push,
+            Operation::HeadBlob => Refused::Repository,
             Operation::Ping | Operation::Token | Operation::Capabilities => Refused::Other,
         }
     }
@@ -465,6 +522,7 @@ impl Refused {
             Refused::Catalog => "list the catalog",
             Refused::Repository => "read this repository",
             Refused::Delete => "delete",
+            Refused::Push => "push to this repository",
             Refused::Other => "do this",
         }
     }
@@ -489,6 +547,20 @@ pub enum Operation {
     Referrers,
     /// `DELETE /v2/<name>/manifests/<ref>`.
     DeleteManifest,
+    /// `HEAD /v2/<name>/blobs/<digest>` (does a blob exist before it is pushed).
+    HeadBlob,
+    /// `POST /v2/<name>/blobs/uploads/` (opens an upload session).
+    StartUpload,
+    /// `POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<repo>` (cross-repository mount).
+    MountBlob,
+    /// `PATCH <upload location>` (one chunk of a chunked upload).
+    UploadChunk,
+    /// `PUT <upload location>?digest=<digest>` (closes an upload, with its last bytes).
+    CompleteUpload,
+    /// `DELETE <upload location>` (abandons an upload session).
+    CancelUpload,
+    /// `PUT /v2/<name>/manifests/<ref>`.
+    PutManifest,
     /// Bearer token request to the realm.
     Token,
     /// zot extension discovery (`/v2/_zot/ext/mgmt`, `/v2/_oci/ext/discover`).
@@ -499,7 +571,7 @@ pub enum Operation {
 
 impl Operation {
     /// All operations, in a stable order.
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 18] = [
         Operation::Ping,
         Operation::Catalog,
         Operation::Tags,
@@ -508,6 +580,13 @@ impl Operation {
         Operation::GetBlob,
         Operation::Referrers,
         Operation::DeleteManifest,
+        Operation::HeadBlob,
+        Operation::StartUpload,
+        Operation::MountBlob,
+        Operation::UploadChunk,
+        Operation::CompleteUpload,
+        Operation::CancelUpload,
+        Operation::PutManifest,
         Operation::Token,
         Operation::Capabilities,
         Operation::Search,
@@ -524,16 +603,33 @@ impl Operation {
             Operation::GetBlob => "GetBlob",
             Operation::Referrers => "Referrers",
             Operation::DeleteManifest => "DeleteManifest",
+            Operation::HeadBlob => "HeadBlob",
+            Operation::StartUpload => "StartUpload",
+            Operation::MountBlob => "MountBlob",
+            Operation::UploadChunk => "UploadChunk",
+            Operation::CompleteUpload => "CompleteUpload",
+            Operation::CancelUpload => "CancelUpload",
+            Operation::PutManifest => "PutManifest",
             Operation::Token => "Token",
             Operation::Capabilities => "Capabilities",
             Operation::Search => "Search",
         }
     }
 
-    /// True for operations that change the registry (deletes). Reads, token requests and
-    /// search queries (a POST, but a query) are not mutating.
+    /// True for operations that change the registry (deletes, uploads, mounts, manifest
+    /// pushes). Reads, token requests and search queries (a POST, but a query) are not
+    /// mutating.
     pub fn is_mutating(self) -> bool {
-        matches!(self, Operation::DeleteManifest)
+        matches!(
+            self,
+            Operation::DeleteManifest
+                | Operation::StartUpload
+                | Operation::MountBlob
+                | Operation::UploadChunk
+                | Operation::CompleteUpload
+                | Operation::CancelUpload
+                | Operation::PutManifest
+        )
     }
 
     pub(crate) fn index(self) -> usize {

@@ -33,10 +33,12 @@ pub use address::{AddressPolicy, AddressRefused, AddressRule, Resolver};
 pub use auth::{credentials_from_secret_data, Credentials, DockerConfig};
 pub use cache::AgeCache;
 pub use client::{
-    parse_base_url, Capabilities, DeleteOutcome, Health, Referrers, ReferrersSource,
-    RegistryClient, TagCheck, TagHeads, TagStats, ZotInfo,
+    parse_base_url, ArtifactManifest, BlobOutcome, Capabilities, DeleteOutcome, Health,
+    MountOutcome, PushedArtifact, PushedBlob, Referrers, ReferrersSource, RegistryClient,
+    SubjectLink, TagCheck, TagHeads, TagStats, ZotInfo, DEFAULT_CHUNK_BYTES, EMPTY_CONFIG,
+    EMPTY_CONFIG_MEDIA_TYPE,
 };
-pub use error::{Denial, OciError, Operation, Refused, Result};
+pub use error::{Denial, OciError, Operation, PushRefusal, Refused, Result};
 pub use manifest::{media_types, Manifest, ManifestContent, ManifestHead};
 pub use reference::ImageReference;
 pub use transport::{ClientOptions, RequestStats, RetryPolicy};

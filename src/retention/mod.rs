@@ -80,8 +80,8 @@ pub use inventory::{
     RepositoryBuilder, Tag, TagName, Time,
 };
 pub use plan::{
-    check_limits, count_breach, plan, Counts, InUse, LimitBreach, Mutation, Plan, Protections,
-    RepositoryPlan, RepositoryPlanner, TagDecision,
+    check_limits, count_breach, plan, Counts, InUse, LimitBreach, Mutation, Plan, PlanDigest,
+    Protections, RepositoryPlan, RepositoryPlanner, TagDecision,
 };
 pub use policy::{InvalidPolicy, Limits, Policy, PolicyError};
 pub use report::{

@@ -67,6 +67,9 @@ pub struct Report {
     pub now: String,
     /// Counts.
     pub summary: Summary,
+    /// The plan digest (`sha256:…`) of the decisions: the same on the same registry state
+    /// under the same policy ([`Plan::digest`] has the canonical form).
+    pub plan_digest: String,
     /// Set when the plan breaches a blast-radius limit: nothing will be deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blast_radius_exceeded: Option<String>,
@@ -186,15 +189,17 @@ impl Report {
             .collect();
         let Totals {
             summary,
+            plan_digest,
             blast_radius_exceeded,
             notes,
             incomplete_repositories,
-        } = Totals::of(plan, incomplete);
+        } = Totals::of(plan, incomplete, plan.digest());
         Report {
             policy: plan.policy.to_string(),
             mode: plan.mode,
             now: plan.now.to_string(),
             summary,
+            plan_digest,
             blast_radius_exceeded,
             notes,
             incomplete_repositories,
@@ -248,6 +253,7 @@ impl Report {
     fn totals(&self) -> Totals {
         Totals {
             summary: self.summary,
+            plan_digest: self.plan_digest.clone(),
             blast_radius_exceeded: self.blast_radius_exceeded.clone(),
             notes: self.notes.clone(),
             incomplete_repositories: self.incomplete_repositories.clone(),
@@ -313,6 +319,8 @@ fn write_row(out: &mut String, widths: &[usize; 5], cells: [&str; 5]) {
 pub struct Totals {
     /// Counts.
     pub summary: Summary,
+    /// The plan digest of every decision of the run.
+    pub plan_digest: String,
     /// Set when the plan breaches a blast-radius limit: nothing will be deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blast_radius_exceeded: Option<String>,
@@ -326,10 +334,13 @@ pub struct Totals {
 
 impl Totals {
     /// The totals of `plan` (its counts cover every repository planned, whichever it holds),
-    /// with the incomplete repositories of the run.
-    pub fn of(plan: &Plan, incomplete: Vec<IncompleteRepository>) -> Totals {
+    /// with the incomplete repositories of the run and its `plan_digest` — [`Plan::digest`]
+    /// when the plan holds every repository, else what the stream fed a
+    /// [`PlanDigest`](super::plan::PlanDigest).
+    pub fn of(plan: &Plan, incomplete: Vec<IncompleteRepository>, plan_digest: String) -> Totals {
         Totals {
             summary: Summary::of(plan),
+            plan_digest,
             blast_radius_exceeded: plan.check_blast_radius().err().map(|e| e.to_string()),
             notes: plan.notes.clone(),
             incomplete_repositories: incomplete,
@@ -341,7 +352,7 @@ impl Totals {
     pub fn table_footer(&self, policy: &str, mode: PolicyMode) -> String {
         let mut out = String::from("\n");
         out.push_str(&headline(policy, mode, &self.summary));
-        out.push('\n');
+        let _ = writeln!(out, "; plan digest {}", self.plan_digest);
         if let Some(breach) = &self.blast_radius_exceeded {
             let _ = writeln!(
                 out,
@@ -588,7 +599,7 @@ mod tests {
             for r in &plan.repositories {
                 w.repository(r).unwrap();
             }
-            let totals = Totals::of(&plan, incomplete(&plan));
+            let totals = Totals::of(&plan, incomplete(&plan), plan.digest());
             let extra = [("requests", serde_json::json!({"total": 3}))];
             let bytes = w.finish(&totals, &extra).unwrap();
             let streamed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
@@ -611,6 +622,7 @@ mod tests {
                         "now",
                         "decisions",
                         "summary",
+                        "planDigest",
                         "blastRadiusExceeded",
                         "notes",
                         "incompleteRepositories",
@@ -637,7 +649,7 @@ mod tests {
                 for r in &plan.repositories {
                     w.repository(r).unwrap();
                 }
-                let totals = Totals::of(&plan, incomplete(&plan));
+                let totals = Totals::of(&plan, incomplete(&plan), plan.digest());
                 let text = String::from_utf8(w.finish(&plan.policy, &totals).unwrap()).unwrap();
                 let whole = Report::new(&plan).render_table(all);
                 assert_eq!(collapse(&text), collapse(&whole), "{text}");

@@ -263,6 +263,11 @@ async fn forward(http: &reqwest::Client, upstream: &str, req: Request) -> Reply 
             rb = rb.header(k, v);
         }
     }
+    // as a reverse proxy does: the registry builds its absolute `Location`s (uploads) for
+    // the host the client asked, the proxy's
+    if let Some((_, host)) = req.headers.iter().find(|(k, _)| k == "host") {
+        rb = rb.header("x-forwarded-host", host);
+    }
     if !req.body.is_empty() || matches!(req.method.as_str(), "PUT" | "POST" | "PATCH") {
         rb = rb.body(req.body.clone());
     }

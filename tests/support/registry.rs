@@ -25,6 +25,8 @@ pub struct RegistryOptions {
     pub auth: Option<(String, String)>,
     /// Turn deletion off (`storage.delete.enabled: false`).
     pub deletes_disabled: bool,
+    /// Refuse every write (`storage.maintenance.readonly.enabled: true`).
+    pub read_only: bool,
     /// Serve HTTPS with a certificate for `127.0.0.1` signed by a fresh test CA (made with the
     /// `openssl` CLI); the CA's PEM is in [`TestRegistry::ca_pem`].
     pub tls: bool,
@@ -198,11 +200,12 @@ impl TestRegistry {
             "version: 0.1\n\
              log:\n  level: error\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: {del}\n  \
-             cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
+             cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\n    readonly:\n      enabled: {ro}\n\
              http:\n  addr: 127.0.0.1:{port}\n  secret: test-only-not-a-secret\n{tls}\
              health:\n  storagedriver:\n    enabled: false\n",
             data = data.display(),
             del = !opts.deletes_disabled,
+            ro = opts.read_only,
         );
         if let Some((user, pass)) = &opts.auth {
             let out = Command::new("htpasswd")

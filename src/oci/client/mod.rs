@@ -8,6 +8,8 @@
 //!   and the mapping of statuses to [`OciError`];
 //! - `listing`: `_catalog` and `tags/list` with `Link` pagination;
 //! - `manifests`: HEAD/GET manifests, config `created` times, referrers;
+//! - `artifact`: the artifact writer — blob uploads (whole or chunked), mounts, artifact
+//!   manifests read back and verified — and its readers;
 //! - `delete`: deletes by tag and by digest;
 //! - `search`: zot detection and its search extension (GraphQL) with its types.
 
@@ -26,6 +28,7 @@ use super::host::url_host;
 use super::redact::redact_url;
 use super::transport::{ClientOptions, Counters, RequestStats};
 
+mod artifact;
 mod delete;
 mod listing;
 mod manifests;
@@ -33,6 +36,10 @@ mod request;
 mod search;
 mod token;
 
+pub use artifact::{
+    ArtifactManifest, BlobOutcome, MountOutcome, PushedArtifact, PushedBlob, SubjectLink,
+    DEFAULT_CHUNK_BYTES, EMPTY_CONFIG, EMPTY_CONFIG_MEDIA_TYPE,
+};
 pub use delete::DeleteOutcome;
 pub use manifests::{Referrers, ReferrersSource, TagCheck, TagHeads};
 pub use search::{Capabilities, TagStats, ZotInfo};

@@ -17,7 +17,9 @@ pub(super) struct Req {
     pub(super) url: Url,
     pub(super) scope: Option<String>,
     pub(super) accept: Option<&'static str>,
-    pub(super) body: Option<(Vec<u8>, &'static str)>,
+    pub(super) body: Option<(bytes::Bytes, std::borrow::Cow<'static, str>)>,
+    /// Further request headers (`Content-Range` of an upload chunk).
+    pub(super) headers: Vec<(reqwest::header::HeaderName, String)>,
     pub(super) retry: bool,
     pub(super) auth_retry: bool,
 }
@@ -31,6 +33,7 @@ impl Req {
             scope: None,
             accept: None,
             body: None,
+            headers: Vec::new(),
             retry: true,
             auth_retry: true,
         }
@@ -178,7 +181,11 @@ impl RegistryClient {
                 rb = rb.header(AUTHORIZATION, a.value);
             }
             if let Some((body, ct)) = &req.body {
-                rb = rb.header(CONTENT_TYPE, *ct).body(body.clone());
+                // `Bytes` clones share the buffer: a retried attempt copies nothing
+                rb = rb.header(CONTENT_TYPE, ct.as_ref()).body(body.clone());
+            }
+            for (name, value) in &req.headers {
+                rb = rb.header(name, value);
             }
             inner.counters.count(req.op);
             if retries > 0 {

@@ -167,7 +167,7 @@ impl RegistryClient {
             let mut req = Req::new(Operation::Search, Method::POST, url.clone())
                 .scope(pull_scope(repository))
                 .accept("application/json");
-            req.body = Some((body, "application/json"));
+            req.body = Some((body.into(), "application/json".into()));
             let resp = self.execute(req).await?;
             if resp.status != StatusCode::OK {
                 return Err(self.status_error(Operation::Search, &resp));

@@ -2,6 +2,7 @@
 //! deterministic: the same inputs in any listing order give the same plan.
 
 mod ages;
+mod digest;
 mod keeps;
 mod limits;
 mod manifests;
@@ -9,6 +10,7 @@ mod repository;
 #[cfg(test)]
 mod tests;
 
+pub use digest::PlanDigest;
 pub use limits::{check_limits, count_breach, LimitBreach};
 use repository::{consistency, incomplete, plan_repository};
 
