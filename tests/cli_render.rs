@@ -309,3 +309,57 @@ fn render_refuses_zot_fields_beside_external() {
         stderr(&out)
     );
 }
+
+#[test]
+fn render_refuses_what_the_operators_lockdown_refuses_unless_judged_for_an_operator_that_allows_it()
+{
+    // insecureSkipTlsVerify without --allow-insecure-skip-tls-verify
+    let insecure = external(
+        "team-a",
+        "https://harbor.example.com",
+        "    insecureSkipTlsVerify: true\n",
+    );
+    let out = run_stdin(&["render", "-f", "-"], &insecure);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("insecureSkipTlsVerify"),
+        "{}",
+        stderr(&out)
+    );
+    let allowed = run_stdin(
+        &["render", "-f", "-", "--allow-insecure-skip-tls-verify"],
+        &insecure,
+    );
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    // credentials over plain http to a host outside the cluster
+    let plain = external(
+        "team-a",
+        "http://registry.example.com:5000",
+        "    credentialsSecretRef:\n      name: robot\n    credentialsFallbackHosts: [mirror.example.com]\n",
+    );
+    let out = run_stdin(&["render", "-f", "-"], &plain);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("registry.example.com"),
+        "{}",
+        stderr(&out)
+    );
+    let allowed = run_stdin(
+        &[
+            "render",
+            "-f",
+            "-",
+            "--allow-plain-http-credentials",
+            "-o",
+            "json",
+        ],
+        &plain,
+    );
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&allowed)).expect("json");
+    let credentials = summary["credentials"].as_str().expect("credentials");
+    assert!(
+        credentials.contains("then those for mirror.example.com in that order"),
+        "{credentials}"
+    );
+}

@@ -66,6 +66,16 @@ pub struct RenderArgs {
     /// `--allow-cross-namespace-services` would.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub allow_cross_namespace_services: bool,
+    /// For an external Registry: judge it as an operator run with
+    /// `--allow-insecure-skip-tls-verify` would (without it, `insecureSkipTlsVerify: true` is
+    /// refused).
+    #[arg(long)]
+    pub allow_insecure_skip_tls_verify: bool,
+    /// For an external Registry: judge it as an operator run with
+    /// `--allow-plain-http-credentials` would (without it, credentials over plain http to a
+    /// host outside the cluster are refused).
+    #[arg(long)]
+    pub allow_plain_http_credentials: bool,
 }
 
 /// Why `render` failed.
@@ -92,6 +102,14 @@ pub fn run(args: &RenderArgs) -> ExitCode {
                 allow_cross_namespace_services: args.allow_cross_namespace_services,
                 cluster_domain: &args.cluster_domain,
             };
+            let lockdown = crate::controller::lockdown::Lockdown {
+                allow_insecure_skip_tls_verify: args.allow_insecure_skip_tls_verify,
+                allow_plain_http_credentials: args.allow_plain_http_credentials,
+                ..Default::default()
+            };
+            lockdown
+                .check_spec(&registry.spec, "", &args.cluster_domain)
+                .map_err(|refused| Failure::Invalid(vec![refused.to_string()]))?;
             let summary = external_summary(&registry, &namespace, &name, &policy)?;
             return format_value(&summary, args.output);
         }
@@ -236,9 +254,14 @@ fn external_summary(
         ),
     };
     let credentials = match &ext.credentials_secret_ref {
-        Some(s) => format!(
-            "Secret {namespace}/{}: the entry for {host} of a docker config (.dockerconfigjson), else username and password",
+        Some(s) if ext.credentials_fallback_hosts.is_empty() => format!(
+            "Secret {namespace}/{}: the entry for {host} of a docker config (.dockerconfigjson), else username and password; sent only in answer to a challenge",
             s.name
+        ),
+        Some(s) => format!(
+            "Secret {namespace}/{}: the entry for {host} of a docker config (.dockerconfigjson), then those for {} in that order, else username and password; sent only in answer to a challenge",
+            s.name,
+            ext.credentials_fallback_hosts.join(", ")
         ),
         None if !base.username().is_empty() => {
             "the user name and password written in spec.external.url".to_string()
