@@ -339,6 +339,10 @@ async fn a_read_only_account_is_refused_one_delete_and_a_catalog_less_one_is_tol
         "CredentialsAccepted",
     )
     .await;
+    // A refused run is run again when its credentials Secret was written since the run
+    // started, to the second (the API server's time stamps have no more): start it in a later
+    // second than the Secret, so that this run is the only one.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let rps: Api<RetentionPolicy> = Api::namespaced(h.client.clone(), &ns);
     rps.create(
         &PostParams::default(),
