@@ -77,6 +77,10 @@ pub async fn run(
     // A standby replica is ready: it answers and will take over when elected.
     readiness.set(true);
 
+    // Without leader election this replica is the only one, so it leads.
+    metrics
+        .leader
+        .set(i64::from(config.leader_election.is_none()));
     if let Some(le) = &config.leader_election {
         let mut leader = elect(client.clone(), le, config.settings.leader_lease_duration).await?;
         info!(lease = %le.lease, identity = %le.identity, "waiting for leadership");
@@ -85,9 +89,12 @@ pub async fn run(
             _ = shutdown.clone() => { server.abort(); return Ok(()); }
         }
         info!("elected leader");
+        metrics.leader.set(1);
         // Losing the Lease ends the process: a new leader must not race a stale one.
+        let gauge = metrics.leader.clone();
         let lost = async move {
             let _ = leader.wait_for(|l| !*l).await;
+            gauge.set(0);
             error!("lost leadership, exiting");
             std::process::exit(1);
         };
