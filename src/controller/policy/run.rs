@@ -16,7 +16,6 @@ use super::PolicyContext;
 use crate::api::retention::PolicyMode;
 use crate::api::Registry;
 use crate::controller::access::denied_message;
-use crate::controller::context::Context;
 use crate::controller::endpoint::endpoint;
 use crate::controller::error::{reason_of_denial, ControllerError};
 use crate::controller::target::{self, CredentialSource};
@@ -211,7 +210,7 @@ pub(super) async fn plan_on_registry(
         }),
         Err(e) => {
             // Counted whether or not the run succeeded: the requests were sent either way.
-                let registry_key = format!(
+            let registry_key = format!(
                 "{}/{}",
                 registry.namespace().unwrap_or_default(),
                 registry.name_any()
