@@ -66,6 +66,10 @@ pub async fn run(
 ) -> Result<(), RuntimeError> {
     check_crds(&client).await?;
     let metrics = Metrics::new();
+    // Without leader election this replica is the only one, so it leads.
+    metrics
+        .leader
+        .set(i64::from(config.leader_election.is_none()));
     let readiness = Readiness::default();
     let (addr, server) = serve(config.http_listen, metrics.clone(), readiness.clone())
         .await
@@ -77,10 +81,6 @@ pub async fn run(
     // A standby replica is ready: it answers and will take over when elected.
     readiness.set(true);
 
-    // Without leader election this replica is the only one, so it leads.
-    metrics
-        .leader
-        .set(i64::from(config.leader_election.is_none()));
     if let Some(le) = &config.leader_election {
         let mut leader = elect(client.clone(), le, config.settings.leader_lease_duration).await?;
         info!(lease = %le.lease, identity = %le.identity, "waiting for leadership");
