@@ -34,6 +34,40 @@ async fn health_check_reports_a_running_registry_as_healthy() {
 }
 
 #[tokio::test]
+async fn the_operator_metrics_count_a_real_registry_s_answers_by_status_class_and_time_them() {
+    use registry_operator::controller::metrics::Metrics;
+    let reg = TestRegistry::start();
+    let metrics = Metrics::new();
+    let opts = ClientOptions {
+        observer: Some(std::sync::Arc::new(metrics.clone())),
+        retry: registry_operator::oci::RetryPolicy {
+            max_retries: 0,
+            ..Default::default()
+        },
+        ..ClientOptions::default()
+    };
+    let c = client(&reg.url, opts.clone());
+    assert_eq!(c.check().await.unwrap().status, 200);
+    // a repository that does not exist: distribution answers 404
+    assert!(c.tags("no/such-repo").await.is_err());
+    // nothing listens on this loopback port: no answer at all
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    assert!(client(&closed_url, opts).check().await.is_err());
+    let text = metrics.encode();
+    for series in [
+        "registry_operator_registry_requests_total{operation=\"Ping\",code=\"2xx\"} 1\n",
+        "registry_operator_registry_requests_total{operation=\"Tags\",code=\"4xx\"} 1\n",
+        "registry_operator_registry_requests_total{operation=\"Ping\",code=\"error\"} 1\n",
+        "registry_operator_registry_request_duration_seconds_count{operation=\"Ping\"} 2\n",
+        "registry_operator_registry_request_duration_seconds_count{operation=\"Tags\"} 1\n",
+    ] {
+        assert!(text.contains(series), "{series} missing from {text}");
+    }
+}
+
+#[tokio::test]
 async fn catalog_follows_link_pages_until_every_repository_is_listed() {
     let reg = TestRegistry::start();
     let fleet = Seeder::new(&reg.url, None).seed_fleet(120, 1, 8).await;

@@ -116,6 +116,7 @@ const LEASE: u64 = 6;
 const DELETED: &str =
     "registry_operator_retention_tags_deleted_total{controller=\"retentionpolicy\"}";
 const RECONCILES: &str = "registry_operator_reconciles_total{controller=\"retentionpolicy\"}";
+const LEADER: &str = "registry_operator_leader";
 
 async fn tags(url: &str, repository: &str) -> Vec<String> {
     let client = RegistryClient::new(url, Credentials::Anonymous, ClientOptions::default())
@@ -166,6 +167,13 @@ async fn of_two_replicas_only_the_leader_deletes_and_when_it_is_killed_the_other
     .await;
     let mut b = OperatorProcess::start(&sa, &ns, Some("replica-b"), LEASE);
     b.wait_ready().await;
+    assert_eq!(a.metric(LEADER).await, Some(1.0), "replica-a leads");
+    assert_eq!(b.metric(LEADER).await, Some(0.0), "replica-b waits");
+    let build_info = format!(
+        "registry_operator_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(b.metric(&build_info).await, Some(1.0));
 
     Api::<Registry>::namespaced(c.client.clone(), &ns)
         .create(
@@ -208,6 +216,29 @@ async fn of_two_replicas_only_the_leader_deletes_and_when_it_is_killed_the_other
         Some(0.0),
         "the standby reconciled a policy"
     );
+    // The leader's health checks reached the real registry: answered 2xx, and timed.
+    assert!(
+        a.metric(r#"registry_operator_registry_requests_total{operation="Ping",code="2xx"}"#)
+            .await
+            .is_some_and(|n| n >= 1.0),
+        "{:?}",
+        a.metric_sum("registry_operator_registry_requests_total", "")
+            .await
+    );
+    assert!(
+        a.metric_sum(
+            "registry_operator_registry_request_duration_seconds_count",
+            r#"operation="Ping""#
+        )
+        .await
+            >= 1.0
+    );
+    assert_eq!(
+        b.metric_sum("registry_operator_registry_requests_total", "")
+            .await,
+        0.0,
+        "the standby sent requests to the registry"
+    );
 
     // Kill the leader: it cannot release the Lease.
     let (_, before_kill) = lease(&c, &ns).await.expect("the Lease");
@@ -242,6 +273,12 @@ async fn of_two_replicas_only_the_leader_deletes_and_when_it_is_killed_the_other
         "replica-b took over {after:?} after the kill (Lease {LEASE} s)"
     );
     eprintln!("replica-b took over {after:?} after replica-a was killed (Lease {LEASE} s)");
+    wait_for_within(
+        "replica-b's leader gauge",
+        Duration::from_secs(10),
+        || async { (b.metric(LEADER).await == Some(1.0)).then_some(()) },
+    )
+    .await;
 
     // The new leader reconciles: a newer image makes v3 a candidate; b deletes it.
     for r in ["app/a", "app/b"] {

@@ -553,7 +553,9 @@ async fn a_policys_next_run_reads_no_image_config_the_operator_has_read() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("registry_operator_registry_requests_total{operation=\"GetBlob\"} 8\n"),
+        metrics.contains(
+            "registry_operator_registry_requests_total{operation=\"GetBlob\",code=\"2xx\"} 8\n"
+        ),
         "retention runs' requests are counted: {metrics}"
     );
     h.stop().await;

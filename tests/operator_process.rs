@@ -180,6 +180,18 @@ async fn the_operator_serves_health_and_metrics_and_stops_on_sigterm() {
         metrics.contains("registry_operator_reconciles"),
         "{metrics}"
     );
+    // Without --leader-elect the only replica leads.
+    assert!(
+        metrics.contains("\nregistry_operator_leader 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "\nregistry_operator_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{metrics}"
+    );
     assert!(metrics.ends_with("# EOF\n"));
 
     // SIGTERM: the process stops by itself, successfully.

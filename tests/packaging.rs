@@ -1425,9 +1425,7 @@ fn the_service_and_pod_monitors_scrape_the_operators_metrics_port() {
 /// sample of each labelled family was recorded (families without samples are not listed),
 /// with the suffixes Prometheus adds per type.
 fn exported_series() -> Vec<String> {
-    use registry_operator::controller::metrics::{
-        FailureLabels, Metrics, RequestLabels, RunLabels,
-    };
+    use registry_operator::controller::metrics::{FailureLabels, Metrics, RunLabels};
     let metrics = Metrics::new();
     metrics
         .failures
@@ -1444,12 +1442,13 @@ fn exported_series() -> Vec<String> {
             outcome: "Succeeded".into(),
         })
         .inc();
-    metrics
-        .registry_requests
-        .get_or_create(&RequestLabels {
-            operation: "Ping".into(),
-        })
-        .inc();
+    // a registry request: counted by status class and timed
+    registry_operator::oci::RequestObserver::observe(
+        &metrics,
+        registry_operator::oci::Operation::Ping,
+        Some(200),
+        std::time::Duration::from_millis(5),
+    );
     let text = metrics.encode();
     let mut series = Vec::new();
     for line in text.lines() {
@@ -1500,6 +1499,7 @@ fn every_alert_of_the_prometheus_rule_queries_series_the_operator_exports() {
         "RegistryOperatorRetentionBlocked",
         "RegistryOperatorRetentionDeletionsFailed",
         "RegistryOperatorRetentionRunFailed",
+        "RegistryOperatorRegistryRequestErrors",
     ] {
         assert!(names.contains(&want), "{want} not in {names:?}");
     }

@@ -119,8 +119,10 @@ impl Settings {
 }
 
 impl Context {
-    /// A context with the given client, metrics and settings.
-    pub fn new(client: Client, metrics: Metrics, settings: Settings) -> Self {
+    /// A context with the given client, metrics and settings. Every registry client built
+    /// from these settings reports its requests to `metrics`.
+    pub fn new(client: Client, metrics: Metrics, mut settings: Settings) -> Self {
+        settings.registry_client.observer = Some(Arc::new(metrics.clone()));
         let recorder = Recorder::new(
             client.clone(),
             Reporter {

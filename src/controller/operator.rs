@@ -66,6 +66,10 @@ pub async fn run(
 ) -> Result<(), RuntimeError> {
     check_crds(&client).await?;
     let metrics = Metrics::new();
+    // Without leader election this replica is the only one, so it leads.
+    metrics
+        .leader
+        .set(i64::from(config.leader_election.is_none()));
     let readiness = Readiness::default();
     let (addr, server) = serve(config.http_listen, metrics.clone(), readiness.clone())
         .await
@@ -85,9 +89,12 @@ pub async fn run(
             _ = shutdown.clone() => { server.abort(); return Ok(()); }
         }
         info!("elected leader");
+        metrics.leader.set(1);
         // Losing the Lease ends the process: a new leader must not race a stale one.
+        let gauge = metrics.leader.clone();
         let lost = async move {
             let _ = leader.wait_for(|l| !*l).await;
+            gauge.set(0);
             error!("lost leadership, exiting");
             std::process::exit(1);
         };

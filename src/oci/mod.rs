@@ -41,4 +41,4 @@ pub use client::{
 pub use error::{Denial, OciError, Operation, PushRefusal, Refused, Result};
 pub use manifest::{media_types, Manifest, ManifestContent, ManifestHead};
 pub use reference::ImageReference;
-pub use transport::{ClientOptions, RequestStats, RetryPolicy};
+pub use transport::{ClientOptions, RequestObserver, RequestStats, RetryPolicy};

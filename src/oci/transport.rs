@@ -98,6 +98,17 @@ pub struct ClientOptions {
     pub address_policy: AddressPolicy,
     /// Resolves host names; `None`: the system's resolver. The policy judges what it answers.
     pub resolver: Option<Arc<dyn Resolver>>,
+    /// Told of every request attempt (token requests and retries included): the operator's
+    /// metrics. `None`: nobody is told; [`stats`](super::RegistryClient::stats) counts anyway.
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// Told of each request attempt a client made: what it was for, how it was answered and how
+/// long the answer took (until the status line and headers; reading the body is not timed).
+pub trait RequestObserver: Send + Sync {
+    /// One attempt of `op`: `status` is the HTTP status, `None` when no answer came
+    /// (connection refused, timeout, TLS failure).
+    fn observe(&self, op: Operation, status: Option<u16>, elapsed: Duration);
 }
 
 impl Default for ClientOptions {
@@ -118,6 +129,7 @@ impl Default for ClientOptions {
             trusted_token_realms: Vec::new(),
             address_policy: AddressPolicy::default(),
             resolver: None,
+            observer: None,
         }
     }
 }
@@ -140,6 +152,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("trusted_token_realms", &self.trusted_token_realms)
             .field("address_policy", &self.address_policy)
             .field("resolver", &self.resolver.as_ref().map(|_| "custom"))
+            .field("observer", &self.observer.as_ref().map(|_| "set"))
             .finish()
     }
 }

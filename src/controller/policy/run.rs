@@ -16,7 +16,6 @@ use super::PolicyContext;
 use crate::api::retention::PolicyMode;
 use crate::api::Registry;
 use crate::controller::access::denied_message;
-use crate::controller::context::Context;
 use crate::controller::endpoint::endpoint;
 use crate::controller::error::{reason_of_denial, ControllerError};
 use crate::controller::target::{self, CredentialSource};
@@ -105,7 +104,7 @@ pub(super) async fn run_on_registries(
             Ok(ready) => {
                 let source = ready.source.clone();
                 let run: futures::future::BoxFuture<'_, _> =
-                    Box::pin(ready.execute(ctx, held.as_ref().map(|(b, _)| *b)));
+                    Box::pin(ready.execute(held.as_ref().map(|(b, _)| *b)));
                 (run.await, source)
             }
             Err(e) => (Err(e), None),
@@ -142,14 +141,12 @@ impl RegistryPlan {
     /// Executes the plan, or nothing when `held` (a breach of the run's limits) stops the run.
     pub(super) async fn execute(
         self,
-        ctx: &Context,
         held: Option<LimitBreach>,
     ) -> Result<RunResult, ControllerError> {
         let result = match held {
             Some(b) => Ok(self.planned.hold(b)),
             None => self.planned.execute(&self.client, &self.options).await,
         };
-        ctx.metrics.count_requests(&self.client.stats());
         result.map_err(ControllerError::Run)
     }
 }
@@ -213,7 +210,6 @@ pub(super) async fn plan_on_registry(
         }),
         Err(e) => {
             // Counted whether or not the run succeeded: the requests were sent either way.
-            ctx.metrics.count_requests(&client.stats());
             let registry_key = format!(
                 "{}/{}",
                 registry.namespace().unwrap_or_default(),

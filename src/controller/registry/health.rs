@@ -88,7 +88,6 @@ pub(super) async fn check_health(
             ),
             _ => None,
         };
-        ctx.metrics.count_requests(&client.stats());
         Ok::<_, ControllerError>((health?, version, probe, t.credentials_source))
     }
     .await;

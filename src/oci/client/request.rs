@@ -143,6 +143,13 @@ async fn read_into(
 }
 
 impl RegistryClient {
+    /// Tells the options' observer of one attempt of `op` that started at `started`.
+    pub(super) fn observe(&self, op: Operation, status: Option<u16>, started: std::time::Instant) {
+        if let Some(o) = &self.inner.options.observer {
+            o.observe(op, status, started.elapsed());
+        }
+    }
+
     pub(super) async fn execute(&self, req: Req) -> Result<Resp> {
         self.execute_with(req, None).await
     }
@@ -192,7 +199,14 @@ impl RegistryClient {
                 inner.counters.retry();
             }
             tracing::trace!(op = %req.op, method = %req.method, url = %redacted(), attempt = attempts, "request");
-            let failure = match rb.send().await {
+            let started = std::time::Instant::now();
+            let sent = rb.send().await;
+            self.observe(
+                req.op,
+                sent.as_ref().ok().map(|r| r.status().as_u16()),
+                started,
+            );
+            let failure = match sent {
                 Err(e) => {
                     if let Some(refused) = address_refused(&e, &req.url) {
                         return Err(refused);

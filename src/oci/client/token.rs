@@ -178,9 +178,14 @@ impl RegistryClient {
         }
         self.inner.counters.count(Operation::Token);
         tracing::debug!(url = %redact_url(&url), "requesting bearer token");
-        let resp = rb
-            .send()
-            .await
+        let started = Instant::now();
+        let sent = rb.send().await;
+        self.observe(
+            Operation::Token,
+            sent.as_ref().ok().map(|r| r.status().as_u16()),
+            started,
+        );
+        let resp = sent
             .map_err(|e| address_refused(&e, &url).unwrap_or_else(|| err(transport_message(&e))))?;
         let status = resp.status();
         let body = match read_capped(resp, self.inner.options.max_body_bytes, false).await {
