@@ -63,8 +63,33 @@ pub enum Command {
     /// Seed a registry with small synthetic images (`dev seed`): what the demo and the
     /// retention benchmark run against, for trying a policy on a scratch registry.
     Dev(dev::DevArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to standard
+    /// output, e.g. `registry-operator completion bash > /etc/bash_completion.d/registry-operator`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Print the version of this build.
     Version,
+}
+
+/// The completion script for `shell`. clap_complete's bash script names the state of a
+/// subcommand in two ways when the program's name has a `-` (`registry__operator__subcmd__x`
+/// where it walks the words, `registry__subcmd__operator__subcmd__x` where it lists the
+/// choices), so nothing below the first word would complete: the second spelling is made the
+/// first.
+pub fn completion_script(shell: clap_complete::Shell) -> String {
+    use clap::CommandFactory as _;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "registry-operator", &mut out);
+    let script = String::from_utf8_lossy(&out).into_owned();
+    match shell {
+        clap_complete::Shell::Bash => {
+            script.replace("registry__subcmd__operator", "registry__operator")
+        }
+        _ => script,
+    }
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -77,6 +102,16 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Retention(args) => retention::run(args),
         Command::PurgeProject(args) => retention::run_purge(args),
         Command::Dev(args) => dev::run(args),
+        Command::Completion { shell } => {
+            use std::io::Write as _;
+            match std::io::stdout().write_all(completion_script(shell).as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: writing the completion script: {e}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
         Command::Version => {
             println!("registry-operator {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
