@@ -201,6 +201,7 @@ fn external(namespace: &str, url: &str, extra: &str) -> String {
 
 #[test]
 fn render_refuses_an_external_registry_at_the_metadata_address_naming_the_rule() {
+    // Only data: `render -f` judges the URL offline and has no code that connects anywhere.
     for url in [
         "http://169.254.169.254",
         "http://169.254.169.254/latest/meta-data",

@@ -76,6 +76,9 @@ fn refusal(e: &OciError) -> (String, IpAddr, AddressRule) {
 
 #[tokio::test]
 async fn a_name_resolving_to_the_metadata_address_is_refused_and_never_connected_to() {
+    // Through the resolver seam: the name maps to this address, and TestResolver refuses any
+    // non-loopback address at the connector, so no packet leaves this host even if the policy
+    // were broken.
     let resolver = TestResolver::new(&[("metadata.test", "169.254.169.254")]);
     let c = client("http://metadata.test", &resolver, true);
     let e = c.check().await.unwrap_err();
@@ -122,6 +125,9 @@ async fn a_name_resolving_to_loopback_is_connected_to_only_when_loopback_is_allo
 #[tokio::test]
 async fn of_a_name_with_allowed_and_refused_addresses_only_the_allowed_ones_are_connected_to() {
     let (server, hits) = counting(Response::status(200)).await;
+    // Through the resolver seam: the name maps to this address, and TestResolver refuses any
+    // non-loopback address at the connector, so no packet leaves this host even if the policy
+    // were broken.
     let resolver = TestResolver::new(&[
         ("mixed.test", "169.254.169.254"),
         ("mixed.test", "fe80::1"),
@@ -143,6 +149,7 @@ async fn of_a_name_with_allowed_and_refused_addresses_only_the_allowed_ones_are_
 #[tokio::test]
 async fn an_ip_literal_url_is_refused_before_any_request() {
     let resolver = TestResolver::new(&[]);
+    // Only data: RegistryClient::new judges the literal and the test sends no request.
     for (url, rule) in [
         ("http://169.254.169.254", AddressRule::CloudMetadata),
         ("http://[fd00:ec2::254]", AddressRule::CloudMetadata),
@@ -195,6 +202,9 @@ async fn a_redirect_to_a_name_goes_through_the_resolver_and_its_policy() {
         Response::status(301).header("location", "http://metadata.test/latest/meta-data/"),
     )
     .await;
+    // Through the resolver seam: the name maps to this address, and TestResolver refuses any
+    // non-loopback address at the connector, so no packet leaves this host even if the policy
+    // were broken.
     let resolver = TestResolver::new(&[("metadata.test", "169.254.169.254")]);
     let c = client(&server.url, &resolver, true);
     let e = c.check().await.unwrap_err();

@@ -64,6 +64,9 @@ async fn registries_at_metadata_addresses_or_other_namespaces_services_are_refus
 ) {
     let real = TestRegistry::start();
     let port = real.url.rsplit(':').next().expect("port").to_string();
+    // Through the resolver seam: the name maps to this address, and TestResolver refuses any
+    // non-loopback address at the connector, so no packet leaves this host even if the policy
+    // were broken.
     let resolver = TestResolver::new(&[
         ("metadata.cloud.test", "169.254.169.254"),
         ("reg.lab.test", "127.0.0.1"),

@@ -845,6 +845,7 @@ fn by_default_the_chart_refuses_loopback_and_other_namespaces_services_as_regist
     use std::net::IpAddr;
     let settings = settings_of(&docs(&helm_template(&[])));
     let policy = &settings.registry_client.address_policy;
+    // Only data: AddressPolicy::check is a pure judgement of an address; nothing connects.
     for refused in ["127.0.0.1", "::1", "169.254.169.254"] {
         let ip: IpAddr = refused.parse().unwrap();
         assert!(policy.check(ip).is_some(), "{refused} is allowed");
